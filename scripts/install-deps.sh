@@ -11,8 +11,8 @@ build_pkgs=(
   liblmdb-dev lmdb-utils libblis-dev
   libserd-dev libcsv-dev libcjson-dev
 )
-test_pkgs=(libcmocka-dev python3 python3-zmq python3-numpy rasqal-utils iproute2 libclang-rt-14-dev)
-bench_pkgs=(libsord-dev python3-torch)
+test_pkgs=(libcmocka-dev python3 python3-zmq python3-numpy python3-torch rasqal-utils libsord-dev iproute2)
+bench_pkgs=(libsord-dev python3-torch hyperfine)
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do
