@@ -1,0 +1,106 @@
+/*
+ * sparql.h — the SPARQL subset llmos answers over a graph store.
+ *
+ * Three steps, each its own room:
+ *   parse    text → sparql_query_t (an AST in one arena; sparql_parse.c)
+ *   execute  plan the basic graph pattern by selectivity and run it as index
+ *            nested-loop joins over the store's range scans (sparql_exec.c),
+ *            handing every solution row to a sink
+ *   write    sinks that print rows as SPARQL 1.1 TSV or JSON results
+ *            (sparql_write.c)
+ *
+ * The subset: PREFIX and BASE; SELECT (variables or *, DISTINCT, REDUCED read
+ * as DISTINCT) and ASK; WHERE with one group of triple patterns (`;` and `,`
+ * lists, `a` for rdf:type; IRIs, prefixed names, literals with language tags
+ * or datatypes, numbers, true/false; no blank nodes) and FILTERs over `=`,
+ * `!=`, `&&`, `||`, `!` and parentheses; LIMIT and OFFSET.  Anything else
+ * (OPTIONAL, UNION, ORDER BY, CONSTRUCT, ...) is refused with LLMOS_EUNSUPPORTED
+ * and its line and column; a query that does not parse is LLMOS_EFORMAT with
+ * line, column and what was expected.
+ *
+ * Thread-safety: a parsed query is immutable and may be executed by several
+ * threads at once, each with its own store read transaction and sink.
+ */
+#ifndef LLMOS_GRAPH_SPARQL_H
+#define LLMOS_GRAPH_SPARQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "runtime/base/err.h"
+
+/* ---------------------------------------------------------------- AST --- */
+
+typedef enum sparql_term_kind {
+    SPARQL_TERM_VAR = 0,
+    SPARQL_TERM_IRI = 1,
+    SPARQL_TERM_LITERAL = 2,
+} sparql_term_kind;
+
+/* A term as written in the query, with prefixes expanded and escapes undone.
+ * Strings are NUL-terminated and live in the query's arena. */
+typedef struct sparql_term {
+    sparql_term_kind kind;
+    const char *value;    /* variable name (no '?'), full IRI, or lexical form */
+    size_t len;           /* bytes in value (a literal may hold NULs via \u0000) */
+    const char *lang;     /* literal language tag (lower case as written), or NULL */
+    const char *datatype; /* literal datatype IRI, or NULL (plain / lang literal) */
+    int var;              /* variable index into sparql_query_t.vars, or -1 */
+    uint32_t line, col;   /* where it was written (1-based) */
+} sparql_term_t;
+
+typedef struct sparql_pattern {
+    sparql_term_t s, p, o;
+} sparql_pattern_t;
+
+typedef enum sparql_expr_op {
+    SPARQL_EXPR_TERM = 0, /* a variable or a constant */
+    SPARQL_EXPR_EQ,       /* a = b */
+    SPARQL_EXPR_NE,       /* a != b */
+    SPARQL_EXPR_AND,      /* a && b */
+    SPARQL_EXPR_OR,       /* a || b */
+    SPARQL_EXPR_NOT,      /* !a */
+} sparql_expr_op;
+
+typedef struct sparql_expr {
+    sparql_expr_op op;
+    const struct sparql_expr *a, *b; /* operands (b NULL for NOT and TERM) */
+    sparql_term_t term;              /* for SPARQL_EXPR_TERM */
+} sparql_expr_t;
+
+typedef enum sparql_form {
+    SPARQL_SELECT = 0,
+    SPARQL_ASK = 1,
+} sparql_form;
+
+/* The whole parsed query.  Every pointer inside is owned by the query and
+ * lives until sparql_query_destroy. */
+typedef struct sparql_query {
+    sparql_form form;
+    int distinct;                       /* SELECT DISTINCT (or REDUCED) */
+    int star;                           /* SELECT * */
+    const char *const *vars;            /* every variable named anywhere, by index */
+    int nvars;
+    const int *project;                 /* projected variable indexes, in order */
+    int nproject;
+    const sparql_pattern_t *patterns;   /* the basic graph pattern */
+    int npatterns;
+    const sparql_expr_t *const *filters;/* FILTERs of the group (all must hold) */
+    int nfilters;
+    uint64_t limit;                     /* UINT64_MAX when absent */
+    uint64_t offset;                    /* 0 when absent */
+} sparql_query_t;
+
+/* Parses `len` bytes of `text` (need not be NUL-terminated).  On success
+ * *out is a new query the caller destroys.  Errors: LLMOS_EFORMAT (syntax:
+ * the message reads "line L, column C: expected X, found Y"),
+ * LLMOS_EUNSUPPORTED (valid SPARQL outside the subset, with line and column),
+ * LLMOS_ETOOBIG (over SPARQL_QUERY_MAX bytes), LLMOS_ENOMEM. */
+#define SPARQL_QUERY_MAX (1u << 20)
+int sparql_query_parse(const char *text, size_t len, sparql_query_t **out, llmos_error_t *err);
+
+/* Frees the query and sets *q to NULL; NULL and *q == NULL are fine. */
+void sparql_query_destroy(sparql_query_t **q);
+
+#endif

@@ -1,0 +1,122 @@
+/* sparql_arena.c — bump arena and byte buffers for the SPARQL rooms and the
+ * linker; see sparql_internal.h. */
+#include "graph/sparql_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/base/err.h"
+
+struct sparql_arena_chunk {
+    sparql_arena_chunk_t *next; /* older chunk */
+    size_t size, used;          /* bytes in data, bytes handed out */
+    _Alignas(16) unsigned char data[];
+};
+
+void sparql_arena_init(sparql_arena_t *a, size_t chunk_size) {
+    a->head = NULL;
+    a->chunk_size = chunk_size ? chunk_size : 4096;
+}
+
+void sparql_arena_deinit(sparql_arena_t *a) {
+    sparql_arena_chunk_t *c = a->head;
+    while (c) {
+        sparql_arena_chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+}
+
+void sparql_arena_reset(sparql_arena_t *a) {
+    if (!a->head) return;
+    sparql_arena_chunk_t *c = a->head;
+    while (c->next) { /* keep the oldest (first) chunk, free the rest */
+        sparql_arena_chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    c->used = 0;
+    a->head = c;
+}
+
+void *sparql_arena_alloc(sparql_arena_t *a, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    if (!a->head || a->head->size - a->head->used < n) {
+        size_t size = n > a->chunk_size ? n : a->chunk_size;
+        sparql_arena_chunk_t *c = malloc(sizeof *c + size);
+        if (!c) return NULL;
+        c->size = size;
+        c->used = 0;
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = a->head->data + a->head->used;
+    a->head->used += n;
+    return p;
+}
+
+char *sparql_arena_strndup(sparql_arena_t *a, const char *s, size_t n) {
+    char *d = sparql_arena_alloc(a, n + 1);
+    if (!d) return NULL;
+    if (n) memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+int sparql_buf_reserve(sparql_buf_t *b, size_t extra) {
+    if (b->len + extra + 1 <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d) return LLMOS_ENOMEM;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+int sparql_buf_put(sparql_buf_t *b, const void *p, size_t n) {
+    if (sparql_buf_reserve(b, n)) return LLMOS_ENOMEM;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int sparql_buf_putc(sparql_buf_t *b, char c) { return sparql_buf_put(b, &c, 1); }
+
+int sparql_buf_puts(sparql_buf_t *b, const char *s) { return sparql_buf_put(b, s, strlen(s)); }
+
+void sparql_buf_free(sparql_buf_t *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int sparql_buf_put_utf8(sparql_buf_t *b, uint32_t cp) {
+    unsigned char u[4];
+    size_t n;
+    if (cp >= 0xD800 && cp <= 0xDFFF) return LLMOS_EINVAL;
+    if (cp < 0x80) {
+        u[0] = (unsigned char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (unsigned char)(0xC0 | (cp >> 6));
+        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xE0 | (cp >> 12));
+        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else if (cp <= 0x10FFFF) {
+        u[0] = (unsigned char)(0xF0 | (cp >> 18));
+        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 4;
+    } else {
+        return LLMOS_EINVAL;
+    }
+    return sparql_buf_put(b, u, n);
+}
