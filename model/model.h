@@ -1,0 +1,263 @@
+/*
+ * model.h — llmos's transformer engine: load a pretrained model, tokenize,
+ * run batched forward passes over a paged KV cache, read logits and hidden
+ * states.  A plain library: no actors, no sockets, no MPI.
+ *
+ * Objects and lifecycles
+ *   model_t      weights + config + tokenizer of one model.  model_load()
+ *                reads a llama2.c checkpoint (+ tokenizer.bin) or a GGUF v3
+ *                file; model_new() makes an empty (zeroed, writable fp32) one
+ *                from a config, for training.  Immutable after load except
+ *                through model_weights() (training writes weights in place).
+ *                Freed with model_destroy(&m).
+ *   model_ctx_t  an inference context on one model: the shared KV block pool,
+ *                per-sequence block tables, and all scratch, sized once at
+ *                model_ctx_new().  model_ctx_forward() allocates nothing.
+ *   model_sampler_t  one sequence's sampling state (seeded RNG, options).
+ *
+ * Weights.  fp32 files are mmapped (MAP_PRIVATE, copy-on-write), never
+ * copied; f16 tensors are widened to fp32 at load; q8_0 tensors stay q8_0
+ * (read in place); with opts.quantize = MODEL_DTYPE_Q8_0 the 2-D fp32
+ * matrices are quantized at load.  Every header field, tensor shape, offset,
+ * alignment and count is checked before use; a bad file is refused with
+ * LLMOS_EFORMAT and a message naming the file, field and byte offset.
+ *
+ * Thread-safety: a model_t may be shared by several contexts (read-only); a
+ * model_ctx_t is used by one thread at a time (it runs its own OpenMP team of
+ * `threads` workers inside model_ctx_forward()).
+ */
+#ifndef LLMOS_MODEL_MODEL_H
+#define LLMOS_MODEL_MODEL_H
+
+#include "runtime/base/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- config */
+
+typedef enum model_arch {
+    MODEL_ARCH_LLAMA = 1, /* decoder: RMSNorm, RoPE, GQA, SwiGLU */
+    MODEL_ARCH_BERT = 2,  /* reserved: encoder variant (not loadable yet) */
+} model_arch_t;
+
+/* Element types; values are GGML's type ids so GGUF maps directly. */
+typedef enum model_dtype {
+    MODEL_DTYPE_F32 = 0,
+    MODEL_DTYPE_F16 = 1,  /* only in files; widened to F32 at load */
+    MODEL_DTYPE_Q8_0 = 8, /* blocks of 32: fp16 scale + 32 int8 (34 bytes) */
+} model_dtype_t;
+
+typedef struct model_config {
+    model_arch_t arch;
+    int dim;               /* model width */
+    int hidden_dim;        /* MLP inner width */
+    int n_layers;
+    int n_heads;           /* query heads */
+    int n_kv_heads;        /* key/value heads; divides n_heads (GQA) */
+    int head_dim;          /* dim / n_heads */
+    int vocab_size;        /* always positive here */
+    int seq_len;           /* maximum positions */
+    float rope_theta;      /* 10000 for llama2 */
+    float norm_eps;        /* RMSNorm epsilon (1e-5) */
+    int shared_classifier; /* 1: logits use the embedding table */
+} model_config_t;
+
+/* Fills derived fields (head_dim) and checks that the numbers make sense
+ * (positive, n_kv_heads divides n_heads, dim divisible by n_heads, even
+ * head_dim, sizes below 2^31 elements).  LLMOS_EINVAL with the field named. */
+int model_config_check(model_config_t *cfg, llmos_error_t *err);
+
+/* ---------------------------------------------------------------- weights */
+
+/* A 2-D (rows x cols, row-major; cols = input width) or 1-D (rows = 1)
+ * tensor.  data is borrowed from the model_t and lives until model_destroy. */
+typedef struct model_tensor {
+    model_dtype_t dtype;
+    int rows;
+    int cols;
+    void *data; /* F32: float[rows*cols]; Q8_0: rows*(cols/32) blocks */
+} model_tensor_t;
+
+typedef struct model_layer {
+    model_tensor_t attn_norm; /* [dim] */
+    model_tensor_t wq;        /* [n_heads*head_dim, dim] */
+    model_tensor_t wk;        /* [n_kv_heads*head_dim, dim] */
+    model_tensor_t wv;        /* [n_kv_heads*head_dim, dim] */
+    model_tensor_t wo;        /* [dim, n_heads*head_dim] */
+    model_tensor_t ffn_norm;  /* [dim] */
+    model_tensor_t w1;        /* gate [hidden_dim, dim] */
+    model_tensor_t w2;        /* down [dim, hidden_dim] */
+    model_tensor_t w3;        /* up   [hidden_dim, dim] */
+} model_layer_t;
+
+typedef struct model_weights {
+    model_tensor_t tok_embd;   /* [vocab, dim], always F32 */
+    model_layer_t *layers;     /* [n_layers] */
+    model_tensor_t final_norm; /* [dim] */
+    model_tensor_t classifier; /* [vocab, dim]; == tok_embd when shared */
+} model_weights_t;
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct model model_t;
+
+typedef struct model_load_opts {
+    const char *tokenizer_path; /* llama2.c tokenizer.bin; NULL for GGUF */
+    model_dtype_t quantize;     /* F32 (keep) or Q8_0 (quantize at load) */
+} model_load_opts_t;
+
+/* Loads `path` (format from its magic: "GGUF" or a llama2.c header).  opts
+ * may be NULL.  On success *out is owned by the caller (model_destroy).
+ * Errors: LLMOS_ENOTFOUND/EIO (open, mmap), LLMOS_EFORMAT (bad or truncated
+ * file: message names field and offset), LLMOS_EUNSUPPORTED (valid but not
+ * handled: another architecture, tensor type), LLMOS_ENOMEM. */
+int model_load(const char *path, const model_load_opts_t *opts, model_t **out,
+               llmos_error_t *err);
+
+/* A zero-initialised, writable fp32 model of shape cfg (no tokenizer), for
+ * training from scratch.  Caller owns *out. */
+int model_new(const model_config_t *cfg, model_t **out, llmos_error_t *err);
+
+/* Writes m (fp32 only) as a llama2.c checkpoint (legacy header; negative
+ * vocab_size when the classifier is separate). */
+int model_save_llama2c(const model_t *m, const char *path, llmos_error_t *err);
+
+void model_destroy(model_t **m);
+
+/* Borrowed until model_destroy. */
+const model_config_t *model_config(const model_t *m);
+model_weights_t *model_weights(model_t *m);
+/* Bytes of weight data one forward token reads (for bandwidth limits). */
+size_t model_weight_bytes(const model_t *m);
+
+/* ---------------------------------------------------------------- tokenizer */
+
+typedef struct model_tokenizer model_tokenizer_t;
+
+/* The model's tokenizer; NULL when it has none (model_new).  Borrowed. */
+const model_tokenizer_t *model_tokenizer(const model_t *m);
+
+/* Loads a llama2.c tokenizer.bin for vocab_size tokens (caller owns). */
+int model_tokenizer_load(const char *path, int vocab_size, model_tokenizer_t **out,
+                         llmos_error_t *err);
+void model_tokenizer_destroy(model_tokenizer_t **t);
+
+int model_tokenizer_bos(const model_tokenizer_t *t);
+int model_tokenizer_eos(const model_tokenizer_t *t);
+int model_tokenizer_vocab_size(const model_tokenizer_t *t);
+
+/* SentencePiece BPE with byte fallback (llama2.c semantics: a leading
+ * "dummy prefix" space when text is non-empty).  Writes at most cap ids to
+ * out and the count to *n_out.  LLMOS_ETOOBIG when cap is too small
+ * (len + 3 always suffices). */
+int model_tokenize(const model_tokenizer_t *t, const char *text, size_t len, int bos, int eos,
+                   int *out, int cap, int *n_out, llmos_error_t *err);
+
+/* The bytes token `id` stands for when it follows `prev` (the dummy-prefix
+ * space after BOS is dropped, <0xHH> becomes that byte, control tokens are
+ * empty).  Returns a pointer borrowed from t (or to an internal static byte)
+ * and its length in *len; NULL for an id out of range. */
+const char *model_token_piece(const model_tokenizer_t *t, int prev, int id, size_t *len);
+
+/* Concatenates the pieces of ids (ids[0] is treated as following BOS when
+ * it is not BOS itself) into out (cap bytes, NUL-terminated when room);
+ * *n_out = bytes written.  LLMOS_ETOOBIG when out is too small. */
+int model_detokenize(const model_tokenizer_t *t, const int *ids, int n, char *out, size_t cap,
+                     size_t *n_out, llmos_error_t *err);
+
+/* ---------------------------------------------------------------- inference */
+
+typedef struct model_ctx model_ctx_t;
+
+typedef struct model_ctx_opts {
+    int threads;        /* 1..N workers for BLIS and the attention; 0 = 1 */
+    int max_seqs;       /* sequences that can be live at once (slots) */
+    int max_tokens;     /* rows one forward may process (sum of n_tokens) */
+    int kv_blocks;      /* blocks in the shared pool; 0 = enough for
+                           max_seqs full-length sequences */
+    int all_logits;     /* 1: logits/hidden for every row, not only the last
+                           row of each batch entry (needs max_tokens rows) */
+} model_ctx_opts_t;
+
+#define MODEL_KV_BLOCK 16 /* tokens per KV block */
+
+/* Caller owns *out (model_ctx_destroy).  m must outlive the context. */
+int model_ctx_new(const model_t *m, const model_ctx_opts_t *opts, model_ctx_t **out,
+                  llmos_error_t *err);
+void model_ctx_destroy(model_ctx_t **c);
+
+/* Opens a sequence (position 0, no blocks); *seq is its slot id.
+ * LLMOS_EOVERLOADED when all slots are in use. */
+int model_seq_open(model_ctx_t *c, int *seq, llmos_error_t *err);
+/* Returns the sequence's blocks to the pool and frees the slot. */
+void model_seq_close(model_ctx_t *c, int seq);
+/* Tokens already in the sequence's KV cache (its next position). */
+int model_seq_len(const model_ctx_t *c, int seq);
+/* Forgets positions >= len (keeps the first len), freeing whole blocks. */
+int model_seq_truncate(model_ctx_t *c, int seq, int len, llmos_error_t *err);
+
+/* KV-cache accounting: blocks in use / in the pool, bytes per block (all
+ * layers, K and V). */
+void model_ctx_kv_usage(const model_ctx_t *c, int *used, int *total, size_t *block_bytes);
+
+/* One entry of a batch: append n_tokens tokens to sequence seq. */
+typedef struct model_batch_entry {
+    int seq;
+    const int *tokens; /* borrowed for the call */
+    int n_tokens;      /* >= 1 */
+} model_batch_entry_t;
+
+/* Runs the transformer over all entries at once: their rows are stacked so
+ * each weight matrix is one GEMM (prefill chunks and decode steps mix
+ * freely).  Each new token attends to its sequence's cache and the new
+ * tokens before it.  Afterwards model_ctx_logits(c, i) is the logits row of
+ * entry i's last token (or of row i with all_logits).  LLMOS_ETOOBIG when the
+ * rows exceed max_tokens or a sequence would pass seq_len; LLMOS_ENOMEM when
+ * the pool has no free block (nothing was changed then); LLMOS_EINVAL for a
+ * bad seq or token id. */
+int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *entries, int n_entries,
+                      llmos_error_t *err);
+
+/* Borrowed until the next model_ctx_forward.  i: entry index (or row index
+ * with all_logits).  Logits: vocab_size floats.  Hidden: dim floats, the
+ * final-norm output that feeds the classifier. */
+const float *model_ctx_logits(const model_ctx_t *c, int i);
+const float *model_ctx_hidden(const model_ctx_t *c, int i);
+
+/* ---------------------------------------------------------------- sampling */
+
+typedef struct model_sample_opts {
+    float temperature;        /* 0 = greedy (argmax) */
+    int top_k;                /* 0 = off */
+    float top_p;              /* 1 or 0 = off */
+    float repetition_penalty; /* 1 or 0 = off; CTRL-style on seen tokens */
+    uint64_t seed;
+} model_sample_opts_t;
+
+typedef struct model_sampler model_sampler_t;
+
+/* Scratch for vocab_size candidates; caller owns *out. */
+int model_sampler_new(int vocab_size, const model_sample_opts_t *opts, model_sampler_t **out,
+                      llmos_error_t *err);
+void model_sampler_destroy(model_sampler_t **s);
+/* Picks the next token from logits (vocab floats; modified in place by the
+ * penalty/temperature).  history: tokens so far (for the penalty). */
+int model_sampler_sample(model_sampler_t *s, float *logits, const int *history, int n_history);
+
+/* Stop strings: returns the length of the longest suffix of text that is a
+ * prefix of some stop string (bytes to hold back), and sets *hit when a stop
+ * string occurs in text (and *at to where it starts). */
+size_t model_stop_check(const char *const *stops, int n_stops, const char *text, size_t len,
+                        int *hit, size_t *at);
+
+/* ---------------------------------------------------------------- BLIS */
+
+/* Picks BLIS's kernel set from the CPU's features (skx with AVX-512, zen3 on
+ * AMD with AVX2, haswell on Intel with AVX2) before BLIS initialises, unless
+ * BLIS_ARCH_TYPE is already set; logs the choice.  Idempotent and
+ * thread-safe; model_load / model_ctx_new call it.  Returns the name of the
+ * kernel set BLIS reports it runs. */
+const char *model_blis_init(void);
+
+#endif
