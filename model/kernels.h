@@ -1,0 +1,26 @@
+/*
+ * kernels.h — fp32 kernels of the forward pass (private to model/).
+ * All are pure functions of their arguments; none allocates.
+ */
+#ifndef LLMOS_MODEL_KERNELS_H
+#define LLMOS_MODEL_KERNELS_H
+
+/* Up to this many activation rows use the streaming GEMV, more use BLIS. */
+#define MODEL_GEMV_ROWS 4
+
+/* Y[T, rows] = X[T, cols] · W[rows, cols]ᵀ (row-major) with `threads`
+ * workers; rntm is the caller's BLIS rntm_t (thread count). */
+void model_sgemm_xwt(const float *W, int rows, int cols, const float *X, int T, float *Y, int threads,
+                     const void *rntm);
+
+float model_dot(const float *a, const float *b, int n);
+void model_axpy(float *y, float a, const float *x, int n);
+/* o = w ⊙ x / rms(x)  (o may equal x). */
+void model_rmsnorm(float *o, const float *x, const float *w, int n, float eps);
+/* h = silu(h) ⊙ g */
+void model_swiglu(float *h, const float *g, int n);
+/* Rotates consecutive pairs of each head by the position's angles. */
+void model_rope(float *v, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+void model_softmax(float *x, int n);
+
+#endif

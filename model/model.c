@@ -1,0 +1,293 @@
+/*
+ * model.c — the model object: config checks, file mapping, format dispatch,
+ * owned buffers, RoPE tables, saving as llama2.c, destroy.
+ *
+ * The weights of an fp32 file point straight into a MAP_PRIVATE mapping
+ * (copy-on-write: training may write them without touching the file, and
+ * nothing is copied until it does).  Everything the model allocates itself
+ * (widened f16, q8 copies, tables) is recorded in m->owned and freed once.
+ */
+#include "model/model_internal.h"
+#include "runtime/base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CFG_MAX (1 << 20) /* no dimension of a real model comes near this */
+
+int model_config_check(model_config_t *c, llmos_error_t *err) {
+    struct {
+        const char *name;
+        int v;
+    } f[] = {{"dim", c->dim},           {"hidden_dim", c->hidden_dim}, {"n_layers", c->n_layers},
+             {"n_heads", c->n_heads},   {"n_kv_heads", c->n_kv_heads}, {"vocab_size", c->vocab_size},
+             {"seq_len", c->seq_len}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v <= 0 || f[i].v > CFG_MAX)
+            return llmos_error_set(err, LLMOS_EINVAL, "config field %s = %d is out of range 1..%d",
+                                   f[i].name, f[i].v, CFG_MAX);
+    if (c->n_layers > 4096)
+        return llmos_error_set(err, LLMOS_EINVAL, "config field n_layers = %d is too large", c->n_layers);
+    if (c->dim % c->n_heads)
+        return llmos_error_set(err, LLMOS_EINVAL, "config: dim %d is not a multiple of n_heads %d",
+                               c->dim, c->n_heads);
+    if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
+        return llmos_error_set(err, LLMOS_EINVAL,
+                               "config: n_kv_heads %d does not divide n_heads %d", c->n_kv_heads,
+                               c->n_heads);
+    c->head_dim = c->dim / c->n_heads;
+    if (c->head_dim % 2)
+        return llmos_error_set(err, LLMOS_EINVAL, "config: head_dim %d is odd (RoPE needs pairs)",
+                               c->head_dim);
+    if ((int64_t)c->vocab_size * c->dim > INT32_MAX || (int64_t)c->hidden_dim * c->dim > INT32_MAX)
+        return llmos_error_set(err, LLMOS_EINVAL, "config: a weight matrix has 2^31 or more elements");
+    if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
+        return llmos_error_set(err, LLMOS_EINVAL, "config: rope_theta %g is not positive", c->rope_theta);
+    if (!(c->norm_eps > 0) || !(c->norm_eps < 1))
+        return llmos_error_set(err, LLMOS_EINVAL, "config: norm_eps %g is not in (0,1)", c->norm_eps);
+    if (c->arch != MODEL_ARCH_LLAMA)
+        return llmos_error_set(err, LLMOS_EUNSUPPORTED, "config: architecture %d is not supported",
+                               (int)c->arch);
+    return 0;
+}
+
+void *model_alloc_owned(model_t *m, size_t n) {
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? m->cap_owned * 2 : 16;
+        void **o = realloc(m->owned, sizeof(void *) * (size_t)cap);
+        if (!o) return NULL;
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    size_t rounded = (n + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) return NULL;
+    memset(p, 0, rounded ? rounded : 64);
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+int model_finish_setup(model_t *m, llmos_error_t *err) {
+    const model_config_t *c = &m->cfg;
+    if (!m->w.layers) {
+        m->w.layers = model_alloc_owned(m, sizeof(model_layer_t) * (size_t)c->n_layers);
+        if (!m->w.layers) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for layer table");
+    }
+    int half = c->head_dim / 2;
+    m->rope_cos = model_alloc_owned(m, sizeof(float) * (size_t)c->seq_len * half);
+    m->rope_sin = model_alloc_owned(m, sizeof(float) * (size_t)c->seq_len * half);
+    if (!m->rope_cos || !m->rope_sin) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for RoPE");
+    /* The same float expressions as llama2.c's run.c, so the rotation is
+     * bit-identical to the reference implementation. */
+    for (int pos = 0; pos < c->seq_len; pos++)
+        for (int i = 0; i < half; i++) {
+            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+            float val = (float)pos * freq;
+            m->rope_cos[(size_t)pos * half + i] = cosf(val);
+            m->rope_sin[(size_t)pos * half + i] = sinf(val);
+        }
+    return 0;
+}
+
+int model_map_file(model_t *m, const char *path, llmos_error_t *err) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return llmos_error_set(err, llmos_err_from_errno(e), "cannot open model '%s': %s", path,
+                               strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return llmos_error_set(err, LLMOS_EINVAL, "model '%s' is not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return llmos_error_set(err, LLMOS_EFORMAT, "model '%s' is empty (offset 0)", path);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED)
+        return llmos_error_set(err, LLMOS_EIO, "cannot mmap model '%s': %s", path, strerror(e));
+    m->map = p;
+    m->map_len = (size_t)st.st_size;
+    return 0;
+}
+
+int model_load(const char *path, const model_load_opts_t *opts, model_t **out, llmos_error_t *err) {
+    *out = NULL;
+    model_load_opts_t def = {0};
+    if (!opts) opts = &def;
+    if (opts->quantize != MODEL_DTYPE_F32 && opts->quantize != MODEL_DTYPE_Q8_0)
+        return llmos_error_set(err, LLMOS_EINVAL, "quantize: only f32 (none) or q8_0");
+    model_blis_init();
+    model_t *m = calloc(1, sizeof *m);
+    if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for model");
+    snprintf(m->path, sizeof m->path, "%s", path);
+    int rc = model_map_file(m, path, err);
+    if (rc == 0) {
+        if (m->map_len >= 4 && memcmp(m->map, "GGUF", 4) == 0)
+            rc = model_load_gguf(m, opts, err);
+        else
+            rc = model_load_llama2c(m, opts, err);
+    }
+    if (rc == 0 && opts->quantize == MODEL_DTYPE_Q8_0) rc = model_quantize_q8(m, err);
+    if (rc != 0) {
+        model_destroy(&m);
+        return rc;
+    }
+    LLMOS_INFO("model: loaded %s: dim %d, hidden %d, layers %d, heads %d/%d kv, vocab %d, seq %d%s",
+               path, m->cfg.dim, m->cfg.hidden_dim, m->cfg.n_layers, m->cfg.n_heads,
+               m->cfg.n_kv_heads, m->cfg.vocab_size, m->cfg.seq_len,
+               opts->quantize == MODEL_DTYPE_Q8_0 ? ", weights q8_0" : "");
+    *out = m;
+    return 0;
+}
+
+static void tensor_init(model_tensor_t *t, model_t *m, int rows, int cols, int *ok) {
+    t->dtype = MODEL_DTYPE_F32;
+    t->rows = rows;
+    t->cols = cols;
+    t->data = model_alloc_owned(m, sizeof(float) * (size_t)rows * (size_t)cols);
+    if (!t->data) *ok = 0;
+}
+
+int model_new(const model_config_t *cfg, model_t **out, llmos_error_t *err) {
+    *out = NULL;
+    model_config_t c = *cfg;
+    int rc = model_config_check(&c, err);
+    if (rc) return rc;
+    model_blis_init();
+    model_t *m = calloc(1, sizeof *m);
+    if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for model");
+    m->cfg = c;
+    snprintf(m->path, sizeof m->path, "(new)");
+    rc = model_finish_setup(m, err);
+    int ok = 1, kv = c.n_kv_heads * c.head_dim;
+    if (rc == 0) {
+        tensor_init(&m->w.tok_embd, m, c.vocab_size, c.dim, &ok);
+        for (int l = 0; l < c.n_layers && ok; l++) {
+            model_layer_t *L = &m->w.layers[l];
+            tensor_init(&L->attn_norm, m, 1, c.dim, &ok);
+            tensor_init(&L->wq, m, c.dim, c.dim, &ok);
+            tensor_init(&L->wk, m, kv, c.dim, &ok);
+            tensor_init(&L->wv, m, kv, c.dim, &ok);
+            tensor_init(&L->wo, m, c.dim, c.dim, &ok);
+            tensor_init(&L->ffn_norm, m, 1, c.dim, &ok);
+            tensor_init(&L->w1, m, c.hidden_dim, c.dim, &ok);
+            tensor_init(&L->w2, m, c.dim, c.hidden_dim, &ok);
+            tensor_init(&L->w3, m, c.hidden_dim, c.dim, &ok);
+        }
+        tensor_init(&m->w.final_norm, m, 1, c.dim, &ok);
+        if (c.shared_classifier)
+            m->w.classifier = m->w.tok_embd;
+        else
+            tensor_init(&m->w.classifier, m, c.vocab_size, c.dim, &ok);
+        if (!ok) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for the weights");
+    }
+    if (rc) {
+        model_destroy(&m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+static int write_tensor(FILE *f, const model_tensor_t *t, const char *path, llmos_error_t *err) {
+    if (t->dtype != MODEL_DTYPE_F32)
+        return llmos_error_set(err, LLMOS_EUNSUPPORTED, "saving %s: only fp32 weights can be saved",
+                               path);
+    size_t n = (size_t)t->rows * (size_t)t->cols;
+    if (fwrite(t->data, sizeof(float), n, f) != n)
+        return llmos_error_set(err, LLMOS_EIO, "writing %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int model_save_llama2c(const model_t *m, const char *path, llmos_error_t *err) {
+    const model_config_t *c = &m->cfg;
+    FILE *f = fopen(path, "wb");
+    if (!f) return llmos_error_set(err, llmos_err_from_errno(errno), "cannot create %s: %s", path, strerror(errno));
+    int32_t hdr[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                      c->shared_classifier ? c->vocab_size : -c->vocab_size, c->seq_len};
+    int rc = fwrite(hdr, sizeof hdr, 1, f) == 1 ? 0 : llmos_error_set(err, LLMOS_EIO, "writing %s", path);
+    const model_weights_t *w = &m->w;
+    /* llama2.c's order: all layers of one kind together. */
+    if (!rc) rc = write_tensor(f, &w->tok_embd, path, err);
+    size_t off[9] = {offsetof(model_layer_t, attn_norm), offsetof(model_layer_t, wq),
+                     offsetof(model_layer_t, wk),        offsetof(model_layer_t, wv),
+                     offsetof(model_layer_t, wo),        offsetof(model_layer_t, ffn_norm),
+                     offsetof(model_layer_t, w1),        offsetof(model_layer_t, w2),
+                     offsetof(model_layer_t, w3)};
+    for (int k = 0; k < 9 && !rc; k++)
+        for (int l = 0; l < c->n_layers && !rc; l++)
+            rc = write_tensor(f, (const model_tensor_t *)((const char *)&w->layers[l] + off[k]), path, err);
+    if (!rc) rc = write_tensor(f, &w->final_norm, path, err);
+    /* The legacy freq_cis tables (unused by readers, but part of the layout). */
+    size_t nfreq = (size_t)c->seq_len * (size_t)(c->head_dim / 2) * 2;
+    for (size_t i = 0; i < nfreq && !rc; i++) {
+        float z = 0;
+        if (fwrite(&z, sizeof z, 1, f) != 1) rc = llmos_error_set(err, LLMOS_EIO, "writing %s", path);
+    }
+    if (!rc && !c->shared_classifier) rc = write_tensor(f, &w->classifier, path, err);
+    if (fclose(f) != 0 && !rc) rc = llmos_error_set(err, LLMOS_EIO, "closing %s: %s", path, strerror(errno));
+    return rc;
+}
+
+void model_destroy(model_t **mp) {
+    if (!mp || !*mp) return;
+    model_t *m = *mp;
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    if (m->map) munmap(m->map, m->map_len);
+    model_tokenizer_destroy(&m->tok);
+    free(m);
+    *mp = NULL;
+}
+
+const model_config_t *model_config(const model_t *m) { return &m->cfg; }
+model_weights_t *model_weights(model_t *m) { return &m->w; }
+const model_tokenizer_t *model_tokenizer(const model_t *m) { return m->tok; }
+
+static size_t tensor_bytes(const model_tensor_t *t) {
+    size_t n = (size_t)t->rows * (size_t)t->cols;
+    return t->dtype == MODEL_DTYPE_Q8_0 ? n / 32 * 34 : n * 4;
+}
+
+size_t model_weight_bytes(const model_t *m) {
+    const model_weights_t *w = &m->w;
+    size_t b = (size_t)m->cfg.dim * 4; /* one embedding row */
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const model_layer_t *L = &w->layers[l];
+        b += tensor_bytes(&L->attn_norm) + tensor_bytes(&L->wq) + tensor_bytes(&L->wk) +
+             tensor_bytes(&L->wv) + tensor_bytes(&L->wo) + tensor_bytes(&L->ffn_norm) +
+             tensor_bytes(&L->w1) + tensor_bytes(&L->w2) + tensor_bytes(&L->w3);
+    }
+    return b + tensor_bytes(&w->final_norm) + tensor_bytes(&w->classifier);
+}
+
+float model_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: man * 2^-24 */
+            float f = ldexpf((float)man, -24);
+            return sign ? -f : f;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}

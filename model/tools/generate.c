@@ -1,0 +1,248 @@
+/*
+ * generate.c — `llmos-generate` (run as `llmos generate ...`): load a model,
+ * prefill the prompt in one batched forward, then decode token by token,
+ * printing text as it is produced and a one-line summary on stderr.
+ *
+ * -n follows llama2.c's meaning (total positions, prompt included; the
+ * prompt is echoed), so `-n 200 --temperature 0` prints exactly what
+ * llama2.c's `run -n 200 -t 0` prints.  Generation stops at BOS/EOS, at a
+ * stop string, or at -n / the model's seq_len.
+ */
+#include "model/model.h"
+#include "runtime/base/clock.h"
+#include "runtime/base/log.h"
+#include "runtime/base/paths.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_STOPS 16
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: llmos-generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N]\n"
+            "                      [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R]\n"
+            "                      [--stop TEXT]... [--seed S] [--threads N] [--quantize q8]\n"
+            "  --model FILE      llama2.c .bin or GGUF; a bare name is looked up in $LLMOS_MODELS\n"
+            "  --tokenizer FILE  llama2.c tokenizer.bin (not needed for GGUF)\n"
+            "  -n N              total positions, prompt included (default 256, as llama2.c)\n"
+            "  --temperature T   0 = greedy (default 1.0)\n"
+            "  --top-p P         nucleus sampling (default 0.9; 1 = off)\n"
+            "  --top-k K         keep the K most likely tokens (default 0 = off)\n"
+            "  --seed S          sampling seed (default 42)\n"
+            "  --threads N       worker threads (default 1)\n"
+            "  --quantize q8     quantize fp32 weights to int8 (q8_0) at load\n");
+}
+
+/* A bare file name that does not exist here is looked up in the models folder. */
+static const char *resolve(const char *name, char *buf, size_t n) {
+    if (!name || strchr(name, '/') || access(name, F_OK) == 0) return name;
+    char dir[2048];
+    llmos_error_t e = {0};
+    if (llmos_models_dir(NULL, dir, sizeof dir, &e) != 0) return name;
+    if (llmos_path_join(buf, n, dir, name) != 0 || access(buf, F_OK) != 0) return name;
+    return buf;
+}
+
+static int parse_num(const char *flag, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || errno || end == v || *end || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "llmos-generate: %s needs a number in [%g, %g], got '%s'\n", flag, lo, hi, v ? v : "");
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Writes piece to stdout the way llama2.c does: single bytes that are
+ * control characters (other than whitespace) are dropped. */
+static void emit(const char *p, size_t n) {
+    if (n == 1 && iscntrl((unsigned char)p[0]) && !isspace((unsigned char)p[0])) return;
+    fwrite(p, 1, n, stdout);
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = NULL, *tok_path = NULL, *prompt = "", *stops[MAX_STOPS];
+    int n_stops = 0, steps = 256, threads = 1, quant = 0;
+    model_sample_opts_t so = {.temperature = 1.0f, .top_p = 0.9f, .top_k = 0, .repetition_penalty = 1.0f, .seed = 42};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "llmos-generate: %s needs a value\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model") || !strcmp(a, "-m")) model_path = v;
+        else if (!strcmp(a, "--tokenizer") || !strcmp(a, "-z")) tok_path = v;
+        else if (!strcmp(a, "--prompt") || !strcmp(a, "-i")) prompt = v;
+        else if (!strcmp(a, "--stop")) {
+            if (n_stops == MAX_STOPS) {
+                fprintf(stderr, "llmos-generate: at most %d --stop strings\n", MAX_STOPS);
+                return 2;
+            }
+            stops[n_stops++] = v;
+        } else if (!strcmp(a, "--quantize")) {
+            if (strcmp(v, "q8") && strcmp(v, "q8_0")) {
+                fprintf(stderr, "llmos-generate: --quantize takes q8\n");
+                return 2;
+            }
+            quant = 1;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--steps")) {
+            if (parse_num(a, v, 1, 1 << 20, &d)) return 2;
+            steps = (int)d;
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
+            if (parse_num(a, v, 1, 256, &d)) return 2;
+            threads = (int)d;
+        } else if (!strcmp(a, "--temperature")) {
+            if (parse_num(a, v, 0, 100, &d)) return 2;
+            so.temperature = (float)d;
+        } else if (!strcmp(a, "--top-p")) {
+            if (parse_num(a, v, 0, 1, &d)) return 2;
+            so.top_p = (float)d;
+        } else if (!strcmp(a, "--top-k")) {
+            if (parse_num(a, v, 0, 1 << 24, &d)) return 2;
+            so.top_k = (int)d;
+        } else if (!strcmp(a, "--repetition-penalty")) {
+            if (parse_num(a, v, 0, 100, &d)) return 2;
+            so.repetition_penalty = (float)d;
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "-s")) {
+            if (parse_num(a, v, 0, 1.8e19, &d)) return 2;
+            so.seed = (uint64_t)d;
+        } else {
+            fprintf(stderr, "llmos-generate: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!model_path) {
+        fprintf(stderr, "llmos-generate: --model is required\n");
+        usage(stderr);
+        return 2;
+    }
+    char mbuf[4096], tbuf[4096];
+    model_load_opts_t lo = {.tokenizer_path = resolve(tok_path, tbuf, sizeof tbuf),
+                            .quantize = quant ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32};
+    llmos_error_t err = {0};
+    model_t *m = NULL;
+    model_ctx_t *ctx = NULL;
+    model_sampler_t *smp = NULL;
+    int *toks = NULL, rc = 0;
+    char *text = NULL;
+    if ((rc = model_load(resolve(model_path, mbuf, sizeof mbuf), &lo, &m, &err))) goto fail;
+    const model_config_t *cfg = model_config(m);
+    const model_tokenizer_t *tok = model_tokenizer(m);
+    if (steps > cfg->seq_len) steps = cfg->seq_len;
+    size_t plen = strlen(prompt);
+    int cap = (int)plen + 3 > steps + 1 ? (int)plen + 3 : steps + 1;
+    toks = malloc(sizeof(int) * (size_t)cap);
+    if (!toks) {
+        rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
+        goto fail;
+    }
+    int n_prompt;
+    if ((rc = model_tokenize(tok, prompt, plen, 1, 0, toks, cap, &n_prompt, &err))) goto fail;
+    if (n_prompt > steps) {
+        rc = llmos_error_set(&err, LLMOS_ETOOBIG, "the prompt is %d tokens, more than -n %d / seq_len %d", n_prompt,
+                             steps, cfg->seq_len);
+        goto fail;
+    }
+    model_ctx_opts_t co = {.threads = threads, .max_seqs = 1, .max_tokens = n_prompt};
+    if ((rc = model_ctx_new(m, &co, &ctx, &err))) goto fail;
+    if ((rc = model_sampler_new(cfg->vocab_size, &so, &smp, &err))) goto fail;
+    int seq;
+    if ((rc = model_seq_open(ctx, &seq, &err))) goto fail;
+
+    /* Echo the prompt (after BOS) as llama2.c does. */
+    for (int i = 1; i < n_prompt; i++) {
+        size_t pl;
+        const char *p = model_token_piece(tok, toks[i - 1], toks[i], &pl);
+        emit(p, pl);
+    }
+    fflush(stdout);
+
+    uint64_t t0 = llmos_now_ns();
+    model_batch_entry_t be = {seq, toks, n_prompt};
+    if ((rc = model_ctx_forward(ctx, &be, 1, &err))) goto fail;
+    uint64_t t1 = llmos_now_ns();
+
+    /* Generated text is kept so stop strings spanning tokens are caught;
+     * bytes that could start a stop string are held back until decided. */
+    size_t text_cap = (size_t)steps * 64 + 1, text_len = 0, printed = 0;
+    text = malloc(text_cap);
+    if (!text) {
+        rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
+        goto fail;
+    }
+    int n_tok = n_prompt, generated = 0, decoded = 0;
+    int bos = model_tokenizer_bos(tok), eos = model_tokenizer_eos(tok);
+    while (n_tok <= steps) {
+        float *logits = (float *)model_ctx_logits(ctx, 0);
+        int next = model_sampler_sample(smp, logits, toks, n_tok);
+        if (next == bos || next == eos) break;
+        size_t pl;
+        const char *p = model_token_piece(tok, toks[n_tok - 1], next, &pl);
+        generated++;
+        if (n_tok < cap) toks[n_tok] = next;
+        n_tok++;
+        if (n_stops == 0) {
+            emit(p, pl);
+            fflush(stdout);
+        } else {
+            if (text_len + pl > text_cap) pl = text_cap - text_len;
+            memcpy(text + text_len, p, pl);
+            text_len += pl;
+            int hit;
+            size_t at, hold = model_stop_check(stops, n_stops, text, text_len, &hit, &at);
+            size_t upto = hit ? at : text_len - hold;
+            if (upto > printed) {
+                emit(text + printed, upto - printed);
+                fflush(stdout);
+                printed = upto;
+            }
+            if (hit) break;
+        }
+        if (n_tok > steps) break; /* llama2.c: the last sampled token is not run */
+        be = (model_batch_entry_t){seq, &toks[n_tok - 1], 1};
+        if ((rc = model_ctx_forward(ctx, &be, 1, &err))) goto fail;
+        decoded++;
+    }
+    if (n_stops && printed < text_len && text_len > 0) {
+        int hit;
+        size_t at;
+        model_stop_check(stops, n_stops, text, text_len, &hit, &at);
+        if (!hit) emit(text + printed, text_len - printed);
+    }
+    printf("\n");
+    fflush(stdout);
+    uint64_t t2 = llmos_now_ns();
+    double pre_s = (double)(t1 - t0) / 1e9, dec_s = (double)(t2 - t1) / 1e9;
+    fprintf(stderr, "generate: %d tokens (%d prompt), prefill %.1f tok/s, decode %.1f tok/s, threads %d, blis %s%s\n",
+            generated, n_prompt, pre_s > 0 ? n_prompt / pre_s : 0, dec_s > 0 && decoded ? decoded / dec_s : 0, threads,
+            model_blis_init(), quant ? ", q8" : "");
+    model_sampler_destroy(&smp);
+    model_ctx_destroy(&ctx);
+    model_destroy(&m);
+    free(toks);
+    free(text);
+    return 0;
+fail:
+    fprintf(stderr, "llmos-generate: %s\n", err.msg[0] ? err.msg : llmos_strerror(rc));
+    model_sampler_destroy(&smp);
+    model_ctx_destroy(&ctx);
+    model_destroy(&m);
+    free(toks);
+    free(text);
+    return 1;
+}
