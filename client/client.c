@@ -1,0 +1,358 @@
+/*
+ * client.c — libllmos-client (include/llmos/client.h).
+ *
+ * One ZeroMQ context per process, shared by every handle (reference
+ * counted); one DEALER per handle.  The DEALER's routing id is 7 random
+ * bytes: the node folds a routing id of at most 7 bytes into a "client
+ * pseudo node id" and replies to it like to any remote actor (see
+ * cluster/transport.h), so the client needs no registration.
+ *
+ * A call sends one Envelope (an ask: a fresh correlation id, a deadline)
+ * and reads replies until the one with its correlation id arrives; anything
+ * else (a late reply to an earlier call that timed out, a notice) is
+ * dropped.  Every reply's size is checked before it is decoded.
+ *
+ * Links protos, ZeroMQ and runtime/base only; never MPI, model, graph or
+ * the runtime's workers.
+ */
+#include "llmos/client.h"
+
+#include "llmos/envelope.pb-c.h"
+#include "runtime/base/clock.h"
+#include "runtime/base/err.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <zmq.h>
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_MAX_FRAME ((size_t)64 << 20)
+#define CLIENT_ACTOR_ID 1 /* our from.id: any non-zero id; the node keys us by routing id */
+
+struct llmos_client {
+    pthread_mutex_t lock;
+    void *sock;
+    char endpoint[256];
+    char *tenant;
+    uint32_t timeout_ms;
+    size_t max_frame;
+    uint64_t next_corr;
+};
+
+/* ---- the process's one context ---- */
+
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *ctx_shared;
+static int ctx_refs;
+
+static void *ctx_acquire(void) {
+    pthread_mutex_lock(&ctx_lock);
+    if (!ctx_shared) ctx_shared = zmq_ctx_new();
+    void *c = ctx_shared;
+    if (c) ctx_refs++;
+    pthread_mutex_unlock(&ctx_lock);
+    return c;
+}
+
+static void ctx_release(void) {
+    pthread_mutex_lock(&ctx_lock);
+    if (--ctx_refs == 0) {
+        zmq_ctx_term(ctx_shared);
+        ctx_shared = NULL;
+    }
+    pthread_mutex_unlock(&ctx_lock);
+}
+
+/* ---- errors ---- */
+
+static int cerr(llmos_client_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int cerr(llmos_client_error_t *err, int code, const char *fmt, ...) {
+    if (err) {
+        err->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *llmos_client_strerror(int code) { return llmos_errname(code); }
+
+/* ---- life cycle ---- */
+
+int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, llmos_client_t **out,
+                         llmos_client_error_t *err) {
+    *out = NULL;
+    if (!endpoint || strncmp(endpoint, "tcp://", 6) != 0 || strlen(endpoint) >= 256)
+        return cerr(err, LLMOS_CLIENT_EINVAL, "endpoint '%s' is not tcp://HOST:PORT", endpoint ? endpoint : "(null)");
+    llmos_client_t *c = calloc(1, sizeof *c);
+    if (!c) return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a client");
+    pthread_mutex_init(&c->lock, NULL);
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    c->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->max_frame = opts && opts->max_frame ? opts->max_frame : DEFAULT_MAX_FRAME;
+    if (opts && opts->tenant && !(c->tenant = strdup(opts->tenant))) {
+        free(c);
+        return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a client");
+    }
+    if (getrandom(&c->next_corr, sizeof c->next_corr, 0) != (ssize_t)sizeof c->next_corr) c->next_corr = llmos_now_ns();
+    c->next_corr = (c->next_corr >> 16) | 1;
+    void *ctx = ctx_acquire();
+    if (!ctx) {
+        free(c->tenant);
+        free(c);
+        return cerr(err, LLMOS_CLIENT_EIO, "zmq_ctx_new: %s", zmq_strerror(errno));
+    }
+    c->sock = zmq_socket(ctx, ZMQ_DEALER);
+    int rc = 0;
+    if (!c->sock) {
+        rc = cerr(err, LLMOS_CLIENT_EIO, "zmq_socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    uint8_t rid[7];
+    if (getrandom(rid, sizeof rid, 0) != (ssize_t)sizeof rid) {
+        uint64_t v = llmos_now_ns();
+        memcpy(rid, &v, sizeof rid);
+    }
+    rid[0] |= 1; /* routing ids must not start with a zero byte */
+    int zero = 0;
+    int64_t maxmsg = (int64_t)c->max_frame + 4096;
+    zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, rid, sizeof rid);
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_connect(c->sock, endpoint) != 0) {
+        rc = cerr(err, LLMOS_CLIENT_EINVAL, "connect %s: %s", endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    llmos_client_destroy(&c);
+    return rc;
+}
+
+void llmos_client_destroy(llmos_client_t **cp) {
+    if (!cp || !*cp) return;
+    llmos_client_t *c = *cp;
+    if (c->sock) zmq_close(c->sock);
+    ctx_release();
+    pthread_mutex_destroy(&c->lock);
+    free(c->tenant);
+    free(c);
+    *cp = NULL;
+}
+
+void llmos_client_reply_free(llmos_client_reply_t **r) {
+    if (!r || !*r) return;
+    free((*r)->error);
+    free((*r)->data);
+    free(*r);
+    *r = NULL;
+}
+
+/* ---- requests ---- */
+
+static int send_envelope(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
+                         uint64_t corr, uint64_t deadline_ms, int flags, llmos_client_error_t *err) {
+    if (!actor || !actor[0]) return cerr(err, LLMOS_CLIENT_EINVAL, "no actor name given");
+    if (len && !data) return cerr(err, LLMOS_CLIENT_EINVAL, "payload of %zu bytes with no data", len);
+    if (len > c->max_frame) return cerr(err, LLMOS_CLIENT_ETOOBIG, "payload of %zu bytes is over the cap", len);
+    Llmos__ActorRef to = LLMOS__ACTOR_REF__INIT, from = LLMOS__ACTOR_REF__INIT;
+    to.name = (char *)actor;
+    from.id = CLIENT_ACTOR_ID;
+    Llmos__Envelope env = LLMOS__ENVELOPE__INIT;
+    env.to = &to;
+    env.from = &from;
+    env.type = type;
+    env.correlation_id = corr;
+    env.deadline_ms = deadline_ms;
+    if (c->tenant) env.tenant = c->tenant;
+    env.payload.data = (uint8_t *)data;
+    env.payload.len = len;
+    size_t n = llmos__envelope__get_packed_size(&env);
+    uint8_t stackbuf[1024];
+    uint8_t *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    if (!buf) return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a %zu-byte request", n);
+    llmos__envelope__pack(&env, buf);
+    int rc = 0;
+    if (zmq_send(c->sock, buf, n, flags) < 0) {
+        if (errno == EAGAIN)
+            rc = cerr(err, LLMOS_CLIENT_EOVERLOADED, "send queue to %s is full", c->endpoint);
+        else
+            rc = cerr(err, LLMOS_CLIENT_EIO, "send to %s: %s", c->endpoint, zmq_strerror(errno));
+    }
+    if (buf != stackbuf) free(buf);
+    return rc;
+}
+
+int llmos_client_send(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
+                      llmos_client_error_t *err) {
+    if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
+    pthread_mutex_lock(&c->lock);
+    int rc = send_envelope(c, actor, type, data, len, 0, 0, ZMQ_DONTWAIT, err);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+/* Waits for the reply to corr; 1 = got it (decoded into *out), 0 = time is up. */
+static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos_client_reply_t **out,
+                      llmos_client_error_t *err) {
+    for (;;) {
+        uint64_t now = llmos_now_ns();
+        if (now >= until_ns) return 0;
+        zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
+        long ms = (long)((until_ns - now + 999999) / 1000000);
+        int n = zmq_poll(&it, 1, ms);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return cerr(err, LLMOS_CLIENT_EIO, "poll: %s", zmq_strerror(errno));
+        }
+        if (n == 0) continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        size_t len = zmq_msg_size(&m);
+        int more = zmq_msg_more(&m);
+        Llmos__Envelope *env = len <= c->max_frame ? llmos__envelope__unpack(NULL, len, zmq_msg_data(&m)) : NULL;
+        zmq_msg_close(&m);
+        while (more) { /* a node never sends more than one frame to a client; drop extras */
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, c->sock, 0) < 0) more = 0; else more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (!env) continue; /* not ours to report: keep waiting for the real reply */
+        if (env->correlation_id != corr || !env->is_reply) {
+            llmos__envelope__free_unpacked(env, NULL);
+            continue;
+        }
+        llmos_client_reply_t *r = calloc(1, sizeof *r);
+        int rc = 1;
+        if (!r) {
+            rc = cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
+        } else {
+            r->type = env->type;
+            r->status = env->status;
+            r->len = env->payload.len;
+            if (r->len && !(r->data = malloc(r->len))) rc = cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
+            if (r->data) memcpy(r->data, env->payload.data, r->len);
+            if (env->status && !(r->error = strdup(env->error && env->error[0] ? env->error : llmos_strerror(env->status))))
+                rc = cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
+        }
+        llmos__envelope__free_unpacked(env, NULL);
+        if (rc != 1) {
+            llmos_client_reply_free(&r);
+            return rc;
+        }
+        *out = r;
+        return 1;
+    }
+}
+
+int llmos_client_call(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
+                      uint32_t timeout_ms, llmos_client_reply_t **reply, llmos_client_error_t *err) {
+    *reply = NULL;
+    if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
+    if (timeout_ms == 0) timeout_ms = c->timeout_ms;
+    pthread_mutex_lock(&c->lock);
+    uint64_t corr = c->next_corr++;
+    uint64_t until = llmos_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int rc = send_envelope(c, actor, type, data, len, corr, llmos_wall_ms() + timeout_ms, ZMQ_DONTWAIT, err);
+    if (rc == 0) {
+        int got = wait_reply(c, corr, until, reply, err);
+        if (got == 0)
+            rc = cerr(err, LLMOS_CLIENT_ETIMEDOUT, "no answer from %s within %u ms (is the node running?)",
+                      c->endpoint, timeout_ms);
+        else if (got < 0)
+            rc = got;
+        else if ((*reply)->status != 0)
+            rc = cerr(err, (*reply)->status, "%s: %s", actor, (*reply)->error);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int llmos_client_ping(llmos_client_t *c, uint32_t timeout_ms, uint64_t *rtt_ns, llmos_client_error_t *err) {
+    llmos_client_reply_t *r = NULL;
+    uint64_t t0 = llmos_now_ns();
+    int rc = llmos_client_call(c, "node", 2 /* MSG_PING */, NULL, 0, timeout_ms, &r, err);
+    uint64_t t1 = llmos_now_ns();
+    if (rc == 0 && r->type != 3 /* MSG_PONG */)
+        rc = cerr(err, LLMOS_CLIENT_EFORMAT, "ping answered with message type %u, not PONG", r->type);
+    if (rc == 0 && rtt_ns) *rtt_ns = t1 - t0;
+    llmos_client_reply_free(&r);
+    return rc;
+}
+
+/* ---- status ---- */
+
+void llmos_client_status_free(llmos_client_status_t **sp) {
+    if (!sp || !*sp) return;
+    llmos_client_status_t *s = *sp;
+    for (size_t i = 0; i < s->n_actors; i++) free(s->actors[i]);
+    free(s->actors);
+    free(s->errors);
+    free(s);
+    *sp = NULL;
+}
+
+uint64_t llmos_client_status_errors(const llmos_client_status_t *s, const char *kind) {
+    for (size_t i = 0; i < s->n_errors; i++)
+        if (strcmp(s->errors[i].kind, kind) == 0) return s->errors[i].count;
+    return 0;
+}
+
+int llmos_client_status(llmos_client_t *c, uint32_t timeout_ms, llmos_client_status_t **out,
+                        llmos_client_error_t *err) {
+    *out = NULL;
+    llmos_client_reply_t *r = NULL;
+    int rc = llmos_client_call(c, "node", 4 /* MSG_STATUS */, NULL, 0, timeout_ms, &r, err);
+    if (rc) {
+        llmos_client_reply_free(&r);
+        return rc;
+    }
+    Llmos__NodeStatus *ns = llmos__node_status__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    if (!ns) return cerr(err, LLMOS_CLIENT_EFORMAT, "status reply does not decode as NodeStatus");
+    llmos_client_status_t *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->node_id = ns->node_id;
+    snprintf(s->node_name, sizeof s->node_name, "%s", ns->node_name ? ns->node_name : "");
+    snprintf(s->endpoint, sizeof s->endpoint, "%s", ns->endpoint ? ns->endpoint : "");
+    s->uptime_ms = ns->uptime_ms;
+    s->actor_count = ns->actor_count;
+    s->msgs_sent = ns->msgs_sent;
+    s->msgs_received = ns->msgs_received;
+    s->net_msgs_in = ns->net_msgs_in;
+    s->net_msgs_out = ns->net_msgs_out;
+    s->net_frames_in = ns->net_frames_in;
+    s->net_frames_out = ns->net_frames_out;
+    s->peers = ns->peers;
+    s->workers = ns->workers;
+    if (ns->n_actors && !(s->actors = calloc(ns->n_actors, sizeof *s->actors))) goto oom;
+    for (size_t i = 0; i < ns->n_actors; i++) {
+        if (!(s->actors[i] = strdup(ns->actors[i]))) goto oom;
+        s->n_actors++;
+    }
+    if (ns->n_errors && !(s->errors = calloc(ns->n_errors, sizeof *s->errors))) goto oom;
+    for (size_t i = 0; i < ns->n_errors; i++) {
+        snprintf(s->errors[i].kind, sizeof s->errors[i].kind, "%s", ns->errors[i]->kind);
+        s->errors[i].count = ns->errors[i]->count;
+    }
+    s->n_errors = ns->n_errors;
+    llmos__node_status__free_unpacked(ns, NULL);
+    *out = s;
+    return 0;
+oom:
+    llmos__node_status__free_unpacked(ns, NULL);
+    llmos_client_status_free(&s);
+    return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for the status");
+}

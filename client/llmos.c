@@ -1,0 +1,241 @@
+/*
+ * llmos.c — the `llmos` command line.
+ *
+ *   llmos [--endpoint E] [--timeout MS] ping [-c N]
+ *   llmos [--endpoint E] [--timeout MS] status [--json]
+ *   llmos X args...      runs `llmos-X args...` (git style): first from the
+ *                        directory of this executable, then from PATH.
+ *
+ * The endpoint defaults to $LLMOS_ENDPOINT, then tcp://127.0.0.1:7070.
+ * Exit codes: 0 ok, 1 the node did not answer or answered an error, 2 usage.
+ * Talks to nodes only through libllmos-client; links no MPI, model or graph.
+ */
+#include "llmos/client.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_ENDPOINT "tcp://127.0.0.1:7070"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: llmos [--endpoint tcp://HOST:PORT] [--timeout MS] COMMAND [ARGS]\n"
+            "\n"
+            "Commands:\n"
+            "  ping [-c N]      round-trip time to the node (N pings)\n"
+            "  status [--json]  node id, uptime, actors, message and error counters\n"
+            "  help             this text\n"
+            "  X ...            runs llmos-X (e.g. llmos generate, llmos graph, llmos train,\n"
+            "                   llmos eval, llmos ckpt) from llmos's directory or PATH\n"
+            "\n"
+            "Options:\n"
+            "  --endpoint E     node to talk to (default $LLMOS_ENDPOINT or " DEFAULT_ENDPOINT ")\n"
+            "  --timeout MS     how long to wait for an answer (default 5000)\n");
+}
+
+static int parse_ms(const char *s, uint32_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v == 0 || v > 86400000UL || s[0] == '-') return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int connect_or_say(const char *endpoint, uint32_t timeout_ms, llmos_client_t **c) {
+    llmos_client_error_t err;
+    llmos_client_opts_t o = {.timeout_ms = timeout_ms};
+    if (llmos_client_connect(endpoint, &o, c, &err) != 0) {
+        fprintf(stderr, "llmos: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_ping(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    uint32_t count = 1;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc && parse_ms(argv[i + 1], &count) == 0) {
+            i++;
+            continue;
+        }
+        fprintf(stderr, "llmos ping: unexpected argument '%s' (usage: llmos ping [-c N])\n", argv[i]);
+        return 2;
+    }
+    llmos_client_t *c;
+    if (connect_or_say(endpoint, timeout_ms, &c) != 0) return 1;
+    int status = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        llmos_client_error_t err;
+        uint64_t rtt;
+        if (llmos_client_ping(c, timeout_ms, &rtt, &err) != 0) {
+            fprintf(stderr, "llmos: ping %s: %s\n", endpoint, err.msg);
+            status = 1;
+            break;
+        }
+        printf("pong from %s: time=%.3f ms\n", endpoint, (double)rtt / 1e6);
+    }
+    llmos_client_destroy(&c);
+    return status;
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static int cmd_status(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+            continue;
+        }
+        fprintf(stderr, "llmos status: unexpected argument '%s' (usage: llmos status [--json])\n", argv[i]);
+        return 2;
+    }
+    llmos_client_t *c;
+    if (connect_or_say(endpoint, timeout_ms, &c) != 0) return 1;
+    llmos_client_error_t err;
+    llmos_client_status_t *s;
+    int rc = llmos_client_status(c, timeout_ms, &s, &err);
+    llmos_client_destroy(&c);
+    if (rc) {
+        fprintf(stderr, "llmos: status %s: %s\n", endpoint, err.msg);
+        return 1;
+    }
+    if (json) {
+        printf("{\"node_id\":\"%016llx\",\"node_name\":", (unsigned long long)s->node_id);
+        json_str(s->node_name);
+        printf(",\"endpoint\":");
+        json_str(s->endpoint);
+        printf(",\"uptime_ms\":%llu,\"workers\":%u,\"peers\":%u,\"actor_count\":%llu,\"actors\":[",
+               (unsigned long long)s->uptime_ms, s->workers, s->peers, (unsigned long long)s->actor_count);
+        for (size_t i = 0; i < s->n_actors; i++) {
+            if (i) putchar(',');
+            json_str(s->actors[i]);
+        }
+        printf("],\"msgs_sent\":%llu,\"msgs_received\":%llu,\"net_msgs_in\":%llu,\"net_msgs_out\":%llu,"
+               "\"net_frames_in\":%llu,\"net_frames_out\":%llu,\"errors\":{",
+               (unsigned long long)s->msgs_sent, (unsigned long long)s->msgs_received,
+               (unsigned long long)s->net_msgs_in, (unsigned long long)s->net_msgs_out,
+               (unsigned long long)s->net_frames_in, (unsigned long long)s->net_frames_out);
+        for (size_t i = 0; i < s->n_errors; i++)
+            printf("%s\"%s\":%llu", i ? "," : "", s->errors[i].kind, (unsigned long long)s->errors[i].count);
+        printf("}}\n");
+    } else {
+        printf("node       %016llx (%s)\n", (unsigned long long)s->node_id, s->node_name);
+        printf("endpoint   %s\n", s->endpoint);
+        printf("uptime     %.1f s\n", (double)s->uptime_ms / 1000.0);
+        printf("workers    %u\n", s->workers);
+        printf("peers      %u alive\n", s->peers);
+        printf("actors     %llu:", (unsigned long long)s->actor_count);
+        for (size_t i = 0; i < s->n_actors; i++) printf("%s %s", i ? "," : "", s->actors[i]);
+        printf("\n");
+        printf("messages   sent %llu, received %llu (in-process)\n", (unsigned long long)s->msgs_sent,
+               (unsigned long long)s->msgs_received);
+        printf("network    in %llu, out %llu envelopes; %llu / %llu frames\n",
+               (unsigned long long)s->net_msgs_in, (unsigned long long)s->net_msgs_out,
+               (unsigned long long)s->net_frames_in, (unsigned long long)s->net_frames_out);
+        printf("errors    ");
+        for (size_t i = 0; i < s->n_errors; i++)
+            printf(" %s=%llu", s->errors[i].kind, (unsigned long long)s->errors[i].count);
+        printf("\n");
+    }
+    llmos_client_status_free(&s);
+    return 0;
+}
+
+/* Runs llmos-<cmd>: from this executable's directory first, then PATH.
+ * Returns only on failure. */
+static int run_external(const char *cmd, int argc, char **argv) {
+    char name[256];
+    if (strchr(cmd, '/') || snprintf(name, sizeof name, "llmos-%s", cmd) >= (int)sizeof name) {
+        fprintf(stderr, "llmos: unknown command '%s' (see llmos --help)\n", cmd);
+        return 2;
+    }
+    char **args = calloc((size_t)argc + 2, sizeof *args);
+    if (!args) {
+        fprintf(stderr, "llmos: out of memory\n");
+        return 1;
+    }
+    args[0] = name;
+    for (int i = 0; i < argc; i++) args[i + 1] = argv[i];
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            char path[PATH_MAX + 256];
+            *slash = 0;
+            snprintf(path, sizeof path, "%s/%s", self, name);
+            if (access(path, X_OK) == 0) {
+                execv(path, args);
+                fprintf(stderr, "llmos: cannot run %s: %s\n", path, strerror(errno));
+                free(args);
+                return 1;
+            }
+        }
+    }
+    execvp(name, args);
+    int e = errno;
+    free(args);
+    if (e == ENOENT) {
+        fprintf(stderr, "llmos: unknown command '%s' (no %s next to llmos or on PATH; see llmos --help)\n", cmd,
+                name);
+        return 1;
+    }
+    fprintf(stderr, "llmos: cannot run %s: %s\n", name, strerror(e));
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    const char *endpoint = getenv("LLMOS_ENDPOINT");
+    if (!endpoint || !*endpoint) endpoint = DEFAULT_ENDPOINT;
+    uint32_t timeout_ms = 5000;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--endpoint") == 0 && i + 1 < argc) {
+            endpoint = argv[++i];
+        } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+            if (parse_ms(argv[++i], &timeout_ms) != 0) {
+                fprintf(stderr, "llmos: --timeout '%s' is not a number of milliseconds\n", argv[i]);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "llmos: unknown option '%s' (see llmos --help)\n", a);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[i++];
+    if (strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "ping") == 0) return cmd_ping(endpoint, timeout_ms, argc - i, argv + i);
+    if (strcmp(cmd, "status") == 0) return cmd_status(endpoint, timeout_ms, argc - i, argv + i);
+    /* Subcommands that talk to a node use the same endpoint. */
+    setenv("LLMOS_ENDPOINT", endpoint, 1);
+    return run_external(cmd, argc - i, argv + i);
+}

@@ -1,0 +1,290 @@
+/*
+ * test_wire.c — unit tests of cluster/wire (envelope codec, batch framing,
+ * client pseudo ids) and cluster/config (the key = value parser).
+ */
+#include "cluster/config.h"
+#include "cluster/wire.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static rt_msg_t *sample_msg(size_t len) {
+    uint8_t *payload = malloc(len ? len : 1);
+    for (size_t i = 0; i < len; i++) payload[i] = (uint8_t)(i * 7 + 1);
+    rt_msg_init_t in = {0};
+    in.to = (rt_ref_t){0x1234, 0, "sink"};
+    in.from = (rt_ref_t){0, 42, NULL};
+    in.type = 0xF10;
+    in.flags = RT_MSG_REPLY;
+    in.corr = 0xdeadbeefcafeULL;
+    in.deadline_ms = 1700000000123ULL;
+    in.trace_id = 99;
+    in.status = LLMOS_ENOTFOUND;
+    in.error = "no such thing";
+    in.tenant = "acme";
+    in.data = payload;
+    in.len = len;
+    rt_msg_t *m = rt_msg_new(&in);
+    free(payload);
+    return m;
+}
+
+static void round_trip(void **state) {
+    (void)state;
+    cl_scratch_t sc;
+    assert_int_equal(cl_scratch_init(&sc, 4096), 0);
+    size_t sizes[] = {0, 1, 64, 5000, 300000}; /* 300000 overflows the arena into malloc */
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        rt_msg_t *m = sample_msg(sizes[k]);
+        cl_buf_t b;
+        cl_buf_init(&b);
+        assert_int_equal(cl_envelope_append(&b, m, 0x777), 0);
+        assert_int_equal(b.len, cl_envelope_size(m, 0x777));
+        rt_msg_t *d = NULL;
+        llmos_error_t err;
+        assert_int_equal(cl_envelope_decode(b.data, b.len, CL_MAX_FRAME_DEFAULT, &sc, &d, &err), 0);
+        assert_int_equal(d->to.node, 0x1234);
+        assert_string_equal(d->to.name, "sink");
+        assert_int_equal(d->from.node, 0x777); /* from.node 0 is written as the sender's id */
+        assert_int_equal(d->from.id, 42);
+        assert_null(d->from.name);
+        assert_int_equal(d->type, 0xF10);
+        assert_int_equal(d->flags, RT_MSG_REPLY);
+        assert_int_equal(d->corr, 0xdeadbeefcafeULL);
+        assert_int_equal(d->deadline_ms, 1700000000123ULL);
+        assert_int_equal(d->trace_id, 99);
+        assert_int_equal(d->status, LLMOS_ENOTFOUND);
+        assert_string_equal(d->error, "no such thing");
+        assert_string_equal(d->tenant, "acme");
+        assert_int_equal(d->len, sizes[k]);
+        if (sizes[k]) assert_memory_equal(d->data, m->data, sizes[k]);
+        rt_msg_free(d);
+        rt_msg_free(m);
+        cl_buf_deinit(&b);
+    }
+    cl_scratch_deinit(&sc);
+}
+
+static void decode_rejects_bad_input(void **state) {
+    (void)state;
+    cl_scratch_t sc;
+    assert_int_equal(cl_scratch_init(&sc, 4096), 0);
+    rt_msg_t *m = sample_msg(100), *d = (rt_msg_t *)1;
+    cl_buf_t b;
+    cl_buf_init(&b);
+    assert_int_equal(cl_envelope_append(&b, m, 1), 0);
+    llmos_error_t err;
+    /* Over the cap: refused before decoding. */
+    assert_int_equal(cl_envelope_decode(b.data, b.len, 50, &sc, &d, &err), LLMOS_ETOOBIG);
+    assert_null(d);
+    assert_non_null(strstr(err.msg, "cap"));
+    /* Every truncation either fails cleanly or (never) yields a message. */
+    int failures = 0;
+    for (size_t cut = 0; cut < b.len; cut++) {
+        int rc = cl_envelope_decode(b.data, cut, CL_MAX_FRAME_DEFAULT, &sc, &d, &err);
+        if (rc == 0) {
+            rt_msg_free(d); /* a prefix that happens to be a valid envelope */
+        } else {
+            assert_true(rc == LLMOS_EFORMAT);
+            assert_null(d);
+            failures++;
+        }
+    }
+    assert_true(failures > (int)b.len / 2);
+    /* Random bytes. */
+    uint8_t junk[512];
+    srand(7);
+    for (int round = 0; round < 200; round++) {
+        for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)rand();
+        int rc = cl_envelope_decode(junk, 1 + (size_t)rand() % sizeof junk, CL_MAX_FRAME_DEFAULT, &sc, &d, &err);
+        if (rc == 0) rt_msg_free(d);
+        else assert_true(rc == LLMOS_EFORMAT);
+    }
+    /* A well-formed envelope that names no actor. */
+    rt_msg_init_t in = {.from = {0, 1, NULL}, .type = 2};
+    rt_msg_t *none = rt_msg_new(&in);
+    cl_buf_t b2;
+    cl_buf_init(&b2);
+    assert_int_equal(cl_envelope_append(&b2, none, 1), 0);
+    assert_int_equal(cl_envelope_decode(b2.data, b2.len, CL_MAX_FRAME_DEFAULT, &sc, &d, &err), LLMOS_EFORMAT);
+    assert_non_null(strstr(err.msg, "'to'"));
+    rt_msg_free(none);
+    cl_buf_deinit(&b2);
+    rt_msg_free(m);
+    cl_buf_deinit(&b);
+    cl_scratch_deinit(&sc);
+}
+
+static void batch_framing(void **state) {
+    (void)state;
+    cl_buf_t b;
+    cl_buf_init(&b);
+    for (int i = 0; i < 1000; i++) {
+        rt_msg_t *m = sample_msg((size_t)(i % 200));
+        assert_int_equal(cl_batch_append(&b, m, 5), 0);
+        rt_msg_free(m);
+    }
+    cl_scratch_t sc;
+    assert_int_equal(cl_scratch_init(&sc, 4096), 0);
+    size_t pos = 0;
+    int n = 0;
+    const uint8_t *env;
+    size_t env_len;
+    llmos_error_t err;
+    int rc;
+    while ((rc = cl_batch_next(b.data, b.len, &pos, CL_MAX_FRAME_DEFAULT, &env, &env_len, &err)) == 1) {
+        rt_msg_t *d;
+        assert_int_equal(cl_envelope_decode(env, env_len, CL_MAX_FRAME_DEFAULT, &sc, &d, &err), 0);
+        assert_int_equal(d->len, (size_t)(n % 200));
+        rt_msg_free(d);
+        n++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 1000);
+    /* Truncated batch: the last length runs past the end. */
+    pos = 0;
+    n = 0;
+    while ((rc = cl_batch_next(b.data, b.len - 3, &pos, CL_MAX_FRAME_DEFAULT, &env, &env_len, &err)) == 1) n++;
+    assert_int_equal(rc, LLMOS_EFORMAT);
+    assert_int_equal(n, 999);
+    assert_non_null(strstr(err.msg, "offset"));
+    /* Wrong tag. */
+    uint8_t bad[] = {0x12, 0x01, 0x00};
+    pos = 0;
+    assert_int_equal(cl_batch_next(bad, sizeof bad, &pos, CL_MAX_FRAME_DEFAULT, &env, &env_len, &err), LLMOS_EFORMAT);
+    /* Length over the cap. */
+    uint8_t big[] = {0x0a, 0xff, 0xff, 0xff, 0x7f};
+    pos = 0;
+    assert_int_equal(cl_batch_next(big, sizeof big, &pos, 1000, &env, &env_len, &err), LLMOS_ETOOBIG);
+    cl_scratch_deinit(&sc);
+    cl_buf_deinit(&b);
+}
+
+static void client_ids(void **state) {
+    (void)state;
+    uint8_t rid[7] = {0, 1, 2, 3, 4, 5, 6}, back[7];
+    for (size_t len = 1; len <= 7; len++) {
+        uint64_t id = cl_client_node_from_rid(rid, len);
+        assert_true(id & CL_CLIENT_NODE_BIT);
+        assert_int_equal(cl_client_node_to_rid(id, back), len);
+        assert_memory_equal(back, rid, len);
+    }
+    assert_int_equal(cl_client_node_from_rid(rid, 0), 0);
+    uint8_t long_rid[8] = {0};
+    assert_int_equal(cl_client_node_from_rid(long_rid, 8), 0);
+    assert_int_equal(cl_client_node_to_rid(12345, back), 0); /* a real node id */
+    /* Different routing ids never collide (length is part of the id). */
+    assert_true(cl_client_node_from_rid(rid, 3) != cl_client_node_from_rid(rid, 4));
+}
+
+static void config_parses(void **state) {
+    (void)state;
+    cl_config_t c;
+    cl_config_init(&c);
+    assert_string_equal(c.listen, "tcp://127.0.0.1:7070");
+    assert_int_equal(c.max_frame, 64u << 20);
+    const char *text = "# a node\n"
+                       "listen = tcp://127.0.0.1:7100   # trailing comment\n"
+                       "\n"
+                       "node_name=alpha\n"
+                       "  peers = tcp://127.0.0.1:7101, tcp://127.0.0.1:7102\n"
+                       "peers = tcp://127.0.0.1:7101\n" /* duplicate: ignored */
+                       "peer = tcp://10.0.0.1:7000\n"
+                       "workers = 3\n"
+                       "max_frame = 1M\n"
+                       "log_level = debug\n"
+                       "node_id = 0x2a\n"
+                       "heartbeat_ms = 100\n";
+    llmos_error_t err;
+    assert_int_equal(cl_config_parse(&c, text, "t.conf", &err), 0);
+    assert_string_equal(c.listen, "tcp://127.0.0.1:7100");
+    assert_string_equal(c.node_name, "alpha");
+    assert_int_equal(c.npeers, 3);
+    assert_string_equal(c.peers[1], "tcp://127.0.0.1:7102");
+    assert_string_equal(c.peers[2], "tcp://10.0.0.1:7000");
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.max_frame, 1u << 20);
+    assert_string_equal(c.log_level, "debug");
+    assert_int_equal(c.node_id, 42);
+    assert_int_equal(c.heartbeat_ms, 100);
+}
+
+static void config_errors_name_line(void **state) {
+    (void)state;
+    struct {
+        const char *text, *want;
+    } cases[] = {
+        {"listen = tcp://a:1\nbogus line\n", "t.conf:2: expected 'key = value'"},
+        {"\n\ncolour = blue\n", "t.conf:3: unknown key 'colour'"},
+        {"workers = many\n", "t.conf:1: workers"},
+        {"max_frame = 12Q\n", "t.conf:1: max_frame"},
+        {"listen = http://x\n", "t.conf:1: endpoint"},
+        {"listen = tcp://host\n", "t.conf:1: endpoint"},
+        {"peers = tcp://a:1,,tcp://b:2\n", "t.conf:1: empty entry"},
+        {"log_level = loud\n", "t.conf:1: log_level"},
+        {"node_id = 0x8000000000000000\n", "t.conf:1: node_id"},
+        {"node_name =\n", "t.conf:1: node_name has no value"},
+        {"= 3\n", "t.conf:1: missing key"},
+        {"workers = -1\n", "t.conf:1: workers"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cl_config_t c;
+        cl_config_init(&c);
+        llmos_error_t err = {0};
+        if (cl_config_parse(&c, cases[i].text, "t.conf", &err) != LLMOS_EINVAL) fail_msg("case %zu accepted", i);
+        if (!strstr(err.msg, cases[i].want)) fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, cases[i].want);
+    }
+}
+
+static void config_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/llmos_cfg_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "listen = tcp://127.0.0.1:0\nworkers = 1\nthis is wrong\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    cl_config_t c;
+    cl_config_init(&c);
+    llmos_error_t err;
+    assert_int_equal(cl_config_load(&c, path, &err), LLMOS_EINVAL);
+    char want[64];
+    snprintf(want, sizeof want, "%s:3:", path);
+    assert_non_null(strstr(err.msg, want));
+    unlink(path);
+    assert_int_equal(cl_config_load(&c, path, &err), LLMOS_EIO);
+    assert_non_null(strstr(err.msg, path));
+}
+
+static void parse_sizes(void **state) {
+    (void)state;
+    uint64_t v;
+    assert_int_equal(cl_parse_u64("64M", 1, &v), 0);
+    assert_int_equal(v, 64u << 20);
+    assert_int_equal(cl_parse_u64("2KiB", 1, &v), 0);
+    assert_int_equal(v, 2048);
+    assert_int_equal(cl_parse_u64("0x10", 0, &v), 0);
+    assert_int_equal(v, 16);
+    assert_int_equal(cl_parse_u64("10K", 0, &v), LLMOS_EINVAL);
+    assert_int_equal(cl_parse_u64("", 1, &v), LLMOS_EINVAL);
+    assert_int_equal(cl_parse_u64("-5", 1, &v), LLMOS_EINVAL);
+    assert_int_equal(cl_parse_u64("99999999999999999999", 0, &v), LLMOS_EINVAL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip),      cmocka_unit_test(decode_rejects_bad_input),
+        cmocka_unit_test(batch_framing),   cmocka_unit_test(client_ids),
+        cmocka_unit_test(config_parses),   cmocka_unit_test(config_errors_name_line),
+        cmocka_unit_test(config_file),     cmocka_unit_test(parse_sizes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
