@@ -1,0 +1,409 @@
+/*
+ * llmos_graph.c — the `llmos-graph` tool (what `llmos graph ...` runs):
+ *
+ *   llmos-graph load DB FILE... [--format nt|ttl|tsv] [--base IRI] [--strict]
+ *                               [--mem-budget MiB] [--tmp DIR] [--quiet]
+ *   llmos-graph stats DB [--distinct]
+ *   llmos-graph dump DB
+ *   llmos-graph neighbors DB NODE [--hops K] [--dir out|in|both] [--max-edges N]
+ *   llmos-graph path DB A B [--max-hops K] [--dir out|in|both]
+ *   llmos-graph query DB 'SPARQL' ...   (graph/tools/cmd_query.c)
+ *   llmos-graph link DB 'text' ...      (graph/tools/cmd_link.c)
+ *
+ * NODE, A and B are a term in N-Triples syntax (<iri>, _:b, "lit") or a bare
+ * name resolved under the store's base IRI (the one its TSV loads used).
+ * Triples print as N-Triples on stdout; messages go to stderr.  Exit codes:
+ * 0 ok, 1 failure (message on stderr), 2 usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/load.h"
+#include "graph/store.h"
+#include "graph/walk.h"
+
+#ifdef LLMOS_GRAPH_HAVE_QUERY
+int graph_cmd_query(int argc, char **argv);
+#endif
+#ifdef LLMOS_GRAPH_HAVE_LINK
+int graph_cmd_link(int argc, char **argv);
+#endif
+
+static void usage(FILE *f) {
+    fputs("usage: llmos-graph COMMAND DB ...\n"
+          "  load DB FILE... [--format nt|ttl|tsv] [--base IRI] [--strict] [--mem-budget MiB]\n"
+          "                  [--tmp DIR] [--quiet]\n"
+          "  stats DB [--distinct]        triples, terms, per-predicate counts\n"
+          "  dump DB                      all triples as N-Triples on stdout\n"
+          "  neighbors DB NODE [--hops K] [--dir out|in|both] [--max-edges N]\n"
+          "  path DB A B [--max-hops K] [--dir out|in|both]\n"
+          "  query DB 'SPARQL' [--format tsv|json]\n"
+          "  link DB 'text'\n"
+          "NODE: <iri>, _:label, \"literal\" or a name under the graph's base IRI\n",
+          f);
+}
+
+static int fail(const char *cmd, const llmos_error_t *e) {
+    fprintf(stderr, "llmos-graph %s: %s\n", cmd, e->msg[0] ? e->msg : llmos_strerror(e->code));
+    return 1;
+}
+
+static int parse_u64(const char *s, uint64_t *v) {
+    char *end;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (!*s || *end || s[0] == '-') return -1;
+    *v = x;
+    return 0;
+}
+
+static int parse_dir(const char *s, graph_dir *d) {
+    if (!strcmp(s, "out")) *d = GRAPH_DIR_OUT;
+    else if (!strcmp(s, "in")) *d = GRAPH_DIR_IN;
+    else if (!strcmp(s, "both")) *d = GRAPH_DIR_BOTH;
+    else return -1;
+    return 0;
+}
+
+static int open_store(const char *db, int read_only, graph_store_t **s, llmos_error_t *e) {
+    graph_store_options_t o = {.read_only = read_only, .create = !read_only};
+    return graph_store_open(db, &o, s, e);
+}
+
+/* ------------------------------------------------------------- load --- */
+
+static int cmd_load(int argc, char **argv) {
+    graph_load_options_t o = {0};
+    const char *db = NULL;
+    const char **files = calloc((size_t)argc, sizeof *files);
+    int nf = 0;
+    llmos_error_t e = {0};
+    if (!files) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        uint64_t v;
+        if (!strcmp(a, "--format") && i + 1 < argc) {
+            if (graph_format_parse(argv[++i], &o.format, &e)) {
+                free(files);
+                fprintf(stderr, "llmos-graph load: %s\n", e.msg);
+                return 2;
+            }
+        } else if (!strcmp(a, "--base") && i + 1 < argc) {
+            o.base = argv[++i];
+        } else if (!strcmp(a, "--strict")) {
+            o.strict = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o.quiet = 1;
+        } else if (!strcmp(a, "--tmp") && i + 1 < argc) {
+            o.tmp_dir = argv[++i];
+        } else if (!strcmp(a, "--mem-budget") && i + 1 < argc) {
+            if (parse_u64(argv[++i], &v) || v == 0 || v > (1ULL << 30)) {
+                free(files);
+                fprintf(stderr, "llmos-graph load: --mem-budget wants MiB (a positive number)\n");
+                return 2;
+            }
+            o.mem_budget = v << 20;
+        } else if (a[0] == '-' && a[1] == '-') {
+            free(files);
+            fprintf(stderr, "llmos-graph load: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        } else if (!db) {
+            db = a;
+        } else {
+            files[nf++] = a;
+        }
+    }
+    if (!db || nf == 0) {
+        free(files);
+        usage(stderr);
+        return 2;
+    }
+    graph_store_t *s = NULL;
+    int rc = open_store(db, 0, &s, &e);
+    graph_load_report_t rep;
+    if (!rc) rc = graph_load_files(s, files, nf, &o, &rep, &e);
+    graph_store_close(&s);
+    free(files);
+    if (rc) return fail("load", &e);
+    return 0;
+}
+
+/* ------------------------------------------------------------ stats --- */
+
+typedef struct pstat_ctx {
+    graph_reader_t *r;
+    char *buf;
+    size_t cap;
+} pstat_ctx_t;
+
+static int print_pred(void *ctx, graph_id_t p, uint64_t count) {
+    pstat_ctx_t *c = ctx;
+    llmos_error_t e;
+    size_t n;
+    int rc = graph_term_format_id(c->r, p, c->buf, c->cap, &n, &e);
+    if (rc == LLMOS_ETOOBIG) {
+        char *nb = realloc(c->buf, n + 1);
+        if (!nb) return LLMOS_ENOMEM;
+        c->buf = nb;
+        c->cap = n + 1;
+        rc = graph_term_format_id(c->r, p, c->buf, c->cap, &n, &e);
+    }
+    if (rc) return rc;
+    printf("%s\t%llu\n", c->buf, (unsigned long long)count);
+    return 0;
+}
+
+static int cmd_stats(int argc, char **argv) {
+    const char *db = NULL;
+    int distinct = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--distinct")) distinct = 1;
+        else if (argv[i][0] == '-') { usage(stderr); return 2; }
+        else if (!db) db = argv[i];
+        else { usage(stderr); return 2; }
+    }
+    if (!db) { usage(stderr); return 2; }
+    llmos_error_t e = {0};
+    graph_store_t *s = NULL;
+    graph_reader_t *r = NULL;
+    graph_stats_t st;
+    int rc = open_store(db, 1, &s, &e);
+    if (!rc) rc = graph_reader_begin(s, &r, &e);
+    if (!rc) rc = graph_store_stats(r, &st, &e);
+    if (!rc) {
+        printf("triples\t%llu\nterms\t%llu\npredicates\t%llu\n", (unsigned long long)st.triples,
+               (unsigned long long)st.terms, (unsigned long long)st.predicates);
+        if (distinct) {
+            uint64_t ns = 0, no = 0;
+            rc = graph_store_distinct(r, 0, &ns, &e);
+            if (!rc) rc = graph_store_distinct(r, 2, &no, &e);
+            if (!rc) printf("subjects\t%llu\nobjects\t%llu\n", (unsigned long long)ns, (unsigned long long)no);
+        }
+    }
+    pstat_ctx_t c = {r, NULL, 0};
+    if (!rc) {
+        printf("# predicate\ttriples\n");
+        c.cap = 1024;
+        c.buf = malloc(c.cap);
+        rc = c.buf ? graph_store_predicates(r, print_pred, &c, &e) : LLMOS_ENOMEM;
+    }
+    free(c.buf);
+    graph_reader_end(&r);
+    graph_store_close(&s);
+    if (rc) return fail("stats", &e);
+    return 0;
+}
+
+/* ------------------------------------------------- triples printing --- */
+
+typedef struct printer {
+    graph_reader_t *r;
+    char *buf[3];
+    size_t cap[3];
+    graph_id_t last[3];   /* ids whose text is in buf[i] */
+    llmos_error_t *e;
+} printer_t;
+
+static int fmt_pos(printer_t *p, int i, graph_id_t id) {
+    if (p->last[i] == id && id) return 0;
+    size_t n;
+    int rc = graph_term_format_id(p->r, id, p->buf[i], p->cap[i], &n, p->e);
+    if (rc == LLMOS_ETOOBIG) {
+        char *nb = realloc(p->buf[i], n + 1);
+        if (!nb) return llmos_error_set(p->e, LLMOS_ENOMEM, "term text");
+        p->buf[i] = nb;
+        p->cap[i] = n + 1;
+        rc = graph_term_format_id(p->r, id, p->buf[i], p->cap[i], &n, p->e);
+    }
+    p->last[i] = rc ? 0 : id;
+    return rc;
+}
+
+static int print_triple(printer_t *p, const graph_triple_t *t, FILE *out) {
+    int rc = fmt_pos(p, 0, t->s);
+    if (!rc) rc = fmt_pos(p, 1, t->p);
+    if (!rc) rc = fmt_pos(p, 2, t->o);
+    if (rc) return rc;
+    fputs(p->buf[0], out);
+    putc(' ', out);
+    fputs(p->buf[1], out);
+    putc(' ', out);
+    fputs(p->buf[2], out);
+    fputs(" .\n", out);
+    return 0;
+}
+
+static int printer_init(printer_t *p, graph_reader_t *r, llmos_error_t *e) {
+    memset(p, 0, sizeof *p);
+    p->r = r;
+    p->e = e;
+    for (int i = 0; i < 3; i++) {
+        p->cap[i] = 512;
+        if (!(p->buf[i] = malloc(p->cap[i]))) return llmos_error_set(e, LLMOS_ENOMEM, "printer");
+    }
+    return 0;
+}
+
+static void printer_deinit(printer_t *p) {
+    for (int i = 0; i < 3; i++) free(p->buf[i]);
+}
+
+static int cmd_dump(int argc, char **argv) {
+    if (argc != 2) { usage(stderr); return 2; }
+    llmos_error_t e = {0};
+    graph_store_t *s = NULL;
+    graph_reader_t *r = NULL;
+    printer_t pr = {0};
+    int rc = open_store(argv[1], 1, &s, &e);
+    if (!rc) rc = graph_reader_begin(s, &r, &e);
+    if (!rc) rc = printer_init(&pr, r, &e);
+    static char obuf[1 << 16];
+    setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
+    if (!rc) {
+        graph_iter_t it;
+        graph_triple_t t;
+        rc = graph_store_match(r, 0, 0, 0, &it, &e);
+        while (!rc && (rc = graph_iter_next(&it, &t, &e)) == 1) rc = print_triple(&pr, &t, stdout);
+        graph_iter_close(&it);
+    }
+    if (fflush(stdout) && !rc) rc = llmos_error_set(&e, LLMOS_EIO, "writing stdout");
+    printer_deinit(&pr);
+    graph_reader_end(&r);
+    graph_store_close(&s);
+    if (rc < 0) return fail("dump", &e);
+    return 0;
+}
+
+/* ------------------------------------------------------ neighbours --- */
+
+typedef struct nb_ctx {
+    printer_t *pr;
+} nb_ctx_t;
+
+static int on_edge(void *ctx, const graph_triple_t *t, unsigned hop) {
+    nb_ctx_t *c = ctx;
+    return print_triple(c->pr, t, stdout);
+}
+
+static int cmd_neighbors(int argc, char **argv) {
+    const char *pos[2] = {0};
+    int np = 0;
+    graph_walk_options_t o = {.hops = 1};
+    for (int i = 1; i < argc; i++) {
+        uint64_t v;
+        if (!strcmp(argv[i], "--hops") && i + 1 < argc) {
+            if (parse_u64(argv[++i], &v) || v == 0 || v > 16) { fprintf(stderr, "llmos-graph neighbors: --hops wants 1..16\n"); return 2; }
+            o.hops = (unsigned)v;
+        } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+            if (parse_dir(argv[++i], &o.dir)) { fprintf(stderr, "llmos-graph neighbors: --dir out|in|both\n"); return 2; }
+        } else if (!strcmp(argv[i], "--max-edges") && i + 1 < argc) {
+            if (parse_u64(argv[++i], &v) || v == 0) { fprintf(stderr, "llmos-graph neighbors: --max-edges wants a positive number\n"); return 2; }
+            o.max_edges = v;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            usage(stderr);
+            return 2;
+        } else if (np < 2) {
+            pos[np++] = argv[i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (np != 2) { usage(stderr); return 2; }
+    llmos_error_t e = {0};
+    graph_store_t *s = NULL;
+    graph_reader_t *r = NULL;
+    printer_t pr = {0};
+    graph_id_t node = 0;
+    graph_walk_result_t res = {0};
+    int rc = open_store(pos[0], 1, &s, &e);
+    if (!rc) rc = graph_reader_begin(s, &r, &e);
+    if (!rc) rc = graph_node_resolve(r, pos[1], NULL, &node, &e);
+    if (!rc) rc = printer_init(&pr, r, &e);
+    nb_ctx_t c = {&pr};
+    if (!rc) rc = graph_neighbors(r, node, &o, on_edge, &c, &res, &e);
+    printer_deinit(&pr);
+    graph_reader_end(&r);
+    graph_store_close(&s);
+    if (rc) return fail("neighbors", &e);
+    fprintf(stderr, "%llu nodes, %llu edges within %u hop%s%s\n", (unsigned long long)res.nodes,
+            (unsigned long long)res.edges, o.hops, o.hops == 1 ? "" : "s",
+            res.truncated ? " (truncated at a cap: --max-edges)" : "");
+    return 0;
+}
+
+static int cmd_path(int argc, char **argv) {
+    const char *pos[3] = {0};
+    int np = 0;
+    graph_walk_options_t o = {.hops = 6};
+    for (int i = 1; i < argc; i++) {
+        uint64_t v;
+        if (!strcmp(argv[i], "--max-hops") && i + 1 < argc) {
+            if (parse_u64(argv[++i], &v) || v == 0 || v > 64) { fprintf(stderr, "llmos-graph path: --max-hops wants 1..64\n"); return 2; }
+            o.hops = (unsigned)v;
+        } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+            if (parse_dir(argv[++i], &o.dir)) { fprintf(stderr, "llmos-graph path: --dir out|in|both\n"); return 2; }
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            usage(stderr);
+            return 2;
+        } else if (np < 3) {
+            pos[np++] = argv[i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (np != 3) { usage(stderr); return 2; }
+    llmos_error_t e = {0};
+    graph_store_t *s = NULL;
+    graph_reader_t *r = NULL;
+    printer_t pr = {0};
+    graph_id_t a = 0, b = 0;
+    graph_triple_t path[64];
+    size_t len = 0;
+    int rc = open_store(pos[0], 1, &s, &e);
+    if (!rc) rc = graph_reader_begin(s, &r, &e);
+    if (!rc) rc = graph_node_resolve(r, pos[1], NULL, &a, &e);
+    if (!rc) rc = graph_node_resolve(r, pos[2], NULL, &b, &e);
+    if (!rc) rc = printer_init(&pr, r, &e);
+    if (!rc) rc = graph_path(r, a, b, &o, path, 64, &len, &e);
+    for (size_t i = 0; !rc && i < len; i++) rc = print_triple(&pr, &path[i], stdout);
+    printer_deinit(&pr);
+    graph_reader_end(&r);
+    graph_store_close(&s);
+    if (rc) return fail("path", &e);
+    fprintf(stderr, "path of %zu hop%s\n", len, len == 1 ? "" : "s");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    /* Subcommands see argv[0] = their own name. */
+    if (!strcmp(cmd, "load")) return cmd_load(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
+    if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
+    if (!strcmp(cmd, "neighbors") || !strcmp(cmd, "neighbours")) return cmd_neighbors(argc - 1, argv + 1);
+    if (!strcmp(cmd, "path")) return cmd_path(argc - 1, argv + 1);
+#ifdef LLMOS_GRAPH_HAVE_QUERY
+    if (!strcmp(cmd, "query")) return graph_cmd_query(argc - 1, argv + 1);
+#endif
+#ifdef LLMOS_GRAPH_HAVE_LINK
+    if (!strcmp(cmd, "link")) return graph_cmd_link(argc - 1, argv + 1);
+#endif
+    if (!strcmp(cmd, "query") || !strcmp(cmd, "link")) {
+        fprintf(stderr, "llmos-graph: '%s' is not built into this binary\n", cmd);
+        return 1;
+    }
+    fprintf(stderr, "llmos-graph: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}
