@@ -313,10 +313,19 @@ static int parse(gguf_t *g) {
                                  "end (%zu bytes): truncated file?",
                                  r->path, (int)t->nlen, t->name, t->info_off,
                                  (unsigned long long)(ds + t->offset), (unsigned long long)t->bytes, r->n);
-        else if (i + 1 < g->n_t && t->offset + t->bytes > ord[i + 1]->offset)
-            rc = llmos_error_set(r->err, LLMOS_EFORMAT, "%s: tensors '%.*s' and '%.*s' overlap (data offsets %llu, %llu)",
-                                 r->path, (int)t->nlen, t->name, (int)ord[i + 1]->nlen, ord[i + 1]->name,
-                                 (unsigned long long)t->offset, (unsigned long long)ord[i + 1]->offset);
+        else {
+            /* Writers pack tensors, each padded to the alignment; a gap or an
+             * overlap means a size or an offset is wrong. */
+            uint64_t end = (t->offset + t->bytes + g->alignment - 1) / g->alignment * g->alignment;
+            uint64_t next = i + 1 < g->n_t ? ord[i + 1]->offset : room;
+            if (i + 1 < g->n_t ? end != next : (t->offset + t->bytes > room || room - (t->offset + t->bytes) >= g->alignment))
+                rc = llmos_error_set(r->err, LLMOS_EFORMAT,
+                                     "%s: tensor '%.*s' (info at offset %zu): %llu bytes at data offset %llu do not end "
+                                     "where the %s starts (%llu): inconsistent type, shape or offset",
+                                     r->path, (int)t->nlen, t->name, t->info_off, (unsigned long long)t->bytes,
+                                     (unsigned long long)t->offset, i + 1 < g->n_t ? "next tensor" : "file end",
+                                     (unsigned long long)next);
+        }
     }
     free(ord);
     return rc;

@@ -1,0 +1,596 @@
+/*
+ * Unit tests of model/: tokenizer round trips, batched paged-KV decode
+ * against one-sequence-at-a-time decode, KV pool accounting, sampling,
+ * stop strings, save/load, and truncated / corrupted checkpoints and GGUF
+ * files (every header field) — all on the real stories260K model.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "model/model.h"
+#include "runtime/base/log.h"
+#include "runtime/base/paths.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char models[2048], bin_path[2300], tok_path[2300], gguf_path[2300];
+
+static int setup_paths(void) {
+    llmos_error_t e = {0};
+    if (llmos_models_dir(NULL, models, sizeof models, &e)) return -1;
+    snprintf(bin_path, sizeof bin_path, "%s/stories260K.bin", models);
+    snprintf(tok_path, sizeof tok_path, "%s/tok512.bin", models);
+    snprintf(gguf_path, sizeof gguf_path, "%s/stories260K.gguf", models);
+    return 0;
+}
+
+static model_t *load_bin(void) {
+    model_load_opts_t o = {.tokenizer_path = tok_path};
+    model_t *m = NULL;
+    llmos_error_t e = {0};
+    int rc = model_load(bin_path, &o, &m, &e);
+    if (rc) fprintf(stderr, "load: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    return m;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint32_t rnd(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+
+/* ------------------------------------------------------------ tokenizer */
+
+static void roundtrip(const model_tokenizer_t *t, const char *s, size_t n) {
+    int cap = (int)n + 3, cnt;
+    int *ids = malloc(sizeof(int) * (size_t)cap);
+    char *back = malloc(n * 8 + 16);
+    llmos_error_t e = {0};
+    assert_int_equal(model_tokenize(t, s, n, 1, 0, ids, cap, &cnt, &e), 0);
+    assert_true(cnt >= 1 && ids[0] == model_tokenizer_bos(t));
+    size_t bn;
+    assert_int_equal(model_detokenize(t, ids, cnt, back, n * 8 + 16, &bn, &e), 0);
+    assert_int_equal(bn, n);
+    assert_memory_equal(back, s, n);
+    free(ids);
+    free(back);
+}
+
+static void test_tokenizer_known(void **state) {
+    (void)state;
+    model_t *m = load_bin();
+    const model_tokenizer_t *t = model_tokenizer(m);
+    int ids[64], n;
+    llmos_error_t e = {0};
+    assert_int_equal(model_tokenize(t, "", 0, 1, 0, ids, 64, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(model_tokenize(t, "Once upon a time", 16, 1, 1, ids, 64, &n, &e), 0);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[n - 1], 2);
+    assert_true(n < 10); /* merges happened */
+    /* Too small an output array is an error, not an overflow. */
+    assert_int_equal(model_tokenize(t, "Once upon a time", 16, 1, 1, ids, 3, &n, &e), LLMOS_ETOOBIG);
+    /* A character outside the vocabulary falls back to its UTF-8 bytes. */
+    assert_int_equal(model_tokenize(t, "\xf0\x9f\x98\x80", 4, 0, 0, ids, 64, &n, &e), 0);
+    assert_true(n >= 4);
+    size_t pl;
+    const char *p = model_token_piece(t, 5, ids[n - 1], &pl);
+    assert_int_equal(pl, 1);
+    assert_int_equal((unsigned char)p[0], 0x80);
+    assert_null(model_token_piece(t, 1, 512, &pl));
+    model_destroy(&m);
+}
+
+static void test_tokenizer_roundtrip(void **state) {
+    (void)state;
+    model_t *m = load_bin();
+    const model_tokenizer_t *t = model_tokenizer(m);
+    const char *fixed[] = {"Once upon a time, there was a little girl named Lily.",
+                           " leading space", "  two spaces\tand a tab\n\nnewlines",
+                           "caf\xc3\xa9 \xe2\x82\xac 100 \xf0\x9f\x98\x80 \xe4\xb8\xad\xe6\x96\x87",
+                           "<0x0A> looks like a byte token", "<s></s><unk>"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) roundtrip(t, fixed[i], strlen(fixed[i]));
+    char buf[600];
+    for (int trial = 0; trial < 300; trial++) {
+        size_t n = 0, want = 1 + rnd() % 120;
+        while (n < want) {
+            uint32_t kind = rnd() % 6, cp;
+            if (kind == 0) { /* any byte at all, NUL and invalid UTF-8 included */
+                buf[n++] = (char)(rnd() & 0xff);
+                continue;
+            }
+            cp = kind <= 2 ? 32 + rnd() % 95 : kind == 3 ? 0x80 + rnd() % 0x780 : kind == 4 ? 0x800 + rnd() % 0xd000 : 0x10000 + rnd() % 0xfffff;
+            if (cp < 0x80) buf[n++] = (char)cp;
+            else if (cp < 0x800) {
+                buf[n++] = (char)(0xc0 | cp >> 6);
+                buf[n++] = (char)(0x80 | (cp & 0x3f));
+            } else if (cp < 0x10000) {
+                buf[n++] = (char)(0xe0 | cp >> 12);
+                buf[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                buf[n++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                buf[n++] = (char)(0xf0 | cp >> 18);
+                buf[n++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                buf[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                buf[n++] = (char)(0x80 | (cp & 0x3f));
+            }
+        }
+        roundtrip(t, buf, n);
+    }
+    model_destroy(&m);
+}
+
+static void test_gguf_vocab_equals_tokenizer_bin(void **state) {
+    (void)state;
+    model_t *a = load_bin(), *b = NULL;
+    llmos_error_t e = {0};
+    assert_int_equal(model_load(gguf_path, NULL, &b, &e), 0);
+    const model_tokenizer_t *ta = model_tokenizer(a), *tb = model_tokenizer(b);
+    const char *s = "The little dog said: \"Let's play!\" \xc3\xa9\n";
+    int ia[128], ib[128], na, nb;
+    assert_int_equal(model_tokenize(ta, s, strlen(s), 1, 0, ia, 128, &na, &e), 0);
+    assert_int_equal(model_tokenize(tb, s, strlen(s), 1, 0, ib, 128, &nb, &e), 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ia, ib, sizeof(int) * (size_t)na);
+    model_destroy(&a);
+    model_destroy(&b);
+}
+
+/* ------------------------------------------------------------ forward */
+
+#define NSEQ 8
+#define DECODE_STEPS 6
+
+static void test_batched_equals_sequential(void **state) {
+    (void)state;
+    model_t *m = load_bin();
+    const model_config_t *cfg = model_config(m);
+    int V = cfg->vocab_size;
+    int lens[NSEQ] = {1, 3, 5, 7, 16, 17, 33, 2};
+    int toks[NSEQ][64];
+    for (int s = 0; s < NSEQ; s++) {
+        toks[s][0] = 1;
+        for (int i = 1; i < 64; i++) toks[s][i] = 3 + (int)(rnd() % (uint32_t)(V - 3));
+    }
+    /* Reference: each sequence alone, one token per forward. */
+    static float ref[NSEQ][DECODE_STEPS + 1][512];
+    llmos_error_t e = {0};
+    for (int s = 0; s < NSEQ; s++) {
+        model_ctx_t *c = NULL;
+        model_ctx_opts_t o = {.threads = 1, .max_seqs = 1, .max_tokens = 1};
+        assert_int_equal(model_ctx_new(m, &o, &c, &e), 0);
+        int q;
+        assert_int_equal(model_seq_open(c, &q, &e), 0);
+        for (int i = 0; i < lens[s] + DECODE_STEPS; i++) {
+            model_batch_entry_t be = {q, &toks[s][i], 1};
+            assert_int_equal(model_ctx_forward(c, &be, 1, &e), 0);
+            if (i >= lens[s] - 1) memcpy(ref[s][i - lens[s] + 1], model_ctx_logits(c, 0), sizeof(float) * (size_t)V);
+        }
+        model_ctx_destroy(&c);
+    }
+    /* Batched: all prompts in one forward (GEMM path), then all 8 decode together. */
+    for (int threads = 1; threads <= 2; threads++) {
+        model_ctx_t *c = NULL;
+        model_ctx_opts_t o = {.threads = threads, .max_seqs = NSEQ, .max_tokens = 128, .kv_blocks = 40};
+        assert_int_equal(model_ctx_new(m, &o, &c, &e), 0);
+        int seq[NSEQ];
+        model_batch_entry_t be[NSEQ];
+        for (int s = 0; s < NSEQ; s++) {
+            assert_int_equal(model_seq_open(c, &seq[s], &e), 0);
+            be[s] = (model_batch_entry_t){seq[s], toks[s], lens[s]};
+        }
+        assert_int_equal(model_ctx_forward(c, be, NSEQ, &e), 0);
+        double maxdiff = 0;
+        for (int step = 0; step <= DECODE_STEPS; step++) {
+            for (int s = 0; s < NSEQ; s++) {
+                const float *lg = model_ctx_logits(c, s);
+                assert_non_null(lg);
+                for (int v = 0; v < V; v++) {
+                    double d = fabs(lg[v] - ref[s][step][v]);
+                    if (d > maxdiff) maxdiff = d;
+                }
+                assert_int_equal(model_seq_len(c, seq[s]), lens[s] + step);
+            }
+            if (step == DECODE_STEPS) break;
+            for (int s = 0; s < NSEQ; s++) be[s] = (model_batch_entry_t){seq[s], &toks[s][lens[s] + step], 1};
+            assert_int_equal(model_ctx_forward(c, be, NSEQ, &e), 0);
+        }
+        printf("batched vs sequential (threads %d): max |logit diff| = %.3g\n", threads, maxdiff);
+        assert_true(maxdiff < 1e-4);
+        model_ctx_destroy(&c);
+    }
+    model_destroy(&m);
+}
+
+static void test_kv_pool(void **state) {
+    (void)state;
+    model_t *m = load_bin();
+    llmos_error_t e = {0};
+    model_ctx_t *c = NULL;
+    model_ctx_opts_t o = {.threads = 1, .max_seqs = 3, .max_tokens = 40, .kv_blocks = 4};
+    assert_int_equal(model_ctx_new(m, &o, &c, &e), 0);
+    int a, b, x, y;
+    assert_int_equal(model_seq_open(c, &a, &e), 0);
+    assert_int_equal(model_seq_open(c, &b, &e), 0);
+    assert_int_equal(model_seq_open(c, &x, &e), 0);
+    assert_int_equal(model_seq_open(c, &y, &e), LLMOS_EOVERLOADED);
+    int toks[40];
+    for (int i = 0; i < 40; i++) toks[i] = 1 + i;
+    model_batch_entry_t be = {a, toks, 33}; /* 3 blocks */
+    assert_int_equal(model_ctx_forward(c, &be, 1, &e), 0);
+    int used, total;
+    size_t bb;
+    model_ctx_kv_usage(c, &used, &total, &bb);
+    assert_int_equal(used, 3);
+    assert_int_equal(total, 4);
+    be = (model_batch_entry_t){b, toks, 17}; /* needs 2, 1 free: refused, nothing changed */
+    assert_int_equal(model_ctx_forward(c, &be, 1, &e), LLMOS_ENOMEM);
+    assert_non_null(strstr(e.msg, "KV pool"));
+    assert_int_equal(model_seq_len(c, b), 0);
+    assert_int_equal(model_seq_truncate(c, a, 16, &e), 0); /* frees 2 blocks */
+    model_ctx_kv_usage(c, &used, NULL, NULL);
+    assert_int_equal(used, 1);
+    assert_int_equal(model_ctx_forward(c, &be, 1, &e), 0);
+    model_seq_close(c, a);
+    model_seq_close(c, b);
+    model_ctx_kv_usage(c, &used, NULL, NULL);
+    assert_int_equal(used, 0);
+    /* Bad input is refused. */
+    int bad = 512;
+    be = (model_batch_entry_t){x, &bad, 1};
+    assert_int_equal(model_ctx_forward(c, &be, 1, &e), LLMOS_EINVAL);
+    be = (model_batch_entry_t){a, toks, 1}; /* closed */
+    assert_int_equal(model_ctx_forward(c, &be, 1, &e), LLMOS_EINVAL);
+    model_batch_entry_t two[2] = {{x, toks, 1}, {x, toks, 1}};
+    assert_int_equal(model_ctx_forward(c, two, 2, &e), LLMOS_EINVAL);
+    be = (model_batch_entry_t){x, toks, 41};
+    assert_int_equal(model_ctx_forward(c, &be, 1, &e), LLMOS_ETOOBIG);
+    model_ctx_destroy(&c);
+    model_destroy(&m);
+}
+
+/* ------------------------------------------------------------ sampling */
+
+static void test_sampler(void **state) {
+    (void)state;
+    llmos_error_t e = {0};
+    float base[512], lg[512];
+    for (int i = 0; i < 512; i++) base[i] = (float)(rnd() % 1000) / 200.0f;
+    base[77] = 20;
+    model_sampler_t *s = NULL;
+    model_sample_opts_t g = {0};
+    assert_int_equal(model_sampler_new(512, &g, &s, &e), 0);
+    memcpy(lg, base, sizeof lg);
+    assert_int_equal(model_sampler_sample(s, lg, NULL, 0), 77);
+    model_sampler_destroy(&s);
+    /* Repetition penalty pushes the seen argmax down. */
+    model_sample_opts_t rp = {.repetition_penalty = 100};
+    assert_int_equal(model_sampler_new(512, &rp, &s, &e), 0);
+    int hist[1] = {77};
+    memcpy(lg, base, sizeof lg);
+    assert_int_not_equal(model_sampler_sample(s, lg, hist, 1), 77);
+    model_sampler_destroy(&s);
+    /* Same seed, same tokens; top-k 1 is greedy; top-k 5 stays in the top 5. */
+    model_sample_opts_t t = {.temperature = 1.5f, .top_p = 0.95f, .top_k = 5, .seed = 1234};
+    int first[50];
+    for (int run = 0; run < 2; run++) {
+        assert_int_equal(model_sampler_new(512, &t, &s, &e), 0);
+        for (int i = 0; i < 50; i++) {
+            memcpy(lg, base, sizeof lg);
+            int tok = model_sampler_sample(s, lg, NULL, 0);
+            if (run == 0) first[i] = tok;
+            else assert_int_equal(tok, first[i]);
+            int above = 0;
+            for (int v = 0; v < 512; v++) above += base[v] > base[tok];
+            assert_true(above < 5);
+        }
+        model_sampler_destroy(&s);
+    }
+    model_sample_opts_t bad = {.temperature = -1};
+    assert_int_equal(model_sampler_new(512, &bad, &s, &e), LLMOS_EINVAL);
+}
+
+static void test_stop_strings(void **state) {
+    (void)state;
+    const char *stops[] = {"The end", "\n\n"};
+    int hit;
+    size_t at;
+    size_t hold = model_stop_check(stops, 2, "and so. The e", 13, &hit, &at);
+    assert_false(hit);
+    assert_int_equal(hold, 5);
+    hold = model_stop_check(stops, 2, "and so. The end!", 16, &hit, &at);
+    assert_true(hit);
+    assert_int_equal(at, 8);
+    model_stop_check(stops, 2, "a\n\nb", 4, &hit, &at);
+    assert_true(hit);
+    assert_int_equal(at, 1);
+}
+
+/* ------------------------------------------------------------ save / new */
+
+static void test_save_roundtrip(void **state) {
+    (void)state;
+    model_t *m = load_bin();
+    char path[] = "/tmp/llmos_model_save_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    llmos_error_t e = {0};
+    assert_int_equal(model_save_llama2c(m, path, &e), 0);
+    model_load_opts_t o = {.tokenizer_path = tok_path};
+    model_t *b = NULL;
+    assert_int_equal(model_load(path, &o, &b, &e), 0);
+    struct stat s1, s2;
+    stat(bin_path, &s1);
+    stat(path, &s2);
+    assert_int_equal(s1.st_size, s2.st_size);
+    const model_weights_t *wa = model_weights(m), *wb = model_weights(b);
+    assert_memory_equal(wa->layers[4].w2.data, wb->layers[4].w2.data, sizeof(float) * 64 * 172);
+    unlink(path);
+    model_destroy(&b);
+    model_destroy(&m);
+
+    model_config_t c = {.arch = MODEL_ARCH_LLAMA, .dim = 32, .hidden_dim = 64, .n_layers = 2, .n_heads = 4,
+                        .n_kv_heads = 3, .vocab_size = 50, .seq_len = 16, .rope_theta = 10000, .norm_eps = 1e-5f};
+    assert_int_equal(model_new(&c, &m, &e), LLMOS_EINVAL);
+    assert_non_null(strstr(e.msg, "n_kv_heads"));
+    c.n_kv_heads = 2;
+    assert_int_equal(model_new(&c, &m, &e), 0);
+    assert_int_equal(model_config(m)->head_dim, 8);
+    assert_null(model_tokenizer(m));
+    model_destroy(&m);
+}
+
+/* ------------------------------------------------------------ bad files */
+
+static void *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *b = malloc(*n);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static void put(const char *path, const void *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* Loads path expecting failure with a message; returns the code. */
+#define expect_refused(p, g, s) expect_refused_at(p, g, s, __LINE__)
+static int expect_refused_at(const char *path, int gguf, const char *must_contain, int line) {
+    model_load_opts_t o = {.tokenizer_path = gguf ? NULL : tok_path};
+    model_t *m = NULL;
+    llmos_error_t e = {0};
+    int rc = model_load(path, &o, &m, &e);
+    if (rc == 0) {
+        model_destroy(&m);
+        fail_msg("line %d: corrupted file %s loaded (expected: %s)", line, path, must_contain ? must_contain : "an error");
+    }
+    assert_null(m);
+    assert_true(strlen(e.msg) > 10);
+    if (must_contain && !strstr(e.msg, must_contain)) fail_msg("line %d: message '%s' lacks '%s'", line, e.msg, must_contain);
+    return rc;
+}
+
+static void test_bad_llama2c(void **state) {
+    (void)state;
+    size_t n;
+    uint8_t *orig = slurp(bin_path, &n), *b = malloc(n);
+    char path[] = "/tmp/llmos_model_bad_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    size_t cuts[] = {0, 1, 4, 27, 28, 29, 1000, n / 2, n - 4, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        put(path, orig, cuts[i]);
+        expect_refused(path, 0, cuts[i] < 28 ? (cuts[i] ? "truncated" : "empty") : "truncated");
+    }
+    /* Trailing garbage is as wrong as a missing tail. */
+    memcpy(b, orig, n);
+    put(path, b, n - 8);
+    FILE *f = fopen(path, "ab");
+    fwrite("0123456789abcdef", 1, 16, f);
+    fclose(f);
+    expect_refused(path, 0, "trailing");
+    const char *fields[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
+    int32_t vals[] = {0, -1, 1, 3, 1 << 30, INT32_MIN};
+    for (int fi = 0; fi < 7; fi++)
+        for (size_t vi = 0; vi < sizeof vals / sizeof vals[0]; vi++) {
+            memcpy(b, orig, n);
+            int32_t old;
+            memcpy(&old, b + 4 * fi, 4);
+            int32_t v = vals[vi] == 1 ? old + 1 : vals[vi];
+            if (v == old) continue;
+            memcpy(b + 4 * fi, &v, 4);
+            put(path, b, n);
+            expect_refused(path, 0, NULL);
+            model_load_opts_t o = {.tokenizer_path = tok_path};
+            model_t *m = NULL;
+            llmos_error_t e = {0};
+            model_load(path, &o, &m, &e);
+            /* The message names the field, or the sizes the header implies. */
+            assert_true(strstr(e.msg, fields[fi]) || strstr(e.msg, "needs") || strstr(e.msg, "config"));
+        }
+    /* A sign flip of vocab_size (separate classifier) changes the size too. */
+    memcpy(b, orig, n);
+    int32_t neg = -512;
+    memcpy(b + 20, &neg, 4);
+    put(path, b, n);
+    expect_refused(path, 0, "truncated");
+    /* A broken tokenizer file. */
+    put(path, orig, n);
+    size_t tn;
+    uint8_t *tok = slurp(tok_path, &tn);
+    char tpath[] = "/tmp/llmos_tok_bad_XXXXXX";
+    fd = mkstemp(tpath);
+    close(fd);
+    size_t tcuts[] = {0, 3, 4, 10, tn / 2, tn - 1};
+    for (size_t i = 0; i < sizeof tcuts / sizeof tcuts[0]; i++) {
+        put(tpath, tok, tcuts[i]);
+        model_load_opts_t o = {.tokenizer_path = tpath};
+        model_t *m = NULL;
+        llmos_error_t e = {0};
+        assert_int_not_equal(model_load(path, &o, &m, &e), 0);
+        assert_non_null(strstr(e.msg, "tokenizer"));
+    }
+    int32_t badlen = 100000;
+    memcpy(tok + 8, &badlen, 4); /* token 0's length */
+    put(tpath, tok, tn);
+    {
+        model_load_opts_t o = {.tokenizer_path = tpath};
+        model_t *m = NULL;
+        llmos_error_t e = {0};
+        assert_int_equal(model_load(path, &o, &m, &e), LLMOS_EFORMAT);
+        assert_non_null(strstr(e.msg, "offset 8"));
+    }
+    unlink(tpath);
+    unlink(path);
+    free(tok);
+    free(orig);
+    free(b);
+}
+
+/* Finds the first occurrence of a length-prefixed GGUF string. */
+static size_t find_gguf_str(const uint8_t *b, size_t n, const char *s) {
+    size_t l = strlen(s);
+    for (size_t i = 8; i + l <= n; i++)
+        if (memcmp(b + i, s, l) == 0) {
+            uint64_t len;
+            memcpy(&len, b + i - 8, 8);
+            if (len == l) return i + l;
+        }
+    fail_msg("'%s' not in the GGUF file", s);
+    return 0;
+}
+
+static void test_bad_gguf(void **state) {
+    (void)state;
+    size_t n;
+    uint8_t *orig = slurp(gguf_path, &n), *b = malloc(n);
+    char path[] = "/tmp/llmos_gguf_bad_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    /* Truncations: all through the header and metadata, then through the data. */
+    for (size_t cut = 0; cut < 16000; cut += cut < 64 ? 1 : 97) {
+        put(path, orig, cut);
+        expect_refused(path, 1, cut == 0 ? "empty" : NULL);
+    }
+    for (size_t cut = 16000; cut < n; cut += n / 20) {
+        put(path, orig, cut);
+        expect_refused(path, 1, "past the end");
+    }
+#define MUT(off, type, val, msg)                                                                   \
+    do {                                                                                           \
+        memcpy(b, orig, n);                                                                        \
+        type v_ = (type)(val);                                                                     \
+        memcpy(b + (off), &v_, sizeof v_);                                                         \
+        put(path, b, n);                                                                           \
+        expect_refused(path, 1, msg);                                                              \
+    } while (0)
+    /* Fixed header. */
+    MUT(0, uint32_t, 0x46554748, "not a llama2.c"); /* "GGUF" misspelt: not GGUF, not llama2.c either */
+    MUT(4, uint32_t, 2, "version");
+    MUT(4, uint32_t, 99, "version");
+    MUT(8, uint64_t, 0, "tensor_count");
+    MUT(8, uint64_t, 49, NULL);
+    MUT(8, uint64_t, UINT64_MAX, "tensor_count");
+    MUT(16, uint64_t, 20, NULL);
+    MUT(16, uint64_t, UINT64_MAX, "metadata_kv_count");
+    /* Metadata: a key's length, its type, and values that matter. */
+    size_t k = find_gguf_str(orig, n, "tokenizer.ggml.tokens");
+    MUT(k - strlen("tokenizer.ggml.tokens") - 8, uint64_t, 1ull << 40, "metadata key");
+    MUT(k, uint32_t, 77, "unknown value type");
+    MUT(k + 4, uint32_t, 77, "unknown array element type");
+    MUT(k + 8, uint64_t, 1ull << 50, "past the end");
+    MUT(k + 8, uint64_t, 511, NULL);
+    MUT(k + 16, uint64_t, 1ull << 40, "length");
+    const char *ints[] = {"llama.embedding_length", "llama.feed_forward_length", "llama.block_count",
+                          "llama.attention.head_count", "llama.attention.head_count_kv", "llama.context_length",
+                          "llama.rope.dimension_count", "tokenizer.ggml.bos_token_id"};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        k = find_gguf_str(orig, n, ints[i]);
+        MUT(k, uint32_t, 8, NULL); /* u32 value now read as a string */
+        MUT(k + 4, uint32_t, strstr(ints[i], "token_id") ? 512 : 0, NULL); /* bos 0 would be valid */
+        MUT(k + 4, uint32_t, 7777777, NULL);
+    }
+    k = find_gguf_str(orig, n, "general.architecture");
+    MUT(k + 12, uint8_t, 'X', "architecture"); /* "llama" -> "lXama" */
+    k = find_gguf_str(orig, n, "llama.attention.layer_norm_rms_epsilon");
+    MUT(k, uint32_t, 4, "not a float");
+    MUT(k + 4, float, -1.0f, "norm_eps");
+    /* Every field of some tensor infos. */
+    const char *tensors[] = {"token_embd.weight", "output_norm.weight", "blk.0.attn_q.weight", "blk.4.ffn_norm.weight"};
+    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
+        k = find_gguf_str(orig, n, tensors[i]);
+        uint32_t nd;
+        memcpy(&nd, orig + k, 4);
+        MUT(k - strlen(tensors[i]) - 8, uint64_t, 300, NULL); /* name length */
+        MUT(k, uint32_t, 0, "n_dims");
+        MUT(k, uint32_t, 5, "n_dims");
+        MUT(k, uint32_t, nd + 1, NULL);
+        MUT(k + 4, uint64_t, 0, "extent");
+        MUT(k + 4, uint64_t, 1ull << 40, "extent");
+        MUT(k + 4, uint64_t, 65, NULL);
+        size_t tt = k + 4 + 8 * nd;
+        MUT(tt, uint32_t, 1, NULL); /* f16: sizes and offsets no longer agree */
+        MUT(tt, uint32_t, 2, NULL); /* q4_0: refused */
+        MUT(tt, uint32_t, 9999, NULL);
+        MUT(tt + 4, uint64_t, 1, "aligned");
+        MUT(tt + 4, uint64_t, n, "offset");
+        MUT(tt + 4, uint64_t, 0x7fffffffffffffe0ull, "offset");
+    }
+    /* And no byte of the metadata, however changed, makes the loader crash. */
+    size_t meta_end = find_gguf_str(orig, n, "blk.4.ffn_norm.weight") + 4 + 8 + 4 + 8;
+    for (size_t off = 0; off < meta_end; off += 3) {
+        memcpy(b, orig, n);
+        b[off] ^= (uint8_t)(0x80 | (off & 0x7f));
+        put(path, b, n);
+        model_t *m = NULL;
+        llmos_error_t e = {0};
+        int rc = model_load(path, NULL, &m, &e);
+        if (rc == 0) model_destroy(&m);
+        else assert_true(strlen(e.msg) > 10);
+    }
+    unlink(path);
+    free(orig);
+    free(b);
+}
+
+int main(void) {
+    llmos_log_set_level(LLMOS_LOG_WARN);
+    if (setup_paths()) {
+        fprintf(stderr, "no models folder\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tokenizer_known),
+        cmocka_unit_test(test_tokenizer_roundtrip),
+        cmocka_unit_test(test_gguf_vocab_equals_tokenizer_bin),
+        cmocka_unit_test(test_batched_equals_sequential),
+        cmocka_unit_test(test_kv_pool),
+        cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_save_roundtrip),
+        cmocka_unit_test(test_bad_llama2c),
+        cmocka_unit_test(test_bad_gguf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
