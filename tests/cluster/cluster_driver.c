@@ -1,0 +1,399 @@
+/*
+ * cluster_driver.c — integration tests with real llmosd processes on
+ * loopback.  The driver is itself a node (runtime + transport): it starts
+ * llmosd processes ($LLMOS_BIN/llmosd, port 0, the bound endpoint read from
+ * their first stdout line), peers with them and talks to their built-in
+ * echo and sink actors.
+ *
+ *   cluster_driver mesh K TOTAL  K llmosd nodes (2 or 3), all peered.  For
+ *       every ordered pair (i, j) the driver sends TOTAL/(K(K-1)) one-way
+ *       messages to echo@i with from = sink@j, so echo@i's replies travel
+ *       llmosd i -> llmosd j.  Every sink must count exactly what was aimed at
+ *       it: none lost, none duplicated.
+ *   cluster_driver restart  one llmosd with a fixed node id: asks to echo in
+ *       a loop; SIGKILL; every ask still gets an answer (an error) and
+ *       one-way sends are refused once the peer is known dead; restart on
+ *       the same port; asks succeed again and a fresh batch of one-way
+ *       messages is counted exactly.  Then the same with a node that comes
+ *       back under a new id: the old id answers with errors.
+ *
+ * Exit 0 = passed; any failure prints what and exits 1.
+ */
+#include "actors/node.h"
+#include "cluster/config.h"
+#include "cluster/transport.h"
+#include "llmos/envelope.pb-c.h"
+#include "runtime/base/clock.h"
+#include "runtime/base/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_NODES 3
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+typedef struct proc {
+    pid_t pid;
+    uint64_t node_id;
+    char endpoint[CL_ENDPOINT_MAX];
+} proc_t;
+
+static proc_t procs[MAX_NODES];
+static int nprocs;
+
+static void kill_all(void) {
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid > 0) {
+            kill(procs[i].pid, SIGKILL);
+            waitpid(procs[i].pid, NULL, 0);
+            procs[i].pid = 0;
+        }
+}
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cluster_driver: FAIL: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    kill_all();
+    exit(1);
+}
+
+static void llmosd_path(char *out, size_t cap) {
+    const char *bin = getenv("LLMOS_BIN");
+    if (bin && *bin) {
+        snprintf(out, cap, "%s/llmosd", bin);
+        return;
+    }
+    char self[PATH_MAX - 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) die("cannot find llmosd: set LLMOS_BIN");
+    self[n] = 0;
+    *strrchr(self, '/') = 0;
+    snprintf(out, cap, "%s/llmosd", self);
+}
+
+/* Starts llmosd with args (NULL-terminated) and reads its endpoint. */
+static void proc_start(proc_t *p, const char *listen, const char **args) {
+    char path[PATH_MAX];
+    llmosd_path(path, sizeof path);
+    int fds[2];
+    if (pipe(fds) != 0) die("pipe: %s", strerror(errno));
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = path;
+    argv[n++] = "--listen";
+    argv[n++] = listen;
+    argv[n++] = "--workers";
+    argv[n++] = "2";
+    argv[n++] = "--log-level";
+    argv[n++] = "warn";
+    for (int i = 0; args && args[i] && n < 30; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    p->pid = pid;
+    char line[512];
+    size_t len = 0;
+    uint64_t until = llmos_now_ns() + 20000000000ull;
+    while (len < sizeof line - 1 && (len == 0 || line[len - 1] != '\n')) {
+        struct pollfd pf = {fds[0], POLLIN, 0};
+        if (llmos_now_ns() > until || poll(&pf, 1, 100) < 0) break;
+        if (!(pf.revents & (POLLIN | POLLHUP))) continue;
+        ssize_t r = read(fds[0], line + len, 1);
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    line[len] = 0;
+    close(fds[0]);
+    unsigned long long id;
+    if (sscanf(line, "llmosd: node %llx listening on %255s", &id, p->endpoint) != 2)
+        die("llmosd (%s) did not start: first line '%s'", listen, line);
+    p->node_id = id;
+}
+
+static void proc_kill(proc_t *p, int sig) {
+    kill(p->pid, sig);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+}
+
+/* ---- the driver's own node ---- */
+
+static rt_system_t *sys;
+static cl_transport_t *tr;
+
+static void driver_start(int npeers, proc_t *peers) {
+    cl_config_t cfg;
+    cl_config_init(&cfg);
+    snprintf(cfg.listen, sizeof cfg.listen, "tcp://127.0.0.1:0");
+    cfg.heartbeat_ms = 100;
+    cfg.peer_timeout_ms = 1000;
+    llmos_error_t err;
+    for (int i = 0; i < npeers; i++)
+        if (cl_config_add_peer(&cfg, peers[i].endpoint, "driver", &err) != 0) die("%s", err.msg);
+    rt_system_opts_t so = {.node_id = cl_node_id_random(), .node_name = "driver", .workers = 2};
+    if (rt_system_new(&so, &sys, &err) != 0) die("runtime: %s", err.msg);
+    if (cl_transport_new(sys, &cfg, &tr, &err) != 0) die("transport: %s", err.msg);
+    for (int i = 0; i < npeers; i++)
+        if (cl_transport_wait_peer(tr, peers[i].endpoint, 20000, NULL, &err) != 0) die("%s", err.msg);
+}
+
+static void driver_stop(void) {
+    cl_transport_stop(tr);
+    rt_system_destroy(&sys);
+    cl_transport_destroy(&tr);
+}
+
+/* Asks node's sink for its count (or resets it). */
+static uint64_t sink_ask(uint64_t node, uint32_t type) {
+    rt_msg_t *reply = NULL;
+    llmos_error_t err;
+    int rc = rt_call(sys, rt_ref_name(node, "sink"), type, NULL, 0, 5000, &reply, &err);
+    if (rc != 0) die("sink@%016" PRIx64 ": %s", node, err.msg);
+    if (reply->status != 0) die("sink@%016" PRIx64 " answered %d: %s", node, reply->status, reply->error);
+    uint64_t v = 0;
+    if (type == ACTORS_MSG_SINK_COUNT) {
+        if (reply->len != 8) die("sink count reply of %zu bytes", reply->len);
+        for (int i = 0; i < 8; i++) v |= (uint64_t)reply->data[i] << (8 * i);
+    }
+    rt_msg_free(reply);
+    return v;
+}
+
+/* NodeStatus.peers of a node, via its node actor. */
+static uint32_t node_peers(uint64_t node) {
+    rt_msg_t *reply = NULL;
+    llmos_error_t err;
+    if (rt_call(sys, rt_ref_name(node, "node"), RT_MSG_STATUS, NULL, 0, 5000, &reply, &err) != 0 || reply->status)
+        die("status of %016" PRIx64 ": %s", node, reply ? reply->error : err.msg);
+    Llmos__NodeStatus *st = llmos__node_status__unpack(NULL, reply->len, reply->data);
+    rt_msg_free(reply);
+    if (!st) die("status of %016" PRIx64 " does not decode", node);
+    uint32_t n = st->peers;
+    llmos__node_status__free_unpacked(st, NULL);
+    return n;
+}
+
+/* One-way send that waits while the outgoing queue is full (back-pressure). */
+static void send_retry(rt_ref_t from, rt_ref_t to, uint32_t type, const void *data, size_t len) {
+    for (int tries = 0;; tries++) {
+        int rc = rt_send(sys, from, to, type, data, len);
+        if (rc == 0) return;
+        if (rc != LLMOS_EOVERLOADED || tries > 200000) die("send to %016" PRIx64 ": %s", to.node, llmos_strerror(rc));
+        usleep(200);
+    }
+}
+
+static uint64_t wait_count(uint64_t node, uint64_t want, uint32_t timeout_ms) {
+    uint64_t until = llmos_now_ns() + (uint64_t)timeout_ms * 1000000u, got = 0, last = 0, last_change = llmos_now_ns();
+    while (llmos_now_ns() < until) {
+        got = sink_ask(node, ACTORS_MSG_SINK_COUNT);
+        if (got >= want) return got;
+        if (got != last) last = got, last_change = llmos_now_ns();
+        if (llmos_now_ns() - last_change > 10000000000ull) break; /* no progress for 10 s */
+        llmos_sleep_ms(20);
+    }
+    return got;
+}
+
+/* ---- mesh ---- */
+
+static int run_mesh(int k, uint64_t total) {
+    if (k < 2 || k > MAX_NODES) die("mesh needs 2 or 3 nodes");
+    const char *peer_args[MAX_NODES][2 * MAX_NODES + 1];
+    for (int i = 0; i < k; i++) {
+        int n = 0;
+        for (int j = 0; j < i; j++) {
+            peer_args[i][n++] = "--peer";
+            peer_args[i][n++] = procs[j].endpoint;
+        }
+        peer_args[i][n] = NULL;
+        proc_start(&procs[i], "tcp://127.0.0.1:0", peer_args[i]);
+        nprocs = i + 1;
+    }
+    driver_start(k, procs);
+    /* Every llmosd must see the other llmosd nodes and the driver. */
+    uint64_t until = llmos_now_ns() + 20000000000ull;
+    for (int i = 0; i < k; i++)
+        while (node_peers(procs[i].node_id) < (uint32_t)k) {
+            if (llmos_now_ns() > until) die("node %d sees only %u peers", i, node_peers(procs[i].node_id));
+            llmos_sleep_ms(20);
+        }
+    for (int i = 0; i < k; i++) sink_ask(procs[i].node_id, ACTORS_MSG_SINK_RESET);
+    uint64_t pairs = (uint64_t)(k * (k - 1)), per_pair = (total + pairs - 1) / pairs; /* at least total */
+    uint8_t payload[64];
+    memset(payload, 0xab, sizeof payload);
+    uint64_t t0 = llmos_now_ns();
+    for (uint64_t m = 0; m < per_pair; m++) {
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                if (i == j) continue;
+                memcpy(payload, &m, sizeof m);
+                send_retry(rt_ref_name(procs[j].node_id, "sink"), rt_ref_name(procs[i].node_id, "echo"),
+                           ACTORS_MSG_BENCH, payload, sizeof payload);
+            }
+    }
+    uint64_t want = per_pair * (uint64_t)(k - 1);
+    int ok = 1;
+    for (int j = 0; j < k; j++) {
+        uint64_t got = wait_count(procs[j].node_id, want, 120000);
+        printf("mesh: sink@node%d counted %" PRIu64 " of %" PRIu64 "\n", j, got, want);
+        if (got != want) ok = 0;
+    }
+    /* A second look: nothing more arrives late (no duplicates). */
+    llmos_sleep_ms(300);
+    for (int j = 0; j < k && ok; j++) {
+        uint64_t got = sink_ask(procs[j].node_id, ACTORS_MSG_SINK_COUNT);
+        if (got != want) die("sink@node%d now counts %" PRIu64 ", expected %" PRIu64, j, got, want);
+    }
+    double secs = (double)(llmos_now_ns() - t0) / 1e9;
+    printf("mesh: %d nodes, %" PRIu64 " messages node-to-node in %.2f s\n", k, per_pair * (uint64_t)(k * (k - 1)),
+           secs);
+    cl_stats_t st;
+    cl_transport_stats(tr, &st);
+    if (st.undelivered || st.decode || st.too_big) die("driver counted undelivered/decode errors");
+    driver_stop();
+    for (int i = 0; i < k; i++) proc_kill(&procs[i], SIGTERM);
+    if (!ok) die("messages lost");
+    return 0;
+}
+
+/* ---- restart ---- */
+
+typedef struct tally {
+    uint64_t asks, ok, errors, send_ok, send_refused;
+} tally_t;
+
+static void ask_echo(uint64_t node, tally_t *t, uint32_t timeout_ms) {
+    rt_msg_t *reply = NULL;
+    llmos_error_t err;
+    uint64_t v = t->asks++;
+    int rc = rt_call(sys, rt_ref_name(node, "echo"), ACTORS_MSG_BENCH, &v, sizeof v, timeout_ms, &reply, &err);
+    if (rc == 0 && reply->status == 0) {
+        if (reply->len != sizeof v || memcmp(reply->data, &v, sizeof v) != 0) die("echo returned the wrong payload");
+        t->ok++;
+    } else {
+        t->errors++; /* an answer all the same: a timeout or an error reply */
+    }
+    rt_msg_free(reply);
+}
+
+static void one_way(uint64_t node, tally_t *t) {
+    int rc = rt_send(sys, RT_REF_NONE, rt_ref_name(node, "sink"), ACTORS_MSG_BENCH, "x", 1);
+    if (rc == 0)
+        t->send_ok++;
+    else
+        t->send_refused++;
+}
+
+/* fixed_id: llmosd has --node-id and the driver connects to it; otherwise a
+ * random id and llmosd connects to the driver (--peer): the driver learns
+ * it from its first header. */
+static void restart_round(int fixed_id) {
+    char listen[CL_ENDPOINT_MAX] = "tcp://127.0.0.1:0";
+    const char *args_fixed[] = {"--node-id", "0x5eed", NULL};
+    const char *args_learn[] = {"--peer", tr ? cl_transport_endpoint(tr) : "", NULL};
+    const char **args = fixed_id ? args_fixed : args_learn;
+    proc_t *b = &procs[0];
+    proc_start(b, listen, args);
+    nprocs = 1;
+    uint64_t old_id = b->node_id;
+    snprintf(listen, sizeof listen, "%s", b->endpoint); /* come back on the same port */
+    if (!tr) driver_start(1, b);
+    llmos_error_t err;
+    if (cl_transport_wait_peer(tr, b->endpoint, 20000, NULL, &err) != 0) die("%s", err.msg);
+
+    tally_t t = {0};
+    for (int i = 0; i < 200; i++) ask_echo(old_id, &t, 2000);
+    if (t.ok != 200) die("before the kill only %" PRIu64 "/200 asks succeeded", t.ok);
+    sink_ask(old_id, ACTORS_MSG_SINK_RESET);
+    for (int i = 0; i < 1000; i++) one_way(old_id, &t);
+
+    cl_stats_t before;
+    cl_transport_stats(tr, &before);
+    proc_kill(b, SIGKILL);
+    /* While it is down: every ask is answered (error), sends get refused
+     * once the death is detected. */
+    tally_t down = {0};
+    uint64_t until = llmos_now_ns() + 3000000000ull;
+    while (llmos_now_ns() < until) {
+        ask_echo(old_id, &down, 300);
+        one_way(old_id, &down);
+        llmos_sleep_ms(1); /* errors come back at once once the death is known: do not spin */
+    }
+    printf("restart(%s id): while down %" PRIu64 " asks -> %" PRIu64 " ok, %" PRIu64 " errors; %" PRIu64
+           " sends refused\n",
+           fixed_id ? "same" : "new", down.asks, down.ok, down.errors, down.send_refused);
+    if (down.ok != 0) die("an ask to a killed node succeeded");
+    if (down.errors != down.asks) die("asks lost: %" PRIu64 " asked, %" PRIu64 " answered", down.asks, down.errors);
+    if (down.send_refused == 0) die("one-way sends to a dead node were never refused");
+    cl_stats_t dead;
+    cl_transport_stats(tr, &dead);
+    if (dead.peer_deaths <= before.peer_deaths) die("the driver did not notice the death");
+
+    proc_start(b, listen, args);
+    if (cl_transport_wait_peer(tr, b->endpoint, 20000, NULL, &err) != 0) die("after restart: %s", err.msg);
+    if (fixed_id) {
+        if (b->node_id != old_id) die("fixed id changed");
+    } else {
+        if (b->node_id == old_id) die("random id repeated");
+        /* The old id is dead for good: errors, never silence. */
+        tally_t stale = {0};
+        for (int i = 0; i < 5; i++) ask_echo(old_id, &stale, 500);
+        if (stale.errors != 5) die("asks to the dead id were not all answered with errors");
+        if (rt_send(sys, RT_REF_NONE, rt_ref_name(old_id, "sink"), ACTORS_MSG_BENCH, "x", 1) == 0)
+            die("a send to the dead id was accepted");
+    }
+    /* Traffic resumes. */
+    tally_t after = {0};
+    for (int i = 0; i < 200; i++) ask_echo(b->node_id, &after, 2000);
+    if (after.ok != 200) die("after restart only %" PRIu64 "/200 asks succeeded", after.ok);
+    sink_ask(b->node_id, ACTORS_MSG_SINK_RESET);
+    for (int i = 0; i < 5000; i++) send_retry(RT_REF_NONE, rt_ref_name(b->node_id, "sink"), ACTORS_MSG_BENCH, "y", 1);
+    uint64_t got = wait_count(b->node_id, 5000, 30000);
+    if (got != 5000) die("after restart the sink counted %" PRIu64 " of 5000", got);
+    printf("restart(%s id): traffic resumed (200 asks, 5000 sends counted)\n", fixed_id ? "same" : "new");
+    proc_kill(b, SIGTERM);
+}
+
+static int run_restart(void) {
+    restart_round(1);
+    /* A node that comes back under a new id. */
+    restart_round(0);
+    cl_stats_t st;
+    cl_transport_stats(tr, &st);
+    printf("restart: driver saw %" PRIu64 " deaths, %" PRIu64 " restarts, %" PRIu64 " undelivered\n",
+           st.peer_deaths, st.peer_restarts, st.undelivered);
+    driver_stop();
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN);
+    if (!getenv("LLMOS_LOG")) llmos_log_set_level(LLMOS_LOG_WARN);
+    if (argc >= 4 && strcmp(argv[1], "mesh") == 0) return run_mesh(atoi(argv[2]), strtoull(argv[3], NULL, 10));
+    if (argc >= 2 && strcmp(argv[1], "restart") == 0) return run_restart();
+    fprintf(stderr, "usage: cluster_driver mesh K TOTAL | restart\n");
+    return 2;
+}

@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""test_badinput.py — a real llmosd fed bad input by a Python ZeroMQ client.
+
+Each bad frame (random bytes, truncated protobuf, a 100 MiB frame, an
+envelope naming no actor, an unknown actor, an unknown type, an expired
+deadline, a three-frame message) must get an error Envelope back, the node
+must still answer `llmos ping`, and `llmos status` must count each kind.
+Then: log lines are limited per burst, the CLI's error paths and git-style
+dispatch, a bad config line (FILE:LINE), and SIGTERM -> exit 0.
+
+Envelopes are encoded by hand here (a few lines of protobuf wire format) so
+the test depends on nothing but python3-zmq.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+import zmq
+
+BIN = os.environ.get("LLMOS_BIN") or os.path.dirname(os.path.abspath(sys.argv[0]))
+LLMOSD = os.path.join(BIN, "llmosd")
+LLMOS = os.path.join(BIN, "llmos")
+
+EFORMAT, ENOTFOUND, ETIMEDOUT, ETOOBIG, EUNKNOWNTYPE = -4, -5, -6, -10, -15
+MSG_ERROR, MSG_PING, MSG_PONG = 1, 2, 3
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+# ---- protobuf wire format, just enough for Envelope ----
+
+def varint(v):
+    if v < 0:
+        v += 1 << 64
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field_varint(num, v):
+    return varint(num << 3) + varint(v) if v else b""
+
+
+def field_bytes(num, b):
+    return varint(num << 3 | 2) + varint(len(b)) + b if b else b""
+
+
+def actor_ref(node=0, id_=0, name=""):
+    return field_varint(1, node) + field_varint(2, id_) + field_bytes(3, name.encode())
+
+
+def envelope(to_name="", to_id=0, type_=0, corr=0, deadline=0, payload=b"", from_id=1):
+    return (field_bytes(1, actor_ref(0, to_id, to_name)) + field_bytes(2, actor_ref(0, from_id, "")) +
+            field_varint(3, type_) + field_varint(4, corr) + field_varint(5, deadline) + field_bytes(8, payload))
+
+
+def read_varint(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return v, i
+
+
+def parse_envelope(b):
+    """Returns a dict of the scalar fields of an Envelope."""
+    out = {"type": 0, "corr": 0, "status": 0, "error": "", "is_reply": 0, "payload": b""}
+    names = {3: "type", 4: "corr", 9: "is_reply", 10: "status", 11: "error", 8: "payload"}
+    i = 0
+    while i < len(b):
+        key, i = read_varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(b, i)
+            if num == 10 and v >= 1 << 63:
+                v -= 1 << 64
+        elif wt == 2:
+            n, i = read_varint(b, i)
+            v = b[i:i + n]
+            i += n
+        else:
+            raise ValueError("unexpected wire type %d" % wt)
+        if num in names:
+            out[names[num]] = v.decode() if num == 11 else v
+    return out
+
+
+# ---- the node ----
+
+def start_node(args=(), stderr=None):
+    p = subprocess.Popen([LLMOSD, "--listen", "tcp://127.0.0.1:0", "--workers", "2"] + list(args),
+                         stdout=subprocess.PIPE, stderr=stderr, text=True)
+    line = p.stdout.readline()
+    if "listening on" not in line:
+        p.kill()
+        raise SystemExit("llmosd did not start: %r" % line)
+    return p, line.split()[-1]
+
+
+def cli(*args, timeout=30):
+    r = subprocess.run([LLMOS] + list(args), capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def main():
+    logf = tempfile.NamedTemporaryFile(prefix="llmosd-", suffix=".log", delete=False)
+    node, ep = start_node(stderr=logf)
+    print("node at", ep, flush=True)
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(ep)
+
+    def ask(frames, what, timeout_ms=10000):
+        s.send_multipart(frames if isinstance(frames, list) else [frames], copy=False)
+        if not s.poll(timeout_ms):
+            check(False, what + ": no reply within %d ms" % timeout_ms)
+            return None
+        r = s.recv_multipart()
+        check(len(r) == 1, what + ": reply is one frame")
+        return parse_envelope(r[0])
+
+    def expect_error(frames, status, what, corr=0):
+        r = ask(frames, what)
+        if r is None:
+            return
+        check(r["type"] == MSG_ERROR and r["status"] == status and r["is_reply"],
+              "%s -> error %d (got type %d status %d: %s)" % (what, status, r["type"], r["status"], r["error"]))
+        check(r["corr"] == corr, "%s: correlation id %d kept" % (what, corr))
+        check(len(r["error"]) > 0, "%s: error message '%s'" % (what, r["error"]))
+        rc, out, err = cli("--endpoint", ep, "--timeout", "5000", "ping")
+        check(rc == 0 and "pong" in out, "%s: node still answers llmos ping (%s)" % (what, out.strip() or err.strip()))
+
+    # A good ask first: the path works.
+    r = ask(envelope("echo", type_=0xF10, corr=1, payload=b"hello"), "echo")
+    check(r is not None and r["payload"] == b"hello" and r["corr"] == 1 and r["status"] == 0, "echo round trip")
+
+    rnd = random.Random(1234)
+    junk = bytes([0xFF]) + bytes(rnd.getrandbits(8) for _ in range(300))
+    expect_error(junk, EFORMAT, "random bytes")
+
+    good = envelope("echo", type_=0xF10, corr=2, payload=b"x" * 100)
+    expect_error(good[: len(good) - 40], EFORMAT, "truncated protobuf")
+
+    expect_error(envelope("", type_=MSG_PING, corr=3), EFORMAT, "envelope naming no actor")
+
+    big = bytearray(100 << 20)
+    big[0:4] = b"\x0a\x00\x1a\x00"
+    expect_error(bytes(big), ETOOBIG, "100 MiB frame")
+    del big
+
+    expect_error(envelope("nobody", type_=MSG_PING, corr=5), ENOTFOUND, "unknown actor (ask)", corr=5)
+    expect_error(envelope("nobody", type_=MSG_PING, corr=0), ENOTFOUND, "unknown actor (one-way, notice)")
+    expect_error(envelope("node", type_=0x7777, corr=6), EUNKNOWNTYPE, "unknown type", corr=6)
+    past = int(time.time() * 1000) - 5000
+    expect_error(envelope("echo", type_=0xF10, corr=7, deadline=past), ETIMEDOUT, "expired deadline", corr=7)
+    expect_error([b"a", b"b", b"c"], EFORMAT, "three-frame message")
+
+    # Counters by kind.
+    rc, out, err = cli("--endpoint", ep, "status", "--json")
+    check(rc == 0, "llmos status --json (%s)" % err.strip())
+    st = json.loads(out)
+    e = st["errors"]
+    print("errors:", e, flush=True)
+    check(e["decode"] >= 3, "decode counted (%d)" % e["decode"])
+    check(e["too_big"] >= 1, "too_big counted (%d)" % e["too_big"])
+    check(e["unknown_actor"] >= 2, "unknown_actor counted (%d)" % e["unknown_actor"])
+    check(e["unknown_type"] >= 1, "unknown_type counted (%d)" % e["unknown_type"])
+    check(e["expired"] >= 1, "expired counted (%d)" % e["expired"])
+    check(e["bad_frame"] >= 1, "bad_frame counted (%d)" % e["bad_frame"])
+    check(any(a.startswith("sink ") for a in st["actors"]) and any(a.startswith("echo ") for a in st["actors"]),
+          "built-in actors listed: %s" % st["actors"])
+    rc, out, err = cli("--endpoint", ep, "status")
+    check(rc == 0 and "uptime" in out and "decode=" in out and "node " in out, "llmos status prints the node")
+
+    # A burst of bad frames: every one answered, logged about once.  (Wait
+    # for the quiet gap that ends the previous burst first.)
+    time.sleep(1.5)
+    before = open(logf.name).read().count("client frame refused")
+    n = 500
+    for _ in range(n):
+        s.send(junk)
+    answered = 0
+    deadline = time.time() + 30
+    while answered < n and time.time() < deadline:
+        if s.poll(1000):
+            s.recv_multipart()
+            answered += 1
+    check(answered == n, "burst: %d/%d bad frames answered" % (answered, n))
+    time.sleep(0.2)
+    logged = open(logf.name).read().count("client frame refused") - before
+    check(1 <= logged <= 5, "burst: logged %d time(s), not %d" % (logged, n))
+
+    # CLI error paths.
+    dead = "tcp://127.0.0.1:%d" % free_port()
+    rc, out, err = cli("--endpoint", dead, "--timeout", "300", "ping")
+    check(rc == 1 and "no answer" in err, "ping to a dead endpoint: exit 1, '%s'" % err.strip())
+    rc, out, err = cli("--endpoint", dead, "--timeout", "300", "status")
+    check(rc == 1 and "no answer" in err, "status to a dead endpoint: exit 1")
+    rc, out, err = cli("frobnicate")
+    check(rc == 1 and "unknown command" in err, "unknown command: '%s'" % err.strip())
+    rc, out, err = cli("--help")
+    check(rc == 0 and "ping" in out and "status" in out, "llmos --help lists commands")
+    # Git-style dispatch: next to the executable first, then PATH.
+    tmp = tempfile.mkdtemp(prefix="llmos-cli-")
+    try:
+        shutil.copy(LLMOS, os.path.join(tmp, "llmos"))
+        for d, name, word in ((tmp, "llmos-hello", "beside"), (os.path.join(tmp, "p"), "llmos-hello", "path"),
+                              (os.path.join(tmp, "p"), "llmos-onpath", "path")):
+            os.makedirs(d, exist_ok=True)
+            f = os.path.join(d, name)
+            with open(f, "w") as fh:
+                fh.write('#!/bin/sh\necho "%s $LLMOS_ENDPOINT $*"\n' % word)
+            os.chmod(f, 0o755)
+        env = dict(os.environ, PATH=os.path.join(tmp, "p") + ":" + os.environ.get("PATH", ""))
+        r = subprocess.run([os.path.join(tmp, "llmos"), "--endpoint", "tcp://h:1", "hello", "a", "b"],
+                           capture_output=True, text=True, env=env)
+        check(r.stdout.strip() == "beside tcp://h:1 a b", "dispatch prefers llmos's directory: %r" % r.stdout)
+        r = subprocess.run([os.path.join(tmp, "llmos"), "onpath", "x"], capture_output=True, text=True, env=env)
+        check(r.stdout.strip().startswith("path") and r.stdout.strip().endswith(" x"),
+              "dispatch falls back to PATH: %r" % r.stdout)
+    finally:
+        shutil.rmtree(tmp)
+
+    # A bad config line names FILE:LINE.
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as cf:
+        cf.write("# test\nworkers = 1\nlisten tcp://127.0.0.1:1\n")
+    r = subprocess.run([LLMOSD, "--config", cf.name], capture_output=True, text=True, timeout=30)
+    check(r.returncode != 0 and ("%s:3" % cf.name) in r.stderr, "bad config line: %r" % r.stderr.strip())
+    os.unlink(cf.name)
+
+    # SIGTERM: clean exit 0.
+    s.close()
+    ctx.term()
+    node.send_signal(signal.SIGTERM)
+    try:
+        code = node.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        node.kill()
+        code = "hung"
+    check(code == 0, "SIGTERM -> exit 0 (got %s)" % code)
+    log = open(logf.name).read()
+    check("ERROR" not in log and "runtime error" not in log and "Sanitizer" not in log,
+          "no errors or sanitizer reports in the node's log")
+    if failures:
+        print(log[-4000:])
+    os.unlink(logf.name)
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        sys.exit(1)
+    print("all checks passed")
+
+
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()
