@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "graph/store.h"
 #include "runtime/base/err.h"
 
 /* ---------------------------------------------------------------- AST --- */
@@ -102,5 +103,77 @@ int sparql_query_parse(const char *text, size_t len, sparql_query_t **out, llmos
 
 /* Frees the query and sets *q to NULL; NULL and *q == NULL are fine. */
 void sparql_query_destroy(sparql_query_t **q);
+
+/* ------------------------------------------------------------ execute --- */
+
+/* Where solutions go.  The executor calls head once, then row per solution
+ * (SELECT) or boolean once (ASK), then finish.  A non-zero return from a
+ * callback stops execution and is returned by sparql_query_execute.
+ * Callbacks run on the executing thread; ids and names are borrowed for the
+ * call only; decode ids with the reader passed in (zero-copy views valid
+ * until the reader ends). */
+typedef struct sparql_sink {
+    int (*head)(void *ctx, const char *const *names, int ncols); /* SELECT: the projected names */
+    int (*row)(void *ctx, graph_reader_t *r, const graph_id_t *ids, int ncols); /* 0 id = unbound */
+    int (*boolean)(void *ctx, int value);                                          /* ASK */
+    int (*finish)(void *ctx);
+    void *ctx;
+} sparql_sink_t;
+
+typedef struct sparql_exec_opts {
+    uint64_t deadline_ns;       /* llmos_now_ns() value to stop at (LLMOS_ETIMEDOUT); 0 = none */
+    const volatile int *cancel; /* when non-NULL and set non-zero: stop with LLMOS_ECANCELED */
+    uint64_t count_cap;         /* planner's range-count cap per pattern; 0 = 1 M */
+} sparql_exec_opts_t;
+
+typedef struct sparql_exec_stats {
+    uint64_t rows;              /* solutions handed to the sink */
+    uint64_t scanned;           /* triples read from range scans */
+    uint64_t scans;             /* range scans started */
+    int order[64];              /* the plan: pattern indexes in join order (first 64) */
+    uint64_t estimate[64];      /* the planner's estimate per planned step */
+} sparql_exec_stats_t;
+
+/* Runs q on the snapshot of reader r, handing solutions to sink.  opts and
+ * stats may be NULL.  Allocates per query (plan, bindings, DISTINCT table),
+ * never per row except when the DISTINCT table grows.  Errors: the first
+ * non-zero sink return, LLMOS_ETIMEDOUT (deadline passed; rows already
+ * handed out stay handed out), LLMOS_ECANCELED, LLMOS_ENOMEM, store errors
+ * (LLMOS_EIO). */
+int sparql_query_execute(graph_reader_t *r, const sparql_query_t *q, const sparql_exec_opts_t *opts,
+                         const sparql_sink_t *sink, sparql_exec_stats_t *stats, llmos_error_t *err);
+
+/* ------------------------------------------------------------- write --- */
+
+typedef enum sparql_format {
+    SPARQL_FORMAT_TSV = 0,  /* SPARQL 1.1 Query Results TSV */
+    SPARQL_FORMAT_JSON = 1, /* SPARQL 1.1 Query Results JSON */
+} sparql_format;
+
+/* Parses "tsv" / "json"; LLMOS_EINVAL otherwise. */
+int sparql_format_parse(const char *name, sparql_format *out, llmos_error_t *err);
+
+/* A result writer: a sink that prints TSV or JSON into a buffer, flushed to
+ * `out` every 64 KiB and at finish when out is not NULL, or kept whole in
+ * memory when out is NULL (take it with sparql_writer_text).  Caller-owned
+ * struct; not thread-safe. */
+typedef struct sparql_writer {
+    sparql_format format;
+    FILE *out;       /* borrowed; NULL = keep in memory */
+    char *data;      /* private: the buffer */
+    size_t len, cap; /* private */
+    int nrows;       /* private: rows written (JSON commas) */
+    int ncols;       /* private */
+    const char **names; /* private: column names (copied) */
+    char *names_mem; /* private */
+    llmos_error_t *err; /* private: where write errors go (borrowed) */
+} sparql_writer_t;
+
+void sparql_writer_init(sparql_writer_t *w, sparql_format format, FILE *out, llmos_error_t *err);
+void sparql_writer_deinit(sparql_writer_t *w);
+/* The sink that writes into w (w must outlive the execution). */
+sparql_sink_t sparql_writer_sink(sparql_writer_t *w);
+/* The text written so far when out == NULL (borrowed from w, NUL-terminated). */
+const char *sparql_writer_text(const sparql_writer_t *w, size_t *len);
 
 #endif

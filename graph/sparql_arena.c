@@ -1,7 +1,8 @@
-/* sparql_arena.c — bump arena and byte buffers for the SPARQL rooms and the
+/* sparql_arena.c — bump arena, byte buffers, hex digits and JSON strings for the SPARQL rooms and the
  * linker; see sparql_internal.h. */
 #include "graph/sparql_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,4 +120,49 @@ int sparql_buf_put_utf8(sparql_buf_t *b, uint32_t cp) {
         return LLMOS_EINVAL;
     }
     return sparql_buf_put(b, u, n);
+}
+
+int sparql_buf_put_json_str(sparql_buf_t *b, const char *s, size_t n) {
+    if (sparql_buf_reserve(b, n + 2)) return LLMOS_ENOMEM;
+    b->data[b->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *e = NULL;
+        char esc[8];
+        switch (c) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        default:
+            if (c < 0x20) {
+                snprintf(esc, sizeof esc, "\\u%04x", c);
+                e = esc;
+            }
+        }
+        if (e ? sparql_buf_puts(b, e) : sparql_buf_putc(b, (char)c)) return LLMOS_ENOMEM;
+    }
+    return sparql_buf_putc(b, '"');
+}
+
+int sparql_hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int sparql_hex_read(const char *s, size_t n, size_t nd, uint32_t *out) {
+    uint32_t v = 0;
+    if (n < nd) return LLMOS_EFORMAT;
+    for (size_t i = 0; i < nd; i++) {
+        int d = sparql_hex_digit(s[i]);
+        if (d < 0) return LLMOS_EFORMAT;
+        v = v * 16 + (uint32_t)d;
+    }
+    *out = v;
+    return 0;
 }

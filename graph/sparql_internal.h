@@ -41,6 +41,16 @@ int sparql_buf_puts(sparql_buf_t *b, const char *s);
 int sparql_buf_reserve(sparql_buf_t *b, size_t extra);
 void sparql_buf_free(sparql_buf_t *b);
 
+/* The value of a hex digit, or -1. */
+int sparql_hex_digit(char c);
+/* Reads exactly nd hex digits from s (n bytes available) into *out; 0 or
+ * LLMOS_EFORMAT when fewer than nd digits are there. */
+int sparql_hex_read(const char *s, size_t n, size_t nd, uint32_t *out);
+
+/* Appends s (n bytes) as a JSON string with quotes: '"', '\\' and control
+ * characters escaped, other bytes (UTF-8) as they are. */
+int sparql_buf_put_json_str(sparql_buf_t *b, const char *s, size_t n);
+
 /* Appends a UTF-8 encoding of code point cp; LLMOS_EINVAL for a surrogate or
  * a value over U+10FFFF. */
 int sparql_buf_put_utf8(sparql_buf_t *b, uint32_t cp);

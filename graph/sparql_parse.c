@@ -116,7 +116,7 @@ static void lx_advance(lexer_t *lx) {
 
 static int is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
-static int is_hex(int c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static int is_hex(int c) { return c >= 0 && sparql_hex_digit((char)c) >= 0; }
 /* PN_CHARS_BASE, with every non-ASCII byte accepted as part of a letter. */
 static int is_pn_base(int c) { return is_alpha(c) || c >= 0x80; }
 static int is_pn_u(int c) { return is_pn_base(c) || c == '_'; }
@@ -508,13 +508,8 @@ static int unescape_string(parser_t *ps, const tok_t *t, const char **out, size_
         }
         if (e == 'u' || e == 'U') {
             size_t nd = e == 'u' ? 4 : 8;
-            uint32_t cp = 0;
-            size_t k;
-            for (k = 0; k < nd && i + 1 + k < t->len && is_hex((unsigned char)t->text[i + 1 + k]); k++) {
-                char h = t->text[i + 1 + k];
-                cp = cp * 16 + (uint32_t)(is_digit(h) ? h - '0' : (h | 0x20) - 'a' + 10);
-            }
-            if (k < nd) return lex_fail(ps, line, col, "bad \\u escape in a string (needs hex digits)");
+            uint32_t cp;
+            if (sparql_hex_read(t->text + i + 1, t->len - i - 1, nd, &cp)) return lex_fail(ps, line, col, "bad \\u escape in a string (needs hex digits)");
             if (sparql_buf_put_utf8(b, cp)) return lex_fail(ps, line, col, "\\u escape is not a Unicode scalar value");
             i += nd;
             col += (uint32_t)(2 + nd);
@@ -562,13 +557,8 @@ static int make_iri(parser_t *ps, const tok_t *t, const char **out, size_t *out_
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\\' && i + 1 < n && (s[i + 1] == 'u' || s[i + 1] == 'U')) {
             size_t nd = s[i + 1] == 'u' ? 4 : 8;
-            uint32_t cp = 0;
-            size_t k;
-            for (k = 0; k < nd && i + 2 + k < n && is_hex((unsigned char)s[i + 2 + k]); k++) {
-                char h = s[i + 2 + k];
-                cp = cp * 16 + (uint32_t)(is_digit(h) ? h - '0' : (h | 0x20) - 'a' + 10);
-            }
-            if (k < nd || sparql_buf_put_utf8(b, cp))
+            uint32_t cp;
+            if (sparql_hex_read(s + i + 2, n - i - 2, nd, &cp) || sparql_buf_put_utf8(b, cp))
                 return lex_fail(ps, t->line, t->col, "bad \\u escape in an IRI");
             i += 1 + nd;
             continue;
@@ -854,6 +844,8 @@ static int parse_group(parser_t *ps) {
             if ((rc = parse_triples(ps))) return rc;
             if (ps->tok.kind == T_DOT) {
                 if ((rc = advance(ps))) return rc;
+            } else if (ps->tok.kind == T_LBRACE) {
+                return unsupported(ps, "a nested group '{ }'");
             } else if (ps->tok.kind != T_RBRACE && !tok_is_word(&ps->tok, "FILTER")) {
                 return expected_or_unsupported(ps, "'.', ';', ',', FILTER or '}'");
             }

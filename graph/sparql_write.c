@@ -1,0 +1,196 @@
+/*
+ * sparql_write.c — result writers: SPARQL 1.1 Query Results TSV and JSON.
+ *
+ * A writer is a sink (sparql.h) that appends to one buffer: terms are
+ * decoded straight from the store's zero-copy views into it (TSV through
+ * graph_term_format, JSON escaped here), so a row costs no allocation once
+ * the buffer has grown to its working size.  With an output FILE the buffer
+ * is flushed every 64 KiB; without one the whole result stays in memory for
+ * the caller (the graph actor puts it in a reply).
+ *
+ * TSV: a header line "?x\t?y", then one line per row with each term in
+ * N-Triples syntax (unbound = empty field); ASK writes "?_askResult" and
+ * true/false like other engines do (TSV has no boolean form).
+ * JSON: {"head":{"vars":[...]},"results":{"bindings":[{"x":{"type":"uri",
+ * "value":...}}, ...]}}, literals with "xml:lang" or "datatype"; ASK:
+ * {"head":{},"boolean":true}.
+ */
+#include "graph/sparql.h"
+#include "graph/sparql_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FLUSH_AT (64u * 1024u)
+
+static int w_reserve(sparql_writer_t *w, size_t extra) {
+    if (w->len + extra + 1 <= w->cap) return 0;
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < w->len + extra + 1) cap *= 2;
+    char *d = realloc(w->data, cap);
+    if (!d) return llmos_error_set(w->err, LLMOS_ENOMEM, "out of memory writing results");
+    w->data = d;
+    w->cap = cap;
+    return 0;
+}
+
+static int w_put(sparql_writer_t *w, const char *s, size_t n) {
+    int rc = w_reserve(w, n);
+    if (rc) return rc;
+    memcpy(w->data + w->len, s, n);
+    w->len += n;
+    w->data[w->len] = '\0';
+    return 0;
+}
+
+static int w_puts(sparql_writer_t *w, const char *s) { return w_put(w, s, strlen(s)); }
+
+static int w_flush(sparql_writer_t *w, int force) {
+    if (!w->out || (!force && w->len < FLUSH_AT)) return 0;
+    if (w->len && fwrite(w->data, 1, w->len, w->out) != w->len)
+        return llmos_error_set(w->err, LLMOS_EIO, "writing results failed");
+    w->len = 0;
+    if (force && fflush(w->out) != 0) return llmos_error_set(w->err, LLMOS_EIO, "writing results failed");
+    return 0;
+}
+
+/* A JSON string, through the shared escaper on a view of w's buffer. */
+static int w_json_str(sparql_writer_t *w, const char *s, size_t n) {
+    sparql_buf_t b = {w->data, w->len, w->cap};
+    int rc = sparql_buf_put_json_str(&b, s, n);
+    w->data = b.data;
+    w->len = b.len;
+    w->cap = b.cap;
+    return rc ? llmos_error_set(w->err, LLMOS_ENOMEM, "out of memory writing results") : 0;
+}
+
+static int w_head(void *ctx, const char *const *names, int n) {
+    sparql_writer_t *w = ctx;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += strlen(names[i]) + 1;
+    w->names = calloc((size_t)n + 1, sizeof *w->names);
+    w->names_mem = malloc(total + 1);
+    if (!w->names || !w->names_mem) return llmos_error_set(w->err, LLMOS_ENOMEM, "out of memory writing results");
+    char *p = w->names_mem;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        memcpy(p, names[i], l + 1);
+        w->names[i] = p;
+        p += l + 1;
+    }
+    w->ncols = n;
+    int rc = 0;
+    if (w->format == SPARQL_FORMAT_TSV) {
+        for (int i = 0; i < n && !rc; i++) {
+            if (i) rc = w_put(w, "\t", 1);
+            if (!rc) rc = w_put(w, "?", 1);
+            if (!rc) rc = w_puts(w, names[i]);
+        }
+        if (!rc) rc = w_put(w, "\n", 1);
+        return rc;
+    }
+    rc = w_puts(w, "{\"head\":{\"vars\":[");
+    for (int i = 0; i < n && !rc; i++) {
+        if (i) rc = w_put(w, ",", 1);
+        if (!rc) rc = w_json_str(w, names[i], strlen(names[i]));
+    }
+    if (!rc) rc = w_puts(w, "]},\"results\":{\"bindings\":[");
+    return rc;
+}
+
+static int w_tsv_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
+    size_t need = 0;
+    int rc = graph_term_format_id(r, id, w->data + w->len, w->cap - w->len, &need, w->err);
+    if (rc == LLMOS_ETOOBIG) {
+        llmos_error_clear(w->err);
+        if ((rc = w_reserve(w, need + 1))) return rc;
+        rc = graph_term_format_id(r, id, w->data + w->len, w->cap - w->len, &need, w->err);
+    }
+    if (rc) return rc;
+    w->len += need;
+    return 0;
+}
+
+static int w_row(void *ctx, graph_reader_t *r, const graph_id_t *ids, int n) {
+    sparql_writer_t *w = ctx;
+    int rc = 0;
+    if (w->format == SPARQL_FORMAT_TSV) {
+        for (int i = 0; i < n && !rc; i++) {
+            if (i) rc = w_put(w, "\t", 1);
+            if (!rc && ids[i]) rc = w_reserve(w, 64);
+            if (!rc && ids[i]) rc = w_tsv_term(w, r, ids[i]);
+        }
+        if (!rc) rc = w_put(w, "\n", 1);
+    } else {
+        rc = w_puts(w, w->nrows ? ",{" : "{");
+        int first = 1;
+        for (int i = 0; i < n && !rc; i++) {
+            if (!ids[i]) continue;
+            graph_term_t t;
+            if ((rc = graph_term_get(r, ids[i], &t, w->err))) break;
+            if (!first) rc = w_put(w, ",", 1);
+            first = 0;
+            if (!rc) rc = w_json_str(w, w->names[i], strlen(w->names[i]));
+            if (!rc) rc = w_puts(w, t.kind == GRAPH_TERM_IRI     ? ":{\"type\":\"uri\",\"value\":"
+                                    : t.kind == GRAPH_TERM_BLANK ? ":{\"type\":\"bnode\",\"value\":"
+                                                                 : ":{\"type\":\"literal\",\"value\":");
+            if (!rc) rc = w_json_str(w, t.value, t.len);
+            if (!rc && t.kind == GRAPH_TERM_LITERAL && t.lang) {
+                rc = w_puts(w, ",\"xml:lang\":");
+                if (!rc) rc = w_json_str(w, t.lang, t.lang_len);
+            }
+            if (!rc && t.kind == GRAPH_TERM_LITERAL && t.datatype) {
+                rc = w_puts(w, ",\"datatype\":");
+                if (!rc) rc = w_json_str(w, t.datatype, t.datatype_len);
+            }
+            if (!rc) rc = w_put(w, "}", 1);
+        }
+        if (!rc) rc = w_put(w, "}", 1);
+    }
+    w->nrows++;
+    return rc ? rc : w_flush(w, 0);
+}
+
+static int w_boolean(void *ctx, int value) {
+    sparql_writer_t *w = ctx;
+    if (w->format == SPARQL_FORMAT_TSV) return w_puts(w, value ? "?_askResult\ntrue\n" : "?_askResult\nfalse\n");
+    return w_puts(w, value ? "{\"head\":{},\"boolean\":true}\n" : "{\"head\":{},\"boolean\":false}\n");
+}
+
+static int w_finish(void *ctx) {
+    sparql_writer_t *w = ctx;
+    int rc = 0;
+    if (w->format == SPARQL_FORMAT_JSON && w->names) rc = w_puts(w, "]}}\n");
+    return rc ? rc : w_flush(w, 1);
+}
+
+int sparql_format_parse(const char *name, sparql_format *out, llmos_error_t *err) {
+    if (name && strcmp(name, "tsv") == 0) *out = SPARQL_FORMAT_TSV;
+    else if (name && strcmp(name, "json") == 0) *out = SPARQL_FORMAT_JSON;
+    else return llmos_error_set(err, LLMOS_EINVAL, "unknown result format '%s' (tsv or json)", name ? name : "");
+    return 0;
+}
+
+void sparql_writer_init(sparql_writer_t *w, sparql_format format, FILE *out, llmos_error_t *err) {
+    memset(w, 0, sizeof *w);
+    w->format = format;
+    w->out = out;
+    w->err = err;
+}
+
+void sparql_writer_deinit(sparql_writer_t *w) {
+    free(w->data);
+    free(w->names);
+    free(w->names_mem);
+    memset(w, 0, sizeof *w);
+}
+
+sparql_sink_t sparql_writer_sink(sparql_writer_t *w) {
+    sparql_sink_t s = {w_head, w_row, w_boolean, w_finish, w};
+    return s;
+}
+
+const char *sparql_writer_text(const sparql_writer_t *w, size_t *len) {
+    if (len) *len = w->len;
+    return w->data ? w->data : "";
+}
