@@ -24,6 +24,15 @@
  * max_restarts times within restart_period_ms; past that budget the child
  * stays dead and its parent fails in turn (escalation).  Watchers of an
  * actor that ends get MSG_DOWN with from = the dead actor, status = reason.
+ * A restarted child keeps its id, name and mailbox (deinit then init run;
+ * the message that failed, if an ask, is answered with the failure).  When
+ * an actor ends or is restarted, its children are stopped (so a restarted
+ * parent's init can spawn them again under the same names).
+ *
+ * Correlation ids that rt_ask / rt_call make have the top bit set.  A reply
+ * carrying such a corr that no pending ask awaits is a late reply: dropped
+ * and counted.  Replies to asks built by hand for rt_send_msg (corr below
+ * 2^63) are delivered to receive as they are.
  *
  * Nothing is silently lost: an ask that cannot be delivered (unknown actor,
  * dead actor, expired deadline, no route) is answered with an error reply;
@@ -166,7 +175,8 @@ void rt_system_destroy(rt_system_t **sys);
 uint64_t rt_system_node_id(const rt_system_t *sys);
 void rt_system_stats(rt_system_t *sys, rt_stats_t *out);
 
-/* Calls fn once per live actor (registered name or NULL, id, kind). */
+/* Calls fn once per live actor (registered name or NULL, id, kind).  fn runs
+ * under the registry lock: it must not spawn, stop, register or watch. */
 void rt_system_foreach_actor(rt_system_t *sys,
                              void (*fn)(void *user, const char *name, uint64_t id, const char *kind),
                              void *user);
@@ -174,7 +184,9 @@ void rt_system_foreach_actor(rt_system_t *sys,
 /* The remote router: called (on the sender's thread) with every message whose
  * to.node is neither 0 nor this node.  It takes ownership of msg and returns 0,
  * or returns an llmos_err without taking it (the runtime then answers an ask
- * with that error and frees the message). */
+ * with that error and frees the message).  Before the call the runtime sets
+ * msg->from.node to this node's id when it was 0, so the far side can answer.
+ * May be called with fn NULL (no router: such sends get LLMOS_EUNAVAILABLE). */
 typedef int (*rt_remote_fn)(void *user, rt_msg_t *msg);
 void rt_system_set_remote(rt_system_t *sys, rt_remote_fn fn, void *user);
 
@@ -187,16 +199,21 @@ int rt_deliver(rt_system_t *sys, rt_msg_t *msg);
 /* ---- actors ---- */
 
 /* Spawns a top-level (unsupervised) actor.  arg is passed to init (borrowed
- * by the runtime; it must outlive the actor if init may be re-run).
- * Errors: LLMOS_EEXIST (name taken), LLMOS_ENOMEM, LLMOS_EIO. */
+ * by the runtime; it must outlive the actor if init may be re-run).  def is
+ * copied.  init runs later, on the actor's thread; a top-level actor whose
+ * init fails ends (logged).  Errors: LLMOS_EINVAL (no receive), LLMOS_EEXIST
+ * (name taken), LLMOS_ENOMEM, LLMOS_EIO, LLMOS_ESTATE (system shutting down). */
 int rt_spawn(rt_system_t *sys, const rt_actor_def_t *def, void *arg, const rt_spawn_opts_t *opts,
              rt_ref_t *out, llmos_error_t *err);
 /* Spawns a child supervised by the calling actor (see the top of this file). */
 int rt_spawn_child(rt_ctx_t *ctx, const rt_actor_def_t *def, void *arg, const rt_spawn_opts_t *opts,
                    rt_ref_t *out, llmos_error_t *err);
 /* Asks an actor to stop after the message it is handling: its deinit runs,
- * its name is freed, asks still in its mailbox get LLMOS_EUNAVAILABLE, and
- * watchers get MSG_DOWN with status 0.  LLMOS_ENOTFOUND if it is not alive. */
+ * its name is freed (at once, by this call), asks still in its mailbox get
+ * LLMOS_EUNAVAILABLE, and watchers get MSG_DOWN with status 0.
+ * LLMOS_ENOTFOUND if it is not alive.  For a ref on another node, sends it
+ * RT_MSG_STOP.  An actor that receives RT_MSG_STOP (from anywhere) stops the
+ * same way, after answering it if it was an ask; receive never sees it. */
 int rt_stop(rt_system_t *sys, rt_ref_t ref);
 
 int rt_register(rt_system_t *sys, const char *name, rt_ref_t ref);  /* LLMOS_EEXIST if taken */
@@ -207,14 +224,18 @@ int rt_lookup(rt_system_t *sys, const char *name, rt_ref_t *out);
 /* ---- messaging from anywhere ---- */
 
 /* One-way message.  Copies payload.  0, LLMOS_ENOTFOUND (no such local
- * actor), LLMOS_EOVERLOADED (mailbox full), LLMOS_EUNAVAILABLE (no route), LLMOS_ENOMEM. */
+ * actor), LLMOS_EOVERLOADED (mailbox full), LLMOS_EUNAVAILABLE (no route), LLMOS_ENOMEM.
+ * A mailbox limit never refuses replies or MSG_DOWN (they answer the actor). */
 int rt_send(rt_system_t *sys, rt_ref_t from, rt_ref_t to, uint32_t type, const void *data, size_t len);
 /* Sends a prepared message; takes ownership always. */
 int rt_send_msg(rt_system_t *sys, rt_msg_t *msg);
 /* Blocking ask from a thread that is not a worker: waits for the reply.
  * On success *reply is the reply (caller frees with rt_msg_free); an error
  * reply is also returned as 0 with (*reply)->status != 0.  Returns
- * LLMOS_ETIMEDOUT if nothing came in time. */
+ * LLMOS_ETIMEDOUT if nothing came in time (timeout_ms 0 = wait forever),
+ * the send error (LLMOS_ENOTFOUND, LLMOS_EOVERLOADED, LLMOS_EUNAVAILABLE) if
+ * the ask could not be sent, LLMOS_ESTATE on a worker thread.  The message
+ * carries deadline_ms = now + timeout_ms. */
 int rt_call(rt_system_t *sys, rt_ref_t to, uint32_t type, const void *data, size_t len,
             uint32_t timeout_ms, rt_msg_t **reply, llmos_error_t *err);
 
@@ -226,7 +247,10 @@ rt_system_t *rt_ctx_system(const rt_ctx_t *ctx);
  * the message being handled. Same errors as rt_send. */
 int rt_tell(rt_ctx_t *ctx, rt_ref_t to, uint32_t type, const void *data, size_t len);
 /* Async ask: *corr (may be NULL) receives the correlation id; the reply, or a
- * LLMOS_ETIMEDOUT error reply after timeout_ms, arrives as a message. */
+ * LLMOS_ETIMEDOUT error reply after timeout_ms, arrives as a message
+ * (timeout_ms 0 = no timeout).  The message's deadline is the inherited one
+ * or now + timeout_ms, whichever is earlier.  If the ask cannot be sent
+ * (errors as rt_send) the error is returned and no reply will come. */
 int rt_ask(rt_ctx_t *ctx, rt_ref_t to, uint32_t type, const void *data, size_t len, uint32_t timeout_ms,
            uint64_t *corr);
 /* Replies to req (to req->from, same corr, RT_MSG_REPLY).  A reply to a plain
@@ -235,7 +259,9 @@ int rt_reply(rt_ctx_t *ctx, const rt_msg_t *req, uint32_t type, const void *data
 /* Error reply: type RT_MSG_ERROR, status, printf-style message. */
 int rt_reply_error(rt_ctx_t *ctx, const rt_msg_t *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* MSG_DOWN to this actor when target ends (at once if it is already dead). */
+/* MSG_DOWN to this actor when target ends (at once, with status
+ * LLMOS_ENOTFOUND, if it is already dead).  Local targets only: a ref on
+ * another node gives LLMOS_EUNSUPPORTED (cluster/ watches nodes). */
 int rt_watch(rt_ctx_t *ctx, rt_ref_t target);
 int rt_unwatch(rt_ctx_t *ctx, rt_ref_t target);
 /* Stops this actor after the current message. */
