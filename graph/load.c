@@ -28,7 +28,7 @@
 #include "runtime/base/progress.h"
 
 #define MIN_BUDGET (16ULL << 20)
-#define RUN_READ_BUF (256u << 10)
+#define RUN_READ_BUF (24u * 10240) /* whole keys per read */
 
 typedef struct tcache_entry {
     uint64_t h1, h2; /* 128 bits of hash: a cache hit is trusted without a check */

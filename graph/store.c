@@ -443,6 +443,18 @@ static int pstat_get(graph_reader_t *r, graph_id_t p, uint64_t *n, llmos_error_t
     return 0;
 }
 
+/* A writer's pending count change for predicate p (counts are flushed at
+ * commit; its reader view adds them so it sees its own writes). */
+static int64_t pdelta_get(const graph_pdelta_t *pd, uint64_t p) {
+    if (!pd->cap) return 0;
+    size_t j = (size_t)(graph_hash64(&p, 8) & (pd->cap - 1));
+    while (pd->keys[j]) {
+        if (pd->keys[j] == p) return pd->vals[j];
+        j = (j + 1) & (pd->cap - 1);
+    }
+    return 0;
+}
+
 int graph_store_count(graph_reader_t *r, graph_id_t s, graph_id_t p, graph_id_t o, uint64_t limit,
                       uint64_t *n, llmos_error_t *err) {
     *n = 0;
@@ -450,8 +462,10 @@ int graph_store_count(graph_reader_t *r, graph_id_t s, graph_id_t p, graph_id_t 
     if (!s && !p && !o) {
         rc = meta_get_u64(r->txn, r->s->meta, "triples", n);
         if (rc) return graph_mdb_error(err, rc, "triple count");
+        if (r->is_writer) *n = (uint64_t)((int64_t)*n + ((graph_writer_t *)r)->dtriples);
     } else if (p && !s && !o) {
         if ((rc = pstat_get(r, p, n, err))) return rc;
+        if (r->is_writer) *n = (uint64_t)((int64_t)*n + pdelta_get(&((graph_writer_t *)r)->pd, p));
     } else if (s && p && o) {
         rc = graph_store_contains(r, s, p, o, err);
         if (rc < 0) return rc;
@@ -480,6 +494,11 @@ int graph_store_stats(graph_reader_t *r, graph_stats_t *out, llmos_error_t *err)
     if (!rc) rc = mdb_stat(r->txn, r->s->pstat, &ms);
     if (rc) return graph_mdb_error(err, rc, "stats");
     out->predicates = ms.ms_entries;
+    if (r->is_writer) { /* its own pending writes (predicates: as of the last commit) */
+        const graph_writer_t *w = (const graph_writer_t *)r;
+        out->triples = (uint64_t)((int64_t)out->triples + w->dtriples);
+        out->terms += w->dterms;
+    }
     return 0;
 }
 
@@ -787,5 +806,79 @@ int graph_node_resolve(graph_reader_t *r, const char *name, const char *base, gr
         rc = llmos_error_set(err, LLMOS_ENOTFOUND, "node %s is not in the graph", shown);
     }
     free(buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------ check --- */
+
+int graph_store_check(graph_reader_t *r, uint64_t orders[3], llmos_error_t *err) {
+    graph_store_t *s = r->s;
+    MDB_stat ms[GRAPH_NORDERS], mi, mt;
+    uint64_t n[3];
+    int rc = 0;
+    for (int o = 0; o < GRAPH_NORDERS && !rc; o++) rc = mdb_stat(r->txn, s->order[o], &ms[o]);
+    if (!rc) rc = mdb_stat(r->txn, s->id2term, &mi);
+    if (!rc) rc = mdb_stat(r->txn, s->term2id, &mt);
+    if (rc) return graph_mdb_error(err, rc, "check");
+    for (int o = 0; o < 3; o++) n[o] = ms[o].ms_entries;
+    if (orders) memcpy(orders, n, sizeof n);
+    graph_stats_t st;
+    if ((rc = graph_store_stats(r, &st, err))) return rc;
+    if (n[0] != n[1] || n[0] != n[2])
+        return llmos_error_set(err, LLMOS_EFORMAT, "orderings disagree: SPO %llu, POS %llu, OSP %llu",
+                               (unsigned long long)n[0], (unsigned long long)n[1], (unsigned long long)n[2]);
+    if (n[0] != st.triples)
+        return llmos_error_set(err, LLMOS_EFORMAT, "triple count %llu but %llu keys",
+                               (unsigned long long)st.triples, (unsigned long long)n[0]);
+    if (mi.ms_entries != mt.ms_entries || mi.ms_entries != st.terms)
+        return llmos_error_set(err, LLMOS_EFORMAT, "dictionary: %llu ids, %llu hashes, count %llu",
+                               (unsigned long long)mi.ms_entries, (unsigned long long)mt.ms_entries,
+                               (unsigned long long)st.terms);
+    uint64_t next_id;
+    if ((rc = meta_get_u64(r->txn, s->meta, "next_id", &next_id))) return graph_mdb_error(err, rc, "check");
+    graph_pdelta_t pd = {0};
+    graph_iter_t it;
+    graph_triple_t t;
+    if ((rc = graph_store_match(r, 0, 0, 0, &it, err))) return rc;
+    while ((rc = graph_iter_next(&it, &t, err)) == 1) {
+        rc = 0;
+        if (!t.s || !t.p || !t.o || t.s >= next_id || t.p >= next_id || t.o >= next_id) {
+            rc = llmos_error_set(err, LLMOS_EFORMAT, "triple (%llu %llu %llu) names an id outside the dictionary",
+                                 (unsigned long long)t.s, (unsigned long long)t.p, (unsigned long long)t.o);
+            break;
+        }
+        for (int o = GRAPH_POS; o < GRAPH_NORDERS; o++) {
+            unsigned char key[24];
+            graph_key_make(o, t.s, t.p, t.o, key);
+            MDB_val k = {24, key}, d;
+            if (mdb_get(r->txn, s->order[o], &k, &d)) {
+                rc = llmos_error_set(err, LLMOS_EFORMAT, "triple (%llu %llu %llu) missing from %s",
+                                     (unsigned long long)t.s, (unsigned long long)t.p, (unsigned long long)t.o,
+                                     o == GRAPH_POS ? "POS" : "OSP");
+                break;
+            }
+        }
+        if (rc) break;
+        if (graph_pdelta_add(&pd, t.p, 1)) {
+            rc = llmos_error_set(err, LLMOS_ENOMEM, "check");
+            break;
+        }
+        rc = 1;
+    }
+    graph_iter_close(&it);
+    if (rc == 0 && pd.n != st.predicates)
+        rc = llmos_error_set(err, LLMOS_EFORMAT, "%zu predicates in SPO, %llu in the statistics", pd.n,
+                             (unsigned long long)st.predicates);
+    for (size_t i = 0; rc == 0 && i < pd.cap; i++) {
+        if (!pd.keys[i]) continue;
+        uint64_t c;
+        if ((rc = pstat_get(r, pd.keys[i], &c, err))) break;
+        if (c != (uint64_t)pd.vals[i])
+            rc = llmos_error_set(err, LLMOS_EFORMAT, "predicate %llu: %llu triples, statistics say %llu",
+                                 (unsigned long long)pd.keys[i], (unsigned long long)pd.vals[i],
+                                 (unsigned long long)c);
+    }
+    free(pd.keys);
+    free(pd.vals);
     return rc;
 }

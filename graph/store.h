@@ -239,6 +239,15 @@ int graph_store_predicates(graph_reader_t *r, graph_predicate_fn fn, void *ctx,
  * SPO / OSP: O(distinct × log n), for `stats`, not for hot paths. */
 int graph_store_distinct(graph_reader_t *r, int which, uint64_t *n, llmos_error_t *err);
 
+/* Verifies the store's invariants: the three orderings hold the same
+ * triples (entry counts equal, every SPO key found in POS and OSP), the
+ * triple count and per-predicate counts match the keys, every id in a
+ * triple is in the dictionary, and the dictionary's two directions agree in
+ * size.  O(n log n): for tests, `llmos-graph check` and after a crash.
+ * Returns 0 when consistent, LLMOS_EFORMAT with the first problem
+ * otherwise.  *orders (may be NULL) gets the entry counts of SPO, POS, OSP. */
+int graph_store_check(graph_reader_t *r, uint64_t orders[3], llmos_error_t *err);
+
 /* ---------------------------------------------------------- writers --- */
 
 /* Begins the single write transaction (blocks while another is open).
@@ -252,7 +261,9 @@ int graph_writer_commit(graph_writer_t **w, llmos_error_t *err);
 /* Aborts: nothing of this writer is kept.  *w = NULL.  NULL is fine. */
 void graph_writer_abort(graph_writer_t **w);
 
-/* A reader view of the writer's transaction (sees its own writes).  Borrowed:
+/* A reader view of the writer's transaction (sees its own writes, counts
+ * included; graph_store_stats' `predicates` there is as of the last commit
+ * and graph_store_predicates / graph_store_check see committed counts only).  Borrowed:
  * valid until the writer commits or aborts; never graph_reader_end it. */
 graph_reader_t *graph_writer_reader(graph_writer_t *w);
 

@@ -41,7 +41,8 @@ typedef struct graph_pdelta {
 } graph_pdelta_t;
 
 struct graph_writer {
-    struct graph_reader r;                    /* r.txn is the write txn */
+    struct graph_reader r;                    /* first: r.txn is the write txn; a
+                                                 writer's reader casts back to it */
     uint64_t next_id;                         /* next free term id */
     int64_t dtriples;                         /* triples added - deleted */
     uint64_t dterms;                          /* terms added */

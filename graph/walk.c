@@ -108,12 +108,12 @@ int graph_neighbors(graph_reader_t *r, graph_id_t node, const graph_walk_options
                 while ((rc = graph_iter_next(&it, &t, err)) == 1) {
                     graph_id_t v = out_side ? t.o : t.s;
                     node_ent_t *ev = tab_find(&tab, v);
-                    /* Each edge once: an edge back to an earlier level was
-                     * reported from there; with both directions, an edge
-                     * inside this level is reported by its subject's
-                     * out-scan, not by the object's in-scan. */
-                    if (ev && ev->level < d) continue;
-                    if (ev && !out_side && (dir & GRAPH_DIR_OUT) && ev->level == d) continue;
+                    /* Each edge once.  One direction: an edge is found by
+                     * one scan only.  Both: it is found from both ends, so
+                     * it belongs to the end scanned first — the earlier
+                     * level, or within a level the subject's out-scan. */
+                    if (dir == GRAPH_DIR_BOTH && ev && (ev->level < d || (!out_side && ev->level == d)))
+                        continue;
                     if (rr.edges >= max_edges) {
                         rr.truncated = 1;
                         break;

@@ -5,6 +5,7 @@
  *                               [--mem-budget MiB] [--tmp DIR] [--quiet]
  *   llmos-graph stats DB [--distinct]
  *   llmos-graph dump DB
+ *   llmos-graph check DB        (invariants: orderings agree, counts right)
  *   llmos-graph neighbors DB NODE [--hops K] [--dir out|in|both] [--max-edges N]
  *   llmos-graph path DB A B [--max-hops K] [--dir out|in|both]
  *   llmos-graph query DB 'SPARQL' ...   (graph/tools/cmd_query.c)
@@ -36,6 +37,7 @@ static void usage(FILE *f) {
           "                  [--tmp DIR] [--quiet]\n"
           "  stats DB [--distinct]        triples, terms, per-predicate counts\n"
           "  dump DB                      all triples as N-Triples on stdout\n"
+          "  check DB                     verify the orderings and counts agree\n"
           "  neighbors DB NODE [--hops K] [--dir out|in|both] [--max-edges N]\n"
           "  path DB A B [--max-hops K] [--dir out|in|both]\n"
           "  query DB 'SPARQL' [--format tsv|json]\n"
@@ -249,6 +251,23 @@ static void printer_deinit(printer_t *p) {
     for (int i = 0; i < 3; i++) free(p->buf[i]);
 }
 
+static int cmd_check(int argc, char **argv) {
+    if (argc != 2) { usage(stderr); return 2; }
+    llmos_error_t e = {0};
+    graph_store_t *s = NULL;
+    graph_reader_t *r = NULL;
+    uint64_t n[3] = {0};
+    int rc = open_store(argv[1], 1, &s, &e);
+    if (!rc) rc = graph_reader_begin(s, &r, &e);
+    if (!rc) rc = graph_store_check(r, n, &e);
+    graph_reader_end(&r);
+    graph_store_close(&s);
+    if (rc) return fail("check", &e);
+    printf("ok\tspo %llu\tpos %llu\tosp %llu\n", (unsigned long long)n[0], (unsigned long long)n[1],
+           (unsigned long long)n[2]);
+    return 0;
+}
+
 static int cmd_dump(int argc, char **argv) {
     if (argc != 2) { usage(stderr); return 2; }
     llmos_error_t e = {0};
@@ -390,6 +409,7 @@ int main(int argc, char **argv) {
     /* Subcommands see argv[0] = their own name. */
     if (!strcmp(cmd, "load")) return cmd_load(argc - 1, argv + 1);
     if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "neighbors") || !strcmp(cmd, "neighbours")) return cmd_neighbors(argc - 1, argv + 1);
     if (!strcmp(cmd, "path")) return cmd_path(argc - 1, argv + 1);
