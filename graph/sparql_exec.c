@@ -29,8 +29,11 @@
  * `=` is sameTerm for IRIs and blank nodes; for literals it compares values
  * when both are numeric (xsd integer/decimal/float/double and derived
  * integer types), both simple strings, both language-tagged (tag compared
- * case-insensitively) or both booleans; literals of any other pair of types
- * are equal when they are the same term and an error otherwise.  `!=` is the
+ * case-insensitively) or both booleans; a language-tagged literal and any
+ * other literal, or a boolean and a number, are different (disjoint value
+ * spaces); literals of any other pair of types (a number and a string, an
+ * unknown datatype) are equal when they are the same term and an error
+ * otherwise (SPARQL's RDFterm-equal; roqet agrees).  `!=` is the
  * negation (an error stays an error); unbound variables are errors; `&&`,
  * `||`, `!` follow SPARQL's truth tables; a FILTER keeps a row only when
  * true.
@@ -261,6 +264,12 @@ static int equal(exec_t *ex, operand_t *a, operand_t *b, tri_t *out) {
     int bx, by;
     if (dt_is(x, "boolean") && dt_is(y, "boolean") && bool_value(x, &bx) && bool_value(y, &by)) {
         *out = bx == by ? V_TRUE : V_FALSE;
+        return 0;
+    }
+    /* rdf:langString against another literal, and booleans against numbers:
+     * known, disjoint value spaces, so different (as rasqal and Jena say) */
+    if (x->lang || y->lang || (dt_is(x, "boolean") && is_numeric(y)) || (is_numeric(x) && dt_is(y, "boolean"))) {
+        *out = V_FALSE;
         return 0;
     }
     *out = graph_term_equal(x, y) ? V_TRUE : V_ERROR;

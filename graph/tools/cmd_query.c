@@ -109,7 +109,7 @@ int graph_cmd_query(int argc, char **argv) {
     sparql_writer_init(&w, fmt, stdout, &err);
     int rc = sparql_query_parse(file ? buf : text, len, &q, &err);
     if (rc) {
-        llmos_error_prefix(&err, "%s: ", file ? file : "query");
+        if (file) llmos_error_prefix(&err, "%s: ", file);
         goto out;
     }
     graph_store_options_t opt = {0};

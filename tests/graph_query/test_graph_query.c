@@ -455,8 +455,12 @@ static void test_exec_filter(void **state) {
                 (const char *[]){"<" X "bob>"}, 1);
     expect_rows(small, P "SELECT ?x { ?x a x:Person FILTER(!(?nope = x:bob && ?x = x:bob)) }",
                 (const char *[]){"<" X "alice>"}, 1);
-    /* comparing a number with a string is an error, so neither = nor != */
-    expect_rows(small, P "SELECT ?x { ?x x:age ?a FILTER(?a != \"30\"@en) }", NULL, 0);
+    /* a number and a string: an error, so neither = nor != holds; a number
+     * and a language-tagged string: different */
+    expect_rows(small, P "SELECT ?x { ?x x:age ?a FILTER(?a != \"30\") }", NULL, 0);
+    expect_rows(small, P "SELECT ?x { ?x x:age ?a FILTER(?a = \"30\") }", NULL, 0);
+    expect_rows(small, P "SELECT ?x { ?x x:age ?a FILTER(?a != \"30\"@en) }",
+                (const char *[]){"<" X "alice>", "<" X "bob>", "<" X "carol>"}, 3);
     /* effective boolean value; several FILTERs all must hold */
     expect_rows(small, P "SELECT ?x { ?x a x:Person FILTER(true) FILTER(?x != x:alice) }",
                 (const char *[]){"<" X "bob>"}, 1);
