@@ -7,7 +7,9 @@ an llmos graph with `llmos-graph load`, writes the same data as N-Triples
 both `llmos-graph query` and Debian's `roqet` (rasqal).  Result sets must be
 equal as multisets of rows (no ORDER BY, so order is free).  Queries with
 LIMIT/OFFSET are checked by size and by inclusion in the full answer, and the
-pages of one query must partition it.  ASK answers must agree.
+pages of one query must partition it.  ASK answers must agree.  Then the
+CLI's answers to bad queries (exit 1, "line L, column C" on stderr, never a
+crash) and `llmos-graph link` on a UMLS sentence.
 
 Exit status 0 when everything agrees; otherwise every difference is printed.
 """
@@ -115,6 +117,19 @@ PAGED = [
     ("SELECT ?x ?y WHERE { ?x u:affects ?y }", [(10, None), (10, 795), (None, 800), (0, None), (5, 2000)]),
     ("SELECT DISTINCT ?o WHERE { ?s u:isa ?o }", [(7, 3), (100, 0)]),
     ("SELECT ?a ?c WHERE { ?a u:isa ?b . ?b u:isa ?c }", [(25, 25)]),
+]
+
+# Bad queries: (query, what stderr must say); exit status 1, no crash.
+BAD = [
+    ("SELECT ?x WHERE { ?x ?y }", "line 1, column 25: expected an object"),
+    ("PREFIX u: <http://llmos.local/kg/>\nSELECT ?x\nWHERE {\n ?x u:isa ?y .\n ?y u:isa\n}",
+     "line 6, column 1: expected an object"),
+    ("SELECT ?x WHERE { ?x <http://a b> ?y }", "an IRI may not contain spaces"),
+    ("SELECT ?x WHERE { ?x zz:p ?y }", "undefined prefix 'zz:'"),
+    ("SELECT ?x WHERE { ?x ?p ?y } ORDER BY ?x", "ORDER is not supported"),
+    ("SELECT ?x WHERE { ?x ?p \"unterminated }", "unterminated string"),
+    ("SELECT ?x WHERE { ?x ?p ?y", "found end of query"),
+    ("\x01\x02garbage", "expected PREFIX, BASE, SELECT or ASK"),
 ]
 
 failures = []
@@ -260,6 +275,34 @@ def main():
                 fail("%s: pages of 100 do not add up to the answer (%d vs %d rows)"
                      % (q, sum(pages.values()), total))
             checked += 1
+
+        for q, want in BAD:
+            q = q.encode().decode("unicode_escape")
+            r = run([TOOL, "query", db, q])
+            if r.returncode != 1 or want not in r.stderr or r.stdout:
+                fail("bad query %r: exit %d, stderr %r" % (q, r.returncode, r.stderr))
+        r = run([TOOL, "query", db, "--file", os.path.join(tmp, "missing.rq")])
+        if r.returncode != 1 or "missing.rq" not in r.stderr:
+            fail("missing query file: exit %d, stderr %r" % (r.returncode, r.stderr))
+        r = run([TOOL, "query", os.path.join(tmp, "nodb"), "ASK {}"])
+        if r.returncode != 1:
+            fail("missing store: exit %d, stderr %r" % (r.returncode, r.stderr))
+        qf = os.path.join(tmp, "q.rq")
+        with open(qf, "w") as f:
+            f.write(P + "\nSELECT ?x WHERE {\n  ?x u:isa u:entity\n}\n")
+        mine = parse_tsv(run([TOOL, "query", db, "--file", qf]).stdout)[1]
+        if mine != parse_tsv(roqet(nt, P + "SELECT ?x WHERE { ?x u:isa u:entity }"))[1]:
+            fail("--file query differs from roqet")
+
+        r = run([TOOL, "link", db, "Does a Virus cause a disease or syndrome?", "--max-facts", "4"])
+        lines = r.stdout.splitlines()
+        if (r.returncode != 0 or "mention\t21\t40\tdisease or syndrome\t<%sdisease_or_syndrome>" % BASE
+                not in lines or "virus causes disease or syndrome." not in lines
+                or sum(1 for l in lines if l.startswith("fact\t")) != 4):
+            fail("link: exit %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
+        r = run([TOOL, "link", db, "x", "--hops", "3"])
+        if r.returncode != 2:
+            fail("link --hops 3: exit %d" % r.returncode)
 
         print("%d checks against roqet, %d failures" % (checked, len(failures)))
         return 1 if failures else 0
