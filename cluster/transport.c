@@ -32,7 +32,9 @@
 
 #define DIR_MAX 256            /* directory entries (peers + ids of dead incarnations) */
 #define QUEUE_LIMIT 65536      /* outgoing messages waiting for the I/O thread */
-#define RECV_BURST 1024        /* inbound ZeroMQ messages per cycle */
+#define RECV_BURST 1024        /* inbound ZeroMQ messages per cycle, at most... */
+#define RECV_ENVELOPES 8192    /* ...and about this many envelopes, so heartbeats and
+                                  the outgoing queue are served even under a flood */
 #define FLUSH_BYTES (256 << 10)/* send a peer's batch once it is this big */
 #define PENDING_CAP (64 << 20) /* refuse messages for a peer with this much unsent */
 #define HEADER_MAX 1024
@@ -545,7 +547,8 @@ static void on_client(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *frame) {
     deliver_in(t, msg);
 }
 
-static void on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, zmq_msg_t *batch) {
+/* Returns the number of envelopes handled. */
+static size_t on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, zmq_msg_t *batch) {
     size_t hlen = zmq_msg_size(hdr_frame);
     uint64_t now = llmos_now_ns();
     if (hlen > HEADER_MAX || hlen == 0) {
@@ -554,7 +557,7 @@ static void on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, zmq
                         hlen);
         error_to_rid(t, zmq_msg_data(rid), zmq_msg_size(rid), LLMOS_EFORMAT,
                      "expected one frame (an Envelope) from a client, or PeerHeader + Batch from a node");
-        return;
+        return 0;
     }
     ProtobufCAllocator alloc = cl_scratch_allocator(&t->scratch);
     cl_scratch_reset(&t->scratch);
@@ -566,19 +569,20 @@ static void on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, zmq
         error_to_rid(t, zmq_msg_data(rid), zmq_msg_size(rid), LLMOS_EFORMAT,
                      "expected one frame (an Envelope) from a client, or PeerHeader + Batch from a node");
         cl_scratch_reset(&t->scratch);
-        return;
+        return 0;
     }
     peer_t *p = peer_heard(t, hd, now);
     uint64_t from_node = hd->node_id;
-    if (!p) return; /* hd stays in the scratch arena until the next decode resets it */
+    if (!p) return 0; /* hd stays in the scratch arena until the next decode resets it */
     const uint8_t *data = zmq_msg_data(batch);
     size_t len = zmq_msg_size(batch), pos = 0;
     if (len > t->max_frame + 16) {
         INC(too_big);
         llmos_log_burst(&t->burst_bad, LLMOS_LOG_WARN, "batch of %zu bytes from node %016" PRIx64 " is over the cap",
                         len, from_node);
-        return;
+        return 0;
     }
+    size_t handled = 0;
     for (;;) {
         const uint8_t *env;
         size_t env_len;
@@ -602,11 +606,14 @@ static void on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, zmq
         }
         if (msg->from.node == 0) msg->from.node = from_node;
         deliver_in(t, msg);
+        handled++;
     }
+    return handled;
 }
 
 static void recv_inbound(cl_transport_t *t) {
-    for (int i = 0; i < RECV_BURST; i++) {
+    size_t envelopes = 0;
+    for (int i = 0; i < RECV_BURST && envelopes < RECV_ENVELOPES; i++) {
         zmq_msg_t part[3];
         size_t n = 0, total = 0;
         int more = 1;
@@ -635,8 +642,9 @@ static void recv_inbound(cl_transport_t *t) {
                          "expected one frame (an Envelope) from a client, or PeerHeader + Batch from a node");
         } else if (n == 2) {
             on_client(t, &part[0], &part[1]);
+            envelopes++;
         } else {
-            on_peer(t, &part[0], &part[1], &part[2]);
+            envelopes += on_peer(t, &part[0], &part[1], &part[2]) + 1;
         }
         for (size_t k = 0; k < n; k++) zmq_msg_close(&part[k]);
     }

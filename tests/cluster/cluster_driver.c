@@ -148,7 +148,7 @@ static void driver_start(int npeers, proc_t *peers) {
     cl_config_init(&cfg);
     snprintf(cfg.listen, sizeof cfg.listen, "tcp://127.0.0.1:0");
     cfg.heartbeat_ms = 100;
-    cfg.peer_timeout_ms = 1000;
+    cfg.peer_timeout_ms = 1500;
     llmos_error_t err;
     for (int i = 0; i < npeers; i++)
         if (cl_config_add_peer(&cfg, peers[i].endpoint, "driver", &err) != 0) die("%s", err.msg);
@@ -336,7 +336,7 @@ static void restart_round(int fixed_id) {
     /* While it is down: every ask is answered (error), sends get refused
      * once the death is detected. */
     tally_t down = {0};
-    uint64_t until = llmos_now_ns() + 3000000000ull;
+    uint64_t until = llmos_now_ns() + 4000000000ull;
     while (llmos_now_ns() < until) {
         ask_echo(old_id, &down, 300);
         one_way(old_id, &down);
