@@ -4,8 +4,10 @@
  *
  * A forward call stacks the new tokens of every batch entry into one matrix
  * of T rows (prefill chunks and single decode tokens alike), so each weight
- * matrix is applied once per call: one GEMM through BLIS for T > 4 rows, our
- * streaming GEMV below that.  Attention is the only per-sequence step.
+ * matrix is applied once per call: one GEMM through BLIS for large T, our
+ * small-batch kernel (kernels.c) for decode-sized T.  Attention is the only
+ * per-sequence step: GEMMs on gathered K/V for prompt chunks, dot products
+ * over the blocks for decode rows.
  *
  * KV cache: a pool of blocks of MODEL_KV_BLOCK positions, shared by all
  * sequences; each sequence has a block table (its i-th block holds positions
@@ -51,12 +53,21 @@ struct model_ctx {
     int *tables;         /* [max_seqs][max_blocks] */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2; /* [max_tokens][...] */
     float *hidden, *logits; /* [out_cap][dim], [out_cap][vocab] */
-    float *scores;          /* [threads][seq_len] */
+    float *scores;          /* [threads][ATT_CHUNK][seq_len] */
+    float *kc, *vc;         /* [threads][seq_len][head_dim]: one head's K, V gathered */
     int *row_seq, *row_pos, *out_src;
+    int *ent_row0;          /* [max_seqs] first row of each batch entry */
     int n_out;
     model_q8_scratch_t q8; /* activations quantized per row (q8 weights) */
     rntm_t rntm;
+    rntm_t rntm1; /* single-threaded BLIS, for calls inside our own threads */
 };
+
+/* Entries with at least this many new tokens get GEMM attention: one
+ * head's cached K and V are gathered from the blocks into contiguous
+ * scratch and QKᵀ and PV run through BLIS for ATT_CHUNK queries at a time. */
+#define ATT_GEMM_MIN 8
+#define ATT_CHUNK 64
 
 static void *scratch(size_t n, int *ok) {
     size_t r = (n + 63) & ~(size_t)63;
@@ -91,6 +102,8 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
     rntm_t r = BLIS_RNTM_INITIALIZER;
     c->rntm = r;
     bli_rntm_set_num_threads(c->threads, &c->rntm);
+    c->rntm1 = r;
+    bli_rntm_set_num_threads(1, &c->rntm1);
 
     int ok = 1;
     size_t T = (size_t)c->max_tokens, D = (size_t)cfg->dim, H = (size_t)cfg->hidden_dim;
@@ -112,10 +125,13 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
     c->hb2 = scratch(sizeof(float) * T * H, &ok);
     c->hidden = scratch(sizeof(float) * (size_t)c->out_cap * D, &ok);
     c->logits = scratch(sizeof(float) * (size_t)c->out_cap * (size_t)cfg->vocab_size, &ok);
-    c->scores = scratch(sizeof(float) * (size_t)c->threads * (size_t)cfg->seq_len, &ok);
+    c->scores = scratch(sizeof(float) * (size_t)c->threads * ATT_CHUNK * (size_t)cfg->seq_len, &ok);
+    c->kc = scratch(sizeof(float) * (size_t)c->threads * (size_t)cfg->seq_len * (size_t)cfg->head_dim, &ok);
+    c->vc = scratch(sizeof(float) * (size_t)c->threads * (size_t)cfg->seq_len * (size_t)cfg->head_dim, &ok);
+    c->ent_row0 = scratch(sizeof(int) * (size_t)c->max_seqs, &ok);
     c->row_seq = scratch(sizeof(int) * T, &ok);
     c->row_pos = scratch(sizeof(int) * T, &ok);
-    c->out_src = scratch(sizeof(int) * T, &ok);
+    c->out_src = scratch(sizeof(int) * 2 * T, &ok);
     if (ok && model_q8_scratch_init(&c->q8, m, c->max_tokens, err) != 0) {
         model_ctx_destroy(&c);
         return err ? err->code : LLMOS_ENOMEM;
@@ -138,7 +154,7 @@ void model_ctx_destroy(model_ctx_t **cp) {
     if (c->kv) munmap(c->kv, c->kv_bytes);
     void *bufs[] = {c->free_stack, c->seqs, c->tables, c->x,      c->xb,     c->q,       c->att,
                     c->k,          c->v,    c->hb,     c->hb2,    c->hidden, c->logits,  c->scores,
-                    c->row_seq,    c->row_pos, c->out_src};
+                    c->row_seq,    c->row_pos, c->out_src, c->kc, c->vc, c->ent_row0};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     model_q8_scratch_deinit(&c->q8);
     free(c);
@@ -206,18 +222,20 @@ static void matmul(model_ctx_t *c, const model_tensor_t *W, const float *X, int 
         model_sgemm_xwt(W->data, W->rows, W->cols, X, T, Y, c->threads, &c->rntm);
 }
 
-static void attention(model_ctx_t *c, int layer, int T) {
+/* Decode-style attention: one (row, head) per task, dot products over the
+ * blocks of the row's sequence. */
+static void attention_rows(model_ctx_t *c, int layer, const int *rows, int n_rows) {
     const model_config_t *cfg = &c->cfg;
     int hd = cfg->head_dim, nh = cfg->n_heads, group = cfg->n_heads / cfg->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd);
-    int work = T * nh;
+    int work = n_rows * nh;
 #pragma omp parallel for num_threads(c->threads) schedule(dynamic, 1) if (c->threads > 1 && work > 1)
     for (int w = 0; w < work; w++) {
-        int r = w / nh, h = w % nh, kvh = h / group;
+        int r = rows[w / nh], h = w % nh, kvh = h / group;
         const seq_slot_t *s = &c->seqs[c->row_seq[r]];
         int pos = c->row_pos[r];
         const float *q = c->q + (size_t)r * (size_t)cfg->dim + (size_t)h * (size_t)hd;
-        float *sc = c->scores + (size_t)omp_get_thread_num() * (size_t)cfg->seq_len;
+        float *sc = c->scores + (size_t)omp_get_thread_num() * ATT_CHUNK * (size_t)cfg->seq_len;
         for (int t = 0; t <= pos; t++) {
             const float *k = kv_at(c, layer, s->blocks[t / MODEL_KV_BLOCK], t % MODEL_KV_BLOCK, 0) + (size_t)kvh * hd;
             sc[t] = model_dot(q, k, hd) * scale;
@@ -230,6 +248,56 @@ static void attention(model_ctx_t *c, int layer, int T) {
             model_axpy(o, sc[t], v, hd);
         }
     }
+}
+
+/* Prefill-style attention for one entry of n rows starting at row r0 (its
+ * positions are consecutive, the last is P-1): per (head, chunk of
+ * queries), S = Q·Kᵀ and O = softmax(S)·V as GEMMs on gathered K, V. */
+static void attention_gemm(model_ctx_t *c, int layer, int r0, int n) {
+    const model_config_t *cfg = &c->cfg;
+    int hd = cfg->head_dim, nh = cfg->n_heads, group = cfg->n_heads / cfg->n_kv_heads;
+    const seq_slot_t *s = &c->seqs[c->row_seq[r0]];
+    int nchunks = (n + ATT_CHUNK - 1) / ATT_CHUNK;
+    float scale = 1.0f / sqrtf((float)hd), one = 1.0f, zero = 0.0f;
+    int work = nh * nchunks;
+#pragma omp parallel for num_threads(c->threads) schedule(dynamic, 1) if (c->threads > 1)
+    for (int w = 0; w < work; w++) {
+        int h = w / nchunks, ch = w % nchunks, kvh = h / group, tid = omp_get_thread_num();
+        int q0 = ch * ATT_CHUNK, m = n - q0 < ATT_CHUNK ? n - q0 : ATT_CHUNK;
+        int plast = c->row_pos[r0 + q0 + m - 1] + 1; /* keys this chunk can see */
+        float *kc = c->kc + (size_t)tid * (size_t)cfg->seq_len * hd, *vc = c->vc + (size_t)tid * (size_t)cfg->seq_len * hd;
+        float *S = c->scores + (size_t)tid * ATT_CHUNK * (size_t)cfg->seq_len;
+        for (int t = 0; t < plast; t++) {
+            int b = s->blocks[t / MODEL_KV_BLOCK], slot = t % MODEL_KV_BLOCK;
+            memcpy(kc + (size_t)t * hd, kv_at(c, layer, b, slot, 0) + (size_t)kvh * hd, sizeof(float) * (size_t)hd);
+            memcpy(vc + (size_t)t * hd, kv_at(c, layer, b, slot, 1) + (size_t)kvh * hd, sizeof(float) * (size_t)hd);
+        }
+        float *Q = c->q + (size_t)(r0 + q0) * cfg->dim + (size_t)h * hd;
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, m, plast, hd, &scale, Q, cfg->dim, 1, kc, hd, 1, &zero, S,
+                     plast, 1, NULL, &c->rntm1);
+        for (int i = 0; i < m; i++) {
+            float *row = S + (size_t)i * plast;
+            int len = c->row_pos[r0 + q0 + i] + 1;
+            model_softmax(row, len);
+            memset(row + len, 0, sizeof(float) * (size_t)(plast - len)); /* causal mask */
+        }
+        float *O = c->att + (size_t)(r0 + q0) * cfg->dim + (size_t)h * hd;
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, hd, plast, &one, S, plast, 1, vc, hd, 1, &zero, O,
+                     cfg->dim, 1, NULL, &c->rntm1);
+    }
+}
+
+static void attention(model_ctx_t *c, int layer, const model_batch_entry_t *e, int n_entries) {
+    int n_small = 0;
+    int *small = c->out_src + c->max_tokens; /* second half of out_src: rows for attention_rows */
+    for (int i = 0; i < n_entries; i++) {
+        int r0 = c->ent_row0[i];
+        if (e[i].n_tokens >= ATT_GEMM_MIN)
+            attention_gemm(c, layer, r0, e[i].n_tokens);
+        else
+            for (int j = 0; j < e[i].n_tokens; j++) small[n_small++] = r0 + j;
+    }
+    if (n_small) attention_rows(c, layer, small, n_small);
 }
 
 int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos_error_t *err) {
@@ -271,6 +339,7 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
     int r = 0, o = 0;
     for (int i = 0; i < n; i++) {
         seq_slot_t *s = &c->seqs[e[i].seq];
+        c->ent_row0[i] = r;
         int nb = (s->len + e[i].n_tokens + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
         while (s->n_blocks < nb) s->blocks[s->n_blocks++] = c->free_stack[--c->n_free];
         for (int j = 0; j < e[i].n_tokens; j++, r++) {
@@ -301,7 +370,7 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
             memcpy(kv_at(c, l, b, slot, 0), c->k + (size_t)t * KV, sizeof(float) * (size_t)KV);
             memcpy(kv_at(c, l, b, slot, 1), c->v + (size_t)t * KV, sizeof(float) * (size_t)KV);
         }
-        attention(c, l, T);
+        attention(c, l, e, n);
         matmul(c, &L->wo, c->att, T, c->xb);
         for (size_t i = 0; i < (size_t)T * D; i++) c->x[i] += c->xb[i];
 

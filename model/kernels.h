@@ -5,8 +5,11 @@
 #ifndef LLMOS_MODEL_KERNELS_H
 #define LLMOS_MODEL_KERNELS_H
 
-/* Up to this many activation rows use the streaming GEMV, more use BLIS. */
-#define MODEL_GEMV_ROWS 4
+/* Up to this many activation rows use our small-batch kernel (weights
+ * streamed once), more use BLIS. */
+#ifndef MODEL_SMALL_ROWS
+#define MODEL_SMALL_ROWS 32
+#endif
 
 /* Y[T, rows] = X[T, cols] · W[rows, cols]ᵀ (row-major) with `threads`
  * workers; rntm is the caller's BLIS rntm_t (thread count). */

@@ -1,0 +1,334 @@
+/*
+ * model_bench — the transformer engine against the machine's limits.
+ *
+ * Writes a random-weight model with the shape of a 110M Llama (dim 768,
+ * 12 layers, 12 heads, hidden 2048, vocab 32000) as a llama2.c checkpoint
+ * in /tmp (removed at the end), loads it like any model (mmapped), and
+ * measures in the same run:
+ *   limits    peak sgemm GFLOP/s of the BLIS kernel selected at start-up,
+ *             memory read bandwidth (bench_mem_read_bw);
+ *   prefill   one 512-token prompt in one forward: tok/s vs peak GEMM
+ *             (FLOPs per token / peak);
+ *   decode    one sequence, one token per forward, fp32: tok/s vs the
+ *             bandwidth limit (weight bytes per token / bandwidth);
+ *   batch16   16 sequences decoding together: aggregate tok/s vs single;
+ *   int8      single-sequence decode with --quantize q8 weights vs fp32;
+ * each with 1 and 2 threads; and, in a fresh child process (so nothing of
+ * the set-up counts), peak RSS while serving 16 sequences of 512 tokens vs
+ * weight bytes + KV bytes in use.
+ * Usage: model_bench [--quick]   (--quick: fewer repetitions)
+ */
+#include "bench/common/bench.h"
+#include "model/model.h"
+#include "runtime/base/clock.h"
+#include "runtime/base/log.h"
+
+#include <blis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DIM 768
+#define LAYERS 12
+#define HEADS 12
+#define HIDDEN 2048
+#define VOCAB 32000
+#define SEQ 1024
+#define PROMPT 512
+
+static char model_path[256], tok_path[256];
+
+static void die(const char *what, const llmos_error_t *e) {
+    fprintf(stderr, "model_bench: %s: %s\n", what, e ? e->msg : "");
+    unlink(model_path);
+    unlink(tok_path);
+    exit(1);
+}
+
+static uint64_t rng = 0x853c49e6748fea9bull;
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return ((float)(rng >> 40) / 16777216.0f - 0.5f) * 0.04f;
+}
+
+static void fill(model_tensor_t *t, int ones) {
+    float *p = t->data;
+    size_t n = (size_t)t->rows * (size_t)t->cols;
+    for (size_t i = 0; i < n; i++) p[i] = ones ? 1.0f + frand() : frand();
+}
+
+static void write_model(void) {
+    model_config_t c = {.arch = MODEL_ARCH_LLAMA, .dim = DIM, .hidden_dim = HIDDEN, .n_layers = LAYERS,
+                        .n_heads = HEADS, .n_kv_heads = HEADS, .vocab_size = VOCAB, .seq_len = SEQ,
+                        .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = 1};
+    llmos_error_t e = {0};
+    model_t *m = NULL;
+    if (model_new(&c, &m, &e)) die("model_new", &e);
+    model_weights_t *w = model_weights(m);
+    fill(&w->tok_embd, 0);
+    fill(&w->final_norm, 1);
+    for (int l = 0; l < LAYERS; l++) {
+        model_layer_t *L = &w->layers[l];
+        fill(&L->attn_norm, 1);
+        fill(&L->ffn_norm, 1);
+        fill(&L->wq, 0), fill(&L->wk, 0), fill(&L->wv, 0), fill(&L->wo, 0);
+        fill(&L->w1, 0), fill(&L->w2, 0), fill(&L->w3, 0);
+    }
+    if (model_save_llama2c(m, model_path, &e)) die("save", &e);
+    model_destroy(&m);
+    /* A synthetic vocabulary in tokenizer.bin format (the loader wants one). */
+    FILE *f = fopen(tok_path, "wb");
+    if (!f) die("tokenizer", NULL);
+    int32_t maxlen = 16;
+    fwrite(&maxlen, 4, 1, f);
+    for (int i = 0; i < VOCAB; i++) {
+        char s[16];
+        int32_t n = i < 3 ? snprintf(s, sizeof s, "<c%d>", i) : snprintf(s, sizeof s, "t%d", i);
+        float score = -(float)i;
+        fwrite(&score, 4, 1, f);
+        fwrite(&n, 4, 1, f);
+        fwrite(s, 1, (size_t)n, f);
+    }
+    fclose(f);
+}
+
+static double peak_gflops(int threads) {
+    int M = 512, N = 2048, K = 768;
+    float *a = aligned_alloc(64, sizeof(float) * M * K), *b = aligned_alloc(64, sizeof(float) * N * K),
+          *c = aligned_alloc(64, sizeof(float) * M * N);
+    for (int i = 0; i < M * K; i++) a[i] = frand();
+    for (int i = 0; i < N * K; i++) b[i] = frand();
+    float one = 1, zero = 0;
+    rntm_t r = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(threads, &r);
+    double best = 0;
+    for (int rep = 0; rep < 6; rep++) {
+        uint64_t t0 = llmos_now_ns();
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, M, N, K, &one, a, K, 1, b, K, 1, &zero, c, N, 1, NULL, &r);
+        double s = (double)(llmos_now_ns() - t0) / 1e9, g = 2.0 * M * N * K / s / 1e9;
+        if (g > best) best = g;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+static model_t *load(int q8) {
+    model_load_opts_t o = {.tokenizer_path = tok_path, .quantize = q8 ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32};
+    llmos_error_t e = {0};
+    model_t *m = NULL;
+    if (model_load(model_path, &o, &m, &e)) {
+        if (q8) {
+            fprintf(stderr, "model_bench: int8 skipped: %s\n", e.msg);
+            return NULL;
+        }
+        die("load", &e);
+    }
+    return m;
+}
+
+static int prompt_tok(int i) { return 3 + (i * 7919) % (VOCAB - 3); }
+
+/* tok/s of one sequence decoding `steps` tokens after a short prompt. */
+static double decode_single(model_t *m, int threads, int steps) {
+    llmos_error_t e = {0};
+    model_ctx_t *c = NULL;
+    model_ctx_opts_t o = {.threads = threads, .max_seqs = 1, .max_tokens = 16, .kv_blocks = 16};
+    if (model_ctx_new(m, &o, &c, &e)) die("ctx", &e);
+    int seq, toks[16];
+    for (int i = 0; i < 16; i++) toks[i] = prompt_tok(i);
+    model_seq_open(c, &seq, &e);
+    model_batch_entry_t be = {seq, toks, 16};
+    if (model_ctx_forward(c, &be, 1, &e)) die("prefill", &e);
+    int tok = 5;
+    for (int i = 0; i < 2; i++) { /* warm */
+        be = (model_batch_entry_t){seq, &tok, 1};
+        model_ctx_forward(c, &be, 1, &e);
+    }
+    uint64_t t0 = llmos_now_ns();
+    for (int i = 0; i < steps; i++) {
+        tok = prompt_tok(100 + i);
+        be = (model_batch_entry_t){seq, &tok, 1};
+        if (model_ctx_forward(c, &be, 1, &e)) die("decode", &e);
+    }
+    double s = (double)(llmos_now_ns() - t0) / 1e9;
+    model_ctx_destroy(&c);
+    return steps / s;
+}
+
+static double decode_batch(model_t *m, int threads, int nseq, int steps) {
+    llmos_error_t e = {0};
+    model_ctx_t *c = NULL;
+    model_ctx_opts_t o = {.threads = threads, .max_seqs = nseq, .max_tokens = 16 * nseq, .kv_blocks = 4 * nseq};
+    if (model_ctx_new(m, &o, &c, &e)) die("ctx", &e);
+    int seq[64], toks[64][16], next[64];
+    model_batch_entry_t be[64];
+    for (int s = 0; s < nseq; s++) {
+        model_seq_open(c, &seq[s], &e);
+        for (int i = 0; i < 16; i++) toks[s][i] = prompt_tok(s * 16 + i);
+        be[s] = (model_batch_entry_t){seq[s], toks[s], 4 + s % 12}; /* different lengths */
+    }
+    if (model_ctx_forward(c, be, nseq, &e)) die("prefill", &e);
+    uint64_t t0 = 0;
+    for (int i = 0; i < steps + 1; i++) {
+        if (i == 1) t0 = llmos_now_ns(); /* step 0 warms */
+        for (int s = 0; s < nseq; s++) {
+            next[s] = prompt_tok(1000 + i * nseq + s);
+            be[s] = (model_batch_entry_t){seq[s], &next[s], 1};
+        }
+        if (model_ctx_forward(c, be, nseq, &e)) die("decode", &e);
+    }
+    double s = (double)(llmos_now_ns() - t0) / 1e9;
+    model_ctx_destroy(&c);
+    return (double)steps * nseq / s;
+}
+
+static double prefill(model_t *m, int threads, int reps) {
+    llmos_error_t e = {0};
+    model_ctx_t *c = NULL;
+    model_ctx_opts_t o = {.threads = threads, .max_seqs = 1, .max_tokens = PROMPT};
+    if (model_ctx_new(m, &o, &c, &e)) die("ctx", &e);
+    int toks[PROMPT];
+    for (int i = 0; i < PROMPT; i++) toks[i] = prompt_tok(i);
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        int seq;
+        model_seq_open(c, &seq, &e);
+        model_batch_entry_t be = {seq, toks, PROMPT};
+        uint64_t t0 = llmos_now_ns();
+        if (model_ctx_forward(c, &be, 1, &e)) die("prefill", &e);
+        double tps = PROMPT / ((double)(llmos_now_ns() - t0) / 1e9);
+        if (tps > best) best = tps;
+        model_seq_close(c, seq);
+    }
+    model_ctx_destroy(&c);
+    return best;
+}
+
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl)) v = atol(line + kl + 1);
+    if (f) fclose(f);
+    return v;
+}
+
+/* Child: serve 16 x 512 tokens, print "rss_bytes weight_bytes kv_bytes". */
+static int rss_child(void) {
+    llmos_log_set_level(LLMOS_LOG_WARN);
+    model_t *m = load(0);
+    llmos_error_t e = {0};
+    model_ctx_t *c = NULL;
+    model_ctx_opts_t o = {.threads = 2, .max_seqs = 16, .max_tokens = PROMPT, .kv_blocks = 16 * SEQ / MODEL_KV_BLOCK};
+    if (model_ctx_new(m, &o, &c, &e)) die("ctx", &e);
+    int toks[PROMPT];
+    for (int i = 0; i < PROMPT; i++) toks[i] = prompt_tok(i);
+    int seq[16];
+    for (int s = 0; s < 16; s++) { /* prefill each sequence, then decode all together */
+        model_seq_open(c, &seq[s], &e);
+        model_batch_entry_t be = {seq[s], toks, PROMPT - 8};
+        if (model_ctx_forward(c, &be, 1, &e)) die("prefill", &e);
+    }
+    for (int step = 0; step < 8; step++) {
+        model_batch_entry_t be[16];
+        for (int s = 0; s < 16; s++) be[s] = (model_batch_entry_t){seq[s], &toks[step], 1};
+        if (model_ctx_forward(c, be, 16, &e)) die("decode", &e);
+    }
+    int used;
+    size_t bb;
+    model_ctx_kv_usage(c, &used, NULL, &bb);
+    printf("%ld %zu %zu\n", status_kb("VmHWM:") * 1024, model_weight_bytes(m), (size_t)used * bb);
+    model_ctx_destroy(&c);
+    model_destroy(&m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--rss-child")) {
+        snprintf(model_path, sizeof model_path, "%s", argv[2]);
+        snprintf(tok_path, sizeof tok_path, "%s", argv[3]);
+        return rss_child();
+    }
+    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    llmos_log_set_level(LLMOS_LOG_WARN);
+    const char *kernel = model_blis_init();
+    snprintf(model_path, sizeof model_path, "/tmp/llmos_bench_model_%d.bin", (int)getpid());
+    snprintf(tok_path, sizeof tok_path, "/tmp/llmos_bench_tok_%d.bin", (int)getpid());
+    write_model();
+    model_t *m = load(0), *mq = load(1);
+    size_t wbytes = model_weight_bytes(m);
+    /* Per prompt token: 2 FLOPs per weight of the 12 layers (the classifier
+     * runs for the last token only) plus the causal attention's QK and PV. */
+    double flops_tok = 2.0 * LAYERS * (4.0 * DIM * DIM + 3.0 * DIM * HIDDEN) + 2.0 * LAYERS * DIM * PROMPT;
+    char note[160];
+    double single[3] = {0};
+    for (int th = 1; th <= 2; th++) {
+        double peak = peak_gflops(th), bw = bench_mem_read_bw(th);
+        snprintf(note, sizeof note, "threads=%d kernel=%s", th, kernel);
+        char metric[64];
+        snprintf(metric, sizeof metric, "sgemm_peak_gflops_t%d", th);
+        bench_emit(&(bench_figure_t){"model", metric, peak, "GFLOP/s", NULL, 0, NULL, 0, note});
+        snprintf(metric, sizeof metric, "mem_read_bw_t%d", th);
+        bench_emit(&(bench_figure_t){"model", metric, bw / 1e9, "GB/s", NULL, 0, NULL, 0, note});
+
+        single[th] = decode_single(m, th, quick ? 12 : 32);
+        double pf = prefill(m, th, quick ? 1 : 2);
+        snprintf(metric, sizeof metric, "prefill512_tok_s_t%d", th);
+        bench_emit(&(bench_figure_t){"model", metric, pf, "tok/s", "one-token-at-a-time decode", single[th],
+                                     "peak sgemm / FLOPs per token", peak * 1e9 / flops_tok, note});
+        snprintf(metric, sizeof metric, "decode_fp32_tok_s_t%d", th);
+        bench_emit(&(bench_figure_t){"model", metric, single[th], "tok/s", NULL, 0,
+                                     "memory bandwidth / weight bytes per token", bw / (double)wbytes, note});
+        double agg = decode_batch(m, th, 16, quick ? 6 : 16);
+        snprintf(metric, sizeof metric, "decode16_agg_tok_s_t%d", th);
+        bench_emit(&(bench_figure_t){"model", metric, agg, "tok/s", "single-sequence decode", single[th], NULL, 0,
+                                     note});
+        if (mq) {
+            double q = decode_single(mq, th, quick ? 12 : 32);
+            snprintf(metric, sizeof metric, "decode_int8_tok_s_t%d", th);
+            bench_emit(&(bench_figure_t){"model", metric, q, "tok/s", "fp32 single-sequence decode", single[th],
+                                         "memory bandwidth / q8 weight bytes per token",
+                                         bw / (double)model_weight_bytes(mq), note});
+        }
+    }
+    model_destroy(&m);
+    model_destroy(&mq);
+
+    /* Peak RSS in a fresh process. */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' --rss-child '%s' '%s'", "/proc/self/exe", model_path, tok_path);
+    int pfd[2];
+    if (pipe(pfd) == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(pfd[1], 1);
+            close(pfd[0]);
+            execl("/proc/self/exe", argv[0], "--rss-child", model_path, tok_path, (char *)NULL);
+            _exit(127);
+        }
+        close(pfd[1]);
+        char buf[256] = {0};
+        ssize_t n = read(pfd[0], buf, sizeof buf - 1);
+        close(pfd[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        long rss;
+        size_t wb, kvb;
+        if (n > 0 && sscanf(buf, "%ld %zu %zu", &rss, &wb, &kvb) == 3)
+            bench_emit(&(bench_figure_t){"model", "serve16x512_peak_rss", (double)rss / 1048576.0, "MiB", NULL, 0,
+                                         "weight bytes + KV bytes used", (double)(wb + kvb) / 1048576.0,
+                                         "16 sequences of 512 tokens, threads=2; target of_limit <= 1.1"});
+        else
+            fprintf(stderr, "model_bench: the RSS child failed\n");
+    }
+    (void)cmd;
+    unlink(model_path);
+    unlink(tok_path);
+    return 0;
+}
