@@ -62,7 +62,8 @@ uint16_t q8_fp32_to_fp16(float f);
 /* ---- quantize / dequantize ------------------------------------------------- */
 
 /* Quantizes x[cols] into cols/32 blocks at out.  Each block: d = max|x|/127
- * rounded to fp16, q = round(x / d) clamped to [-127, 127]; an all-zero block
+ * rounded up to the next fp16 (so |x - d*q| <= d/2 even for subnormal d),
+ * q = round(x / d) (ties away from zero) in [-127, 127]; an all-zero block
  * gets d = 0.  Non-finite input gives an unspecified (but memory-safe) block.
  * Errors: LLMOS_EINVAL (cols <= 0 or not a multiple of 32, NULL pointer). */
 int q8_quantize_row(const float *x, q8_block_t *out, int cols, llmos_error_t *err);

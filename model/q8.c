@@ -1,0 +1,321 @@
+/*
+ * q8.c — the portable half of the int8 kernels: fp16 conversion, q8_0
+ * quantization, the scalar reference kernel, run-time kernel choice and the
+ * threaded matmul driver.  The SIMD kernels live in q8_avx2.c and
+ * q8_avx512.c (function-level target attributes, so no global -march).
+ *
+ * Threading is OpenMP (the engine links it already): one parallel region per
+ * matmul quantizes a slice of the activation rows per thread, meets at a
+ * barrier, then gives each thread a contiguous range of W's rows (a multiple
+ * of 4, the kernels' row tile).  libgomp keeps its threads between regions,
+ * so a call allocates nothing.
+ *
+ * Quantization is scalar on purpose: every kernel then sees bit-identical
+ * activations, which is what lets the tests demand identical int32 sums.
+ */
+#include "model/q8.h"
+
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "model/q8_internal.h"
+#include "runtime/base/log.h"
+
+/* ---- fp16 ------------------------------------------------------------------ */
+
+float q8_fp16_to_fp32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    if (exp == 0) {
+        /* zero or subnormal: man * 2^-24, exact in float */
+        float v = ldexpf((float)man, -24);
+        return sign ? -v : v;
+    }
+    if (exp == 31)
+        bits = sign | 0x7f800000u | (man << 13); /* inf, NaN (payload kept) */
+    else
+        bits = sign | ((exp + 112u) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t q8_fp32_to_fp16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* quiet NaN */
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+    if (ax < 0x38800000u) {
+        /* below the smallest normal half (2^-14): a subnormal count of
+         * 2^-24; rintf rounds to nearest even, 1024 lands on 0x0400 */
+        float a;
+        memcpy(&a, &ax, sizeof a);
+        return (uint16_t)(sign | (uint16_t)rintf(a * 16777216.0f));
+    }
+    /* normal: round the 13 dropped bits to nearest even; a carry out of
+     * the mantissa correctly bumps the exponent */
+    uint32_t r = ax + 0xfffu + ((ax >> 13) & 1u);
+    return (uint16_t)(sign | ((r >> 13) - (112u << 10)));
+}
+
+/* ---- quantize ---------------------------------------------------------------- */
+
+static int check_cols(int cols, const char *what, llmos_error_t *err) {
+    if (cols <= 0 || cols % Q8_BLOCK != 0)
+        return llmos_error_set(err, LLMOS_EINVAL, "%s: row length %d is not a positive multiple of %d", what, cols,
+                               Q8_BLOCK);
+    return 0;
+}
+
+static int8_t quant_one(float v, float id) {
+    float q = roundf(v * id);
+    if (!(q >= -127.0f)) q = (q != q) ? 0.0f : -127.0f; /* NaN -> 0 */
+    if (q > 127.0f) q = 127.0f;
+    return (int8_t)q;
+}
+
+static void quantize_row(const float *x, q8_block_t *out, int nb) {
+    for (int b = 0; b < nb; b++) {
+        const float *v = x + (size_t)b * Q8_BLOCK;
+        float amax = 0.0f;
+        for (int i = 0; i < Q8_BLOCK; i++) amax = fmaxf(amax, fabsf(v[i]));
+        float dexact = amax / 127.0f;
+        uint16_t dh = q8_fp32_to_fp16(dexact);
+        /* round the fp16 scale up, never down: then no value needs more
+         * than 127 steps and the error stays within half a step even where
+         * fp16 is coarse (subnormal scales of tiny activations) */
+        if (q8_fp16_to_fp32(dh) < dexact && dh < 0x7c00u) dh++;
+        float d = q8_fp16_to_fp32(dh);
+        /* quantize with the stored scale so dequantizing inverts it as
+         * closely as int8 allows; inf/NaN scales give zeros */
+        float id = (d > 0.0f && isfinite(d)) ? 1.0f / d : 0.0f;
+        q8_block_t blk;
+        blk.d = dh;
+        for (int i = 0; i < Q8_BLOCK; i++) blk.qs[i] = quant_one(v[i], id);
+        memcpy((void *)&out[b], &blk, sizeof blk);
+    }
+}
+
+int q8_quantize_row(const float *x, q8_block_t *out, int cols, llmos_error_t *err) {
+    if (!x || !out) return llmos_error_set(err, LLMOS_EINVAL, "q8_quantize_row: NULL pointer");
+    if (check_cols(cols, "q8_quantize_row", err)) return LLMOS_EINVAL;
+    quantize_row(x, out, cols / Q8_BLOCK);
+    return 0;
+}
+
+int q8_dequantize_row(const q8_block_t *in, float *y, int cols, llmos_error_t *err) {
+    if (!in || !y) return llmos_error_set(err, LLMOS_EINVAL, "q8_dequantize_row: NULL pointer");
+    if (check_cols(cols, "q8_dequantize_row", err)) return LLMOS_EINVAL;
+    for (int b = 0; b < cols / Q8_BLOCK; b++) {
+        float d = q8_fp16_to_fp32(q8_block_d(&in[b]));
+        for (int i = 0; i < Q8_BLOCK; i++) y[(size_t)b * Q8_BLOCK + i] = d * (float)in[b].qs[i];
+    }
+    return 0;
+}
+
+int q8_quantize_matrix(const float *x, q8_block_t *out, int rows, int cols, int threads, llmos_error_t *err) {
+    if (!x || !out) return llmos_error_set(err, LLMOS_EINVAL, "q8_quantize_matrix: NULL pointer");
+    if (rows < 0) return llmos_error_set(err, LLMOS_EINVAL, "q8_quantize_matrix: %d rows", rows);
+    if (check_cols(cols, "q8_quantize_matrix", err)) return LLMOS_EINVAL;
+    int nb = cols / Q8_BLOCK;
+#pragma omp parallel for schedule(static) num_threads(threads > 1 ? threads : 1) if (threads > 1 && rows > 1)
+    for (int r = 0; r < rows; r++) quantize_row(x + (size_t)r * cols, out + (size_t)r * nb, nb);
+    return 0;
+}
+
+/* ---- scratch ------------------------------------------------------------------- */
+
+int q8_scratch_init(q8_scratch_t *s, int max_batch, int max_cols, llmos_error_t *err) {
+    s->xq = NULL;
+    s->max_batch = s->max_cols = 0;
+    if (max_batch <= 0) return llmos_error_set(err, LLMOS_EINVAL, "q8_scratch_init: max_batch %d", max_batch);
+    if (check_cols(max_cols, "q8_scratch_init", err)) return LLMOS_EINVAL;
+    size_t n = (size_t)max_batch * q8_row_bytes(max_cols);
+    s->xq = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!s->xq) return llmos_error_set(err, LLMOS_ENOMEM, "q8_scratch_init: %zu bytes", n);
+    s->max_batch = max_batch;
+    s->max_cols = max_cols;
+    return 0;
+}
+
+void q8_scratch_deinit(q8_scratch_t *s) {
+    free(s->xq);
+    s->xq = NULL;
+    s->max_batch = s->max_cols = 0;
+}
+
+/* ---- scalar reference kernel ------------------------------------------------------ */
+
+void q8_rows_scalar(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
+                    int batch) {
+    for (int r = r0; r < r1; r++) {
+        const q8_block_t *w = W + (size_t)r * nb;
+        for (int b = 0; b < batch; b++) {
+            const q8_block_t *x = xq + (size_t)b * nb;
+            float acc = 0.0f;
+            for (int k = 0; k < nb; k++) {
+                int32_t isum = 0;
+                for (int i = 0; i < Q8_BLOCK; i++) isum += (int32_t)w[k].qs[i] * (int32_t)x[k].qs[i];
+                acc += q8_fp16_to_fp32(q8_block_d(&w[k])) * q8_fp16_to_fp32(q8_block_d(&x[k])) * (float)isum;
+            }
+            y[(size_t)b * ldy + r] = acc;
+        }
+    }
+}
+
+/* ---- kernel choice --------------------------------------------------------------- */
+
+typedef struct q8_kernel {
+    const char *name;
+    q8_rows_fn rows;
+} q8_kernel_t;
+
+/* best first */
+static const q8_kernel_t KERNELS[] = {
+    {"avx512vnni", q8_rows_avx512vnni},
+    {"avx512bw", q8_rows_avx512bw},
+    {"avx2", q8_rows_avx2},
+    {"scalar", q8_rows_scalar},
+};
+enum { N_KERNELS = sizeof KERNELS / sizeof KERNELS[0] };
+
+static const q8_kernel_t *g_kernel;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static int supported(const q8_kernel_t *k) {
+    __builtin_cpu_init();
+    if (k->rows == q8_rows_avx512vnni)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+               __builtin_cpu_supports("fma");
+    if (k->rows == q8_rows_avx512bw)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+    if (k->rows == q8_rows_avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return 1;
+}
+
+static const q8_kernel_t *find(const char *name) {
+    for (int i = 0; i < N_KERNELS; i++)
+        if (strcasecmp(KERNELS[i].name, name) == 0) return &KERNELS[i];
+    return NULL;
+}
+
+static void choose(void) {
+    const q8_kernel_t *best = &KERNELS[N_KERNELS - 1];
+    for (int i = 0; i < N_KERNELS; i++)
+        if (supported(&KERNELS[i])) {
+            best = &KERNELS[i];
+            break;
+        }
+    const char *env = getenv("LLMOS_Q8_KERNEL");
+    if (env && *env) {
+        const q8_kernel_t *k = find(env);
+        if (!k)
+            LLMOS_WARN("LLMOS_Q8_KERNEL=%s: unknown kernel (scalar, avx2, avx512bw, avx512vnni); using %s", env,
+                       best->name);
+        else if (!supported(k))
+            LLMOS_WARN("LLMOS_Q8_KERNEL=%s: this CPU lacks it; using %s", env, best->name);
+        else
+            best = k;
+    }
+    g_kernel = best;
+    LLMOS_DEBUG("q8: kernel %s", best->name);
+}
+
+static const q8_kernel_t *kernel(void) {
+    pthread_once(&g_once, choose);
+    return g_kernel;
+}
+
+const char *q8_kernel_name(void) { return kernel()->name; }
+
+int q8_kernel_supported(const char *name) {
+    const q8_kernel_t *k = name ? find(name) : NULL;
+    return k && supported(k);
+}
+
+int q8_kernel_select(const char *name, llmos_error_t *err) {
+    kernel();
+    const q8_kernel_t *k = name ? find(name) : NULL;
+    if (!k) return llmos_error_set(err, LLMOS_EINVAL, "q8: unknown kernel '%s'", name ? name : "(null)");
+    if (!supported(k)) return llmos_error_set(err, LLMOS_EUNSUPPORTED, "q8: this CPU cannot run kernel %s", k->name);
+    g_kernel = k;
+    return 0;
+}
+
+/* ---- matmul driver ------------------------------------------------------------------ */
+
+#define ROW_TILE 4 /* the SIMD kernels' row tile: thread ranges are multiples */
+
+/* Rows [lo, hi) of thread t of n: contiguous, multiples of ROW_TILE. */
+static void row_range(int rows, int t, int n, int *lo, int *hi) {
+    int tiles = (rows + ROW_TILE - 1) / ROW_TILE;
+    *lo = (int)((long)tiles * t / n) * ROW_TILE;
+    *hi = (int)((long)tiles * (t + 1) / n) * ROW_TILE;
+    if (*hi > rows) *hi = rows;
+}
+
+static int check_mm(const void *y, const void *W, int rows, int cols, const void *x, int batch, llmos_error_t *err) {
+    if (!y || !W || !x) return llmos_error_set(err, LLMOS_EINVAL, "q8_matmul: NULL pointer");
+    if (rows <= 0 || batch <= 0)
+        return llmos_error_set(err, LLMOS_EINVAL, "q8_matmul: %d rows, batch %d", rows, batch);
+    return check_cols(cols, "q8_matmul", err);
+}
+
+/* Threads for a matmul of this size: one per 64 rows at most, since a
+ * parallel region costs a few microseconds. */
+static int n_threads(int threads, int rows) {
+    int t = threads > 1 ? threads : 1;
+    int cap = rows / 64 > 1 ? rows / 64 : 1;
+    return t < cap ? t : cap;
+}
+
+int q8_matmul_q8(float *y, const q8_block_t *W, int rows, int cols, const q8_block_t *xq, int batch, int threads,
+                 llmos_error_t *err) {
+    if (check_mm(y, W, rows, cols, xq, batch, err)) return LLMOS_EINVAL;
+    q8_rows_fn fn = kernel()->rows;
+    int nb = cols / Q8_BLOCK, nt = n_threads(threads, rows);
+    if (nt == 1) {
+        fn(y, rows, W, 0, rows, nb, xq, batch);
+        return 0;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int lo, hi;
+        row_range(rows, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        if (lo < hi) fn(y, rows, W, lo, hi, nb, xq, batch);
+    }
+    return 0;
+}
+
+int q8_matmul(float *y, const q8_block_t *W, int rows, int cols, const float *x, int batch, q8_scratch_t *s,
+              int threads, llmos_error_t *err) {
+    if (check_mm(y, W, rows, cols, x, batch, err)) return LLMOS_EINVAL;
+    if (!s || !s->xq || batch > s->max_batch || cols > s->max_cols)
+        return llmos_error_set(err, LLMOS_EINVAL, "q8_matmul: batch %d x %d columns exceeds the scratch (%d x %d)",
+                               batch, cols, s ? s->max_batch : 0, s ? s->max_cols : 0);
+    q8_rows_fn fn = kernel()->rows;
+    int nb = cols / Q8_BLOCK, nt = n_threads(threads, rows);
+    if (nt == 1) {
+        for (int b = 0; b < batch; b++) quantize_row(x + (size_t)b * cols, s->xq + (size_t)b * nb, nb);
+        fn(y, rows, W, 0, rows, nb, s->xq, batch);
+        return 0;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        for (int b = batch * t / n; b < batch * (t + 1) / n; b++)
+            quantize_row(x + (size_t)b * cols, s->xq + (size_t)b * nb, nb);
+#pragma omp barrier
+        int lo, hi;
+        row_range(rows, t, n, &lo, &hi);
+        if (lo < hi) fn(y, rows, W, lo, hi, nb, s->xq, batch);
+    }
+    return 0;
+}

@@ -1,0 +1,211 @@
+/*
+ * q8_avx512.c — the AVX-512 q8_0 kernels: one with VNNI (vpdpbusd), one for
+ * AVX-512BW without it (vpmaddubsw + vpmaddwd).  Compiled with function-level
+ * target attributes; q8.c calls them only when the CPU has the features.
+ *
+ * One zmm holds two 32-byte blocks (two unaligned 256-bit loads, since
+ * blocks are 34 bytes apart).  The int8 x int8 products need an unsigned
+ * operand:
+ *   - VNNI: u = w + 128 (w ^ 0x80, exact for w = -128 too) times the signed
+ *     activation, then minus 128 * sum(x) per lane; that correction depends
+ *     on the activation only, so it starts the accumulator (one vpdpbusd per
+ *     weight/activation pair).
+ *   - BW: u = |w| (128 for -128 fits u8) times x negated where w < 0 (x is
+ *     never -128); pairs of products reach at most 2*128*127 < 32767, so
+ *     vpmaddubsw never saturates.
+ * Both give the exact int32 sum of each 4-byte lane; the lanes are turned to
+ * float and multiplied by d_w * d_x of their block.
+ *
+ * Tiling: 4 weight rows x 4 activation rows per micro-tile, so each loaded
+ * block is used up to 4 times from a register; activations are walked in
+ * chunks of 64 rows so the chunk stays in L2 while a thread's rows stream.
+ */
+#include <immintrin.h>
+
+#include "model/q8_internal.h"
+
+#define ALWAYS __attribute__((always_inline)) static inline
+#define BCHUNK 64
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
+
+/* qs of blocks b[0] and b[1] in one zmm */
+ALWAYS __m512i load2(const q8_block_t *b) {
+    __m256i lo = _mm256_loadu_si256((const __m256i_u *)(const void *)b[0].qs);
+    __m256i hi = _mm256_loadu_si256((const __m256i_u *)(const void *)b[1].qs);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* qs of b[0] in the low half, zeros above (a trailing odd block) */
+ALWAYS __m512i load1(const q8_block_t *b) {
+    return _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i_u *)(const void *)b[0].qs));
+}
+
+/* [d0 x 8, d1 x 8] as floats; two = 0 gives [d0 x 8, 0 x 8] */
+ALWAYS __m512 scales(const q8_block_t *b, int two) {
+    uint32_t h = q8_block_d(&b[0]);
+    if (two) h |= (uint32_t)q8_block_d(&b[1]) << 16;
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h));
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+}
+
+#pragma GCC pop_options
+
+/* ---- VNNI ---------------------------------------------------------------------- */
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma,avx512vnni")
+
+/* One step over blocks k (and k+1 when two) for an R x B tile. */
+ALWAYS void step_vnni(const int R, const int B, int two, __m512 acc[4][4], const q8_block_t *const *w,
+                      const q8_block_t *const *x, int k) {
+    const __m512i c80 = _mm512_set1_epi8((char)0x80);
+    __m512i u[4], xs[4], nc[4];
+    __m512 sw[4], sx[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < B; j++) {
+        xs[j] = two ? load2(x[j] + k) : load1(x[j] + k);
+        /* -128 * sum(x) per lane: the offset of u = w + 128 taken back */
+        nc[j] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c80, xs[j]));
+        sx[j] = scales(x[j] + k, two);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        __m512i wv = two ? load2(w[i] + k) : load1(w[i] + k);
+        u[i] = _mm512_xor_si512(wv, c80);
+        sw[i] = scales(w[i] + k, two);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < B; j++) {
+            __m512i dp = _mm512_dpbusd_epi32(nc[j], u[i], xs[j]);
+            acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(sw[i], sx[j]), acc[i][j]);
+        }
+}
+
+ALWAYS void tile_vnni(const int R, const int B, float *y, int ldy, const q8_block_t *W, int r, int nb,
+                      const q8_block_t *xq, int b) {
+    __m512 acc[4][4];
+    const q8_block_t *w[4], *x[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) w[i] = W + (size_t)(r + i) * nb;
+#pragma GCC unroll 4
+    for (int j = 0; j < B; j++) x[j] = xq + (size_t)(b + j) * nb;
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < B; j++) acc[i][j] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 2 <= nb; k += 2) step_vnni(R, B, 1, acc, w, x, k);
+    if (k < nb) step_vnni(R, B, 0, acc, w, x, k);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < B; j++) y[(size_t)(b + j) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+/* R rows at r against activation rows [b0, b1) */
+ALWAYS void rowtile_vnni(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb, const q8_block_t *xq,
+                         int b0, int b1) {
+    int b = b0;
+    for (; b + 4 <= b1; b += 4) tile_vnni(R, 4, y, ldy, W, r, nb, xq, b);
+    switch (b1 - b) {
+    case 3: tile_vnni(R, 3, y, ldy, W, r, nb, xq, b); break;
+    case 2: tile_vnni(R, 2, y, ldy, W, r, nb, xq, b); break;
+    case 1: tile_vnni(R, 1, y, ldy, W, r, nb, xq, b); break;
+    default: break;
+    }
+}
+
+void q8_rows_avx512vnni(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
+                        int batch) {
+    for (int b0 = 0; b0 < batch; b0 += BCHUNK) {
+        int b1 = b0 + BCHUNK < batch ? b0 + BCHUNK : batch;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) rowtile_vnni(4, y, ldy, W, r, nb, xq, b0, b1);
+        for (; r < r1; r++) rowtile_vnni(1, y, ldy, W, r, nb, xq, b0, b1);
+    }
+}
+
+#pragma GCC pop_options
+
+/* ---- AVX-512BW without VNNI ------------------------------------------------------ */
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
+
+ALWAYS void step_bw(const int R, const int B, int two, __m512 acc[4][4], const q8_block_t *const *w,
+                    const q8_block_t *const *x, int k) {
+    const __m512i ones = _mm512_set1_epi16(1);
+    __m512i u[4], xs[4];
+    __mmask64 neg[4];
+    __m512 sw[4], sx[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < B; j++) {
+        xs[j] = two ? load2(x[j] + k) : load1(x[j] + k);
+        sx[j] = scales(x[j] + k, two);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        __m512i wv = two ? load2(w[i] + k) : load1(w[i] + k);
+        u[i] = _mm512_abs_epi8(wv);
+        neg[i] = _mm512_movepi8_mask(wv);
+        sw[i] = scales(w[i] + k, two);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < B; j++) {
+            __m512i s = _mm512_mask_sub_epi8(xs[j], neg[i], _mm512_setzero_si512(), xs[j]);
+            __m512i dp = _mm512_madd_epi16(_mm512_maddubs_epi16(u[i], s), ones);
+            acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(sw[i], sx[j]), acc[i][j]);
+        }
+}
+
+ALWAYS void tile_bw(const int R, const int B, float *y, int ldy, const q8_block_t *W, int r, int nb,
+                    const q8_block_t *xq, int b) {
+    __m512 acc[4][4];
+    const q8_block_t *w[4], *x[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) w[i] = W + (size_t)(r + i) * nb;
+#pragma GCC unroll 4
+    for (int j = 0; j < B; j++) x[j] = xq + (size_t)(b + j) * nb;
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < B; j++) acc[i][j] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 2 <= nb; k += 2) step_bw(R, B, 1, acc, w, x, k);
+    if (k < nb) step_bw(R, B, 0, acc, w, x, k);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < B; j++) y[(size_t)(b + j) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+ALWAYS void rowtile_bw(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb, const q8_block_t *xq,
+                       int b0, int b1) {
+    int b = b0;
+    for (; b + 4 <= b1; b += 4) tile_bw(R, 4, y, ldy, W, r, nb, xq, b);
+    switch (b1 - b) {
+    case 3: tile_bw(R, 3, y, ldy, W, r, nb, xq, b); break;
+    case 2: tile_bw(R, 2, y, ldy, W, r, nb, xq, b); break;
+    case 1: tile_bw(R, 1, y, ldy, W, r, nb, xq, b); break;
+    default: break;
+    }
+}
+
+void q8_rows_avx512bw(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
+                      int batch) {
+    for (int b0 = 0; b0 < batch; b0 += BCHUNK) {
+        int b1 = b0 + BCHUNK < batch ? b0 + BCHUNK : batch;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) rowtile_bw(4, y, ldy, W, r, nb, xq, b0, b1);
+        for (; r < r1; r++) rowtile_bw(1, y, ldy, W, r, nb, xq, b0, b1);
+    }
+}
+
+#pragma GCC pop_options

@@ -1,0 +1,38 @@
+/*
+ * q8_internal.h — the contract between q8.c (quantizing, threading, kernel
+ * choice) and the per-ISA kernel files (q8_avx2.c, q8_avx512.c).  Private to
+ * the q8 files.
+ *
+ * A kernel computes a slab of output rows for the whole batch; it must give
+ * the exact int32 dot product of each pair of blocks (activations are in
+ * [-127, 127], weights in [-128, 127]) and may only reorder the float sum of
+ * d_w * d_x * isum over blocks.  Kernels allocate nothing and are
+ * thread-safe on disjoint row ranges.
+ */
+#ifndef LLMOS_MODEL_Q8_INTERNAL_H
+#define LLMOS_MODEL_Q8_INTERNAL_H
+
+#include <string.h>
+
+#include "model/q8.h"
+
+/* y[b * ldy + r] = sum over nb blocks of W row r times xq row b,
+ * for r in [r0, r1) and b in [0, batch).  W row r starts at W + r * nb. */
+typedef void (*q8_rows_fn)(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
+                           int batch);
+
+void q8_rows_scalar(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq, int batch);
+void q8_rows_avx2(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq, int batch);
+void q8_rows_avx512bw(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
+                      int batch);
+void q8_rows_avx512vnni(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
+                        int batch);
+
+/* The fp16 scale bits of a block at any address (no unaligned access). */
+static inline uint16_t q8_block_d(const q8_block_t *b) {
+    uint16_t h;
+    memcpy(&h, (const void *)b, sizeof h);
+    return h;
+}
+
+#endif
