@@ -77,6 +77,7 @@ static int local_words(sparql_buf_t *b, const char *iri, size_t n) {
     size_t start = n;
     while (start > 0 && iri[start - 1] != '#' && iri[start - 1] != '/' && iri[start - 1] != ':') start--;
     if (start == n) start = 0; /* IRI ends in a separator: use all of it */
+    size_t start_len = b->len;
     char prev = 0;
     for (size_t i = start; i < n; i++) {
         char c = iri[i];
@@ -86,6 +87,7 @@ static int local_words(sparql_buf_t *b, const char *iri, size_t n) {
             i += 2;
         }
         if (c == '_' || c == '-') c = ' ';
+        if (c == ' ' && (b->len == start_len || b->data[b->len - 1] == ' ')) continue; /* no leading or double spaces */
         int upper = c >= 'A' && c <= 'Z';
         int prev_lower = (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9');
         int next_lower = i + 1 < n && iri[i + 1] >= 'a' && iri[i + 1] <= 'z';
@@ -95,6 +97,7 @@ static int local_words(sparql_buf_t *b, const char *iri, size_t n) {
         if (sparql_buf_putc(b, c)) return LLMOS_ENOMEM;
         prev = c;
     }
+    while (b->len > start_len && b->data[b->len - 1] == ' ') b->data[--b->len] = '\0'; /* no trailing space */
     return 0;
 }
 

@@ -97,8 +97,10 @@ typedef struct sparql_query {
  * *out is a new query the caller destroys.  Errors: LLMOS_EFORMAT (syntax:
  * the message reads "line L, column C: expected X, found Y"),
  * LLMOS_EUNSUPPORTED (valid SPARQL outside the subset, with line and column),
- * LLMOS_ETOOBIG (over SPARQL_QUERY_MAX bytes), LLMOS_ENOMEM. */
+ * LLMOS_ETOOBIG (over SPARQL_QUERY_MAX bytes, SPARQL_PATTERNS_MAX patterns,
+ * 1024 operators in one FILTER or parentheses 128 deep), LLMOS_ENOMEM. */
 #define SPARQL_QUERY_MAX (1u << 20)
+#define SPARQL_PATTERNS_MAX 256
 int sparql_query_parse(const char *text, size_t len, sparql_query_t **out, llmos_error_t *err);
 
 /* Frees the query and sets *q to NULL; NULL and *q == NULL are fine. */

@@ -22,6 +22,8 @@
 #include "graph/sparql_internal.h"
 
 #define XSD "http://www.w3.org/2001/XMLSchema#"
+/* Bounds evaluation's recursion: a chain of n operators is a tree n deep. */
+#define EXPR_NODES_MAX 1024
 #define RDF_TYPE "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 
 /* ------------------------------------------------------------- lexer --- */
@@ -93,6 +95,7 @@ typedef struct parser {
     int nprefixes, cap_prefixes;
     const char *base;
     sparql_buf_t scratch; /* unescaping */
+    int expr_nodes;       /* operators and operands of the FILTER being parsed */
 } parser_t;
 
 typedef struct sparql_query_impl {
@@ -471,7 +474,12 @@ static int var_index(parser_t *ps, const char *name, size_t len, int *out) {
     return 0;
 }
 
-static int nomem(parser_t *ps) { return llmos_error_set(ps->err, LLMOS_ENOMEM, "out of memory parsing the query"); }
+static int nomem(parser_t *ps) {
+    if (ps->expr_nodes > EXPR_NODES_MAX)
+        return llmos_error_set(ps->err, LLMOS_ETOOBIG, "line %u, column %u: a FILTER has more than %d operators",
+                               ps->tok.line, ps->tok.col, EXPR_NODES_MAX);
+    return llmos_error_set(ps->err, LLMOS_ENOMEM, "out of memory parsing the query");
+}
 
 /* Undoes string escapes (\t \n \r \b \f \" \' \\ \uXXXX \UXXXXXXXX) of the
  * current T_STRING token into the arena. */
@@ -682,6 +690,9 @@ static int parse_term(parser_t *ps, sparql_term_t *term, int allow_a, int allow_
 }
 
 static int add_pattern(parser_t *ps, const sparql_term_t *s, const sparql_term_t *p, const sparql_term_t *o) {
+    if (ps->npatterns >= SPARQL_PATTERNS_MAX)
+        return llmos_error_set(ps->err, LLMOS_ETOOBIG, "line %u, column %u: more than %d triple patterns",
+                               o->line, o->col, SPARQL_PATTERNS_MAX);
     GROW(ps->patterns, ps->npatterns, ps->cap_patterns);
     sparql_pattern_t *pat = &ps->patterns[ps->npatterns++];
     pat->s = *s;
@@ -719,6 +730,7 @@ static int parse_triples(parser_t *ps) {
 static int parse_expr(parser_t *ps, const sparql_expr_t **out, int depth);
 
 static sparql_expr_t *new_expr(parser_t *ps, sparql_expr_op op) {
+    if (op != SPARQL_EXPR_TERM && ++ps->expr_nodes > EXPR_NODES_MAX) return NULL;
     sparql_expr_t *e = sparql_arena_alloc(ps->arena, sizeof *e);
     if (e) {
         memset(e, 0, sizeof *e);
@@ -728,7 +740,7 @@ static sparql_expr_t *new_expr(parser_t *ps, sparql_expr_op op) {
     return e;
 }
 
-#define EXPR_DEPTH_MAX 64
+#define EXPR_DEPTH_MAX 128
 
 static int parse_primary(parser_t *ps, const sparql_expr_t **out, int depth) {
     int rc;
@@ -819,6 +831,7 @@ static int parse_filter(parser_t *ps) {
         return expected(ps, "'(' after FILTER");
     }
     const sparql_expr_t *e;
+    ps->expr_nodes = 0;
     if ((rc = parse_primary(ps, &e, 0))) return rc;
     GROW(ps->filters, ps->nfilters, ps->cap_filters);
     ps->filters[ps->nfilters++] = e;

@@ -279,6 +279,8 @@ static void test_parse_ask_star(void **state) {
 
 static void test_parse_errors(void **state) {
     (void)state;
+    sparql_query_t *q0 = NULL;
+    llmos_error_t err0 = {0};
     static const struct {
         const char *q;
         int code;
@@ -321,6 +323,32 @@ static void test_parse_errors(void **state) {
         assert_non_null(strstr(err.msg, cases[i].msg));
         assert_null(q);
     }
+    /* sizes that would make execution recurse too deep are refused */
+    char *big = malloc(64 * 1024);
+    size_t n = (size_t)sprintf(big, "SELECT * {");
+    for (int i = 0; i < 300; i++) n += (size_t)sprintf(big + n, " ?s%d <http://p> ?s%d .", i, i + 1);
+    strcpy(big + n, " }");
+    assert_int_equal(sparql_query_parse(big, strlen(big), &q0, &err0), LLMOS_ETOOBIG);
+    assert_non_null(strstr(err0.msg, "more than 256 triple patterns"));
+    n = (size_t)sprintf(big, "SELECT * { ?s ?p ?o FILTER(?s = <http://a>");
+    for (int i = 0; i < 2000; i++) n += (size_t)sprintf(big + n, " || ?o = <http://a>");
+    strcpy(big + n, ") }");
+    assert_int_equal(sparql_query_parse(big, strlen(big), &q0, &err0), LLMOS_ETOOBIG);
+    assert_non_null(strstr(err0.msg, "more than 1024 operators"));
+    n = (size_t)sprintf(big, "SELECT * { ?s ?p ?o FILTER");
+    for (int i = 0; i < 200; i++) big[n++] = '(';
+    strcpy(big + n, "?s");
+    assert_int_equal(sparql_query_parse(big, strlen(big), &q0, &err0), LLMOS_ETOOBIG);
+    assert_non_null(strstr(err0.msg, "nested too deeply"));
+    /* a long but bounded chain parses and runs */
+    n = (size_t)sprintf(big, "SELECT ?s { ?s ?p ?o FILTER(?s = <http://a>");
+    for (int i = 0; i < 300; i++) n += (size_t)sprintf(big + n, " || ?s = <http://x.org/bob>");
+    strcpy(big + n, ") }");
+    collect_t *c = malloc(sizeof *c);
+    assert_int_equal(run(small, big, c, NULL), 0);
+    assert_int_equal(c->n, 5); /* bob's triples */
+    free(c);
+    free(big);
     /* a query is not NUL-terminated: only len bytes are read */
     sparql_query_t *q = NULL;
     llmos_error_t err = {0};
