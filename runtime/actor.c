@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local uint64_t tls_label_id; /* actor whose label this thread's log shows */
+static RT_TLS uint64_t tls_label_id; /* actor whose label this thread's log shows */
 
 static void enter(rt_actor_t *a) {
     rt_tls_actor = a;
@@ -70,6 +70,12 @@ void rt_actor_deinit_at_shutdown(rt_actor_t *a) {
     a->ctx.cur = NULL;
     a->def.deinit(&a->ctx, a->state);
     leave();
+}
+
+/* The received counter is settled per batch too. */
+static void flush_delivered(rt_actor_t *a) {
+    if (a->delivered) rt_stat_add(a->sys, RT_ST_RECEIVED, a->delivered);
+    a->delivered = 0;
 }
 
 /* ---- failure, restart, death ---- */
@@ -126,9 +132,10 @@ static void send_notice(rt_system_t *sys, uint64_t to, rt_actor_t *dead, uint32_
 /* The actor ends with reason (0 = stopped).  Frees a. */
 static void actor_die(rt_actor_t *a, int reason) {
     rt_system_t *sys = a->sys;
-    pthread_rwlock_wrlock(&sys->lock);
+    flush_delivered(a);
+    rt_wrlock(sys);
     rt_table_remove(sys, a);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     atomic_fetch_sub(&sys->nactors, 1);
     actor_reset(a);
     /* No sender can reach the mailbox any more: answer what is left. */
@@ -194,7 +201,7 @@ static bool actor_fail(rt_actor_t *a, int reason) {
 /* Handles one dequeued message (owned).  Returns false when a died. */
 static bool actor_handle(rt_actor_t *a, rt_msg_t *m) {
     rt_system_t *sys = a->sys;
-    if (a->mb_limit) atomic_fetch_sub_explicit(&a->mb_count, 1, memory_order_relaxed);
+    if (a->mb_limit) atomic_fetch_sub_explicit(&a->mb.count, 1, memory_order_relaxed);
     if (m->deadline_ms && llmos_wall_ms() > m->deadline_ms) {
         rt_stat_add(sys, RT_ST_EXPIRED, 1);
         rt_bounce(sys, m, LLMOS_ETIMEDOUT, "deadline passed before actor %s could handle message type %" PRIu32,
@@ -235,7 +242,7 @@ static bool actor_handle(rt_actor_t *a, rt_msg_t *m) {
     }
     a->ctx.cur = m;
     a->ctx.stop_self = false;
-    rt_stat_add(sys, RT_ST_RECEIVED, 1);
+    a->delivered++;
     int rc = a->def.receive(&a->ctx, a->state, m);
     a->ctx.cur = NULL;
     if (a->ctx.stop_self) atomic_store(&a->stop_req, true);
@@ -257,6 +264,13 @@ static bool actor_handle(rt_actor_t *a, rt_msg_t *m) {
 
 /* ---- running ---- */
 
+/* The mailbox count of an actor without a limit is settled once per batch:
+ * the consumer touches the producers' cache line rarely. */
+static inline void consumed(rt_actor_t *a, uint32_t n) {
+    if (!a->mb_limit && n) atomic_fetch_sub_explicit(&a->mb.count, n, memory_order_relaxed);
+    flush_delivered(a);
+}
+
 void rt_actor_run_turn(rt_system_t *sys, rt_actor_t *a) {
     enter(a);
     if (a->need_init) {
@@ -270,6 +284,7 @@ void rt_actor_run_turn(rt_system_t *sys, rt_actor_t *a) {
             return;
         }
         if (n == a->batch) {
+            consumed(a, n);
             /* Yield the worker if anyone else is waiting for one. */
             if (atomic_load_explicit(&sys->rq_len, memory_order_acquire) > 0 ||
                 atomic_load_explicit(&sys->stopping, memory_order_relaxed)) {
@@ -284,6 +299,7 @@ void rt_actor_run_turn(rt_system_t *sys, rt_actor_t *a) {
         n++;
         if (!actor_handle(a, m)) return;
     }
+    consumed(a, n);
     atomic_store(&a->sched, 0);
     if (rt_mailbox_maybe_nonempty(&a->mb) || atomic_load(&a->stop_req)) {
         int expected = 0;
@@ -310,6 +326,7 @@ void *rt_pinned_main(void *arg) {
             n++;
             if (!actor_handle(a, m)) goto out;
         }
+        consumed(a, n);
         if (atomic_load(&a->stop_req)) {
             actor_die(a, 0);
             goto out;
@@ -389,7 +406,7 @@ static int spawn_actor(rt_system_t *sys, const rt_actor_def_t *def, void *arg, c
     atomic_store(&a->sched, 1); /* it is about to run: its init turn or its thread */
     a->need_init = !opts->pinned;
 
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     int rc = rt_table_insert(sys, a);
     if (rc == 0 && name) {
         rc = rt_names_add(sys, name, a);
@@ -399,7 +416,7 @@ static int spawn_actor(rt_system_t *sys, const rt_actor_def_t *def, void *arg, c
         atomic_fetch_add(&sys->nactors, 1);
         if (!opts->pinned) rt_rq_push(sys, a, true);
     }
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     if (rc) {
         free(rec);
         rt_actor_free(a);
@@ -410,9 +427,9 @@ static int spawn_actor(rt_system_t *sys, const rt_actor_def_t *def, void *arg, c
     if (opts->pinned) {
         reap_threads(sys);
         if (pthread_create(&rec->t, NULL, rt_pinned_main, a) != 0) {
-            pthread_rwlock_wrlock(&sys->lock);
+            rt_wrlock(sys);
             rt_table_remove(sys, a);
-            pthread_rwlock_unlock(&sys->lock);
+            rt_wrunlock(sys);
             atomic_fetch_sub(&sys->nactors, 1);
             for (rt_msg_t *m; (m = rt_mailbox_pop(&a->mb)) != NULL;) {
                 rt_bounce(sys, m, LLMOS_EUNAVAILABLE, "actor %s could not start", a->label);
@@ -442,12 +459,12 @@ int rt_spawn_child(rt_ctx_t *ctx, const rt_actor_def_t *def, void *arg, const rt
     rt_system_t *sys = ctx->sys;
     if (self->children.n == self->children.cap && self->children.n > 0) {
         /* Forget the children that have ended before the list grows. */
-        pthread_rwlock_rdlock(&sys->lock);
+        rt_rdlock(sys);
         size_t k = 0;
         for (size_t i = 0; i < self->children.n; i++)
             if (rt_table_find(sys, self->children.ids[i])) self->children.ids[k++] = self->children.ids[i];
         self->children.n = k;
-        pthread_rwlock_unlock(&sys->lock);
+        rt_rdunlock(sys);
     }
     rt_ref_t ref;
     int rc = spawn_actor(sys, def, arg, opts, self->id, &ref, err);
@@ -462,7 +479,7 @@ int rt_spawn_child(rt_ctx_t *ctx, const rt_actor_def_t *def, void *arg, const rt
 
 int rt_stop(rt_system_t *sys, rt_ref_t ref) {
     if (rt_node_is_remote(sys, ref.node)) return rt_send(sys, RT_REF_NONE, ref, RT_MSG_STOP, NULL, 0);
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     rt_actor_t *a = rt_table_find_ref(sys, ref);
     int rc = LLMOS_ENOTFOUND;
     if (a && a->mode != RT_MODE_CALLER) {
@@ -472,7 +489,7 @@ int rt_stop(rt_system_t *sys, rt_ref_t ref) {
         rt_schedule(sys, a);
         rc = 0;
     }
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     return rc;
 }
 
@@ -481,11 +498,11 @@ int rt_stop(rt_system_t *sys, rt_ref_t ref) {
 int rt_watch(rt_ctx_t *ctx, rt_ref_t target) {
     rt_system_t *sys = ctx->sys;
     if (rt_node_is_remote(sys, target.node)) return LLMOS_EUNSUPPORTED;
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     rt_actor_t *t = rt_table_find_ref(sys, target);
     int rc = 0;
     if (t && t->mode != RT_MODE_CALLER) rc = rt_idlist_add(&t->watchers, ctx->a->id);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     if (t && t->mode != RT_MODE_CALLER) return rc;
     /* Already dead (or never was): the notice comes at once. */
     rt_msg_t *m = rt_msg_new(&(rt_msg_init_t){
@@ -502,10 +519,10 @@ int rt_watch(rt_ctx_t *ctx, rt_ref_t target) {
 int rt_unwatch(rt_ctx_t *ctx, rt_ref_t target) {
     rt_system_t *sys = ctx->sys;
     if (rt_node_is_remote(sys, target.node)) return LLMOS_EUNSUPPORTED;
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     rt_actor_t *t = rt_table_find_ref(sys, target);
     bool found = t && rt_idlist_remove(&t->watchers, ctx->a->id);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     return found ? 0 : LLMOS_ENOTFOUND;
 }
 

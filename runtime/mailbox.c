@@ -41,6 +41,7 @@ rt_msg_t *rt_mailbox_pop(rt_mailbox_t *mb) {
     }
     if (next) {
         mb->head = next;
+        __builtin_prefetch(next); /* the next pop reads its link: start the transfer now */
         return head;
     }
     if (head != atomic_load(&mb->tail)) return NULL; /* a push is in progress */

@@ -173,17 +173,17 @@ void rt_table_free(rt_system_t *sys) {
 
 int rt_register(rt_system_t *sys, const char *name, rt_ref_t ref) {
     if (!name || !name[0] || rt_node_is_remote(sys, ref.node)) return LLMOS_EINVAL;
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     rt_actor_t *a = rt_table_find_ref(sys, ref);
     int rc = (!a || a->mode == RT_MODE_CALLER) ? LLMOS_ENOTFOUND : rt_names_add(sys, name, a);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     return rc;
 }
 
 int rt_unregister(rt_system_t *sys, const char *name) {
     if (!name) return LLMOS_EINVAL;
     int rc = LLMOS_ENOTFOUND;
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     if (sys->nname_buckets) {
         rt_name_t **slot = name_slot(sys, name);
         if (*slot) {
@@ -191,25 +191,25 @@ int rt_unregister(rt_system_t *sys, const char *name) {
             rc = 0;
         }
     }
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     return rc;
 }
 
 int rt_lookup(rt_system_t *sys, const char *name, rt_ref_t *out) {
     if (!name) return LLMOS_EINVAL;
-    pthread_rwlock_rdlock(&sys->lock);
+    rt_rdlock(sys);
     rt_actor_t *a = names_find(sys, name);
     if (a && out) *out = rt_ref_local(a->id);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_rdunlock(sys);
     return a ? 0 : LLMOS_ENOTFOUND;
 }
 
 void rt_system_foreach_actor(rt_system_t *sys,
                              void (*fn)(void *user, const char *name, uint64_t id, const char *kind),
                              void *user) {
-    pthread_rwlock_rdlock(&sys->lock);
+    rt_rdlock(sys);
     for (size_t i = 0; i < sys->nbuckets; i++)
         for (rt_actor_t *a = sys->buckets[i]; a; a = a->hnext)
             if (a->mode != RT_MODE_CALLER) fn(user, a->name, a->id, a->def.kind);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_rdunlock(sys);
 }

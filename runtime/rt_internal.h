@@ -4,7 +4,7 @@
  * runtime/ includes this.
  *
  * Locking, in the order they may nest:
- *   sys->lock (rwlock)  the actor table, the name registry, watcher lists,
+ *   sys->lock (brlock)  the actor table, the name registry, watcher lists,
  *                       and actor liveness.  Senders hold it for reading
  *                       while they push into a mailbox and schedule the
  *                       actor, so an actor struct is never freed under them:
@@ -31,6 +31,14 @@
 #define RT_DEFAULT_BATCH 64
 #define RT_DEFAULT_MAX_RESTARTS 3
 #define RT_DEFAULT_RESTART_PERIOD_MS 5000
+/* Back-pressure: a thread that is not a worker and finds this many messages
+ * already queued at the target yields its CPU after sending, so a flood from
+ * many threads cannot starve the one consumer (or grow without bound). */
+#define RT_BACKLOG_YIELD 4096
+
+/* Thread-locals are only used by executables that link the static library:
+ * the initial-exec model makes them plain %fs-relative loads. */
+#define RT_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
 /* Correlation ids made by rt_ask / rt_call have the top bit set (actor.h). */
 #define RT_CORR_RUNTIME (1ull << 63)
@@ -43,7 +51,10 @@ enum { RT_MSG_CHILD_FAILED_ = 250 };
 
 typedef struct rt_mailbox {
     _Atomic(rt_msg_t *) tail;          /* producers exchange here */
-    char pad_[RT_CACHELINE - sizeof(void *)];
+    _Atomic uint32_t count;            /* queued, roughly: producers add one each,
+                                          the consumer subtracts per batch (per
+                                          message when there is a limit) */
+    char pad_[RT_CACHELINE - sizeof(void *) - sizeof(uint32_t)];
     rt_msg_t *head;                    /* consumer only */
     rt_msg_t stub;
 } rt_mailbox_t;
@@ -78,6 +89,29 @@ typedef struct rt_stat_shard {
 } rt_stat_shard_t;
 
 void rt_stat_add(rt_system_t *sys, int which, uint64_t n);
+
+/* ---- the table lock: a "big reader" lock ----
+ *
+ * Every send takes the table lock for reading, from many threads at once, so
+ * readers must not share a cache line: each thread counts itself in its own
+ * shard (see rt_thread_shard).  A writer raises `writer` and waits for every
+ * shard to drain; readers that see `writer` step back and wait.  Writers
+ * (spawn, stop, watch, register, death) are rare.  Not recursive: a reader
+ * must not take it again (a waiting writer would deadlock them both). */
+typedef struct rt_brlock {
+    struct {
+        _Alignas(RT_CACHELINE) _Atomic int32_t n;
+    } readers[RT_STAT_SHARDS];
+    _Alignas(RT_CACHELINE) _Atomic bool writer;
+    pthread_mutex_t wmu;  /* one writer at a time */
+} rt_brlock_t;
+
+/* This thread's shard for the table lock and the counters. */
+unsigned rt_thread_shard(void);
+void rt_rdlock(rt_system_t *sys);
+void rt_rdunlock(rt_system_t *sys);
+void rt_wrlock(rt_system_t *sys);
+void rt_wrunlock(rt_system_t *sys);
 
 /* ---- sleeping threads (pinned actors, rt_call callers) ---- */
 
@@ -131,9 +165,9 @@ struct rt_actor {
     rt_mailbox_t mb;
     _Alignas(RT_CACHELINE) _Atomic int sched;   /* see the top of this file */
     _Atomic bool stop_req;                      /* stop after the current message */
-    _Atomic uint32_t mb_count;                  /* only kept when mb_limit != 0 */
     uint32_t mb_limit;
     uint32_t batch;
+    uint32_t delivered;                         /* handed to receive, not yet in the stats */
     int mode;                                   /* RT_MODE_* */
     uint64_t id;
     rt_actor_t *hnext;                          /* id-table chain (sys->lock) */
@@ -218,7 +252,7 @@ struct rt_system {
     bool rq_stop;                /* rq_mu */
 
     /* actor table and registry */
-    pthread_rwlock_t lock;
+    rt_brlock_t lock;
     rt_actor_t **buckets;
     size_t nbuckets, nentries;
     struct rt_name **names;
@@ -239,9 +273,9 @@ struct rt_system {
 };
 
 /* Thread-local: the actor this thread is running (NULL outside receive). */
-extern _Thread_local rt_actor_t *rt_tls_actor;
+extern RT_TLS rt_actor_t *rt_tls_actor;
 /* Thread-local: true on worker threads (rt_call is refused there). */
-extern _Thread_local bool rt_tls_worker;
+extern RT_TLS bool rt_tls_worker;
 
 /* Makes `a` run: pushes it on the run queue or wakes its thread, if this
  * call moves sched 0 -> 1.  Caller holds sys->lock (any mode). */

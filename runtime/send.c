@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <time.h>
 #include <stdio.h>
 
 static void ref_describe(rt_ref_t r, char *buf, size_t size) {
@@ -53,10 +54,10 @@ void rt_bounce(rt_system_t *sys, const rt_msg_t *req, int status, const char *fm
 static int route_remote(rt_system_t *sys, rt_msg_t *msg, int how) {
     /* The far side must be able to answer: name this node explicitly. */
     if (msg->from.node == 0 && !rt_ref_is_none(msg->from)) msg->from.node = sys->node_id;
-    pthread_rwlock_rdlock(&sys->lock);
+    rt_rdlock(sys);
     rt_remote_fn fn = sys->remote_fn;
     void *user = sys->remote_user;
-    pthread_rwlock_unlock(&sys->lock);
+    rt_rdunlock(sys);
     int rc = fn ? fn(user, msg) : LLMOS_EUNAVAILABLE;
     if (rc == 0) {
         rt_stat_add(sys, RT_ST_SENT, 1);
@@ -75,10 +76,10 @@ static int route_remote(rt_system_t *sys, rt_msg_t *msg, int how) {
 }
 
 static int route_local(rt_system_t *sys, rt_msg_t *msg, int how) {
-    pthread_rwlock_rdlock(&sys->lock);
+    rt_rdlock(sys);
     rt_actor_t *a = rt_table_find_ref(sys, msg->to);
     if (!a) {
-        pthread_rwlock_unlock(&sys->lock);
+        rt_rdunlock(sys);
         /* A reply nobody waits for any more is a late reply (its asker gave
          * up and left); a timeout for a gone asker is nothing at all. */
         if (msg->flags & RT_MSG_REPLY) {
@@ -94,15 +95,15 @@ static int route_local(rt_system_t *sys, rt_msg_t *msg, int how) {
         rt_msg_free(msg);
         return LLMOS_ENOTFOUND;
     }
+    uint32_t queued = atomic_fetch_add_explicit(&a->mb.count, 1, memory_order_relaxed);
     if (a->mb_limit) {
-        uint32_t queued = atomic_fetch_add_explicit(&a->mb_count, 1, memory_order_relaxed);
         /* Replies and death notices answer something the actor asked for:
          * they are never refused. */
         if (queued >= a->mb_limit && !(msg->flags & RT_MSG_REPLY) && msg->type != RT_MSG_DOWN) {
-            atomic_fetch_sub_explicit(&a->mb_count, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&a->mb.count, 1, memory_order_relaxed);
             char label[sizeof a->label];
             snprintf(label, sizeof label, "%s", a->label);
-            pthread_rwlock_unlock(&sys->lock);
+            rt_rdunlock(sys);
             rt_stat_add(sys, RT_ST_OVERLOADED, 1);
             if (how & RT_ROUTE_NOTIFY)
                 rt_bounce(sys, msg, LLMOS_EOVERLOADED, "actor %s: mailbox full (%" PRIu32 " messages)", label,
@@ -113,8 +114,12 @@ static int route_local(rt_system_t *sys, rt_msg_t *msg, int how) {
     }
     rt_mailbox_push(&a->mb, msg);
     rt_schedule(sys, a);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_rdunlock(sys);
     rt_stat_add(sys, RT_ST_SENT, 1);
+    if (queued >= RT_BACKLOG_YIELD && !rt_tls_worker) {
+        struct timespec pause = {0, 50000};
+        nanosleep(&pause, NULL);
+    }
     return 0;
 }
 
@@ -235,9 +240,9 @@ int rt_reply_error(rt_ctx_t *ctx, const rt_msg_t *req, int status, const char *f
 /* ---- blocking call from a thread that is not a worker ---- */
 
 static void caller_remove(rt_system_t *sys, rt_actor_t *c) {
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     rt_table_remove(sys, c);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     /* Replies that raced with the time-out are late. */
     for (rt_msg_t *m; (m = rt_mailbox_pop(&c->mb)) != NULL;) {
         if (m->flags & RT_MSG_REPLY) rt_stat_add(sys, RT_ST_LATE, 1);
@@ -259,9 +264,9 @@ int rt_call(rt_system_t *sys, rt_ref_t to, uint32_t type, const void *data, size
     snprintf(c->label, sizeof c->label, "call#%" PRIu64, c->id);
     c->call_corr = RT_CORR_RUNTIME | atomic_fetch_add(&sys->next_corr, 1);
     atomic_store(&c->sched, 1); /* this thread is awake */
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     int rc = rt_table_insert(sys, c);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
     if (rc) {
         rt_actor_free(c);
         return llmos_error_set(err, rc, "rt_call to %s: out of memory", who);

@@ -22,15 +22,19 @@
 
 #define RT_SPIN_ROUNDS 2000
 
-_Thread_local rt_actor_t *rt_tls_actor;
-_Thread_local bool rt_tls_worker;
+RT_TLS rt_actor_t *rt_tls_actor;
+RT_TLS bool rt_tls_worker;
 
 static _Atomic unsigned stat_shard_next;
-static _Thread_local unsigned stat_shard = UINT32_MAX;
+static RT_TLS unsigned stat_shard = UINT32_MAX;
+
+unsigned rt_thread_shard(void) {
+    if (stat_shard == UINT32_MAX) stat_shard = atomic_fetch_add(&stat_shard_next, 1) % RT_STAT_SHARDS;
+    return stat_shard;
+}
 
 void rt_stat_add(rt_system_t *sys, int which, uint64_t n) {
-    if (stat_shard == UINT32_MAX) stat_shard = atomic_fetch_add(&stat_shard_next, 1) % RT_STAT_SHARDS;
-    atomic_fetch_add_explicit(&sys->stats[stat_shard].v[which], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sys->stats[rt_thread_shard()].v[which], n, memory_order_relaxed);
 }
 
 static inline void cpu_relax(void) {
@@ -39,6 +43,42 @@ static inline void cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* Short spin, then give the CPU away: the other side holds the lock only
+ * for a few instructions unless it was preempted. */
+static void backoff(int *spins) {
+    if (++*spins < 64) cpu_relax();
+    else sched_yield();
+}
+
+void rt_rdlock(rt_system_t *sys) {
+    _Atomic int32_t *mine = &sys->lock.readers[rt_thread_shard()].n;
+    for (;;) {
+        atomic_fetch_add(mine, 1); /* seq_cst: ordered before the load of writer */
+        if (!atomic_load(&sys->lock.writer)) return;
+        atomic_fetch_sub(mine, 1);
+        int spins = 0;
+        while (atomic_load(&sys->lock.writer)) backoff(&spins);
+    }
+}
+
+void rt_rdunlock(rt_system_t *sys) {
+    atomic_fetch_sub_explicit(&sys->lock.readers[rt_thread_shard()].n, 1, memory_order_release);
+}
+
+void rt_wrlock(rt_system_t *sys) {
+    pthread_mutex_lock(&sys->lock.wmu);
+    atomic_store(&sys->lock.writer, true); /* seq_cst: ordered before the loads of readers */
+    for (int i = 0; i < RT_STAT_SHARDS; i++) {
+        int spins = 0;
+        while (atomic_load(&sys->lock.readers[i].n) != 0) backoff(&spins);
+    }
+}
+
+void rt_wrunlock(rt_system_t *sys) {
+    atomic_store(&sys->lock.writer, false);
+    pthread_mutex_unlock(&sys->lock.wmu);
 }
 
 void rt_rq_push(rt_system_t *sys, rt_actor_t *a, bool wake) {
@@ -143,7 +183,7 @@ int rt_system_new(const rt_system_opts_t *opts, rt_system_t **out, llmos_error_t
     atomic_init(&sys->next_corr, 1);
     pthread_mutex_init(&sys->rq_mu, NULL);
     pthread_cond_init(&sys->rq_cv, NULL);
-    pthread_rwlock_init(&sys->lock, NULL);
+    pthread_mutex_init(&sys->lock.wmu, NULL);
     pthread_mutex_init(&sys->thr_mu, NULL);
     llmos_log_set_node(sys->node_name);
 
@@ -182,11 +222,11 @@ void rt_system_destroy(rt_system_t **psys) {
     for (uint32_t i = 0; i < sys->workers_started; i++) pthread_join(sys->workers[i], NULL);
 
     /* Pinned threads see `stopping`, run deinit and end. */
-    pthread_rwlock_rdlock(&sys->lock);
+    rt_rdlock(sys);
     for (size_t i = 0; i < sys->nbuckets; i++)
         for (rt_actor_t *a = sys->buckets[i]; a; a = a->hnext)
             if (a->mode == RT_MODE_PINNED) rt_park_wake(&a->park);
-    pthread_rwlock_unlock(&sys->lock);
+    rt_rdunlock(sys);
     pthread_mutex_lock(&sys->thr_mu);
     rt_thread_rec_t *recs = sys->threads;
     sys->threads = NULL;
@@ -214,7 +254,7 @@ void rt_system_destroy(rt_system_t **psys) {
     free(sys->workers);
     pthread_mutex_destroy(&sys->rq_mu);
     pthread_cond_destroy(&sys->rq_cv);
-    pthread_rwlock_destroy(&sys->lock);
+    pthread_mutex_destroy(&sys->lock.wmu);
     pthread_mutex_destroy(&sys->thr_mu);
     free(sys);
     *psys = NULL;
@@ -242,8 +282,8 @@ void rt_system_stats(rt_system_t *sys, rt_stats_t *out) {
 }
 
 void rt_system_set_remote(rt_system_t *sys, rt_remote_fn fn, void *user) {
-    pthread_rwlock_wrlock(&sys->lock);
+    rt_wrlock(sys);
     sys->remote_fn = fn;
     sys->remote_user = user;
-    pthread_rwlock_unlock(&sys->lock);
+    rt_wrunlock(sys);
 }
