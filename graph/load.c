@@ -55,8 +55,8 @@ typedef struct loader {
     int fatal;                 /* an llmos_err that stops the load */
     llmos_error_t *err;
 
-    tcache_entry_t *tc;
-    size_t tc_cap, tc_n;
+    tcache_entry_t *tc;        /* tc_cap entries in sets of TC_WAYS */
+    size_t tc_cap;
 
     graph_triple_t *buf;       /* buf_cap triples, then buf_cap of radix scratch */
     size_t buf_cap, buf_n, buf_max;
@@ -117,15 +117,18 @@ static uint64_t hash_fnv(const unsigned char *p, size_t n) {
     return h;
 }
 
+/* The cache is 4-way set-associative: a miss replaces one way of its set,
+ * so hot terms stay and the memory never grows. */
+#define TC_WAYS 4
+
 static int intern_enc(loader_t *l, const unsigned char *enc, size_t n, graph_id_t *id) {
     uint64_t h1 = graph_hash64(enc, n), h2 = hash_fnv(enc, n);
-    size_t mask = l->tc_cap - 1, j = (size_t)(h1 ^ (h1 >> 29)) & mask;
-    while (l->tc[j].id) {
-        if (l->tc[j].h1 == h1 && l->tc[j].h2 == h2) {
-            *id = l->tc[j].id;
+    tcache_entry_t *set = &l->tc[(size_t)(h1 ^ (h1 >> 29)) & (l->tc_cap / TC_WAYS - 1) * TC_WAYS];
+    for (int k = 0; k < TC_WAYS; k++) {
+        if (set[k].id && set[k].h1 == h1 && set[k].h2 == h2) {
+            *id = set[k].id;
             return 0;
         }
-        j = (j + 1) & mask;
     }
     int rc = graph_term_lookup_encoded(&l->w->r, enc, n, h1, id, l->err);
     if (rc == LLMOS_ENOTFOUND) {
@@ -133,15 +136,15 @@ static int intern_enc(loader_t *l, const unsigned char *enc, size_t n, graph_id_
         if (!rc) l->rep.terms_added++;
     }
     if (rc) return rc;
-    if (l->tc_n * 10 >= l->tc_cap * 7) { /* full: start over, memory stays bounded */
-        memset(l->tc, 0, l->tc_cap * sizeof *l->tc);
-        l->tc_n = 0;
-        j = (size_t)(h1 ^ (h1 >> 29)) & mask;
-    }
-    l->tc[j].h1 = h1;
-    l->tc[j].h2 = h2;
-    l->tc[j].id = *id;
-    l->tc_n++;
+    int way = (int)(h2 >> 62); /* a free way, else a pseudo-random victim */
+    for (int k = 0; k < TC_WAYS; k++)
+        if (!set[k].id) {
+            way = k;
+            break;
+        }
+    set[way].h1 = h1;
+    set[way].h2 = h2;
+    set[way].id = *id;
     return 0;
 }
 
@@ -319,6 +322,7 @@ static int add_triple(loader_t *l, graph_id_t s, graph_id_t p, graph_id_t o) {
     l->buf[l->buf_n].o = o;
     l->buf_n++;
     l->rep.read++;
+    if ((l->rep.read & ((1u << 20) - 1)) == 0) graph_store_release_pages(l->w->r.s);
     return 0;
 }
 
@@ -470,7 +474,10 @@ static int write_order(loader_t *l, int order, key_src_t *ks, uint64_t total) {
             l->w->dtriples++;
             l->rep.added++;
         }
-        if ((++n & 0xffff) == 0 && !l->opt->quiet) llmos_progress_update(&pr, n, 0);
+        if ((++n & 0xffff) == 0) {
+            if (!l->opt->quiet) llmos_progress_update(&pr, n, 0);
+            if ((n & ((1u << 20) - 1)) == 0) graph_store_release_pages(s);
+        }
     }
     mdb_cursor_close(c);
     if (!l->opt->quiet) {
@@ -904,7 +911,7 @@ int graph_load_files(graph_store_t *s, const char *const *files, int nfiles,
     /* Half the budget: triple buffer + the same again as radix scratch;
      * an eighth: term cache; the rest: LMDB, parser, merge buffers. */
     l->buf_cap = (size_t)(budget / 4 / sizeof(graph_triple_t));
-    size_t tcap = 1;
+    size_t tcap = 4;
     while (tcap * 2 * sizeof(tcache_entry_t) <= budget / 8) tcap *= 2;
     l->tc_cap = tcap;
     l->tc = calloc(l->tc_cap, sizeof *l->tc);

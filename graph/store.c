@@ -16,8 +16,10 @@
  * reader reset; keep a pointer into the map past its transaction.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "graph/store_internal.h"
@@ -132,7 +134,8 @@ int graph_store_open(const char *dir, const graph_store_options_t *opt, graph_st
     if (!rc) rc = mdb_env_set_maxdbs(s->env, 8);
     if (!rc) rc = mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE);
     if (!rc && opt->max_readers) rc = mdb_env_set_maxreaders(s->env, opt->max_readers);
-    unsigned flags = MDB_NOTLS | (opt->read_only ? MDB_RDONLY : 0) | (opt->no_sync ? MDB_NOSYNC : 0);
+    unsigned flags = MDB_NOTLS | (opt->read_only ? MDB_RDONLY : 0) | (opt->no_sync ? MDB_NOSYNC : 0) |
+                     (opt->write_map && !opt->read_only ? MDB_WRITEMAP : 0);
     if (!rc) rc = mdb_env_open(s->env, dir, flags, 0664);
     if (rc) {
         graph_mdb_error(err, rc, "opening LMDB environment");
@@ -202,6 +205,38 @@ void graph_store_close(graph_store_t **sp) {
 }
 
 const char *graph_store_path(const graph_store_t *s) { return s->path; }
+
+/* Finds the data file's mapping in /proc/self/maps (LMDB does not expose
+ * the map address unless MDB_FIXEDMAP). */
+static void find_map(graph_store_t *s) {
+    s->map_looked = 1;
+    char want[4200], real[4096];
+    if (!realpath(s->path, real)) return;
+    snprintf(want, sizeof want, "%s/data.mdb", real);
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return;
+    char line[4600];
+    size_t best = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        char *path = strchr(line, '/');
+        if (!path || sscanf(line, "%lx-%lx", &a, &b) != 2) continue;
+        path[strcspn(path, "\n")] = 0;
+        if (strcmp(path, want) == 0 && b - a > best) {
+            best = b - a;
+            s->map_addr = (void *)a;
+            s->map_len = best;
+        }
+    }
+    fclose(f);
+}
+
+void graph_store_release_pages(graph_store_t *s) {
+    if (!s->map_looked) find_map(s);
+    /* The map is MAP_SHARED: dropping our page-table entries keeps the data
+     * (dirty pages stay in the page cache until written back). */
+    if (s->map_addr) madvise(s->map_addr, s->map_len, MADV_DONTNEED);
+}
 
 /* ---------------------------------------------------------- readers --- */
 

@@ -126,6 +126,10 @@ typedef struct graph_store_options {
     int create;            /* create the directory if missing (ignored read-only) */
     int no_sync;           /* MDB_NOSYNC: faster commits, not durable (tests/bench) */
     unsigned max_readers;  /* 0 = default (126) */
+    int write_map;         /* MDB_WRITEMAP, for bulk loads: a write transaction's
+                              pages live in the file mapping, not the heap, so a
+                              load's memory stays bounded (the data file becomes
+                              a sparse file of map_size bytes) */
 } graph_store_options_t;
 
 /* Opens (or, with opt->create, creates) the graph in directory `dir`.

@@ -21,6 +21,9 @@ struct graph_store {
     int read_only;
     int no_sync;
     char *path;
+    int map_looked;                           /* map_addr searched for */
+    void *map_addr;                           /* the data file's mapping, or NULL */
+    size_t map_len;
 };
 
 struct graph_reader {
@@ -90,6 +93,11 @@ int graph_pdelta_add(graph_pdelta_t *pd, uint64_t p, int64_t delta);
 
 /* Records the base IRI of a TSV load in the writer's transaction. */
 int graph_writer_set_base(graph_writer_t *w, const char *base, llmos_error_t *err);
+
+/* Drops this process's resident pages of the store's map (a shared file
+ * mapping, so nothing is lost): keeps a bulk load's resident memory
+ * bounded while it touches a store larger than its budget. */
+void graph_store_release_pages(graph_store_t *s);
 
 /* UTF-8 validation: 1 when the n bytes are well-formed UTF-8. */
 int graph_utf8_valid(const unsigned char *p, size_t n);

@@ -122,7 +122,10 @@ static int cmd_load(int argc, char **argv) {
         return 2;
     }
     graph_store_t *s = NULL;
-    int rc = open_store(db, 0, &s, &e);
+    /* A load writes through the file mapping (MDB_WRITEMAP): its resident
+     * memory stays within the budget however large the store grows. */
+    graph_store_options_t so = {.create = 1, .write_map = 1};
+    int rc = graph_store_open(db, &so, &s, &e);
     graph_load_report_t rep;
     if (!rc) rc = graph_load_files(s, files, nf, &o, &rep, &e);
     graph_store_close(&s);
