@@ -1,0 +1,9 @@
+/*
+ * net_f32.c — the fp32 instantiation of net_impl.h: the public
+ * train_net_* functions of train.h.
+ */
+#define R float
+#define NET train_net
+#define FN(x) train_##x
+#define GEMM_EX bli_sgemm_ex
+#include "model/train/net_impl.h"
