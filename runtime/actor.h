@@ -170,7 +170,9 @@ typedef struct rt_stats {
 /* Starts the worker pool.  Errors: LLMOS_ENOMEM, LLMOS_EIO (thread creation). */
 int rt_system_new(const rt_system_opts_t *opts, rt_system_t **out, llmos_error_t *err);
 /* Stops every actor (deinit runs, watchers are not notified), joins all
- * threads, frees pending messages and sets *sys to NULL.  NULL-safe. */
+ * threads, frees pending messages and sets *sys to NULL.  NULL-safe.  Not
+ * from a worker thread.  Waits for a pinned actor's current receive/idle
+ * call to return: a pinned actor must not block forever. */
 void rt_system_destroy(rt_system_t **sys);
 uint64_t rt_system_node_id(const rt_system_t *sys);
 void rt_system_stats(rt_system_t *sys, rt_stats_t *out);
@@ -225,7 +227,10 @@ int rt_lookup(rt_system_t *sys, const char *name, rt_ref_t *out);
 
 /* One-way message.  Copies payload.  0, LLMOS_ENOTFOUND (no such local
  * actor), LLMOS_EOVERLOADED (mailbox full), LLMOS_EUNAVAILABLE (no route), LLMOS_ENOMEM.
- * A mailbox limit never refuses replies or MSG_DOWN (they answer the actor). */
+ * A mailbox limit never refuses replies or MSG_DOWN (they answer the actor).
+ * Back-pressure: a thread that is not a worker (main, I/O threads, pinned
+ * actors) sleeps ~50 us after a send that finds thousands of messages
+ * already queued at the target, so floods cannot starve the consumer. */
 int rt_send(rt_system_t *sys, rt_ref_t from, rt_ref_t to, uint32_t type, const void *data, size_t len);
 /* Sends a prepared message; takes ownership always. */
 int rt_send_msg(rt_system_t *sys, rt_msg_t *msg);

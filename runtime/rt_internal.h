@@ -90,6 +90,14 @@ typedef struct rt_stat_shard {
 
 void rt_stat_add(rt_system_t *sys, int which, uint64_t n);
 
+static inline void rt_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* ---- the table lock: a "big reader" lock ----
  *
  * Every send takes the table lock for reading, from many threads at once, so

@@ -15,6 +15,8 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <time.h>
+
+#define RT_CALL_SPINS 200
 #include <stdio.h>
 
 static void ref_describe(rt_ref_t r, char *buf, size_t size) {
@@ -286,6 +288,7 @@ int rt_call(rt_system_t *sys, rt_ref_t to, uint32_t type, const void *data, size
         return llmos_error_set(err, rc, "rt_call to %s (type %" PRIu32 "): %s", who, type, llmos_strerror(rc));
     }
     uint64_t deadline_ns = timeout_ms ? llmos_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    int spins = 0;
     for (;;) {
         rt_msg_t *r = rt_mailbox_pop(&c->mb);
         if (r) {
@@ -297,6 +300,14 @@ int rt_call(rt_system_t *sys, rt_ref_t to, uint32_t type, const void *data, size
             rt_msg_free(r);
             continue;
         }
+        /* A local reply usually comes within microseconds: look a few times
+         * before paying for a sleep and a wake-up. */
+        if (spins < RT_CALL_SPINS) {
+            spins++;
+            rt_cpu_relax();
+            continue;
+        }
+        spins = 0;
         atomic_store(&c->sched, 0);
         if (rt_mailbox_maybe_nonempty(&c->mb)) {
             int expected = 0;

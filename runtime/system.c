@@ -37,18 +37,11 @@ void rt_stat_add(rt_system_t *sys, int which, uint64_t n) {
     atomic_fetch_add_explicit(&sys->stats[rt_thread_shard()].v[which], n, memory_order_relaxed);
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 /* Short spin, then give the CPU away: the other side holds the lock only
  * for a few instructions unless it was preempted. */
 static void backoff(int *spins) {
-    if (++*spins < 64) cpu_relax();
+    if (++*spins < 64) rt_cpu_relax();
     else sched_yield();
 }
 
@@ -130,7 +123,7 @@ static rt_actor_t *rq_pop(rt_system_t *sys) {
         }
         if (atomic_load_explicit(&sys->stopping, memory_order_relaxed)) break;
         if ((i & 63) == 63) sched_yield();
-        else cpu_relax();
+        else rt_cpu_relax();
     }
     atomic_fetch_sub(&sys->rq_spinners, 1);
     pthread_mutex_lock(&sys->rq_mu);
@@ -210,6 +203,7 @@ int rt_system_new(const rt_system_opts_t *opts, rt_system_t **out, llmos_error_t
 
 void rt_system_destroy(rt_system_t **psys) {
     if (!psys || !*psys) return;
+    LLMOS_ASSERT(!rt_tls_worker); /* a worker cannot join itself */
     rt_system_t *sys = *psys;
     atomic_store(&sys->stopping, true);
     /* Timers first: they send. */

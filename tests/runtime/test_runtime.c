@@ -29,8 +29,9 @@ typedef struct record {
     uint64_t self;
     uint32_t type, flags;
     int32_t status;
-    uint64_t corr, from_id, from_node, word;
+    uint64_t corr, from_id, from_node, word, trace_id, deadline_ms;
     char error[128];
+    char tenant[32];
 } record_t;
 
 typedef struct probe {
@@ -67,6 +68,9 @@ static void probe_add(probe_t *p, uint64_t self, const rt_msg_t *m) {
         r->from_node = m->from.node;
         if (m->len >= 8) memcpy(&r->word, m->data, 8);
         if (m->error) snprintf(r->error, sizeof r->error, "%s", m->error);
+        if (m->tenant) snprintf(r->tenant, sizeof r->tenant, "%s", m->tenant);
+        r->trace_id = m->trace_id;
+        r->deadline_ms = m->deadline_ms;
     }
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
@@ -173,6 +177,7 @@ enum {
     T_TICK,             /* timer type used by the tests */
     T_COUNT,            /* reply with the number of messages received */
     T_NOTHING,          /* counted, nothing else */
+    T_FORWARD,          /* rt_tell T_NOTHING to <word> */
 };
 
 typedef struct ask_cmd {
@@ -263,6 +268,7 @@ static int tactor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *m) {
         break;
     }
     case T_DO_WATCH: rc = rt_watch(ctx, rt_ref_local(word)); break;
+    case T_FORWARD: rc = rt_tell(ctx, rt_ref_local(word), T_IGNORE, NULL, 0); break;
     case T_COUNT: {
         long n = atomic_load(&c->received);
         rc = rt_reply(ctx, m, T_COUNT, &n, sizeof n);
@@ -1097,6 +1103,38 @@ static void test_remote(void **unused) {
     probe_free(p);
 }
 
+/* tell inherits tenant, trace and deadline; RT_MSG_STOP stops an actor */
+static void test_tell_inherits_and_stop_message(void **unused) {
+    (void)unused;
+    rt_system_t *sys = sys_new(2);
+    probe_t *p = probe_new();
+    tconf_t ac = {.probe = p}, bc = {.probe = p};
+    rt_ref_t a = spawn(sys, &ac, NULL), b = spawn(sys, &bc, NULL);
+    uint64_t dl = llmos_wall_ms() + 60000;
+    rt_msg_t *m = rt_msg_new(&(rt_msg_init_t){.to = a, .type = T_FORWARD, .tenant = "acme", .trace_id = 42,
+                                              .deadline_ms = dl, .data = &b.id, .len = 8});
+    assert_int_equal(rt_send_msg(sys, m), 0);
+    record_t r;
+    assert_true(probe_wait(p, b.id, T_IGNORE, 1, &r));
+    assert_string_equal(r.tenant, "acme");
+    assert_int_equal(r.trace_id, 42);
+    assert_int_equal(r.deadline_ms, dl);
+    assert_int_equal(r.from_id, a.id);
+
+    rt_msg_t *reply;
+    llmos_error_t err;
+    assert_int_equal(rt_call(sys, b, RT_MSG_STOP, NULL, 0, 5000, &reply, &err), 0);
+    assert_int_equal(reply->type, RT_MSG_STOP);
+    assert_int_equal(reply->status, 0);
+    rt_msg_free(reply);
+    void *args[2] = {sys, (void *)(uintptr_t)1};
+    assert_true(wait_until(stats_actors_is, args));
+    assert_int_equal(probe_count(p, b.id, RT_MSG_STOP), 0); /* receive never saw it */
+    assert_int_equal(atomic_load(&bc.deinits), 1);
+    rt_system_destroy(&sys);
+    probe_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msg_new),
@@ -1113,6 +1151,7 @@ int main(void) {
         cmocka_unit_test(test_mailbox_limit_and_deadline),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_remote),
+        cmocka_unit_test(test_tell_inherits_and_stop_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
