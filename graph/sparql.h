@@ -178,4 +178,14 @@ sparql_sink_t sparql_writer_sink(sparql_writer_t *w);
 /* The text written so far when out == NULL (borrowed from w, NUL-terminated). */
 const char *sparql_writer_text(const sparql_writer_t *w, size_t *len);
 
+/* ------------------------------------------------------- one call --- */
+
+/* Parses `len` bytes of `text`, runs the query on reader r's snapshot and
+ * returns the whole result in `format` as a malloc'd NUL-terminated string
+ * (*out, caller frees; *out_len may be NULL).  opts may be NULL (deadline,
+ * cancel).  For callers that answer over a wire (the graph actor).  Errors:
+ * those of sparql_query_parse and sparql_query_execute; *out is NULL then. */
+int sparql_query_run(graph_reader_t *r, const char *text, size_t len, sparql_format format,
+                     const sparql_exec_opts_t *opts, char **out, size_t *out_len, llmos_error_t *err);
+
 #endif

@@ -13,7 +13,8 @@
  *   - the next pattern is the cheapest among those sharing a variable with
  *     what is bound so far; only when none does (a disconnected part) is a
  *     cartesian product unavoidable and the cheapest of all is taken.
- * FILTERs run at the first step after which all their variables are bound
+ * A FILTER(?v = <iri>) conjunct pins ?v to the IRI before planning (see
+ * pin_vars).  FILTERs run at the first step after which all their variables are bound
  * (a FILTER on a variable no pattern binds sees it unbound: an error, so
  * false, as SPARQL says).
  *
@@ -81,6 +82,7 @@ typedef struct exec {
     int nfinal;
     const sparql_expr_t **filter_mem;
     graph_id_t *bind;  /* per variable, 0 = unbound */
+    graph_id_t *pin;   /* per variable: the IRI a FILTER pins it to, or 0 */
     graph_id_t *row;   /* projected row */
     uint64_t skipped, emitted;
     uint32_t tick;
@@ -514,6 +516,10 @@ static int plan(exec_t *ex, int *empty) {
             if (st->var[k] < 0) {
                 if ((rc = lookup_const(ex, pt[k], &st->cid[k]))) goto out;
                 if (!st->cid[k]) *empty = 1;
+            } else if (ex->pin[st->var[k]]) {
+                /* FILTER(?v = <iri>) pinned ?v: the pattern scans with the IRI */
+                st->cid[k] = ex->pin[st->var[k]];
+                st->var[k] = -1;
             }
         }
     }
@@ -585,6 +591,47 @@ out:
     return rc;
 }
 
+/* FILTER(?v = <iri>) at the top of a filter's && chain holds exactly when ?v
+ * is that IRI (IRIs compare as terms), so a pattern variable ?v is pinned
+ * to the IRI: its patterns scan with it as a constant and it is bound from
+ * the start.  (The filter still runs; it is then always true.)  An IRI the
+ * store does not have, or two different pins, leave no solutions. */
+static int pin_vars(exec_t *ex, const sparql_expr_t *e, const unsigned char *in_pattern, int *empty) {
+    if (e->op == SPARQL_EXPR_AND) {
+        int rc = pin_vars(ex, e->a, in_pattern, empty);
+        return rc ? rc : pin_vars(ex, e->b, in_pattern, empty);
+    }
+    if (e->op != SPARQL_EXPR_EQ || e->a->op != SPARQL_EXPR_TERM || e->b->op != SPARQL_EXPR_TERM) return 0;
+    const sparql_term_t *v = &e->a->term, *c = &e->b->term;
+    if (v->kind != SPARQL_TERM_VAR) {
+        v = &e->b->term;
+        c = &e->a->term;
+    }
+    if (v->kind != SPARQL_TERM_VAR || c->kind != SPARQL_TERM_IRI || !in_pattern[v->var]) return 0;
+    graph_id_t id;
+    int rc = lookup_const(ex, c, &id);
+    if (rc) return rc;
+    if (!id || (ex->pin[v->var] && ex->pin[v->var] != id)) *empty = 1;
+    ex->pin[v->var] = id;
+    return 0;
+}
+
+static int pin_filters(exec_t *ex, int *empty) {
+    const sparql_query_t *q = ex->q;
+    unsigned char *in_pattern = calloc((size_t)q->nvars + 1, 1);
+    if (!in_pattern) return llmos_error_set(ex->err, LLMOS_ENOMEM, "out of memory planning the query");
+    for (int i = 0; i < q->npatterns; i++) {
+        const sparql_term_t *pt[3] = {&q->patterns[i].s, &q->patterns[i].p, &q->patterns[i].o};
+        for (int k = 0; k < 3; k++)
+            if (pt[k]->kind == SPARQL_TERM_VAR) in_pattern[pt[k]->var] = 1;
+    }
+    int rc = 0;
+    for (int f = 0; f < q->nfilters && !rc; f++) rc = pin_vars(ex, q->filters[f], in_pattern, empty);
+    free(in_pattern);
+    for (int v = 0; v < q->nvars; v++) ex->bind[v] = ex->pin[v];
+    return rc;
+}
+
 /* Places each filter after the first step that binds all its variables. */
 static int place_filters(exec_t *ex) {
     const sparql_query_t *q = ex->q;
@@ -648,10 +695,11 @@ int sparql_query_execute(graph_reader_t *r, const sparql_query_t *q, const sparq
     for (int f = 0; f < q->nfilters; f++) nconst += expr_count_consts(q->filters[f]);
     ex.steps = calloc((size_t)q->npatterns * 2 + 1, sizeof *ex.steps);
     ex.bind = calloc((size_t)q->nvars + 1, sizeof *ex.bind);
+    ex.pin = calloc((size_t)q->nvars + 1, sizeof *ex.pin);
     ex.row = calloc((size_t)q->nproject + 1, sizeof *ex.row);
     ex.fconst = calloc((size_t)nconst + 1, sizeof *ex.fconst);
     ex.fconst_id = calloc((size_t)nconst + 1, sizeof *ex.fconst_id);
-    if (!ex.steps || !ex.bind || !ex.row || !ex.fconst || !ex.fconst_id) {
+    if (!ex.steps || !ex.bind || !ex.pin || !ex.row || !ex.fconst || !ex.fconst_id) {
         rc = llmos_error_set(err, LLMOS_ENOMEM, "out of memory preparing the query");
         goto out;
     }
@@ -668,7 +716,8 @@ int sparql_query_execute(graph_reader_t *r, const sparql_query_t *q, const sparq
         if (rc) goto out;
     }
     for (int f = 0; f < q->nfilters && !rc; f++) rc = expr_consts(&ex, q->filters[f]);
-    if (rc || (rc = plan(&ex, &empty)) || (rc = place_filters(&ex))) goto out;
+    if (rc || (rc = pin_filters(&ex, &empty))) goto out;
+    if (!empty && ((rc = plan(&ex, &empty)) || (rc = place_filters(&ex)))) goto out;
     if (!empty && q->limit > 0) {
         rc = solve(&ex, 0);
         if (rc == STOP_OK) rc = 0;
@@ -679,6 +728,7 @@ int sparql_query_execute(graph_reader_t *r, const sparql_query_t *q, const sparq
 out:
     free(ex.steps);
     free(ex.bind);
+    free(ex.pin);
     free(ex.row);
     free(ex.fconst);
     free(ex.fconst_id);

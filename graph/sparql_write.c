@@ -194,3 +194,29 @@ const char *sparql_writer_text(const sparql_writer_t *w, size_t *len) {
     if (len) *len = w->len;
     return w->data ? w->data : "";
 }
+
+int sparql_query_run(graph_reader_t *r, const char *text, size_t len, sparql_format format,
+                     const sparql_exec_opts_t *opts, char **out, size_t *out_len, llmos_error_t *err) {
+    *out = NULL;
+    sparql_query_t *q = NULL;
+    int rc = sparql_query_parse(text, len, &q, err);
+    if (rc) return rc;
+    sparql_writer_t w;
+    sparql_writer_init(&w, format, NULL, err);
+    sparql_sink_t sink = sparql_writer_sink(&w);
+    rc = sparql_query_execute(r, q, opts, &sink, NULL, err);
+    sparql_query_destroy(&q);
+    if (rc) {
+        sparql_writer_deinit(&w);
+        return rc;
+    }
+    if (!w.data && (rc = w_reserve(&w, 0))) { /* an empty result still gets a string */
+        sparql_writer_deinit(&w);
+        return rc;
+    }
+    *out = w.data;
+    if (out_len) *out_len = w.len;
+    w.data = NULL; /* handed over */
+    sparql_writer_deinit(&w);
+    return 0;
+}

@@ -547,6 +547,14 @@ static void test_exec_plan(void **state) {
     /* each step is one scan per binding of the step before */
     assert_int_equal(st.rows, (uint64_t)c->n);
     assert_true(st.scans < 1000);
+    /* FILTER(?v = <iri>) pins ?v: one scan of the bound pattern, not all */
+    assert_int_equal(run(umls,
+                         "PREFIX u: <http://llmos.local/kg/> SELECT * { ?s ?p ?o FILTER(?o = u:cell && ?p != u:isa) }",
+                         c, &st),
+                     0);
+    assert_true(c->n > 0);
+    assert_int_equal(st.scans, 1);
+    assert_int_equal(st.scanned, (uint64_t)c->n); /* UMLS has no isa edge into cell */
     free(c);
 }
 
@@ -620,6 +628,22 @@ static void test_write_formats(void **state) {
     tsv = write_result(small, P "ASK { x:bob x:nick \"Rob\" }", SPARQL_FORMAT_TSV);
     assert_string_equal(tsv, "?_askResult\nfalse\n");
     free(tsv);
+    /* the one-call form the graph actor uses */
+    graph_reader_t *r = NULL;
+    llmos_error_t err = {0};
+    assert_int_equal(graph_reader_begin(small, &r, &err), 0);
+    char *out = NULL;
+    size_t len = 0;
+    const char *ask = P "ASK { x:alice x:knows x:bob }";
+    assert_int_equal(sparql_query_run(r, ask, strlen(ask), SPARQL_FORMAT_JSON, NULL, &out, &len, &err), 0);
+    assert_string_equal(out, "{\"head\":{},\"boolean\":true}\n");
+    assert_int_equal(len, strlen(out));
+    free(out);
+    const char *bad = "SELECT ?x { ?x }";
+    assert_int_equal(sparql_query_run(r, bad, strlen(bad), SPARQL_FORMAT_TSV, NULL, &out, NULL, &err), LLMOS_EFORMAT);
+    assert_null(out);
+    assert_non_null(strstr(err.msg, "line 1, column 16"));
+    graph_reader_end(&r);
     sparql_format f;
     assert_int_equal(sparql_format_parse("json", &f, NULL), 0);
     assert_int_equal(f, SPARQL_FORMAT_JSON);
