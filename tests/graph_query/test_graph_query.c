@@ -749,6 +749,32 @@ static void test_link_umls(void **state) {
     graph_link_result_deinit(&res);
     assert_int_equal(graph_link_text(l, r, "x", 1, &(graph_link_opts_t){.hops = 3}, &res, &err), LLMOS_EINVAL);
     graph_link_result_deinit(&res);
+    /* random bytes and label fragments: spans stay inside the text, in
+     * order and disjoint; the caps hold */
+    static const char *const words[] = {"cell", "function", "virus", "or", "disease", "syndrome", "\xc3\xa9",
+                                        "_", "-", " ", "CELL", "\xff", "bird", "alga", "of"};
+    char buf[400];
+    srand(777);
+    for (int iter = 0; iter < 300; iter++) {
+        size_t n = 0;
+        if (iter % 2) {
+            n = (size_t)rand() % sizeof buf;
+            for (size_t i = 0; i < n; i++) buf[i] = (char)(rand() % 256);
+        } else {
+            int k = rand() % 40;
+            for (int i = 0; i < k && n < sizeof buf - 20; i++)
+                n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", words[rand() % 15], rand() % 3 ? " " : "");
+        }
+        graph_link_opts_t fo = {.hops = rand() % 3, .max_facts = 1 + (size_t)(rand() % 40), .max_mentions = 8};
+        assert_int_equal(graph_link_text(l, r, buf, n, &fo, &res, &err), 0);
+        assert_true(res.nmentions <= 8);
+        assert_true(res.nfacts <= fo.max_facts);
+        for (size_t i = 0; i < res.nmentions; i++) {
+            assert_true(res.mentions[i].start < res.mentions[i].end && res.mentions[i].end <= n);
+            if (i) assert_true(res.mentions[i - 1].end <= res.mentions[i].start);
+        }
+        graph_link_result_deinit(&res);
+    }
     graph_linker_destroy(&l);
     assert_null(l);
     graph_reader_end(&r);
