@@ -15,6 +15,7 @@
  * place (the mapping is copy-on-write); f16 ones are widened to f32.
  */
 #include "model/model_internal.h"
+#include "model/q8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,15 +374,12 @@ static int bind(model_t *m, gguf_t *g, const char *name, int rows, int cols, int
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            f[i] = model_f16_to_f32(h);
+            f[i] = q8_fp16_to_fp32(h);
         }
-    } else { /* q8_0 -> f32 */
-        for (size_t b = 0; b < n / 32; b++) {
-            uint16_t h;
-            memcpy(&h, src + 34 * b, 2);
-            float d = model_f16_to_f32(h);
-            for (int j = 0; j < 32; j++) f[32 * b + j] = d * (float)(int8_t)src[34 * b + 2 + j];
-        }
+    } else { /* q8_0 -> f32: vectors and the embedding table */
+        for (int r = 0; r < rows; r++)
+            q8_dequantize_row((const q8_block_t *)(src + (size_t)r * q8_row_bytes(cols)), f + (size_t)r * cols, cols,
+                              NULL);
     }
     out->dtype = MODEL_DTYPE_F32;
     out->data = f;

@@ -272,22 +272,3 @@ size_t model_weight_bytes(const model_t *m) {
     }
     return b + tensor_bytes(&w->final_norm) + tensor_bytes(&w->classifier);
 }
-
-float model_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: man * 2^-24 */
-            float f = ldexpf((float)man, -24);
-            return sign ? -f : f;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}

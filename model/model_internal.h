@@ -59,7 +59,5 @@ int model_map_file(model_t *m, const char *path, llmos_error_t *err);
 int model_load_llama2c(model_t *m, const model_load_opts_t *opts, llmos_error_t *err);
 int model_load_gguf(model_t *m, const model_load_opts_t *opts, llmos_error_t *err);
 
-/* fp16 (IEEE half) -> fp32. */
-float model_f16_to_f32(uint16_t h);
 
 #endif
