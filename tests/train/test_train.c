@@ -8,6 +8,7 @@
  */
 #include "model/train/train.h"
 #include "model/train/train_internal.h"
+#include "model/train/data.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -387,6 +389,108 @@ static void test_bad_input(void **st) {
     assert_null(n);
 }
 
+static char *data_path(const char *name) {
+    static char buf[4][1024];
+    static int k;
+    const char *dir = getenv("LLMOS_DATA");
+    char *b = buf[k++ % 4];
+    snprintf(b, 1024, "%s/%s", dir ? dir : LLMOS_SOURCE_DIR "/../shared/data", name);
+    return b;
+}
+
+static void test_banking77_csv(void **st) {
+    (void)st;
+    llmos_error_t err = {0};
+    train_labels_t lf = {0}, ld = {0};
+    assert_int_equal(train_labels_load(&lf, data_path("banking77/categories.json"), &err), 0);
+    assert_int_equal(lf.n, 77);
+    train_dataset_t tr, te;
+    assert_int_equal(train_dataset_load(&tr, data_path("banking77/train.csv"), "text", "category", &lf, &err), 0);
+    assert_int_equal(tr.n, 10003);
+    assert_int_equal(train_dataset_load(&te, data_path("banking77/test.csv"), "text", "category", &lf, &err), 0);
+    assert_int_equal(te.n, 3080);
+    /* Line 6 of train.csv is a quoted text with a comma. */
+    assert_string_equal(tr.ex[4].text, "How do I know if I will get my card, or if it is lost?");
+    assert_int_equal(tr.ex[4].line, 6);
+    assert_string_equal(lf.name[tr.ex[4].label], "card_arrival");
+    int multiline = 0, seen[77] = {0};
+    for (int i = 0; i < tr.n; i++) {
+        if (strchr(tr.ex[i].text, '\n')) multiline++;
+        seen[tr.ex[i].label] = 1;
+    }
+    assert_true(multiline > 0); /* BANKING77 has texts with line breaks */
+    for (int c = 0; c < 77; c++) assert_true(seen[c]);
+    /* The label set from the data itself: the same 77 names, sorted. */
+    train_dataset_t tr2;
+    assert_int_equal(train_dataset_load(&tr2, data_path("banking77/train.csv"), "text", "category", &ld, &err), 0);
+    assert_int_equal(ld.n, 77);
+    for (int i = 1; i < ld.n; i++) assert_true(strcmp(ld.name[i - 1], ld.name[i]) < 0);
+    train_dataset_deinit(&tr2);
+    train_dataset_deinit(&tr);
+    train_dataset_deinit(&te);
+    train_labels_deinit(&lf);
+    train_labels_deinit(&ld);
+}
+
+static const char *write_tmp(const char *name, const char *content) {
+    static char path[8][512];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, 512, "/tmp/llmos_train_test_%d_%s", (int)getpid(), name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+    return p;
+}
+
+static void test_data_errors(void **st) {
+    (void)st;
+    llmos_error_t err = {0};
+    train_labels_t lb = {0};
+    train_dataset_t ds;
+    const char *good = write_tmp("good.csv", "id,text,label\n1,\"hello, \"\"world\"\"\nsecond line\",a\n2,plain,b\n3,x,a\n");
+    assert_int_equal(train_dataset_load(&ds, good, "text", "label", &lb, &err), 0);
+    assert_int_equal(ds.n, 3);
+    assert_string_equal(ds.ex[0].text, "hello, \"world\"\nsecond line");
+    assert_int_equal(ds.ex[1].line, 4);
+    assert_int_equal(lb.n, 2);
+    train_dataset_deinit(&ds);
+    /* Unknown label against a fixed set: file:line and the name. */
+    const char *unk = write_tmp("unk.csv", "text,label\nfine,a\n\"multi\nline\",b\nbad one,zzz\n");
+    assert_int_equal(train_dataset_load(&ds, unk, "text", "label", &lb, &err), LLMOS_EINVAL);
+    assert_non_null(strstr(err.msg, "unk.csv:5: unknown label 'zzz'"));
+    const char *empty = write_tmp("empty.csv", "text,label\nfine,a\n\"  \",b\n");
+    assert_int_equal(train_dataset_load(&ds, empty, "text", "label", &lb, &err), LLMOS_EINVAL);
+    assert_non_null(strstr(err.msg, "empty.csv:3: empty text"));
+    const char *quote = write_tmp("quote.csv", "text,label\n\"never closed,a\n");
+    assert_int_equal(train_dataset_load(&ds, quote, "text", "label", &lb, &err), LLMOS_EFORMAT);
+    const char *nocol = write_tmp("nocol.csv", "txt,label\nx,a\n");
+    assert_int_equal(train_dataset_load(&ds, nocol, "text", "label", &lb, &err), LLMOS_EFORMAT);
+    assert_non_null(strstr(err.msg, "no column 'text'"));
+    const char *jl = write_tmp("d.jsonl", "{\"q\":\"first\",\"y\":\"a\"}\n\n{\"q\":\"second\",\"y\":\"b\"}\n{\"q\":\"\",\"y\":\"a\"}\n");
+    assert_int_equal(train_dataset_load(&ds, jl, "q", "y", &lb, &err), LLMOS_EINVAL);
+    assert_non_null(strstr(err.msg, "d.jsonl:4: empty text"));
+    const char *jl2 = write_tmp("e.jsonl", "{\"q\":\"first\",\"y\":\"b\"}\nnot json\n");
+    assert_int_equal(train_dataset_load(&ds, jl2, "q", "y", &lb, &err), LLMOS_EFORMAT);
+    assert_non_null(strstr(err.msg, "e.jsonl:2:"));
+    const char *jl3 = write_tmp("f.jsonl", "{\"q\":\"first\",\"y\":\"b\"}\n{\"q\":\"again\",\"y\":\"a\"}\n");
+    assert_int_equal(train_dataset_load(&ds, jl3, "q", "y", &lb, &err), 0);
+    assert_int_equal(ds.n, 2);
+    assert_int_equal(ds.ex[0].label, 1);
+    train_dataset_deinit(&ds);
+    const char *labs = write_tmp("labels.json", "[\"x\", \"x\"]");
+    train_labels_t l2;
+    assert_int_equal(train_labels_load(&l2, labs, &err), LLMOS_EFORMAT);
+    train_labels_deinit(&lb);
+    const char *files[] = {"good.csv", "unk.csv", "empty.csv", "quote.csv", "nocol.csv", "d.jsonl", "e.jsonl", "f.jsonl", "labels.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "/tmp/llmos_train_test_%d_%s", (int)getpid(), files[i]);
+        unlink(p);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_lm_full),       cmocka_unit_test(test_grad_cls_mean_dropout),
@@ -394,6 +498,7 @@ int main(void) {
         cmocka_unit_test(test_grad_head_only),     cmocka_unit_test(test_f32_vs_f64),
         cmocka_unit_test(test_forward_matches_engine), cmocka_unit_test(test_lora_merge),
         cmocka_unit_test(test_adamw_and_schedule), cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_banking77_csv),      cmocka_unit_test(test_data_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
