@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "model/model.h"
+#include "model/q8.h"
 #include "runtime/base/log.h"
 #include "runtime/base/paths.h"
 
@@ -574,6 +575,194 @@ static void test_bad_gguf(void **state) {
     free(b);
 }
 
+
+/* ------------------------------------------------------------ int8 */
+
+/* Greedy tokens (and each step's logits) of m for n steps after BOS. */
+static void greedy(model_t *m, int n, int *out, float *logits_out) {
+    llmos_error_t e = {0};
+    model_ctx_t *c = NULL;
+    model_ctx_opts_t o = {.threads = 1, .max_seqs = 1, .max_tokens = 1};
+    assert_int_equal(model_ctx_new(m, &o, &c, &e), 0);
+    int seq, tok = 1, V = model_config(m)->vocab_size;
+    assert_int_equal(model_seq_open(c, &seq, &e), 0);
+    for (int i = 0; i < n; i++) {
+        model_batch_entry_t be = {seq, &tok, 1};
+        assert_int_equal(model_ctx_forward(c, &be, 1, &e), 0);
+        const float *lg = model_ctx_logits(c, 0);
+        memcpy(logits_out + (size_t)i * V, lg, sizeof(float) * (size_t)V);
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (lg[v] > lg[best]) best = v;
+        out[i] = tok = best;
+    }
+    model_ctx_destroy(&c);
+}
+
+#define Q8_STEPS 40
+
+/* q8 greedy vs fp32 greedy: the first 40 tokens are equal, or the first
+ * divergence is a near tie in the fp32 logits (documented with the gap). */
+static void test_q8_greedy(void **state) {
+    (void)state;
+    model_t *f = load_bin(), *q = NULL;
+    model_load_opts_t o = {.tokenizer_path = tok_path, .quantize = MODEL_DTYPE_Q8_0};
+    llmos_error_t e = {0};
+    assert_int_equal(model_load(bin_path, &o, &q, &e), 0);
+    assert_int_equal(model_weights(q)->layers[0].wq.dtype, MODEL_DTYPE_Q8_0);
+    assert_int_equal(model_weights(q)->layers[0].w2.dtype, MODEL_DTYPE_F32); /* 172 columns: kept */
+    assert_true(model_weight_bytes(q) < model_weight_bytes(f) / 2);
+    int V = 512, tf[Q8_STEPS], tq[Q8_STEPS];
+    float *lf = malloc(sizeof(float) * V * Q8_STEPS), *lq = malloc(sizeof(float) * V * Q8_STEPS);
+    greedy(f, Q8_STEPS, tf, lf);
+    greedy(q, Q8_STEPS, tq, lq);
+    /* Step 0 sees the same context in both: the logits agree closely. */
+    double maxd = 0, maxl = 0;
+    for (int v = 0; v < V; v++) {
+        maxd = fmax(maxd, fabs(lf[v] - lq[v]));
+        maxl = fmax(maxl, fabs(lf[v]));
+    }
+    printf("q8 vs fp32, first step: max |logit diff| %.4f (max |logit| %.2f)\n", maxd, maxl);
+    assert_true(maxd < 0.05 * maxl);
+    int div = -1;
+    for (int i = 0; i < Q8_STEPS && div < 0; i++)
+        if (tf[i] != tq[i]) div = i;
+    if (div < 0) {
+        printf("q8 greedy: first %d tokens equal the fp32 ones\n", Q8_STEPS);
+    } else {
+        const float *a = lf + (size_t)div * V, *b = lq + (size_t)div * V;
+        double gap = a[tf[div]] - a[tq[div]], qgap = b[tq[div]] - b[tf[div]];
+        printf("q8 greedy: first divergence at generated token %d (fp32 picks %d, q8 picks %d); "
+               "fp32 logit gap %.4f, q8 logit gap %.4f\n",
+               div, tf[div], tq[div], gap, qgap);
+        /* A real divergence is a near tie, not a broken kernel. */
+        assert_true(div >= 10);
+        assert_true(gap < 0.5 && qgap < 0.5);
+    }
+    free(lf);
+    free(lq);
+    model_destroy(&q);
+    model_destroy(&f);
+}
+
+/* Skips a GGUF metadata value at *o (a tiny walker for the test's rewrite). */
+static void skip_val(const uint8_t *b, size_t *o, uint32_t t) {
+    static const size_t sz[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    uint64_t n;
+    if (t == 8) {
+        memcpy(&n, b + *o, 8);
+        *o += 8 + n;
+    } else if (t == 9) {
+        uint32_t et;
+        memcpy(&et, b + *o, 4);
+        memcpy(&n, b + *o + 4, 8);
+        *o += 12;
+        for (uint64_t i = 0; i < n; i++) skip_val(b, o, et);
+    } else {
+        *o += sz[t];
+    }
+}
+
+/* Writes a q8_0 GGUF from stories260K.gguf (every 2-D matrix whose rows are
+ * a multiple of 32, quantized with q8.h) and checks it loads in place and
+ * computes exactly what --quantize q8 computes on the f32 file. */
+static void test_gguf_q8_0(void **state) {
+    (void)state;
+    size_t n;
+    uint8_t *src = slurp(gguf_path, &n);
+    uint64_t nt, nkv;
+    memcpy(&nt, src + 8, 8);
+    memcpy(&nkv, src + 16, 8);
+    size_t o = 24;
+    for (uint64_t i = 0; i < nkv; i++) {
+        uint64_t kl;
+        memcpy(&kl, src + o, 8);
+        o += 8 + kl;
+        uint32_t t;
+        memcpy(&t, src + o, 4);
+        o += 4;
+        skip_val(src, &o, t);
+    }
+    size_t info0 = o;
+    uint8_t *dst = calloc(1, n * 2);
+    memcpy(dst, src, info0);
+    size_t w = info0, doff = 0;
+    size_t data_at[64], sizes[64], src_at[64];
+    uint32_t types[64];
+    uint64_t ne0s[64], ne1s[64];
+    assert_true(nt <= 64);
+    for (uint64_t i = 0; i < nt; i++) { /* rewrite infos: types and offsets */
+        uint64_t nl, ne[2] = {1, 1}, off;
+        uint32_t nd, type;
+        memcpy(&nl, src + o, 8);
+        const char *name = (const char *)src + o + 8;
+        int is_embd = nl == 17 && memcmp(name, "token_embd.weight", 17) == 0;
+        memcpy(dst + w, src + o, 8 + nl + 4);
+        memcpy(&nd, src + o + 8 + nl, 4);
+        o += 8 + nl + 4;
+        w += 8 + nl + 4;
+        for (uint32_t d = 0; d < nd; d++) memcpy(&ne[d], src + o + 8 * d, 8);
+        memcpy(dst + w, src + o, 8 * nd);
+        o += 8 * nd;
+        w += 8 * nd;
+        memcpy(&type, src + o, 4);
+        memcpy(&off, src + o + 4, 8);
+        o += 12;
+        uint32_t nty = (nd == 2 && ne[0] % 32 == 0 && !is_embd) ? 8u : type;
+        size_t bytes = nty == 8 ? ne[1] * (ne[0] / 32) * 34 : ne[0] * ne[1] * 4;
+        memcpy(dst + w, &nty, 4);
+        memcpy(dst + w + 4, &doff, 8);
+        w += 12;
+        types[i] = nty;
+        ne0s[i] = ne[0];
+        ne1s[i] = ne[1];
+        src_at[i] = off; /* relative until the info section's end is known */
+        data_at[i] = doff;
+        sizes[i] = bytes;
+        doff += (bytes + 31) / 32 * 32;
+    }
+    size_t data0 = (o + 31) / 32 * 32;
+    for (uint64_t i = 0; i < nt; i++) src_at[i] += data0;
+    size_t ddata0 = (w + 31) / 32 * 32;
+    for (uint64_t i = 0; i < nt; i++) {
+        if (types[i] == 8) {
+            llmos_error_t e = {0};
+            assert_int_equal(q8_quantize_matrix((const float *)(src + src_at[i]), (q8_block_t *)(dst + ddata0 + data_at[i]),
+                                                (int)ne1s[i], (int)ne0s[i], 1, &e), 0);
+        } else {
+            memcpy(dst + ddata0 + data_at[i], src + src_at[i], sizes[i]);
+        }
+    }
+    char path[] = "/tmp/llmos_q8_gguf_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    put(path, dst, ddata0 + doff);
+    model_t *a = NULL, *b = NULL;
+    llmos_error_t e = {0};
+    int rc = model_load(path, NULL, &a, &e);
+    if (rc) fail_msg("q8_0 GGUF: %s", e.msg);
+    assert_int_equal(model_weights(a)->layers[2].w3.dtype, MODEL_DTYPE_Q8_0);
+    assert_int_equal(model_weights(a)->classifier.dtype, MODEL_DTYPE_Q8_0);
+    model_load_opts_t qo = {.quantize = MODEL_DTYPE_Q8_0};
+    assert_int_equal(model_load(gguf_path, &qo, &b, &e), 0);
+    int ta[20], tb[20];
+    float *la = malloc(sizeof(float) * 512 * 20), *lb = malloc(sizeof(float) * 512 * 20);
+    greedy(a, 20, ta, la);
+    greedy(b, 20, tb, lb);
+    assert_memory_equal(ta, tb, sizeof ta);
+    assert_memory_equal(la, lb, sizeof(float) * 512 * 20);
+    /* A truncated q8_0 file is refused like any other. */
+    put(path, dst, ddata0 + doff - 40);
+    expect_refused(path, 1, NULL);
+    unlink(path);
+    free(la);
+    free(lb);
+    free(src);
+    free(dst);
+    model_destroy(&a);
+    model_destroy(&b);
+}
+
 int main(void) {
     llmos_log_set_level(LLMOS_LOG_WARN);
     if (setup_paths()) {
@@ -591,6 +780,8 @@ int main(void) {
         cmocka_unit_test(test_save_roundtrip),
         cmocka_unit_test(test_bad_llama2c),
         cmocka_unit_test(test_bad_gguf),
+        cmocka_unit_test(test_q8_greedy),
+        cmocka_unit_test(test_gguf_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
