@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include "runtime/base/progress.h"
 
 #define MIN_BUDGET (16ULL << 20)
+#define STAGE_BATCH 1024 /* statements interned together */
 #define RUN_READ_BUF (24u * 10240) /* whole keys per read */
 
 typedef struct tcache_entry {
@@ -55,8 +57,13 @@ typedef struct loader {
     int fatal;                 /* an llmos_err that stops the load */
     llmos_error_t *err;
 
-    tcache_entry_t *tc;        /* tc_cap entries in sets of TC_WAYS */
-    size_t tc_cap;
+    tcache_entry_t *tc;        /* tc_cap entries, open addressing */
+    size_t tc_cap, tc_max;     /* size now, size the budget allows */
+    size_t tc_n;               /* entries held */
+    int tc_complete;           /* every term of the dictionary is in the cache */
+    tcache_entry_t l1[1024];   /* direct-mapped front cache: hot terms (predicates) */
+    uint64_t *hs;              /* flush_stage: two hashes per staged term */
+    size_t hs_cap;
 
     graph_triple_t *buf;       /* buf_cap triples, then buf_cap of radix scratch */
     size_t buf_cap, buf_n, buf_max;
@@ -117,34 +124,84 @@ static uint64_t hash_fnv(const unsigned char *p, size_t n) {
     return h;
 }
 
-/* The cache is 4-way set-associative: a miss replaces one way of its set,
- * so hot terms stay and the memory never grows. */
-#define TC_WAYS 4
+/* The term cache: open addressing with linear probing over (h1, h2, id),
+ * doubled while it is at most half full, up to tc_max entries (the
+ * budget's share); after that it stops taking new terms (memory stays
+ * bounded; lookups still work).  tc_complete: the dictionary was empty when
+ * the load began and the cache has kept every term since — then a miss
+ * means a new term and the dictionary look-up is skipped. */
 
-static int intern_enc(loader_t *l, const unsigned char *enc, size_t n, graph_id_t *id) {
-    uint64_t h1 = graph_hash64(enc, n), h2 = hash_fnv(enc, n);
-    tcache_entry_t *set = &l->tc[(size_t)(h1 ^ (h1 >> 29)) & (l->tc_cap / TC_WAYS - 1) * TC_WAYS];
-    for (int k = 0; k < TC_WAYS; k++) {
-        if (set[k].id && set[k].h1 == h1 && set[k].h2 == h2) {
-            *id = set[k].id;
+/* Zeroed cache memory, 2 MiB-aligned and advised to use huge pages: the
+ * cache is probed at random, and TLB misses dominate a probe otherwise. */
+static tcache_entry_t *tc_alloc(size_t n) {
+    size_t bytes = n * sizeof(tcache_entry_t), align = 2u << 20;
+    bytes = (bytes + align - 1) / align * align;
+    tcache_entry_t *t = aligned_alloc(align, bytes);
+    if (!t) return NULL;
+    madvise(t, bytes, MADV_HUGEPAGE);
+    memset(t, 0, bytes);
+    return t;
+}
+
+static inline size_t tc_slot(const loader_t *l, uint64_t h1) {
+    return (size_t)(h1 ^ (h1 >> 29)) & (l->tc_cap - 1);
+}
+
+static void tc_insert(loader_t *l, uint64_t h1, uint64_t h2, graph_id_t id) {
+    if ((l->tc_n + 1) * 2 > l->tc_cap) {
+        size_t nc = l->tc_cap * 2;
+        tcache_entry_t *nt = l->tc_cap < l->tc_max ? tc_alloc(nc) : NULL;
+        if (!nt) {
+            if ((l->tc_n + 1) * 10 > l->tc_cap * 7) { /* full: keep what is there */
+                l->tc_complete = 0;
+                return;
+            }
+        } else {
+            for (size_t i = 0; i < l->tc_cap; i++) {
+                if (!l->tc[i].id) continue;
+                size_t j = (size_t)(l->tc[i].h1 ^ (l->tc[i].h1 >> 29)) & (nc - 1);
+                while (nt[j].id) j = (j + 1) & (nc - 1);
+                nt[j] = l->tc[i];
+            }
+            free(l->tc);
+            l->tc = nt;
+            l->tc_cap = nc;
+        }
+    }
+    size_t j = tc_slot(l, h1);
+    while (l->tc[j].id) j = (j + 1) & (l->tc_cap - 1);
+    l->tc[j].h1 = h1;
+    l->tc[j].h2 = h2;
+    l->tc[j].id = id;
+    l->tc_n++;
+}
+
+/* The id of an encoded term whose two hashes are known: front cache, then
+ * the cache, then the dictionary (adding the term if new). */
+static int intern_hashed(loader_t *l, const unsigned char *enc, size_t n, uint64_t h1, uint64_t h2,
+                         graph_id_t *id) {
+    tcache_entry_t *f = &l->l1[h2 & 1023];
+    if (f->id && f->h1 == h1 && f->h2 == h2) {
+        *id = f->id;
+        return 0;
+    }
+    for (size_t j = tc_slot(l, h1); l->tc[j].id; j = (j + 1) & (l->tc_cap - 1)) {
+        if (l->tc[j].h1 == h1 && l->tc[j].h2 == h2) {
+            *id = l->tc[j].id;
+            *f = l->tc[j];
             return 0;
         }
     }
-    int rc = graph_term_lookup_encoded(&l->w->r, enc, n, h1, id, l->err);
+    int rc = l->tc_complete ? LLMOS_ENOTFOUND : graph_term_lookup_encoded(&l->w->r, enc, n, h1, id, l->err);
     if (rc == LLMOS_ENOTFOUND) {
         rc = graph_writer_add_encoded(l->w, enc, n, h1, id, l->err);
         if (!rc) l->rep.terms_added++;
     }
     if (rc) return rc;
-    int way = (int)(h2 >> 62); /* a free way, else a pseudo-random victim */
-    for (int k = 0; k < TC_WAYS; k++)
-        if (!set[k].id) {
-            way = k;
-            break;
-        }
-    set[way].h1 = h1;
-    set[way].h2 = h2;
-    set[way].id = *id;
+    tc_insert(l, h1, h2, *id);
+    f->h1 = h1;
+    f->h2 = h2;
+    f->id = *id;
     return 0;
 }
 
@@ -590,6 +647,9 @@ static int node_term(loader_t *l, const SerdNode *n, graph_term_t *t, SerdNode *
     return 0;
 }
 
+static int flush_stage(loader_t *l);
+static int stage_push(loader_t *l, const staged_t *st);
+
 static SerdStatus on_statement(void *h, SerdStatementFlags flags, const SerdNode *graph,
                                const SerdNode *subject, const SerdNode *predicate, const SerdNode *object,
                                const SerdNode *datatype, const SerdNode *lang) {
@@ -628,26 +688,43 @@ static SerdStatus on_statement(void *h, SerdStatementFlags flags, const SerdNode
         l->bad_col = 0;
         return SERD_SUCCESS;
     }
-    if (l->nstage == l->stage_cap) {
-        size_t nc = l->stage_cap ? l->stage_cap * 2 : 16;
-        staged_t *ns = realloc(l->stage, nc * sizeof *ns);
-        if (!ns) {
-            l->fatal = llmos_error_set(l->err, LLMOS_ENOMEM, "staging statements");
-            return SERD_ERR_UNKNOWN;
-        }
-        l->stage = ns;
-        l->stage_cap = nc;
+    int rc = stage_push(l, &st);
+    /* Turtle keeps what precedes an error, so it can intern as it goes. */
+    if (!rc && l->syntax == GRAPH_FORMAT_TTL && l->nstage >= STAGE_BATCH) rc = flush_stage(l);
+    if (rc) {
+        l->fatal = rc;
+        return SERD_ERR_UNKNOWN;
     }
-    l->stage[l->nstage++] = st;
     return SERD_SUCCESS;
 }
 
-/* Interns and buffers the staged statements, then clears the stage. */
+/* Interns and buffers the staged statements, then clears the stage.  Two
+ * passes: hash every term and prefetch its cache set, then intern — the
+ * cache misses of a batch overlap instead of queueing. */
 static int flush_stage(loader_t *l) {
+    size_t nt = l->nstage * 3;
+    if (2 * nt > l->hs_cap) {
+        size_t nc = 2 * nt + 64;
+        uint64_t *nh = realloc(l->hs, nc * sizeof *nh);
+        if (!nh) return llmos_error_set(l->err, LLMOS_ENOMEM, "staging hashes");
+        l->hs = nh;
+        l->hs_cap = nc;
+    }
+    for (size_t i = 0; i < l->nstage; i++)
+        for (int j = 0; j < 3; j++) {
+            const unsigned char *enc = l->arena + l->stage[i].off[j];
+            size_t n = l->stage[i].len[j];
+            uint64_t h1 = graph_hash64(enc, n), h2 = hash_fnv(enc, n);
+            l->hs[2 * (3 * i + (size_t)j)] = h1;
+            l->hs[2 * (3 * i + (size_t)j) + 1] = h2;
+            __builtin_prefetch(&l->tc[tc_slot(l, h1)]);
+        }
     for (size_t i = 0; i < l->nstage; i++) {
         graph_id_t id[3];
         for (int j = 0; j < 3; j++) {
-            int rc = intern_enc(l, l->arena + l->stage[i].off[j], l->stage[i].len[j], &id[j]);
+            size_t k = 2 * (3 * i + (size_t)j);
+            int rc = intern_hashed(l, l->arena + l->stage[i].off[j], l->stage[i].len[j], l->hs[k], l->hs[k + 1],
+                                   &id[j]);
             if (rc) return rc;
         }
         int rc = add_triple(l, id[0], id[1], id[2]);
@@ -655,6 +732,19 @@ static int flush_stage(loader_t *l) {
     }
     l->nstage = 0;
     l->an = 0;
+    return 0;
+}
+
+/* Appends one statement (encoded terms already in the arena) to the stage. */
+static int stage_push(loader_t *l, const staged_t *st) {
+    if (l->nstage == l->stage_cap) {
+        size_t nc = l->stage_cap ? l->stage_cap * 2 : 16;
+        staged_t *ns = realloc(l->stage, nc * sizeof *ns);
+        if (!ns) return llmos_error_set(l->err, LLMOS_ENOMEM, "staging statements");
+        l->stage = ns;
+        l->stage_cap = nc;
+    }
+    l->stage[l->nstage++] = *st;
     return 0;
 }
 
@@ -687,8 +777,6 @@ static int load_nt(loader_t *l, FILE *f) {
             continue;
         }
         l->line_bad = 0;
-        l->nstage = 0;
-        l->an = 0;
         if (!graph_utf8_valid((const unsigned char *)line, (size_t)n)) {
             report_bad(l, 0, "not valid UTF-8");
             continue;
@@ -703,24 +791,29 @@ static int load_nt(loader_t *l, FILE *f) {
                 continue;
             }
         }
+        /* The stage holds earlier good lines: a bad one is cut back off. */
+        size_t mark_n = l->nstage, mark_an = l->an;
         SerdStatus st = serd_reader_read_string(rd, (const uint8_t *)line);
         if (l->fatal) break;
         if (st > SERD_FAILURE && !l->line_bad) {
             l->line_bad = 1;
             snprintf(l->bad_msg, sizeof l->bad_msg, "%s", serd_strerror(st));
         }
-        if (!l->line_bad && l->nstage == 0) {
+        if (!l->line_bad && l->nstage == mark_n) {
             l->line_bad = 1;
             l->bad_col = 0;
             snprintf(l->bad_msg, sizeof l->bad_msg, "no statement on the line");
         }
         if (l->line_bad) {
+            l->nstage = mark_n;
+            l->an = mark_an;
             report_bad(l, l->bad_col, "%s", l->bad_msg);
             continue;
         }
-        if ((rc = flush_stage(l))) break;
+        if (l->nstage >= STAGE_BATCH && (rc = flush_stage(l))) break;
         progress_tick(l);
     }
+    if (!rc && !l->fatal) rc = flush_stage(l);
     if (!rc && !l->fatal && ferror(f))
         rc = llmos_error_set(l->err, LLMOS_EIO, "%s: read error: %s", l->file, strerror(errno));
     free(line);
@@ -816,8 +909,6 @@ static int load_tsv(loader_t *l, FILE *f) {
             report_bad(l, 0, "empty %s field", nm[empty]);
             continue;
         }
-        l->an = 0;
-        l->nstage = 0;
         staged_t sg;
         for (int i = 0; i < 3 && !rc; i++) {
             size_t need = bl + 3 * fl[i] + 1;
@@ -834,13 +925,12 @@ static int load_tsv(loader_t *l, FILE *f) {
             graph_term_t t = graph_term_iri(iri);
             if (!rc) rc = arena_encode(l, &t, &sg.off[i], &sg.len[i], l->err);
         }
-        if (rc) break;
-        graph_id_t id[3];
-        for (int i = 0; i < 3 && !rc; i++) rc = intern_enc(l, l->arena + sg.off[i], sg.len[i], &id[i]);
-        if (!rc) rc = add_triple(l, id[0], id[1], id[2]);
+        if (!rc) rc = stage_push(l, &sg);
+        if (!rc && l->nstage >= STAGE_BATCH) rc = flush_stage(l);
         if (rc) break;
         progress_tick(l);
     }
+    if (!rc && !l->fatal) rc = flush_stage(l);
     if (!rc && !l->fatal && ferror(f))
         rc = llmos_error_set(l->err, LLMOS_EIO, "%s: read error: %s", l->file, strerror(errno));
     free(line);
@@ -875,6 +965,7 @@ static void loader_free(loader_t *l) {
         free(l->runs[o].f);
     }
     free(l->tc);
+    free(l->hs);
     free(l->buf);
     free(l->radix_cnt);
     free(l->arena);
@@ -911,16 +1002,21 @@ int graph_load_files(graph_store_t *s, const char *const *files, int nfiles,
     /* Half the budget: triple buffer + the same again as radix scratch;
      * an eighth: term cache; the rest: LMDB, parser, merge buffers. */
     l->buf_cap = (size_t)(budget / 4 / sizeof(graph_triple_t));
-    size_t tcap = 4;
+    size_t tcap = 1024;
     while (tcap * 2 * sizeof(tcache_entry_t) <= budget / 8) tcap *= 2;
-    l->tc_cap = tcap;
-    l->tc = calloc(l->tc_cap, sizeof *l->tc);
+    l->tc_max = tcap;
+    l->tc_cap = tcap < (1u << 16) ? tcap : (1u << 16);
+    l->tc = tc_alloc(l->tc_cap);
     /* The buffer grows on demand up to buf_cap (small loads stay small). */
     size_t want = 1 << 16;
     if (want > l->buf_cap) want = l->buf_cap;
     int rc = 0;
     if (!l->tc) rc = llmos_error_set(err, LLMOS_ENOMEM, "term cache of %zu entries", l->tc_cap);
     if (!rc) rc = graph_writer_begin(s, &l->w, err);
+    if (!rc) {
+        MDB_stat ms;
+        l->tc_complete = mdb_stat(l->w->r.txn, s->term2id, &ms) == 0 && ms.ms_entries == 0;
+    }
     if (rc) {
         loader_free(l);
         return rc;
