@@ -1,8 +1,7 @@
-/* wire.c — see wire.h.  Envelope codec over protobuf-c, batch framing by hand. */
+/* wire.c — see wire.h.  The Envelope codec and the batch framing, by hand (see below why). */
 #include "cluster/wire.h"
 
-#include "llmos/envelope.pb-c.h"
-
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,55 +80,24 @@ ProtobufCAllocator cl_scratch_allocator(cl_scratch_t *s) {
     return (ProtobufCAllocator){scratch_alloc, scratch_free, s};
 }
 
-/* ---- encode ---- */
+/* ---- encode ----
+ *
+ * Envelopes are written and read by hand (protobuf wire format, proto3
+ * rules: zero and empty fields are omitted): protobuf-c's descriptor-driven
+ * pack/unpack cost ~10x more per message, and this is the hot path of every
+ * remote message.  tests/cluster/test_wire.c checks both directions against
+ * protobuf-c so the two can never drift apart.
+ */
 
-/* An Envelope view of msg: points into msg, allocates nothing. */
-typedef struct env_view {
-    Llmos__Envelope env;
-    Llmos__ActorRef to, from;
-} env_view_t;
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
-static char *str_or_empty(const char *s) { return (char *)(s ? s : ""); }
-
-static void env_view_fill(env_view_t *v, const rt_msg_t *m, uint64_t self_node) {
-    Llmos__Envelope env = LLMOS__ENVELOPE__INIT;
-    Llmos__ActorRef ref = LLMOS__ACTOR_REF__INIT;
-    v->env = env;
-    v->to = ref;
-    v->from = ref;
-    v->to.node = m->to.node;
-    v->to.id = m->to.id;
-    v->to.name = str_or_empty(m->to.name);
-    v->from.node = m->from.node ? m->from.node : self_node;
-    v->from.id = m->from.id;
-    v->from.name = str_or_empty(m->from.name);
-    v->env.to = &v->to;
-    v->env.from = &v->from;
-    v->env.type = m->type;
-    v->env.correlation_id = m->corr;
-    v->env.deadline_ms = m->deadline_ms;
-    v->env.tenant = str_or_empty(m->tenant);
-    v->env.trace_id = m->trace_id;
-    v->env.payload.len = m->len;
-    v->env.payload.data = m->data;
-    v->env.is_reply = (m->flags & RT_MSG_REPLY) != 0;
-    v->env.status = m->status;
-    v->env.error = str_or_empty(m->status ? m->error : NULL);
-}
-
-size_t cl_envelope_size(const rt_msg_t *msg, uint64_t self_node) {
-    env_view_t v;
-    env_view_fill(&v, msg, self_node);
-    return llmos__envelope__get_packed_size(&v.env);
-}
-
-int cl_envelope_append(cl_buf_t *b, const rt_msg_t *msg, uint64_t self_node) {
-    env_view_t v;
-    env_view_fill(&v, msg, self_node);
-    size_t n = llmos__envelope__get_packed_size(&v.env);
-    if (cl_buf_reserve(b, n) != 0) return LLMOS_ENOMEM;
-    b->len += llmos__envelope__pack(&v.env, b->data + b->len);
-    return 0;
+static size_t varint_len(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
 }
 
 static size_t varint_put(uint8_t *p, uint64_t v) {
@@ -142,21 +110,207 @@ static size_t varint_put(uint8_t *p, uint64_t v) {
     return n;
 }
 
+static size_t slen(const char *s) { return s ? strlen(s) : 0; }
+
+/* Size of a varint field / a length-delimited field (0 when omitted). */
+static size_t fv_size(uint64_t v) { return v ? 1 + varint_len(v) : 0; }
+static size_t fb_size(size_t len) { return len ? 1 + varint_len(len) + len : 0; }
+
+static size_t ref_body_size(uint64_t node, const rt_ref_t *r) {
+    return fv_size(node) + fv_size(r->id) + fb_size(slen(r->name));
+}
+
+/* All field numbers here are < 16: the key is one byte. */
+static uint8_t *put_v(uint8_t *p, unsigned field, uint64_t v) {
+    if (!v) return p;
+    *p++ = (uint8_t)(field << 3 | WT_VARINT);
+    return p + varint_put(p, v);
+}
+
+static uint8_t *put_b(uint8_t *p, unsigned field, const void *data, size_t len) {
+    if (!len) return p;
+    *p++ = (uint8_t)(field << 3 | WT_LEN);
+    p += varint_put(p, len);
+    memcpy(p, data, len);
+    return p + len;
+}
+
+static uint8_t *put_ref(uint8_t *p, unsigned field, uint64_t node, const rt_ref_t *r) {
+    size_t body = ref_body_size(node, r);
+    *p++ = (uint8_t)(field << 3 | WT_LEN); /* always present, even when empty */
+    p += varint_put(p, body);
+    p = put_v(p, 1, node);
+    p = put_v(p, 2, r->id);
+    return put_b(p, 3, r->name, slen(r->name));
+}
+
+static const char *msg_error(const rt_msg_t *m) { return m->status ? m->error : NULL; }
+
+size_t cl_envelope_size(const rt_msg_t *m, uint64_t self_node) {
+    uint64_t from_node = m->from.node ? m->from.node : self_node;
+    size_t to = ref_body_size(m->to.node, &m->to), from = ref_body_size(from_node, &m->from);
+    return 1 + varint_len(to) + to + 1 + varint_len(from) + from + fv_size(m->type) + fv_size(m->corr) +
+           fv_size(m->deadline_ms) + fb_size(slen(m->tenant)) + fv_size(m->trace_id) + fb_size(m->len) +
+           fv_size((m->flags & RT_MSG_REPLY) ? 1 : 0) + fv_size((uint64_t)(int64_t)m->status) +
+           fb_size(slen(msg_error(m)));
+}
+
+static uint8_t *envelope_put(uint8_t *p, const rt_msg_t *m, uint64_t self_node) {
+    p = put_ref(p, 1, m->to.node, &m->to);
+    p = put_ref(p, 2, m->from.node ? m->from.node : self_node, &m->from);
+    p = put_v(p, 3, m->type);
+    p = put_v(p, 4, m->corr);
+    p = put_v(p, 5, m->deadline_ms);
+    p = put_b(p, 6, m->tenant, slen(m->tenant));
+    p = put_v(p, 7, m->trace_id);
+    p = put_b(p, 8, m->data, m->len);
+    p = put_v(p, 9, (m->flags & RT_MSG_REPLY) ? 1 : 0);
+    p = put_v(p, 10, (uint64_t)(int64_t)m->status); /* int32: negative values sign-extend to 10 bytes */
+    return put_b(p, 11, msg_error(m), slen(msg_error(m)));
+}
+
+int cl_envelope_append(cl_buf_t *b, const rt_msg_t *msg, uint64_t self_node) {
+    size_t n = cl_envelope_size(msg, self_node);
+    if (cl_buf_reserve(b, n) != 0) return LLMOS_ENOMEM;
+    uint8_t *end = envelope_put(b->data + b->len, msg, self_node);
+    LLMOS_ASSERT((size_t)(end - (b->data + b->len)) == n);
+    b->len += n;
+    return 0;
+}
+
 int cl_batch_append(cl_buf_t *b, const rt_msg_t *msg, uint64_t self_node) {
-    env_view_t v;
-    env_view_fill(&v, msg, self_node);
-    size_t n = llmos__envelope__get_packed_size(&v.env);
+    size_t n = cl_envelope_size(msg, self_node);
     if (cl_buf_reserve(b, n + 11) != 0) return LLMOS_ENOMEM;
     uint8_t *p = b->data + b->len;
-    p[0] = 0x0a; /* field 1, length-delimited */
-    size_t h = 1 + varint_put(p + 1, n);
-    b->len += h + llmos__envelope__pack(&v.env, p + h);
+    *p++ = 0x0a; /* Batch field 1, length-delimited */
+    p += varint_put(p, n);
+    uint8_t *end = envelope_put(p, msg, self_node);
+    LLMOS_ASSERT((size_t)(end - p) == n);
+    b->len = (size_t)(end - b->data);
     return 0;
 }
 
 /* ---- decode ---- */
 
-static const char *nonempty(const char *s) { return s && s[0] ? s : NULL; }
+typedef struct reader {
+    const uint8_t *p, *start, *end;
+    llmos_error_t *err;
+    const char *where;  /* "envelope" or "envelope.to" ... for messages */
+} reader_t;
+
+static int get_varint(reader_t *r, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r->p >= r->end)
+            return llmos_error_set(r->err, LLMOS_EFORMAT, "%s: truncated varint at offset %zu", r->where,
+                                   (size_t)(r->p - r->start));
+        uint8_t c = *r->p++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return llmos_error_set(r->err, LLMOS_EFORMAT, "%s: varint longer than 10 bytes at offset %zu", r->where,
+                           (size_t)(r->p - r->start));
+}
+
+/* Reads a length-delimited field's bytes (borrowed from the frame). */
+static int get_bytes(reader_t *r, unsigned field, const uint8_t **data, size_t *len) {
+    uint64_t n;
+    size_t at = (size_t)(r->p - r->start);
+    int rc = get_varint(r, &n);
+    if (rc) return rc;
+    if (n > (uint64_t)(r->end - r->p))
+        return llmos_error_set(r->err, LLMOS_EFORMAT, "%s: field %u at offset %zu claims %llu bytes, %zu left",
+                               r->where, field, at, (unsigned long long)n, (size_t)(r->end - r->p));
+    *data = r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return 0;
+}
+
+/* A NUL-terminated copy in the scratch arena (NULL when empty). */
+static int get_string(reader_t *r, unsigned field, const char *name, cl_scratch_t *sc, const char **out) {
+    const uint8_t *d;
+    size_t n;
+    int rc = get_bytes(r, field, &d, &n);
+    if (rc) return rc;
+    if (memchr(d, 0, n))
+        return llmos_error_set(r->err, LLMOS_EFORMAT, "%s: string field '%s' contains a NUL byte", r->where, name);
+    if (n == 0) {
+        *out = NULL;
+        return 0;
+    }
+    char *s = scratch_alloc(sc, n + 1);
+    if (!s) return llmos_error_set(r->err, LLMOS_ENOMEM, "no memory for a %zu-byte string", n);
+    memcpy(s, d, n);
+    s[n] = 0;
+    *out = s;
+    return 0;
+}
+
+/* Skips a field this version does not know (proto3 forward compatibility). */
+static int skip_field(reader_t *r, unsigned field, unsigned wt) {
+    uint64_t v;
+    const uint8_t *d;
+    size_t n;
+    switch (wt) {
+    case WT_VARINT: return get_varint(r, &v);
+    case WT_LEN: return get_bytes(r, field, &d, &n);
+    case WT_I64:
+    case WT_I32: {
+        size_t w = wt == WT_I64 ? 8 : 4;
+        if ((size_t)(r->end - r->p) < w)
+            return llmos_error_set(r->err, LLMOS_EFORMAT, "%s: truncated field %u", r->where, field);
+        r->p += w;
+        return 0;
+    }
+    default:
+        return llmos_error_set(r->err, LLMOS_EFORMAT, "%s: field %u has wire type %u (groups are not supported)",
+                               r->where, field, wt);
+    }
+}
+
+static int get_key(reader_t *r, unsigned *field, unsigned *wt) {
+    uint64_t key;
+    size_t at = (size_t)(r->p - r->start);
+    int rc = get_varint(r, &key);
+    if (rc) return rc;
+    if ((key >> 3) == 0 || (key >> 3) > 536870911u)
+        return llmos_error_set(r->err, LLMOS_EFORMAT, "%s: invalid field number at offset %zu", r->where, at);
+    *field = (unsigned)(key >> 3);
+    *wt = (unsigned)(key & 7);
+    return 0;
+}
+
+static int wrong_type(reader_t *r, unsigned field, unsigned wt) {
+    return llmos_error_set(r->err, LLMOS_EFORMAT, "%s: field %u has wire type %u, not the declared one", r->where,
+                           field, wt);
+}
+
+static int get_ref(reader_t *outer, unsigned field, cl_scratch_t *sc, rt_ref_t *ref) {
+    const uint8_t *d;
+    size_t n;
+    int rc = get_bytes(outer, field, &d, &n);
+    if (rc) return rc;
+    reader_t r = {d, outer->start, d + n, outer->err, field == 1 ? "envelope.to" : "envelope.from"};
+    *ref = RT_REF_NONE;
+    while (r.p < r.end) {
+        unsigned f, wt;
+        if ((rc = get_key(&r, &f, &wt))) return rc;
+        if (f == 1 || f == 2) {
+            if (wt != WT_VARINT) return wrong_type(&r, f, wt);
+            if ((rc = get_varint(&r, f == 1 ? &ref->node : &ref->id))) return rc;
+        } else if (f == 3) {
+            if (wt != WT_LEN) return wrong_type(&r, f, wt);
+            if ((rc = get_string(&r, f, "name", sc, &ref->name))) return rc;
+        } else if ((rc = skip_field(&r, f, wt))) {
+            return rc;
+        }
+    }
+    return 0;
+}
 
 int cl_envelope_decode(const uint8_t *data, size_t len, size_t max_frame, cl_scratch_t *scratch,
                        rt_msg_t **out, llmos_error_t *err) {
@@ -165,34 +319,56 @@ int cl_envelope_decode(const uint8_t *data, size_t len, size_t max_frame, cl_scr
         return llmos_error_set(err, LLMOS_ETOOBIG, "envelope of %zu bytes is over the %zu-byte frame cap", len,
                                max_frame);
     if (len == 0) return llmos_error_set(err, LLMOS_EFORMAT, "empty envelope frame");
-    ProtobufCAllocator alloc = cl_scratch_allocator(scratch);
     cl_scratch_reset(scratch);
-    Llmos__Envelope *env = llmos__envelope__unpack(&alloc, len, data);
-    if (!env) {
-        cl_scratch_reset(scratch);
-        return llmos_error_set(err, LLMOS_EFORMAT, "envelope of %zu bytes does not decode as llmos.Envelope", len);
-    }
+    reader_t r = {data, data, data + len, err, "envelope"};
+    rt_msg_init_t in = {0};
+    bool has_to = false;
     int rc = 0;
-    if (!env->to || (env->to->id == 0 && !nonempty(env->to->name))) {
-        rc = llmos_error_set(err, LLMOS_EFORMAT, "envelope field 'to' names no actor (id 0 and no name)");
-        goto done;
+    while (r.p < r.end && rc == 0) {
+        unsigned f, wt;
+        if ((rc = get_key(&r, &f, &wt))) break;
+        uint64_t v;
+        const uint8_t *d;
+        switch (f) {
+        case 1:
+        case 2:
+            if (wt != WT_LEN) rc = wrong_type(&r, f, wt);
+            else rc = get_ref(&r, f, scratch, f == 1 ? &in.to : &in.from);
+            if (f == 1) has_to = true;
+            break;
+        case 6:
+        case 11:
+            if (wt != WT_LEN) rc = wrong_type(&r, f, wt);
+            else rc = get_string(&r, f, f == 6 ? "tenant" : "error", scratch, f == 6 ? &in.tenant : &in.error);
+            break;
+        case 8:
+            if (wt != WT_LEN) rc = wrong_type(&r, f, wt);
+            else rc = get_bytes(&r, f, &d, &in.len), in.data = d;
+            break;
+        case 3: case 4: case 5: case 7: case 9: case 10:
+            if (wt != WT_VARINT) {
+                rc = wrong_type(&r, f, wt);
+                break;
+            }
+            if ((rc = get_varint(&r, &v))) break;
+            if (f == 3) in.type = (uint32_t)v;
+            else if (f == 4) in.corr = v;
+            else if (f == 5) in.deadline_ms = v;
+            else if (f == 7) in.trace_id = v;
+            else if (f == 9) in.flags = v ? RT_MSG_REPLY : 0;
+            else in.status = (int32_t)(int64_t)v;
+            break;
+        default:
+            rc = skip_field(&r, f, wt);
+        }
     }
-    rt_msg_init_t init = {0};
-    init.to = (rt_ref_t){env->to->node, env->to->id, nonempty(env->to->name)};
-    if (env->from) init.from = (rt_ref_t){env->from->node, env->from->id, nonempty(env->from->name)};
-    init.type = env->type;
-    init.flags = env->is_reply ? RT_MSG_REPLY : 0;
-    init.corr = env->correlation_id;
-    init.deadline_ms = env->deadline_ms;
-    init.trace_id = env->trace_id;
-    init.status = env->status;
-    init.error = nonempty(env->error);
-    init.tenant = nonempty(env->tenant);
-    init.data = env->payload.len ? env->payload.data : NULL;
-    init.len = env->payload.len;
-    *out = rt_msg_new(&init);
-    if (!*out) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a %zu-byte message", len);
-done:
+    if (rc == 0 && (!has_to || (in.to.id == 0 && !in.to.name)))
+        rc = llmos_error_set(err, LLMOS_EFORMAT, "envelope field 'to' names no actor (id 0 and no name)");
+    if (rc == 0) {
+        if (!in.len) in.data = NULL;
+        *out = rt_msg_new(&in);
+        if (!*out) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a %zu-byte message", len);
+    }
     cl_scratch_reset(scratch);
     return rc;
 }
