@@ -155,6 +155,14 @@ typedef enum sparql_format {
 /* Parses "tsv" / "json"; LLMOS_EINVAL otherwise. */
 int sparql_format_parse(const char *name, sparql_format *out, llmos_error_t *err);
 
+/* private: one rendered term of a writer's cache */
+#define SPARQL_TERM_CACHE_BITS 12
+typedef struct sparql_term_cache {
+    graph_id_t id;  /* 0 = empty */
+    uint32_t len;
+    char text[116];
+} sparql_term_cache_t;
+
 /* A result writer: a sink that prints TSV or JSON into a buffer, flushed to
  * `out` every 64 KiB and at finish when out is not NULL, or kept whole in
  * memory when out is NULL (take it with sparql_writer_text).  Caller-owned
@@ -168,6 +176,7 @@ typedef struct sparql_writer {
     int ncols;       /* private */
     const char **names; /* private: column names (copied) */
     char *names_mem; /* private */
+    sparql_term_cache_t *cache; /* private: rendered terms by id (512 KiB) */
     llmos_error_t *err; /* private: where write errors go (borrowed) */
 } sparql_writer_t;
 

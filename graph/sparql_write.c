@@ -79,6 +79,8 @@ static int w_head(void *ctx, const char *const *names, int n) {
         p += l + 1;
     }
     w->ncols = n;
+    /* the term cache, once per writer; without it rows are still written */
+    if (!w->cache) w->cache = calloc((size_t)1 << SPARQL_TERM_CACHE_BITS, sizeof *w->cache);
     int rc = 0;
     if (w->format == SPARQL_FORMAT_TSV) {
         for (int i = 0; i < n && !rc; i++) {
@@ -100,7 +102,8 @@ static int w_head(void *ctx, const char *const *names, int n) {
 
 static int w_tsv_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
     size_t need = 0;
-    int rc = graph_term_format_id(r, id, w->data + w->len, w->cap - w->len, &need, w->err);
+    int rc = w_reserve(w, 64);
+    if (!rc) rc = graph_term_format_id(r, id, w->data + w->len, w->cap - w->len, &need, w->err);
     if (rc == LLMOS_ETOOBIG) {
         llmos_error_clear(w->err);
         if ((rc = w_reserve(w, need + 1))) return rc;
@@ -111,14 +114,52 @@ static int w_tsv_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
     return 0;
 }
 
+static int w_json_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
+    graph_term_t t;
+    int rc = graph_term_get(r, id, &t, w->err);
+    if (rc) return rc;
+    rc = w_puts(w, t.kind == GRAPH_TERM_IRI     ? "{\"type\":\"uri\",\"value\":"
+                   : t.kind == GRAPH_TERM_BLANK ? "{\"type\":\"bnode\",\"value\":"
+                                                : "{\"type\":\"literal\",\"value\":");
+    if (!rc) rc = w_json_str(w, t.value, t.len);
+    if (!rc && t.kind == GRAPH_TERM_LITERAL && t.lang) {
+        rc = w_puts(w, ",\"xml:lang\":");
+        if (!rc) rc = w_json_str(w, t.lang, t.lang_len);
+    }
+    if (!rc && t.kind == GRAPH_TERM_LITERAL && t.datatype) {
+        rc = w_puts(w, ",\"datatype\":");
+        if (!rc) rc = w_json_str(w, t.datatype, t.datatype_len);
+    }
+    return rc ? rc : w_put(w, "}", 1);
+}
+
+/* Appends term id as the format writes it.  Term ids never change meaning
+ * (the dictionary only grows), so rendered text may be cached by id across
+ * snapshots: a direct-mapped cache of short renderings spares the store
+ * look-up and the escaping for terms that repeat (predicates, hubs). */
+static int w_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
+    sparql_term_cache_t *slot = NULL;
+    if (w->cache) {
+        slot = &w->cache[(id * 0x9E3779B97F4A7C15ull) >> (64 - SPARQL_TERM_CACHE_BITS)];
+        if (slot->id == id) return w_put(w, slot->text, slot->len);
+    }
+    size_t start = w->len;
+    int rc = w->format == SPARQL_FORMAT_TSV ? w_tsv_term(w, r, id) : w_json_term(w, r, id);
+    if (!rc && slot && w->len - start <= sizeof slot->text) {
+        slot->id = id;
+        slot->len = (uint32_t)(w->len - start);
+        memcpy(slot->text, w->data + start, slot->len);
+    }
+    return rc;
+}
+
 static int w_row(void *ctx, graph_reader_t *r, const graph_id_t *ids, int n) {
     sparql_writer_t *w = ctx;
     int rc = 0;
     if (w->format == SPARQL_FORMAT_TSV) {
         for (int i = 0; i < n && !rc; i++) {
             if (i) rc = w_put(w, "\t", 1);
-            if (!rc && ids[i]) rc = w_reserve(w, 64);
-            if (!rc && ids[i]) rc = w_tsv_term(w, r, ids[i]);
+            if (!rc && ids[i]) rc = w_term(w, r, ids[i]);
         }
         if (!rc) rc = w_put(w, "\n", 1);
     } else {
@@ -126,24 +167,11 @@ static int w_row(void *ctx, graph_reader_t *r, const graph_id_t *ids, int n) {
         int first = 1;
         for (int i = 0; i < n && !rc; i++) {
             if (!ids[i]) continue;
-            graph_term_t t;
-            if ((rc = graph_term_get(r, ids[i], &t, w->err))) break;
             if (!first) rc = w_put(w, ",", 1);
             first = 0;
             if (!rc) rc = w_json_str(w, w->names[i], strlen(w->names[i]));
-            if (!rc) rc = w_puts(w, t.kind == GRAPH_TERM_IRI     ? ":{\"type\":\"uri\",\"value\":"
-                                    : t.kind == GRAPH_TERM_BLANK ? ":{\"type\":\"bnode\",\"value\":"
-                                                                 : ":{\"type\":\"literal\",\"value\":");
-            if (!rc) rc = w_json_str(w, t.value, t.len);
-            if (!rc && t.kind == GRAPH_TERM_LITERAL && t.lang) {
-                rc = w_puts(w, ",\"xml:lang\":");
-                if (!rc) rc = w_json_str(w, t.lang, t.lang_len);
-            }
-            if (!rc && t.kind == GRAPH_TERM_LITERAL && t.datatype) {
-                rc = w_puts(w, ",\"datatype\":");
-                if (!rc) rc = w_json_str(w, t.datatype, t.datatype_len);
-            }
-            if (!rc) rc = w_put(w, "}", 1);
+            if (!rc) rc = w_put(w, ":", 1);
+            if (!rc) rc = w_term(w, r, ids[i]);
         }
         if (!rc) rc = w_put(w, "}", 1);
     }
@@ -182,6 +210,7 @@ void sparql_writer_deinit(sparql_writer_t *w) {
     free(w->data);
     free(w->names);
     free(w->names_mem);
+    free(w->cache);
     memset(w, 0, sizeof *w);
 }
 
