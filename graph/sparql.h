@@ -166,7 +166,8 @@ typedef struct sparql_term_cache {
 /* A result writer: a sink that prints TSV or JSON into a buffer, flushed to
  * `out` every 64 KiB and at finish when out is not NULL, or kept whole in
  * memory when out is NULL (take it with sparql_writer_text).  Caller-owned
- * struct; not thread-safe. */
+ * struct; not thread-safe.  A writer serves one store: it caches rendered
+ * terms by id. */
 typedef struct sparql_writer {
     sparql_format format;
     FILE *out;       /* borrowed; NULL = keep in memory */
