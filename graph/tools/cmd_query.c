@@ -1,6 +1,6 @@
 /*
  * cmd_query.c — `llmos-graph query DB 'SPARQL' [--format tsv|json]
- * [--file Q.rq] [--timeout MS] [--explain]`.
+ * [--file Q.rq] [--timeout MS] [--explain]` (`--file -` reads stdin).
  *
  * Parses the query (from the argument or a file), opens the store read-only,
  * runs the query on one snapshot and streams the results to stdout.  Errors
@@ -20,12 +20,13 @@ int graph_cmd_query(int argc, char **argv);
 
 static void usage(FILE *f) {
     fprintf(f, "usage: llmos-graph query DB 'SPARQL' [--format tsv|json] [--timeout MS] [--explain]\n"
-               "       llmos-graph query DB --file Q.rq [--format tsv|json] [--timeout MS] [--explain]\n");
+               "       llmos-graph query DB --file Q.rq|- [--format tsv|json] [--timeout MS] [--explain]\n");
 }
 
 /* Reads a whole file into a malloc'd buffer (caller frees). */
 static int read_file(const char *path, char **out, size_t *len, llmos_error_t *err) {
-    FILE *f = fopen(path, "rb");
+    int from_stdin = strcmp(path, "-") == 0;
+    FILE *f = from_stdin ? stdin : fopen(path, "rb");
     if (!f) return llmos_error_set(err, LLMOS_ENOTFOUND, "cannot open query file %s", path);
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
@@ -34,7 +35,7 @@ static int read_file(const char *path, char **out, size_t *len, llmos_error_t *e
         n += got;
         if (n > SPARQL_QUERY_MAX) {
             free(buf);
-            fclose(f);
+            if (!from_stdin) fclose(f);
             return llmos_error_set(err, LLMOS_ETOOBIG, "%s: query over %u bytes", path, SPARQL_QUERY_MAX);
         }
         if (n == cap) {
@@ -49,7 +50,7 @@ static int read_file(const char *path, char **out, size_t *len, llmos_error_t *e
         }
     }
     int bad = ferror(f);
-    fclose(f);
+    if (!from_stdin) fclose(f);
     if (!buf) return llmos_error_set(err, LLMOS_ENOMEM, "out of memory reading %s", path);
     if (bad) {
         free(buf);

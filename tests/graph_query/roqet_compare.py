@@ -298,6 +298,10 @@ def main():
         mine = parse_tsv(run([TOOL, "query", db, "--file", qf]).stdout)[1]
         if mine != parse_tsv(roqet(nt, P + "SELECT ?x WHERE { ?x u:isa u:entity }"))[1]:
             fail("--file query differs from roqet")
+        with open(qf) as f:
+            piped = parse_tsv(run([TOOL, "query", db, "--file", "-"], stdin=f).stdout)[1]
+        if piped != mine:
+            fail("--file - (stdin) differs from --file")
 
         r = run([TOOL, "link", db, "Does a Virus cause a disease or syndrome?", "--max-facts", "4"])
         lines = r.stdout.splitlines()
