@@ -51,6 +51,17 @@ ALWAYS __m512 scales(const q8_block_t *b, int two) {
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
 }
 
+/* Software prefetch of the two cache lines `ahead` blocks past b.  Rows are
+ * only 12-136 lines long, too short for the hardware stream prefetcher to
+ * get ahead of a matvec, so each row step fetches the same spot of the
+ * next row tile (contiguous in memory).  Address arithmetic in integers:
+ * the target may lie past the matrix, which a prefetch tolerates. */
+ALWAYS void prefetch_ahead(const q8_block_t *b, int ahead) {
+    uintptr_t p = (uintptr_t)b + (uintptr_t)ahead * sizeof(q8_block_t);
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+    _mm_prefetch((const char *)(p + 64), _MM_HINT_T0);
+}
+
 #pragma GCC pop_options
 
 /* ---- VNNI ---------------------------------------------------------------------- */
@@ -60,7 +71,7 @@ ALWAYS __m512 scales(const q8_block_t *b, int two) {
 
 /* One step over blocks k (and k+1 when two) for an R x B tile. */
 ALWAYS void step_vnni(const int R, const int B, int two, __m512 acc[4][4], const q8_block_t *const *w,
-                      const q8_block_t *const *x, int k) {
+                      const q8_block_t *const *x, int k, int pf) {
     const __m512i c80 = _mm512_set1_epi8((char)0x80);
     __m512i u[4], xs[4], nc[4];
     __m512 sw[4], sx[4];
@@ -73,6 +84,7 @@ ALWAYS void step_vnni(const int R, const int B, int two, __m512 acc[4][4], const
     }
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
+        if (pf) prefetch_ahead(w[i] + k, pf);
         __m512i wv = two ? load2(w[i] + k) : load1(w[i] + k);
         u[i] = _mm512_xor_si512(wv, c80);
         sw[i] = scales(w[i] + k, two);
@@ -87,7 +99,7 @@ ALWAYS void step_vnni(const int R, const int B, int two, __m512 acc[4][4], const
 }
 
 ALWAYS void tile_vnni(const int R, const int B, float *y, int ldy, const q8_block_t *W, int r, int nb,
-                      const q8_block_t *xq, int b) {
+                      const q8_block_t *xq, int b, int pf) {
     __m512 acc[4][4];
     const q8_block_t *w[4], *x[4];
 #pragma GCC unroll 4
@@ -99,8 +111,8 @@ ALWAYS void tile_vnni(const int R, const int B, float *y, int ldy, const q8_bloc
 #pragma GCC unroll 4
         for (int j = 0; j < B; j++) acc[i][j] = _mm512_setzero_ps();
     int k = 0;
-    for (; k + 2 <= nb; k += 2) step_vnni(R, B, 1, acc, w, x, k);
-    if (k < nb) step_vnni(R, B, 0, acc, w, x, k);
+    for (; k + 2 <= nb; k += 2) step_vnni(R, B, 1, acc, w, x, k, pf);
+    if (k < nb) step_vnni(R, B, 0, acc, w, x, k, pf);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 4
@@ -108,14 +120,16 @@ ALWAYS void tile_vnni(const int R, const int B, float *y, int ldy, const q8_bloc
 }
 
 /* R rows at r against activation rows [b0, b1) */
+/* R rows at r against activation rows [b0, b1); the first batch tile
+ * prefetches the next row tile (R * nb blocks ahead). */
 ALWAYS void rowtile_vnni(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb, const q8_block_t *xq,
                          int b0, int b1) {
-    int b = b0;
-    for (; b + 4 <= b1; b += 4) tile_vnni(R, 4, y, ldy, W, r, nb, xq, b);
+    int b = b0, pf = R * nb;
+    for (; b + 4 <= b1; b += 4, pf = 0) tile_vnni(R, 4, y, ldy, W, r, nb, xq, b, pf);
     switch (b1 - b) {
-    case 3: tile_vnni(R, 3, y, ldy, W, r, nb, xq, b); break;
-    case 2: tile_vnni(R, 2, y, ldy, W, r, nb, xq, b); break;
-    case 1: tile_vnni(R, 1, y, ldy, W, r, nb, xq, b); break;
+    case 3: tile_vnni(R, 3, y, ldy, W, r, nb, xq, b, pf); break;
+    case 2: tile_vnni(R, 2, y, ldy, W, r, nb, xq, b, pf); break;
+    case 1: tile_vnni(R, 1, y, ldy, W, r, nb, xq, b, pf); break;
     default: break;
     }
 }
@@ -138,7 +152,7 @@ void q8_rows_avx512vnni(float *y, int ldy, const q8_block_t *W, int r0, int r1, 
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
 
 ALWAYS void step_bw(const int R, const int B, int two, __m512 acc[4][4], const q8_block_t *const *w,
-                    const q8_block_t *const *x, int k) {
+                    const q8_block_t *const *x, int k, int pf) {
     const __m512i ones = _mm512_set1_epi16(1);
     __m512i u[4], xs[4];
     __mmask64 neg[4];
@@ -150,6 +164,7 @@ ALWAYS void step_bw(const int R, const int B, int two, __m512 acc[4][4], const q
     }
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
+        if (pf) prefetch_ahead(w[i] + k, pf);
         __m512i wv = two ? load2(w[i] + k) : load1(w[i] + k);
         u[i] = _mm512_abs_epi8(wv);
         neg[i] = _mm512_movepi8_mask(wv);
@@ -166,7 +181,7 @@ ALWAYS void step_bw(const int R, const int B, int two, __m512 acc[4][4], const q
 }
 
 ALWAYS void tile_bw(const int R, const int B, float *y, int ldy, const q8_block_t *W, int r, int nb,
-                    const q8_block_t *xq, int b) {
+                    const q8_block_t *xq, int b, int pf) {
     __m512 acc[4][4];
     const q8_block_t *w[4], *x[4];
 #pragma GCC unroll 4
@@ -178,22 +193,24 @@ ALWAYS void tile_bw(const int R, const int B, float *y, int ldy, const q8_block_
 #pragma GCC unroll 4
         for (int j = 0; j < B; j++) acc[i][j] = _mm512_setzero_ps();
     int k = 0;
-    for (; k + 2 <= nb; k += 2) step_bw(R, B, 1, acc, w, x, k);
-    if (k < nb) step_bw(R, B, 0, acc, w, x, k);
+    for (; k + 2 <= nb; k += 2) step_bw(R, B, 1, acc, w, x, k, pf);
+    if (k < nb) step_bw(R, B, 0, acc, w, x, k, pf);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < B; j++) y[(size_t)(b + j) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
+/* R rows at r against activation rows [b0, b1); the first batch tile
+ * prefetches the next row tile (R * nb blocks ahead). */
 ALWAYS void rowtile_bw(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb, const q8_block_t *xq,
                        int b0, int b1) {
-    int b = b0;
-    for (; b + 4 <= b1; b += 4) tile_bw(R, 4, y, ldy, W, r, nb, xq, b);
+    int b = b0, pf = R * nb;
+    for (; b + 4 <= b1; b += 4, pf = 0) tile_bw(R, 4, y, ldy, W, r, nb, xq, b, pf);
     switch (b1 - b) {
-    case 3: tile_bw(R, 3, y, ldy, W, r, nb, xq, b); break;
-    case 2: tile_bw(R, 2, y, ldy, W, r, nb, xq, b); break;
-    case 1: tile_bw(R, 1, y, ldy, W, r, nb, xq, b); break;
+    case 3: tile_bw(R, 3, y, ldy, W, r, nb, xq, b, pf); break;
+    case 2: tile_bw(R, 2, y, ldy, W, r, nb, xq, b, pf); break;
+    case 1: tile_bw(R, 1, y, ldy, W, r, nb, xq, b, pf); break;
     default: break;
     }
 }
