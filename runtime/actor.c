@@ -300,11 +300,16 @@ void rt_actor_run_turn(rt_system_t *sys, rt_actor_t *a) {
         if (!actor_handle(a, m)) return;
     }
     consumed(a, n);
+    /* Once sched is 0 another worker may take the actor, run it to its death
+     * and free it: the read lock, taken before, keeps it alive (death starts
+     * with the write lock) while this thread looks at it one last time. */
+    rt_rdlock(sys);
     atomic_store(&a->sched, 0);
-    if (rt_mailbox_maybe_nonempty(&a->mb) || atomic_load(&a->stop_req)) {
+    if (rt_mailbox_maybe_queued(&a->mb) || atomic_load(&a->stop_req)) {
         int expected = 0;
         if (atomic_compare_exchange_strong(&a->sched, &expected, 1)) rt_rq_push(sys, a, false);
     }
+    rt_rdunlock(sys);
     leave();
 }
 

@@ -58,6 +58,10 @@ bool rt_mailbox_maybe_nonempty(rt_mailbox_t *mb) {
     return mb->head != &mb->stub || atomic_load(&mb->tail) != &mb->stub;
 }
 
+/* Between pops, head != stub implies tail != stub (only pop pushes the stub,
+ * and it then moves head past the node before it), so tail alone tells. */
+bool rt_mailbox_maybe_queued(rt_mailbox_t *mb) { return atomic_load(&mb->tail) != &mb->stub; }
+
 int rt_park_init(rt_park_t *p) {
     pthread_condattr_t attr;
     if (pthread_condattr_init(&attr) != 0) return LLMOS_EIO;

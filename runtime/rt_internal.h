@@ -67,6 +67,9 @@ void rt_mailbox_push(rt_mailbox_t *mb, rt_msg_t *msg);
 rt_msg_t *rt_mailbox_pop(rt_mailbox_t *mb);
 /* Consumer only: false only when no message is queued or being queued. */
 bool rt_mailbox_maybe_nonempty(rt_mailbox_t *mb);
+/* The same answer from any thread (reads only the producers' side), valid
+ * when the consumer is between pops. */
+bool rt_mailbox_maybe_queued(rt_mailbox_t *mb);
 
 /* ---- statistics: sharded counters so senders do not share a cache line ---- */
 

@@ -1103,6 +1103,64 @@ static void test_remote(void **unused) {
     probe_free(p);
 }
 
+/* Churn: actors are spawned and stopped while threads send to them.  Every
+ * message is accounted for (received, refused, or dropped at death), and
+ * under ASan nothing is touched after it is freed. */
+enum { CHURN_ACTORS = 300 };
+typedef struct churn {
+    rt_system_t *sys;
+    _Atomic uint64_t ids[CHURN_ACTORS];
+    atomic_bool done;
+    atomic_long refused;
+} churn_t;
+
+static void *churn_sender(void *arg) {
+    churn_t *c = arg;
+    unsigned seed = (unsigned)(uintptr_t)&seed;
+    while (!atomic_load(&c->done)) {
+        uint64_t id = atomic_load(&c->ids[rand_r(&seed) % CHURN_ACTORS]);
+        if (!id) continue;
+        int rc = rt_send(c->sys, RT_REF_NONE, rt_ref_local(id), T_NOTHING, NULL, 0);
+        if (rc == LLMOS_ENOTFOUND) atomic_fetch_add(&c->refused, 1);
+        else assert_int_equal(rc, 0);
+    }
+    return NULL;
+}
+
+static void test_churn(void **unused) {
+    (void)unused;
+    churn_t *c = calloc(1, sizeof *c);
+    c->sys = sys_new(4);
+    tconf_t *conf = calloc(CHURN_ACTORS, sizeof *conf);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, churn_sender, c);
+    for (int i = 0; i < CHURN_ACTORS; i++) {
+        rt_ref_t r = spawn(c->sys, &conf[i], NULL);
+        atomic_store(&c->ids[i], r.id);
+        if (i >= 8) assert_int_equal(rt_stop(c->sys, rt_ref_local(atomic_load(&c->ids[i - 8]))), 0);
+        llmos_sleep_ms(i % 16 == 0 ? 1 : 0);
+    }
+    for (int i = CHURN_ACTORS - 8; i < CHURN_ACTORS; i++) assert_int_equal(rt_stop(c->sys, rt_ref_local(c->ids[i])), 0);
+    atomic_store(&c->done, true);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    void *args[2] = {c->sys, (void *)(uintptr_t)0};
+    assert_true(wait_until(stats_actors_is, args));
+    rt_stats_t st = stats_of(c->sys);
+    long received = 0;
+    for (int i = 0; i < CHURN_ACTORS; i++) {
+        received += atomic_load(&conf[i].received);
+        assert_int_equal(atomic_load(&conf[i].deinits), 1);
+        assert_int_equal(atomic_load(&conf[i].overlap), 0);
+    }
+    assert_int_equal(st.received, (uint64_t)received);
+    /* accepted = received + dropped at death; refused and dropped are both "unknown actor" */
+    assert_int_equal(st.sent - st.received, st.unknown_actor - (uint64_t)atomic_load(&c->refused));
+    assert_true(st.sent > 0);
+    rt_system_destroy(&c->sys);
+    free(conf);
+    free(c);
+}
+
 /* tell inherits tenant, trace and deadline; RT_MSG_STOP stops an actor */
 static void test_tell_inherits_and_stop_message(void **unused) {
     (void)unused;
@@ -1152,6 +1210,7 @@ int main(void) {
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_remote),
         cmocka_unit_test(test_tell_inherits_and_stop_message),
+        cmocka_unit_test(test_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
