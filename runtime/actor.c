@@ -410,6 +410,9 @@ static int spawn_actor(rt_system_t *sys, const rt_actor_def_t *def, void *arg, c
     a->rec = rec;
     atomic_store(&a->sched, 1); /* it is about to run: its init turn or its thread */
     a->need_init = !opts->pinned;
+    /* Once in the run queue a worker actor may run, fail and be freed before
+     * this function returns: read what is needed now. */
+    uint64_t id = a->id;
 
     rt_wrlock(sys);
     int rc = rt_table_insert(sys, a);
@@ -428,7 +431,6 @@ static int spawn_actor(rt_system_t *sys, const rt_actor_def_t *def, void *arg, c
         if (rc == LLMOS_EEXIST) return llmos_error_set(err, rc, "spawn: the name '%s' is taken", name);
         return llmos_error_set(err, rc, "spawn %s: out of memory", name ? name : def->kind);
     }
-    uint64_t id = a->id;
     if (opts->pinned) {
         reap_threads(sys);
         if (pthread_create(&rec->t, NULL, rt_pinned_main, a) != 0) {

@@ -137,7 +137,8 @@ typedef struct rt_actor_def {
 typedef struct rt_spawn_opts {
     const char *name;            /* registered under this name; NULL = anonymous */
     bool pinned;                 /* own thread (may block) */
-    uint32_t batch;              /* messages per turn; 0 = the system default (64) */
+    uint32_t batch;              /* messages per turn; 0 = the system default (64).  After a
+                                    batch the worker goes to the next actor waiting, if any */
     uint32_t max_restarts;       /* children: restart budget; 0 = default 3 */
     uint32_t restart_period_ms;  /* children: budget window; 0 = default 5000 */
     uint32_t mailbox_limit;      /* 0 = unbounded; past it sends get LLMOS_EOVERLOADED */
