@@ -16,16 +16,16 @@
  * Both give the exact int32 sum of each 4-byte lane; the lanes are turned to
  * float and multiplied by d_w * d_x of their block.
  *
- * Tiling: 4 weight rows x 4 activation rows per micro-tile, so each loaded
- * block is used up to 4 times from a register; activations are walked in
- * chunks of 64 rows so the chunk stays in L2 while a thread's rows stream.
+ * Tiling (q8_avx512_tile.h, instantiated once per kernel): 4 weight rows x
+ * 4 activation rows per micro-tile, so each loaded block is used up to 4
+ * times from a register; activations are walked in chunks of 64 rows so
+ * the chunk stays in L2 while a thread's rows stream.
  */
 #include <immintrin.h>
 
 #include "model/q8_internal.h"
 
 #define ALWAYS __attribute__((always_inline)) static inline
-#define BCHUNK 64
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
@@ -98,51 +98,10 @@ ALWAYS void step_vnni(const int R, const int B, int two, __m512 acc[4][4], const
         }
 }
 
-ALWAYS void tile_vnni(const int R, const int B, float *y, int ldy, const q8_block_t *W, int r, int nb,
-                      const q8_block_t *xq, int b, int pf) {
-    __m512 acc[4][4];
-    const q8_block_t *w[4], *x[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++) w[i] = W + (size_t)(r + i) * nb;
-#pragma GCC unroll 4
-    for (int j = 0; j < B; j++) x[j] = xq + (size_t)(b + j) * nb;
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < B; j++) acc[i][j] = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 2 <= nb; k += 2) step_vnni(R, B, 1, acc, w, x, k, pf);
-    if (k < nb) step_vnni(R, B, 0, acc, w, x, k, pf);
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < B; j++) y[(size_t)(b + j) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);
-}
-
-/* R rows at r against activation rows [b0, b1) */
-/* R rows at r against activation rows [b0, b1); the first batch tile
- * prefetches the next row tile (R * nb blocks ahead). */
-ALWAYS void rowtile_vnni(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb, const q8_block_t *xq,
-                         int b0, int b1) {
-    int b = b0, pf = R * nb;
-    for (; b + 4 <= b1; b += 4, pf = 0) tile_vnni(R, 4, y, ldy, W, r, nb, xq, b, pf);
-    switch (b1 - b) {
-    case 3: tile_vnni(R, 3, y, ldy, W, r, nb, xq, b, pf); break;
-    case 2: tile_vnni(R, 2, y, ldy, W, r, nb, xq, b, pf); break;
-    case 1: tile_vnni(R, 1, y, ldy, W, r, nb, xq, b, pf); break;
-    default: break;
-    }
-}
-
-void q8_rows_avx512vnni(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
-                        int batch) {
-    for (int b0 = 0; b0 < batch; b0 += BCHUNK) {
-        int b1 = b0 + BCHUNK < batch ? b0 + BCHUNK : batch;
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) rowtile_vnni(4, y, ldy, W, r, nb, xq, b0, b1);
-        for (; r < r1; r++) rowtile_vnni(1, y, ldy, W, r, nb, xq, b0, b1);
-    }
-}
+#define Q8_STEP step_vnni
+#define Q8_NAME(x) x##_vnni
+#define Q8_ROWS q8_rows_avx512vnni
+#include "model/q8_avx512_tile.h"
 
 #pragma GCC pop_options
 
@@ -180,49 +139,9 @@ ALWAYS void step_bw(const int R, const int B, int two, __m512 acc[4][4], const q
         }
 }
 
-ALWAYS void tile_bw(const int R, const int B, float *y, int ldy, const q8_block_t *W, int r, int nb,
-                    const q8_block_t *xq, int b, int pf) {
-    __m512 acc[4][4];
-    const q8_block_t *w[4], *x[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++) w[i] = W + (size_t)(r + i) * nb;
-#pragma GCC unroll 4
-    for (int j = 0; j < B; j++) x[j] = xq + (size_t)(b + j) * nb;
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < B; j++) acc[i][j] = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 2 <= nb; k += 2) step_bw(R, B, 1, acc, w, x, k, pf);
-    if (k < nb) step_bw(R, B, 0, acc, w, x, k, pf);
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < B; j++) y[(size_t)(b + j) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);
-}
-
-/* R rows at r against activation rows [b0, b1); the first batch tile
- * prefetches the next row tile (R * nb blocks ahead). */
-ALWAYS void rowtile_bw(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb, const q8_block_t *xq,
-                       int b0, int b1) {
-    int b = b0, pf = R * nb;
-    for (; b + 4 <= b1; b += 4, pf = 0) tile_bw(R, 4, y, ldy, W, r, nb, xq, b, pf);
-    switch (b1 - b) {
-    case 3: tile_bw(R, 3, y, ldy, W, r, nb, xq, b, pf); break;
-    case 2: tile_bw(R, 2, y, ldy, W, r, nb, xq, b, pf); break;
-    case 1: tile_bw(R, 1, y, ldy, W, r, nb, xq, b, pf); break;
-    default: break;
-    }
-}
-
-void q8_rows_avx512bw(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
-                      int batch) {
-    for (int b0 = 0; b0 < batch; b0 += BCHUNK) {
-        int b1 = b0 + BCHUNK < batch ? b0 + BCHUNK : batch;
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) rowtile_bw(4, y, ldy, W, r, nb, xq, b0, b1);
-        for (; r < r1; r++) rowtile_bw(1, y, ldy, W, r, nb, xq, b0, b1);
-    }
-}
+#define Q8_STEP step_bw
+#define Q8_NAME(x) x##_bw
+#define Q8_ROWS q8_rows_avx512bw
+#include "model/q8_avx512_tile.h"
 
 #pragma GCC pop_options
