@@ -179,7 +179,8 @@ uint64_t rt_system_node_id(const rt_system_t *sys);
 void rt_system_stats(rt_system_t *sys, rt_stats_t *out);
 
 /* Calls fn once per live actor (registered name or NULL, id, kind).  fn runs
- * under the registry lock: it must not spawn, stop, register or watch. */
+ * under the registry's read lock: it may send and look up, but must not
+ * spawn, stop, register, watch or rt_call (they would wait for fn). */
 void rt_system_foreach_actor(rt_system_t *sys,
                              void (*fn)(void *user, const char *name, uint64_t id, const char *kind),
                              void *user);

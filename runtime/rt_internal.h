@@ -107,8 +107,9 @@ static inline void rt_cpu_relax(void) {
  * readers must not share a cache line: each thread counts itself in its own
  * shard (see rt_thread_shard).  A writer raises `writer` and waits for every
  * shard to drain; readers that see `writer` step back and wait.  Writers
- * (spawn, stop, watch, register, death) are rare.  Not recursive: a reader
- * must not take it again (a waiting writer would deadlock them both). */
+ * (spawn, stop, watch, register, death) are rare.  A thread may take the
+ * read side again while it holds it; it must never ask for the write side
+ * while reading (it would wait for itself). */
 typedef struct rt_brlock {
     struct {
         _Alignas(RT_CACHELINE) _Atomic int32_t n;

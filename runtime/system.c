@@ -45,18 +45,33 @@ static void backoff(int *spins) {
     else sched_yield();
 }
 
+/* A thread that already reads sys may read it again (a foreach callback
+ * that sends): it must not wait for a writer that is waiting for it. */
+static RT_TLS rt_system_t *rd_sys;
+static RT_TLS int rd_depth;
+
 void rt_rdlock(rt_system_t *sys) {
     _Atomic int32_t *mine = &sys->lock.readers[rt_thread_shard()].n;
+    if (rd_depth > 0 && rd_sys == sys) {
+        atomic_fetch_add(mine, 1);
+        rd_depth++;
+        return;
+    }
     for (;;) {
         atomic_fetch_add(mine, 1); /* seq_cst: ordered before the load of writer */
-        if (!atomic_load(&sys->lock.writer)) return;
+        if (!atomic_load(&sys->lock.writer)) break;
         atomic_fetch_sub(mine, 1);
         int spins = 0;
         while (atomic_load(&sys->lock.writer)) backoff(&spins);
     }
+    if (rd_depth == 0) {
+        rd_sys = sys;
+        rd_depth = 1;
+    }
 }
 
 void rt_rdunlock(rt_system_t *sys) {
+    if (rd_depth > 0 && rd_sys == sys) rd_depth--;
     atomic_fetch_sub_explicit(&sys->lock.readers[rt_thread_shard()].n, 1, memory_order_release);
 }
 
