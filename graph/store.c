@@ -6,8 +6,10 @@
  *
  * Sub-databases of the environment:
  *   meta     "version", "next_id", "triples", "terms" (8-byte BE), "base"
- *   id2term  8-byte BE id → encoded term (term.c)
- *   term2id  8-byte BE hash of the encoded term → 8-byte BE id
+ *   id2term  id (native uint64, MDB_INTEGERKEY: the fastest compare for
+ *            the hottest look-up, decoding results) → encoded term (term.c)
+ *   term2id  hash of the encoded term (native uint64, MDB_INTEGERKEY) →
+ *            8-byte BE id
  *            (MDB_DUPSORT|MDB_DUPFIXED: colliding hashes keep all ids)
  *   spo, pos, osp   24-byte BE keys, empty values
  *   pstat    8-byte BE predicate id → 8-byte BE triple count (absent = 0)
@@ -24,7 +26,7 @@
 
 #include "graph/store_internal.h"
 
-#define GRAPH_VERSION "llmos-graph 1"
+#define GRAPH_VERSION "llmos-graph 2"
 #define DEFAULT_MAP_SIZE (64ULL << 30)
 
 static const unsigned char EMPTY_VAL[1] = {0};
@@ -82,6 +84,26 @@ void graph_key_split(int order, const unsigned char key[24], graph_triple_t *t) 
         t->s = b;
         t->p = c;
     }
+}
+
+/* The orderings' key compare: three big-endian words, the same order as
+ * memcmp (so the file format is LMDB's default) but without a call per
+ * byte run in the hottest loop of every scan. */
+static int cmp_key24(const MDB_val *a, const MDB_val *b) {
+    /* Range scans compare 8- or 16-byte prefixes with 24-byte keys too. */
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size, i = 0;
+    const unsigned char *x = a->mv_data, *y = b->mv_data;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t u, v;
+        memcpy(&u, x + i, 8);
+        memcpy(&v, y + i, 8);
+        if (u != v) return __builtin_bswap64(u) < __builtin_bswap64(v) ? -1 : 1;
+    }
+    if (i < n) {
+        int c = memcmp(x + i, y + i, n - i);
+        if (c) return c;
+    }
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
 }
 
 /* ---------------------------------------------------------- meta u64 --- */
@@ -168,10 +190,13 @@ int graph_store_open(const char *dir, const graph_store_options_t *opt, graph_st
             rc = MDB_VERSION_MISMATCH;
         }
     }
-    if (!rc) rc = mdb_dbi_open(txn, "id2term", cf, &s->id2term);
-    if (!rc) rc = mdb_dbi_open(txn, "term2id", cf | MDB_DUPSORT | MDB_DUPFIXED, &s->term2id);
+    if (!rc) rc = mdb_dbi_open(txn, "id2term", cf | MDB_INTEGERKEY, &s->id2term);
+    if (!rc) rc = mdb_dbi_open(txn, "term2id", cf | MDB_INTEGERKEY | MDB_DUPSORT | MDB_DUPFIXED, &s->term2id);
     if (!rc) rc = mdb_dbi_open(txn, "pstat", cf, &s->pstat);
-    for (int i = 0; i < GRAPH_NORDERS && !rc; i++) rc = mdb_dbi_open(txn, names[i], cf, &s->order[i]);
+    for (int i = 0; i < GRAPH_NORDERS && !rc; i++) {
+        rc = mdb_dbi_open(txn, names[i], cf, &s->order[i]);
+        if (!rc) rc = mdb_set_compare(txn, s->order[i], cmp_key24);
+    }
     if (!rc && !opt->read_only) {
         MDB_val k = {7, "version"}, d = {sizeof GRAPH_VERSION - 1, GRAPH_VERSION};
         rc = mdb_put(txn, s->meta, &k, &d, 0);
@@ -260,6 +285,7 @@ int graph_reader_begin(graph_store_t *s, graph_reader_t **out, llmos_error_t *er
         return graph_mdb_error(err, rc, "graph read transaction");
     }
     r->live = 1;
+    r->gen = 1; /* 0 marks never-filled cache entries */
     *out = r;
     return 0;
 }
@@ -270,6 +296,7 @@ void graph_reader_end(graph_reader_t **rp) {
     LLMOS_ASSERT(!r->is_writer);
     reader_drop_cursors(r);
     mdb_txn_abort(r->txn);
+    free(r->tc);
     free(r);
     *rp = NULL;
 }
@@ -280,6 +307,7 @@ void graph_reader_reset(graph_reader_t *r) {
     reader_drop_cursors(r);
     mdb_txn_reset(r->txn);
     r->live = 0;
+    if (++r->gen == 0) r->gen = 1; /* cached map pointers are stale now */
 }
 
 int graph_reader_renew(graph_reader_t *r, llmos_error_t *err) {
@@ -311,9 +339,8 @@ static void cursor_give(graph_reader_t *r, int order, MDB_cursor *c) {
 
 int graph_term_lookup_encoded(graph_reader_t *r, const unsigned char *enc, size_t n, uint64_t h,
                               graph_id_t *id, llmos_error_t *err) {
-    unsigned char hk[8];
-    graph_be64_put(hk, h);
-    MDB_val k = {8, hk}, d;
+    uint64_t hk = h;
+    MDB_val k = {8, &hk}, d;
     *id = 0;
     int rc = mdb_get(r->txn, r->s->term2id, &k, &d);
     if (rc == MDB_NOTFOUND) return LLMOS_ENOTFOUND;
@@ -321,13 +348,12 @@ int graph_term_lookup_encoded(graph_reader_t *r, const unsigned char *enc, size_
     /* Usually one id per hash: check it without a cursor. */
     for (int walk = 0;; walk = 1) {
         if (d.mv_size != 8) return llmos_error_set(err, LLMOS_EFORMAT, "term2id: corrupt entry");
-        unsigned char ik[8];
-        memcpy(ik, d.mv_data, 8);
-        MDB_val kk = {8, ik}, t;
+        uint64_t ik = graph_be64_get(d.mv_data);
+        MDB_val kk = {8, &ik}, t;
         rc = mdb_get(r->txn, r->s->id2term, &kk, &t);
         if (rc) return graph_mdb_error(err, rc, "term look-up (id2term)");
         if (t.mv_size == n && memcmp(t.mv_data, enc, n) == 0) {
-            *id = graph_be64_get(ik);
+            *id = ik;
             return 0;
         }
         /* A hash collision: walk the other ids of this hash. */
@@ -357,13 +383,34 @@ int graph_term_lookup(graph_reader_t *r, const graph_term_t *t, graph_id_t *id, 
 }
 
 int graph_term_get(graph_reader_t *r, graph_id_t id, graph_term_t *out, llmos_error_t *err) {
-    unsigned char ik[8];
-    graph_be64_put(ik, id);
-    MDB_val k = {8, ik}, d;
+    /* Results repeat terms (hubs, shared objects): a small per-snapshot
+     * cache of map pointers skips the B-tree descent.  Read-only readers
+     * only: a writer's pages move as it writes. */
+    struct graph_tcache *c = NULL;
+    if (!r->is_writer) {
+        if (!r->tc) r->tc = calloc(GRAPH_TCACHE, sizeof *r->tc); /* once per reader */
+        if (r->tc) {
+            c = &r->tc[(id * 0x9e3779b97f4a7c15ULL) >> 50];
+            if (c->id == id && c->gen == r->gen) {
+                if (graph_term_decode(c->p, c->n, out))
+                    return llmos_error_set(err, LLMOS_EFORMAT, "term %llu: corrupt dictionary entry",
+                                           (unsigned long long)id);
+                return 0;
+            }
+        }
+    }
+    uint64_t ik = id;
+    MDB_val k = {8, &ik}, d;
     int rc = mdb_get(r->txn, r->s->id2term, &k, &d);
     if (rc == MDB_NOTFOUND)
         return llmos_error_set(err, LLMOS_ENOTFOUND, "no term with id %llu", (unsigned long long)id);
     if (rc) return graph_mdb_error(err, rc, "term get");
+    if (c && d.mv_size <= UINT32_MAX) {
+        c->id = id;
+        c->p = d.mv_data;
+        c->n = (uint32_t)d.mv_size;
+        c->gen = r->gen;
+    }
     if (graph_term_decode(d.mv_data, d.mv_size, out))
         return llmos_error_set(err, LLMOS_EFORMAT, "term %llu: corrupt dictionary entry", (unsigned long long)id);
     return 0;
@@ -711,14 +758,13 @@ graph_reader_t *graph_writer_reader(graph_writer_t *w) { return &w->r; }
 
 int graph_writer_add_encoded(graph_writer_t *w, const unsigned char *enc, size_t n, uint64_t h,
                              graph_id_t *id, llmos_error_t *err) {
-    unsigned char ik[8], hk[8];
-    graph_id_t nid = w->next_id;
-    graph_be64_put(ik, nid);
-    graph_be64_put(hk, h);
-    MDB_val k = {8, ik}, d = {n, (void *)enc};
+    uint64_t nid = w->next_id, hk = h;
+    unsigned char ib[8];
+    graph_be64_put(ib, nid);
+    MDB_val k = {8, &nid}, d = {n, (void *)enc};
     int rc = mdb_put(w->r.txn, w->r.s->id2term, &k, &d, MDB_APPEND);
     if (rc) return graph_mdb_error(err, rc, "adding a term");
-    MDB_val k2 = {8, hk}, d2 = {8, ik};
+    MDB_val k2 = {8, &hk}, d2 = {8, ib};
     rc = mdb_put(w->r.txn, w->r.s->term2id, &k2, &d2, 0);
     if (rc) return graph_mdb_error(err, rc, "adding a term (index)");
     w->next_id++;

@@ -34,6 +34,19 @@ struct graph_reader {
     MDB_cursor *pool[GRAPH_NORDERS][GRAPH_POOL_MAX];
     int npool[GRAPH_NORDERS];
     MDB_cursor *t2i;                          /* cursor on term2id for collision walks */
+    struct graph_tcache *tc;                  /* id → term bytes seen in this snapshot
+                                                 (GRAPH_TCACHE entries, lazily allocated;
+                                                 read-only readers only) */
+    uint32_t gen;                             /* snapshot generation: entries of older
+                                                 snapshots are stale */
+};
+
+#define GRAPH_TCACHE 16384 /* direct-mapped decode cache entries per reader */
+struct graph_tcache {
+    uint64_t id;
+    const void *p;   /* into the map: valid while the snapshot lives */
+    uint32_t n;
+    uint32_t gen;
 };
 
 /* Open-addressing map predicate id → count delta, flushed at commit. */
