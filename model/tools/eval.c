@@ -1,0 +1,187 @@
+/*
+ * eval.c — llmos-eval: evaluates one or more trained classifiers (their
+ * checkpoint folders) on a labelled file; `llmos eval` runs it.
+ *
+ *   llmos-eval --ckpt run1 [--ckpt run2 ... --ensemble vote|avg] \
+ *       --data banking77/test.csv [--label-col category] [--predictions p.jsonl]
+ *
+ * Prints accuracy, macro- and micro-F1, per-class precision/recall/F1 and
+ * the most-confused (gold -> predicted) pairs.  Every member must have the
+ * same label set; each tokenizes with its own model's tokenizer.
+ * Ensembles: "avg" averages the members' probabilities; "vote" takes the
+ * majority of their argmaxes (ties go to the higher summed probability).
+ */
+#include "model/train/trainer.h"
+#include "runtime/base/log.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_MEMBERS 16
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: llmos-eval --ckpt DIR [--ckpt DIR ...] --data FILE [--text-col text] [--label-col category]\n"
+               "                  [--ensemble avg|vote] [--which best|latest] [--predictions OUT.jsonl]\n"
+               "                  [--confused N] [--batch N] [--threads N] [--model M --tokenizer TOK]\n");
+}
+
+typedef struct pair {
+    int gold, pred, n;
+} pair_t;
+
+static int cmp_pair(const void *a, const void *b) {
+    const pair_t *x = a, *y = b;
+    return y->n != x->n ? y->n - x->n : x->gold != y->gold ? x->gold - y->gold : x->pred - y->pred;
+}
+
+int main(int argc, char **argv) {
+    const char *ckpts[MAX_MEMBERS], *data = NULL, *text_col = "text", *label_col = "category", *ens = "avg",
+               *pred_path = NULL, *model = NULL, *tok = NULL;
+    int n_ck = 0, which = 1, confused = 10, batch = 32, threads = 1;
+    static char b1[1100], b2[1100], b3[1100];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(name) (strcmp(a, name) == 0 && v && ++i)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (ARG("--ckpt")) {
+            if (n_ck == MAX_MEMBERS) {
+                fprintf(stderr, "llmos-eval: at most %d checkpoints\n", MAX_MEMBERS);
+                return 2;
+            }
+            ckpts[n_ck++] = v;
+        } else if (ARG("--data")) data = train_path_resolve(v, 0, b1, sizeof b1);
+        else if (ARG("--text-col")) text_col = v;
+        else if (ARG("--label-col")) label_col = v;
+        else if (ARG("--ensemble")) ens = v;
+        else if (ARG("--which")) which = strcmp(v, "latest") != 0;
+        else if (ARG("--predictions")) pred_path = v;
+        else if (ARG("--confused")) confused = atoi(v);
+        else if (ARG("--batch")) batch = atoi(v);
+        else if (ARG("--threads")) threads = atoi(v);
+        else if (ARG("--model")) model = train_path_resolve(v, 1, b2, sizeof b2);
+        else if (ARG("--tokenizer")) tok = train_path_resolve(v, 1, b3, sizeof b3);
+        else {
+            fprintf(stderr, "llmos-eval: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+#undef ARG
+    }
+    if (!n_ck || !data || (strcmp(ens, "avg") && strcmp(ens, "vote")) || batch < 1) {
+        usage(stderr);
+        return 2;
+    }
+    llmos_error_t err = {0};
+    train_loaded_t mem[MAX_MEMBERS];
+    memset(mem, 0, sizeof mem);
+    train_dataset_t ds = {0};
+    float *probs = NULL, *avg = NULL;
+    int *votes = NULL, *conf = NULL, rc = 0, C = 0;
+    for (int k = 0; k < n_ck && !rc; k++) {
+        rc = train_loaded_open(&mem[k], ckpts[k], which, model, tok, batch, threads, &err);
+        if (rc) break;
+        if (train_net_layout(mem[k].net)->opts.task != TRAIN_TASK_CLS) {
+            rc = llmos_error_set(&err, LLMOS_EINVAL, "%s: not a classifier checkpoint", ckpts[k]);
+            break;
+        }
+        if (k == 0) C = mem[0].labels.n;
+        int same = mem[k].labels.n == C;
+        for (int c = 0; same && c < C; c++) same = !strcmp(mem[k].labels.name[c], mem[0].labels.name[c]);
+        if (!same) rc = llmos_error_set(&err, LLMOS_EINVAL, "%s: its labels differ from %s's", ckpts[k], ckpts[0]);
+    }
+    if (!rc) rc = train_dataset_load(&ds, data, text_col, label_col, &mem[0].labels, &err);
+    if (!rc) {
+        probs = malloc(sizeof(float) * (size_t)ds.n * C);
+        avg = calloc((size_t)ds.n * C, sizeof(float));
+        votes = calloc((size_t)ds.n * C, sizeof(int));
+        conf = calloc((size_t)C * C, sizeof(int));
+        if (!probs || !avg || !votes || !conf) rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
+    }
+    for (int k = 0; k < n_ck && !rc; k++) {
+        train_tokens_t tk;
+        rc = train_tokens_build(&tk, &ds, model_tokenizer(mem[k].model), mem[k].seq, &err);
+        if (!rc) rc = train_predict(mem[k].net, &tk, probs, &err);
+        train_tokens_deinit(&tk);
+        if (rc) break;
+        int correct = 0;
+        for (int i = 0; i < ds.n; i++) {
+            const float *p = probs + (size_t)i * C;
+            int best = 0;
+            for (int c = 0; c < C; c++) {
+                avg[(size_t)i * C + c] += p[c] / (float)n_ck;
+                best = p[c] > p[best] ? c : best;
+            }
+            votes[(size_t)i * C + best]++;
+            correct += best == ds.ex[i].label;
+        }
+        if (n_ck > 1) printf("member %d (%s, version %d): accuracy %.4f\n", k + 1, ckpts[k], mem[k].version, (double)correct / ds.n);
+    }
+    if (rc) {
+        fprintf(stderr, "llmos-eval: %s\n", err.msg);
+    } else {
+        FILE *pf = pred_path ? fopen(pred_path, "w") : NULL;
+        if (pred_path && !pf) fprintf(stderr, "llmos-eval: cannot write %s\n", pred_path), rc = 1;
+        int correct = 0;
+        for (int i = 0; i < ds.n; i++) {
+            const float *a = avg + (size_t)i * C;
+            const int *v = votes + (size_t)i * C;
+            int best = 0;
+            for (int c = 1; c < C; c++)
+                if (!strcmp(ens, "vote") ? (v[c] > v[best] || (v[c] == v[best] && a[c] > a[best])) : a[c] > a[best]) best = c;
+            int gold = ds.ex[i].label;
+            conf[(size_t)gold * C + best]++;
+            correct += best == gold;
+            if (pf) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddNumberToObject(o, "line", ds.ex[i].line);
+                cJSON_AddStringToObject(o, "text", ds.ex[i].text);
+                cJSON_AddStringToObject(o, "label", mem[0].labels.name[gold]);
+                cJSON_AddStringToObject(o, "pred", mem[0].labels.name[best]);
+                cJSON_AddNumberToObject(o, "prob", a[best]);
+                char *s = cJSON_PrintUnformatted(o);
+                if (s) fprintf(pf, "%s\n", s);
+                free(s);
+                cJSON_Delete(o);
+            }
+        }
+        if (pf && fclose(pf) != 0) fprintf(stderr, "llmos-eval: error writing %s\n", pred_path), rc = 1;
+        double macro = 0;
+        int classes_present = 0;
+        printf("%-40s %9s %9s %9s %7s\n", "class", "precision", "recall", "f1", "support");
+        for (int c = 0; c < C; c++) {
+            int tp = conf[(size_t)c * C + c], gold = 0, pred = 0;
+            for (int j = 0; j < C; j++) gold += conf[(size_t)c * C + j], pred += conf[(size_t)j * C + c];
+            double p = pred ? (double)tp / pred : 0, r = gold ? (double)tp / gold : 0, f = p + r > 0 ? 2 * p * r / (p + r) : 0;
+            if (gold) macro += f, classes_present++;
+            printf("%-40s %9.4f %9.4f %9.4f %7d\n", mem[0].labels.name[c], p, r, f, gold);
+        }
+        macro = classes_present ? macro / classes_present : 0;
+        /* Single-label: micro-averaged P = R = F1 = accuracy. */
+        double acc = (double)correct / ds.n;
+        pair_t *pairs = malloc(sizeof(pair_t) * (size_t)C * C);
+        int np = 0;
+        for (int g = 0; pairs && g < C; g++)
+            for (int p = 0; p < C; p++)
+                if (g != p && conf[(size_t)g * C + p]) pairs[np++] = (pair_t){g, p, conf[(size_t)g * C + p]};
+        if (pairs) qsort(pairs, (size_t)np, sizeof *pairs, cmp_pair);
+        printf("most confused (gold -> predicted):\n");
+        for (int i = 0; i < np && i < confused; i++)
+            printf("  %4d  %s -> %s\n", pairs[i].n, mem[0].labels.name[pairs[i].gold], mem[0].labels.name[pairs[i].pred]);
+        free(pairs);
+        printf("examples %d, members %d (%s)\n", ds.n, n_ck, n_ck > 1 ? ens : "single");
+        printf("macro-F1 %.4f\nmicro-F1 %.4f\naccuracy %.4f\n", macro, acc, acc);
+    }
+    for (int k = 0; k < n_ck; k++) train_loaded_deinit(&mem[k]);
+    train_dataset_deinit(&ds);
+    free(probs);
+    free(avg);
+    free(votes);
+    free(conf);
+    return rc ? 1 : 0;
+}
