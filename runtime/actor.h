@@ -119,7 +119,8 @@ typedef struct rt_ctx rt_ctx_t;  /* valid only inside the callback it is given t
 typedef struct rt_actor_def {
     const char *kind;  /* for logs and status ("scheduler"); static string */
     /* Builds the state from arg, on the actor's thread, before the first
-     * message and again after each restart.  0 or an llmos_err (= failure). */
+     * message and again after each restart.  0 or an llmos_err (= failure;
+     * init then frees what it built: deinit is not called).  May be NULL. */
     int (*init)(rt_ctx_t *ctx, void *arg, void **state);
     /* Handles one borrowed message.  Returns 0, LLMOS_EUNKNOWNTYPE (the
      * runtime answers an ask with an error and counts it; the actor goes on),
