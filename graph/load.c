@@ -999,9 +999,11 @@ int graph_load_files(graph_store_t *s, const char *const *files, int nfiles,
 
     uint64_t budget = opt->mem_budget ? opt->mem_budget : (1ULL << 30);
     if (budget < MIN_BUDGET) budget = MIN_BUDGET;
-    /* Half the budget: triple buffer + the same again as radix scratch;
-     * an eighth: term cache; the rest: LMDB, parser, merge buffers. */
-    l->buf_cap = (size_t)(budget / 4 / sizeof(graph_triple_t));
+    /* A third of the budget: triple buffer + the same again as radix
+     * scratch; an eighth: term cache (old + new table while it doubles);
+     * the rest: LMDB's own lists, the parser, stage and merge buffers, and
+     * the allocator's slack (measured: bench/graph load_mem). */
+    l->buf_cap = (size_t)(budget / 6 / sizeof(graph_triple_t));
     size_t tcap = 1024;
     while (tcap * 2 * sizeof(tcache_entry_t) <= budget / 8) tcap *= 2;
     l->tc_max = tcap;

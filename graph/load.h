@@ -19,11 +19,11 @@
  * committed at the end; a crash, SIGKILL or error before the commit leaves
  * the store exactly as it was.
  *
- * Memory: id triples are buffered up to about half of mem_budget, sorted
- * and, when the buffer fills, spilled as sorted runs (one per ordering) to
+ * Memory: id triples are buffered in about a third of mem_budget (half of
+ * it radix-sort scratch), sorted and, when the buffer fills, spilled as sorted runs (one per ordering) to
  * unlinked temporary files, then k-way merged and written in key order
  * (MDB_APPEND where the keys lie past the store's last key).  A term cache
- * (128-bit hashes → ids) takes about a quarter of the budget.
+ * (128-bit hashes → ids, no strings) takes at most an eighth.
  *
  * Thread-safety: a load is one writer; it blocks other writers while it runs.
  */

@@ -427,34 +427,25 @@ int graph_term_format_id(graph_reader_t *r, graph_id_t id, char *buf, size_t cap
 
 int graph_store_match(graph_reader_t *r, graph_id_t s, graph_id_t p, graph_id_t o, graph_iter_t *it,
                       llmos_error_t *err) {
+    /* Which ordering answers each pattern, and how many key bytes it binds;
+     * indexed by (s bound) << 2 | (p bound) << 1 | (o bound). */
+    static const struct {
+        int order;
+        unsigned prefix;
+    } plan[8] = {
+        {GRAPH_SPO, 0},  /* ? ? ? */
+        {GRAPH_OSP, 8},  /* ? ? o */
+        {GRAPH_POS, 8},  /* ? p ? */
+        {GRAPH_POS, 16}, /* ? p o */
+        {GRAPH_SPO, 8},  /* s ? ? */
+        {GRAPH_OSP, 16}, /* s ? o */
+        {GRAPH_SPO, 16}, /* s p ? */
+        {GRAPH_SPO, 24}, /* s p o */
+    };
     memset(it, 0, sizeof *it);
-    int order;
-    unsigned n;
-    if (s && p && o) {
-        order = GRAPH_SPO;
-        n = 24;
-    } else if (s && p) {
-        order = GRAPH_SPO;
-        n = 16;
-    } else if (s && o) {
-        order = GRAPH_OSP;
-        n = 16;
-    } else if (s) {
-        order = GRAPH_SPO;
-        n = 8;
-    } else if (p && o) {
-        order = GRAPH_POS;
-        n = 16;
-    } else if (p) {
-        order = GRAPH_POS;
-        n = 8;
-    } else if (o) {
-        order = GRAPH_OSP;
-        n = 8;
-    } else {
-        order = GRAPH_SPO;
-        n = 0;
-    }
+    int m = (s != 0) << 2 | (p != 0) << 1 | (o != 0);
+    int order = plan[m].order;
+    unsigned n = plan[m].prefix;
     graph_key_make(order, s, p, o, it->prefix);
     MDB_cursor *c;
     int rc = cursor_take(r, order, &c, err);

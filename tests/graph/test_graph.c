@@ -499,7 +499,7 @@ static char *dump_sorted(graph_store_t *s, size_t *nlines) {
 
 static void test_load_spill_equals_memory(void **state) {
     fx_t *f = *state;
-    /* 300 000 triples > the 16 MiB budget's buffer (~175 000): two runs. */
+    /* 300 000 triples > the 16 MiB budget's buffer (~116 000): three runs. */
     char path[300];
     snprintf(path, sizeof path, "%s/big.tsv", f->dir);
     FILE *fp = fopen(path, "w");
