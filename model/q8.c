@@ -5,9 +5,10 @@
  * q8_avx512.c (function-level target attributes, so no global -march).
  *
  * Threading is OpenMP (the engine links it already): one parallel region per
- * matmul quantizes a slice of the activation rows per thread, meets at a
- * barrier, then gives each thread a contiguous range of W's rows (a multiple
- * of 4, the kernels' row tile).  libgomp keeps its threads between regions,
+ * matmul gives each thread a contiguous range of W's rows (a multiple of 4,
+ * the kernels' row tile); with 16 or more activation rows the threads first
+ * quantize a slice of them each and meet at a barrier, with fewer the
+ * calling thread quantizes them before the region.  libgomp keeps its threads between regions,
  * so a call allocates nothing.
  *
  * Quantization is scalar on purpose: every kernel then sees bit-identical
@@ -302,10 +303,11 @@ int q8_matmul(float *y, const q8_block_t *W, int rows, int cols, const float *x,
                                batch, cols, s ? s->max_batch : 0, s ? s->max_cols : 0);
     q8_rows_fn fn = kernel()->rows;
     int nb = cols / Q8_BLOCK, nt = n_threads(threads, rows);
-    if (nt == 1) {
+    if (nt == 1 || batch < 16) {
+        /* few rows (decode): quantizing them costs less than a barrier, so
+         * the threads meet only once, at the end of the matmul */
         for (int b = 0; b < batch; b++) quantize_row(x + (size_t)b * cols, s->xq + (size_t)b * nb, nb);
-        fn(y, rows, W, 0, rows, nb, s->xq, batch);
-        return 0;
+        return q8_matmul_q8(y, W, rows, cols, s->xq, batch, threads, err);
     }
 #pragma omp parallel num_threads(nt)
     {
