@@ -178,6 +178,7 @@ enum {
     T_COUNT,            /* reply with the number of messages received */
     T_NOTHING,          /* counted, nothing else */
     T_FORWARD,          /* rt_tell T_NOTHING to <word> */
+    T_DO_UNWATCH,       /* payload: target id */
 };
 
 typedef struct ask_cmd {
@@ -268,6 +269,7 @@ static int tactor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *m) {
         break;
     }
     case T_DO_WATCH: rc = rt_watch(ctx, rt_ref_local(word)); break;
+    case T_DO_UNWATCH: rc = rt_unwatch(ctx, rt_ref_local(word)); break;
     case T_FORWARD: rc = rt_tell(ctx, rt_ref_local(word), T_IGNORE, NULL, 0); break;
     case T_COUNT: {
         long n = atomic_load(&c->received);
@@ -508,6 +510,20 @@ static void test_watch_and_stop(void **unused) {
     assert_int_equal(r.from_id, target.id);
     assert_int_equal(r.status, LLMOS_ENOTFOUND);
 
+    /* Unwatched: no notice. */
+    tconf_t quiet_c = {0};
+    rt_ref_t quiet = spawn(sys, &quiet_c, NULL);
+    send_word(sys, watcher, T_DO_WATCH, quiet.id);
+    send_word(sys, watcher, T_DO_UNWATCH, quiet.id);
+    assert_true(probe_wait(p, watcher.id, T_DO_UNWATCH, 1, NULL));
+    assert_int_equal(rt_call(sys, watcher, T_COUNT, NULL, 0, 5000, &reply, &err), 0); /* unwatch is done */
+    rt_msg_free(reply);
+    assert_int_equal(rt_stop(sys, quiet), 0);
+    void *args2[2] = {sys, (void *)(uintptr_t)2};
+    assert_true(wait_until(stats_actors_is, args2));
+    llmos_sleep_ms(20);
+    assert_int_equal(probe_count(p, watcher.id, RT_MSG_DOWN), 3);
+
     /* Stopping itself. */
     send_word(sys, asker, T_STOP_SELF, 0);
     void *args[2] = {sys, (void *)(uintptr_t)1};
@@ -543,7 +559,17 @@ static void test_supervision(void **unused) {
 
     /* Two failures: restarted in place (same id, same name), state rebuilt. */
     for (int i = 1; i <= 2; i++) {
-        send_word(sys, leaf, T_FAIL, 0);
+        if (i == 1) {
+            /* an ask that makes the actor fail is answered with the failure */
+            rt_msg_t *fail_reply;
+            llmos_error_t ferr;
+            assert_int_equal(rt_call(sys, leaf, T_FAIL, NULL, 0, 5000, &fail_reply, &ferr), 0);
+            assert_int_equal(fail_reply->type, RT_MSG_ERROR);
+            assert_int_equal(fail_reply->status, LLMOS_EIO);
+            rt_msg_free(fail_reply);
+        } else {
+            send_word(sys, leaf, T_FAIL, 0);
+        }
         end = llmos_now_ns() + WAIT_MS * 1000000ull;
         while (atomic_load(&leaf_c.inits) < 1 + i && llmos_now_ns() < end) llmos_sleep_ms(1);
         assert_int_equal(atomic_load(&leaf_c.inits), 1 + i);
