@@ -21,7 +21,7 @@
 #include <string.h>
 
 #define RT_POOL_BATCH 64
-#define RT_POOL_MAX_BATCHES 1024 /* per class: 64 Ki slots kept at most */
+#define RT_POOL_MAX_BYTES (16u << 20) /* per class: what the global stack keeps at most */
 
 static const size_t pool_slot_size[] = {256, 1024};
 enum { RT_POOL_CLASSES = 2, RT_NOT_POOLED = 255 };
@@ -59,7 +59,7 @@ static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
 static void pool_push_batch(int cls, slot_t *batch) {
     pool_class_t *p = &pool[cls];
     pthread_mutex_lock(&p->mu);
-    if (p->nbatches < RT_POOL_MAX_BATCHES) {
+    if (p->nbatches < RT_POOL_MAX_BYTES / (RT_POOL_BATCH * pool_slot_size[cls])) {
         batch->h.next_batch = p->batches;
         p->batches = batch;
         p->nbatches++;
