@@ -91,6 +91,7 @@ struct cl_transport {
     cl_buf_t cbuf;             /* client replies */
     llmos_log_burst_t burst_bad, burst_route;
     uint64_t next_tick_ns;
+    int bye;                   /* stopping: headers say goodbye */
 
     counters_t c;
 };
@@ -193,6 +194,7 @@ static size_t header_pack(cl_transport_t *t, peer_t *p, uint8_t *buf) {
     h.count = p->out_count;
     h.ack_incarnation = p->incarnation;
     h.ack_seq = p->rx_hi;
+    h.bye = t->bye;
     LLMOS_ASSERT(llmos__peer_header__get_packed_size(&h) <= HEADER_MAX);
     return llmos__peer_header__pack(&h, buf);
 }
@@ -380,12 +382,18 @@ static void peer_account_loss(cl_transport_t *t, peer_t *p, const char *why) {
     }
 }
 
-static void peer_dead(cl_transport_t *t, peer_t *p) {
+/* A peer that went silent (death) or said goodbye (clean shutdown). */
+static void peer_gone(cl_transport_t *t, peer_t *p, bool said_bye) {
     p->alive = 0;
-    INC(peer_deaths);
-    LLMOS_WARN("node %016" PRIx64 " at %s is dead (silent for %u ms)", p->node_id, p->endpoint, t->peer_timeout_ms);
+    if (said_bye) {
+        LLMOS_INFO("node %016" PRIx64 " at %s left", p->node_id, p->endpoint);
+    } else {
+        INC(peer_deaths);
+        LLMOS_WARN("node %016" PRIx64 " at %s is dead (silent for %u ms)", p->node_id, p->endpoint,
+                   t->peer_timeout_ms);
+    }
     dir_set(t, p->node_id, NULL, NULL, 0);
-    peer_account_loss(t, p, "died");
+    peer_account_loss(t, p, said_bye ? "left" : "died");
 }
 
 /* A header from node hd arrived: find or create its peer, notice restarts. */
@@ -573,6 +581,7 @@ static size_t on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, z
     }
     peer_t *p = peer_heard(t, hd, now);
     uint64_t from_node = hd->node_id;
+    bool bye = hd->bye;
     if (!p) return 0; /* hd stays in the scratch arena until the next decode resets it */
     const uint8_t *data = zmq_msg_data(batch);
     size_t len = zmq_msg_size(batch), pos = 0;
@@ -608,6 +617,7 @@ static size_t on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, z
         deliver_in(t, msg);
         handled++;
     }
+    if (bye && p->alive) peer_gone(t, p, true);
     return handled;
 }
 
@@ -656,7 +666,7 @@ static void tick(cl_transport_t *t, uint64_t now) {
     uint64_t hb = (uint64_t)t->heartbeat_ms * 1000000u, timeout = (uint64_t)t->peer_timeout_ms * 1000000u;
     for (size_t i = 0; i < t->npeers; i++) {
         peer_t *p = &t->peers[i];
-        if (p->alive && now - p->last_heard_ns > timeout) peer_dead(t, p);
+        if (p->alive && now - p->last_heard_ns > timeout) peer_gone(t, p, false);
         if (now - p->last_sent_ns >= hb) peer_flush(t, p, now);
     }
 }
@@ -813,9 +823,19 @@ void cl_transport_stop(cl_transport_t *t) {
         answer_error(t, m, LLMOS_EUNAVAILABLE, "the node is shutting down");
         m = next;
     }
+    /* Last batches and a goodbye, so peers stop sending at once instead of
+     * waiting for the heartbeat timeout; give ZeroMQ a moment to write them. */
+    t->bye = 1;
+    int linger = 200;
     for (size_t i = 0; i < t->npeers; i++) {
-        if (t->peers[i].dealer) zmq_close(t->peers[i].dealer);
-        t->peers[i].dealer = NULL;
+        peer_t *p = &t->peers[i];
+        if (!p->dealer) continue;
+        if (p->alive) {
+            peer_flush(t, p, llmos_now_ns());
+            zmq_setsockopt(p->dealer, ZMQ_LINGER, &linger, sizeof linger);
+        }
+        zmq_close(p->dealer);
+        p->dealer = NULL;
     }
     if (t->router) zmq_close(t->router);
     t->router = NULL;

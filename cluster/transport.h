@@ -24,7 +24,9 @@
  * `undelivered` (asks to it get their timeout reply from the runtime).  A peer
  * that comes back (same endpoint; new incarnation, possibly a new node id) is
  * alive again as soon as its first header arrives; its old node id stays
- * dead, so stale refs get errors instead of reaching a stranger.
+ * dead, so stale refs get errors instead of reaching a stranger.  A node
+ * that stops cleanly says goodbye (PeerHeader.bye), so its peers treat it
+ * as gone at once.
  *
  * Every inbound part is size-checked before decoding (max_frame; ZeroMQ's own
  * ZMQ_MAXMSGSIZE is 2 x max_frame so an oversize frame is still seen and

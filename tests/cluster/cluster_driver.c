@@ -374,7 +374,20 @@ static void restart_round(int fixed_id) {
     uint64_t got = wait_count(b->node_id, 5000, 30000);
     if (got != 5000) die("after restart the sink counted %" PRIu64 " of 5000", got);
     printf("restart(%s id): traffic resumed (200 asks, 5000 sends counted)\n", fixed_id ? "same" : "new");
+    /* A clean stop says goodbye: sends are refused well before the
+     * heartbeat timeout (1500 ms), and it is not counted as a death. */
+    cl_stats_t st0, st1;
+    cl_transport_stats(tr, &st0);
+    uint64_t t0 = llmos_now_ns();
     proc_kill(b, SIGTERM);
+    while (rt_send(sys, RT_REF_NONE, rt_ref_name(b->node_id, "sink"), ACTORS_MSG_BENCH, "z", 1) == 0) {
+        if (llmos_now_ns() - t0 > 1000000000ull) die("a node that stopped cleanly still accepts sends after 1 s");
+        llmos_sleep_ms(5);
+    }
+    cl_transport_stats(tr, &st1);
+    if (st1.peer_deaths != st0.peer_deaths) die("a clean stop was counted as a death");
+    printf("restart(%s id): clean stop noticed after %.0f ms\n", fixed_id ? "same" : "new",
+           (double)(llmos_now_ns() - t0) / 1e6);
 }
 
 static int run_restart(void) {
