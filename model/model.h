@@ -260,4 +260,13 @@ size_t model_stop_check(const char *const *stops, int n_stops, const char *text,
  * kernel set BLIS reports it runs. */
 const char *model_blis_init(void);
 
+/* ---------------------------------------------------------------- process */
+
+/* For a program's main(), before anything else: when OMP_WAIT_POLICY is not
+ * set, sets it to "passive" and re-executes the program (libgomp reads it
+ * only at start-up), because spinning barriers make multi-threaded forward
+ * passes collapse on a shared machine (see omp_env.c).  Returns when nothing
+ * had to be done or the re-exec failed. */
+void model_omp_passive(char **argv);
+
 #endif

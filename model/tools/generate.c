@@ -68,6 +68,7 @@ static void emit(const char *p, size_t n) {
 }
 
 int main(int argc, char **argv) {
+    model_omp_passive(argv);
     const char *model_path = NULL, *tok_path = NULL, *prompt = "", *stops[MAX_STOPS];
     int n_stops = 0, steps = 256, threads = 1, quant = 0;
     model_sample_opts_t so = {.temperature = 1.0f, .top_p = 0.9f, .top_k = 0, .repetition_penalty = 1.0f, .seed = 42};
