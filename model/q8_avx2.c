@@ -32,8 +32,15 @@ ALWAYS float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* One software prefetch `ahead` blocks past b (the same spot of the next
+ * row tile): rows are too short for the hardware stream prefetcher.  A
+ * target past the matrix is harmless for a prefetch. */
+ALWAYS void prefetch_ahead(const q8_block_t *b, int ahead) {
+    _mm_prefetch((const char *)((uintptr_t)b + (uintptr_t)ahead * sizeof(q8_block_t)), _MM_HINT_T0);
+}
+
 ALWAYS void tile_avx2(const int R, const int B, float *y, int ldy, const q8_block_t *W, int r, int nb,
-                      const q8_block_t *xq, int b) {
+                      const q8_block_t *xq, int b, int pf) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[2][2];
     const q8_block_t *w[2], *x[2];
@@ -49,6 +56,7 @@ ALWAYS void tile_avx2(const int R, const int B, float *y, int ldy, const q8_bloc
             dx[j] = scale_of(x[j] + k);
         }
         for (int i = 0; i < R; i++) {
+            if (pf) prefetch_ahead(w[i] + k, pf);
             __m256i wv = load_qs(w[i] + k);
             __m256i u = _mm256_abs_epi8(wv);
             float dw = scale_of(w[i] + k);
@@ -65,9 +73,9 @@ ALWAYS void tile_avx2(const int R, const int B, float *y, int ldy, const q8_bloc
 
 ALWAYS void rowtile_avx2(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb, const q8_block_t *xq,
                          int batch) {
-    int b = 0;
-    for (; b + 2 <= batch; b += 2) tile_avx2(R, 2, y, ldy, W, r, nb, xq, b);
-    if (b < batch) tile_avx2(R, 1, y, ldy, W, r, nb, xq, b);
+    int b = 0, pf = R * nb; /* only the first batch tile prefetches */
+    for (; b + 2 <= batch; b += 2, pf = 0) tile_avx2(R, 2, y, ldy, W, r, nb, xq, b, pf);
+    if (b < batch) tile_avx2(R, 1, y, ldy, W, r, nb, xq, b, pf);
 }
 
 void q8_rows_avx2(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq, int batch) {
