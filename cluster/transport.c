@@ -506,14 +506,15 @@ static void deliver_in(cl_transport_t *t, rt_msg_t *msg) {
     if (notify) {
         if (from.name && strlen(from.name) >= sizeof from_name) notify = false;
         if (from.name) from.name = strcpy(from_name, notify ? from.name : "");
-        snprintf(to_name, sizeof to_name, "%s", to.name ? to.name : "");
-        to.name = to.name ? to_name : NULL;
     }
+    if (to.name) to.name = strncpy(to_name, to.name, sizeof to_name - 1), to_name[sizeof to_name - 1] = 0;
     uint64_t trace = msg->trace_id;
     int rc = rt_deliver(t->sys, msg);
     if (rc == LLMOS_ENOTFOUND) {
-        llmos_log_burst(&t->burst_bad, LLMOS_LOG_WARN, "message for an unknown actor (%s)",
-                        notify && to.name ? to.name : "by id");
+        if (to.name)
+            llmos_log_burst(&t->burst_bad, LLMOS_LOG_WARN, "message for an unknown actor '%s'", to.name);
+        else
+            llmos_log_burst(&t->burst_bad, LLMOS_LOG_WARN, "message for an unknown actor %" PRIu64, to.id);
         if (notify) {
             if (to.name)
                 snprintf(text, sizeof text, "no actor named '%s' on node %016" PRIx64, to.name, t->self);

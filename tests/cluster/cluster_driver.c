@@ -16,12 +16,16 @@
  *       the same port; asks succeed again and a fresh batch of one-way
  *       messages is counted exactly.  Then the same with a node that comes
  *       back under a new id: the old id answers with errors.
+ *   cluster_driver client   libllmos-client against a real llmosd: ping,
+ *       echo, errors (unknown actor/type, too big, timeout), status, one-way
+ *       sends, and one handle shared by several threads.
  *
  * Exit 0 = passed; any failure prints what and exits 1.
  */
 #include "actors/node.h"
 #include "cluster/config.h"
 #include "cluster/transport.h"
+#include "llmos/client.h"
 #include "llmos/envelope.pb-c.h"
 #include "runtime/base/clock.h"
 #include "runtime/base/log.h"
@@ -30,6 +34,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -402,11 +407,113 @@ static int run_restart(void) {
     return 0;
 }
 
+/* ---- the client library ---- */
+
+typedef struct client_thread {
+    llmos_client_t *c;
+    int idx, bad;
+} client_thread_t;
+
+static void *client_thread_main(void *p) {
+    client_thread_t *ct = p;
+    for (int i = 0; i < 300; i++) {
+        char msg[64];
+        int n = snprintf(msg, sizeof msg, "thread %d call %d", ct->idx, i);
+        llmos_client_reply_t *r = NULL;
+        llmos_client_error_t err;
+        if (llmos_client_call(ct->c, "echo", ACTORS_MSG_BENCH, msg, (size_t)n, 5000, &r, &err) != 0 ||
+            r->len != (size_t)n || memcmp(r->data, msg, (size_t)n) != 0)
+            ct->bad++;
+        llmos_client_reply_free(&r);
+    }
+    return NULL;
+}
+
+static int run_client(void) {
+    proc_start(&procs[0], "tcp://127.0.0.1:0", NULL);
+    nprocs = 1;
+    const char *ep = procs[0].endpoint;
+    llmos_client_t *c = NULL;
+    llmos_client_error_t err;
+    if (llmos_client_connect("udp://nope", NULL, &c, &err) != LLMOS_CLIENT_EINVAL || c) die("bad endpoint accepted");
+    llmos_client_opts_t o = {.timeout_ms = 3000, .max_frame = 1 << 20, .tenant = "t1"};
+    if (llmos_client_connect(ep, &o, &c, &err) != 0) die("connect: %s", err.msg);
+    uint64_t rtt = 0;
+    if (llmos_client_ping(c, 0, &rtt, &err) != 0 || rtt == 0) die("ping: %s", err.msg);
+
+    uint8_t payload[1000];
+    for (size_t i = 0; i < sizeof payload; i++) payload[i] = (uint8_t)(i * 13);
+    llmos_client_reply_t *r = NULL;
+    if (llmos_client_call(c, "echo", 0xF33, payload, sizeof payload, 0, &r, &err) != 0) die("echo: %s", err.msg);
+    if (r->type != 0xF33 || r->len != sizeof payload || memcmp(r->data, payload, sizeof payload) || r->status)
+        die("echo reply differs");
+    llmos_client_reply_free(&r);
+
+    int rc = llmos_client_call(c, "nobody", 0xF33, NULL, 0, 0, &r, &err);
+    if (rc != LLMOS_CLIENT_ENOTFOUND || !r || r->status != rc || !strstr(err.msg, "nobody"))
+        die("unknown actor: rc %d, '%s'", rc, err.msg);
+    llmos_client_reply_free(&r);
+    rc = llmos_client_call(c, "node", 0x7777, NULL, 0, 0, &r, &err);
+    if (rc != LLMOS_CLIENT_EUNKNOWNTYPE) die("unknown type: rc %d, '%s'", rc, err.msg);
+    llmos_client_reply_free(&r);
+    static uint8_t big[(1 << 20) + 1];
+    if (llmos_client_call(c, "echo", 0xF33, big, sizeof big, 0, &r, &err) != LLMOS_CLIENT_ETOOBIG || r)
+        die("an over-cap payload was sent");
+
+    if (llmos_client_call(c, "sink", ACTORS_MSG_SINK_RESET, NULL, 0, 0, &r, &err) != 0) die("reset: %s", err.msg);
+    llmos_client_reply_free(&r);
+    for (int i = 0; i < 1000; i++)
+        while ((rc = llmos_client_send(c, "sink", ACTORS_MSG_BENCH, "m", 1, &err)) == LLMOS_CLIENT_EOVERLOADED)
+            llmos_sleep_ms(1);
+    uint64_t count = 0;
+    for (int tries = 0; tries < 500 && count < 1000; tries++) {
+        if (llmos_client_call(c, "sink", ACTORS_MSG_SINK_COUNT, NULL, 0, 0, &r, &err) != 0 || r->len != 8)
+            die("count: %s", err.msg);
+        memcpy(&count, r->data, 8);
+        llmos_client_reply_free(&r);
+        if (count < 1000) llmos_sleep_ms(10);
+    }
+    if (count != 1000) die("sink counted %" PRIu64 " of 1000 client sends", count);
+
+    client_thread_t ct[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        ct[i] = (client_thread_t){c, i, 0};
+        pthread_create(&th[i], NULL, client_thread_main, &ct[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        if (ct[i].bad) die("thread %d: %d calls went wrong on a shared handle", i, ct[i].bad);
+    }
+
+    llmos_client_status_t *st = NULL;
+    if (llmos_client_status(c, 0, &st, &err) != 0) die("status: %s", err.msg);
+    if (st->node_id != procs[0].node_id) die("status names another node");
+    if (llmos_client_status_errors(st, "unknown_actor") < 1 || llmos_client_status_errors(st, "unknown_type") < 1)
+        die("status did not count the errors");
+    int has_sink = 0;
+    for (size_t i = 0; i < st->n_actors; i++) has_sink |= strncmp(st->actors[i], "sink ", 5) == 0;
+    if (!has_sink || st->net_msgs_in < 2200) die("status: actors or counters wrong");
+    llmos_client_status_free(&st);
+
+    /* The node goes away: calls time out, promptly. */
+    proc_kill(&procs[0], SIGKILL);
+    uint64_t t0 = llmos_now_ns();
+    rc = llmos_client_call(c, "echo", 1, NULL, 0, 300, &r, &err);
+    double ms = (double)(llmos_now_ns() - t0) / 1e6;
+    if (rc != LLMOS_CLIENT_ETIMEDOUT || ms < 250 || ms > 2000) die("dead node: rc %d after %.0f ms", rc, ms);
+    llmos_client_destroy(&c);
+    llmos_client_destroy(&c); /* NULL-safe */
+    printf("client: all checks passed (ping %.3f ms)\n", (double)rtt / 1e6);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (!getenv("LLMOS_LOG")) llmos_log_set_level(LLMOS_LOG_WARN);
     if (argc >= 4 && strcmp(argv[1], "mesh") == 0) return run_mesh(atoi(argv[2]), strtoull(argv[3], NULL, 10));
     if (argc >= 2 && strcmp(argv[1], "restart") == 0) return run_restart();
-    fprintf(stderr, "usage: cluster_driver mesh K TOTAL | restart\n");
+    if (argc >= 2 && strcmp(argv[1], "client") == 0) return run_client();
+    fprintf(stderr, "usage: cluster_driver mesh K TOTAL | restart | client\n");
     return 2;
 }
