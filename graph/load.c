@@ -111,7 +111,7 @@ static void report_bad(loader_t *l, unsigned col, const char *fmt, ...) {
     if (l->shown < l->max_diag) {
         if (l->prog.tty && !l->opt->quiet) fputs("\r\033[K", l->diag);
         fprintf(l->diag, "%s:%s: %s%s\n", l->file, where, msg,
-                l->opt->strict ? "" : " (line skipped)");
+                l->opt->strict || l->syntax == GRAPH_FORMAT_TTL ? "" : " (line skipped)");
     }
     l->shown++;
 }
@@ -863,6 +863,7 @@ static int load_tsv(loader_t *l, FILE *f) {
     ssize_t n;
     int rc = 0;
     l->used_tsv = 1;
+    l->syntax = GRAPH_FORMAT_TSV;
     size_t bl = strlen(l->base);
     char *iri = NULL;
     size_t iricap = 0;

@@ -8,7 +8,9 @@
  *   ttl  Turtle, parsed by serd (prefixes, base, relative IRIs expanded): a
  *        syntax error is reported as FILE:LINE:COL and ends that file (a
  *        Turtle statement may span lines, so there is no next line to resume
- *        from); what came before it loads;
+ *        from); the triples serd emitted before the error load (serd emits a
+ *        triple once its object is read, so the first triples of the broken
+ *        statement itself may be among them);
  *   tsv  `head<TAB>relation<TAB>tail` per line (the KG benchmark format);
  *        each name becomes the IRI base + percent-encoded name
  *        (graph_name_to_iri), base default GRAPH_DEFAULT_BASE, recorded in

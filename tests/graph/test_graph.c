@@ -634,6 +634,40 @@ static void test_load_turtle(void **state) {
     graph_term_t num = graph_term_literal("42", NULL, "http://www.w3.org/2001/XMLSchema#integer");
     assert_int_equal(graph_term_lookup(r, &num, &id, &e), 0);
     graph_reader_end(&r);
+
+    /* A syntax error on line 3: reported with its line, the rest of the
+     * file skipped, the triples serd emitted before it kept (or nothing,
+     * with strict). */
+    char bad[300], diag_path[300];
+    snprintf(bad, sizeof bad, "%s/bad.ttl", f->dir);
+    snprintf(diag_path, sizeof diag_path, "%s/diag.txt", f->dir);
+    write_file(bad, "@prefix ex: <http://ex.org/> .\n"
+                    "ex:k ex:p ex:l .\n"
+                    "ex:m ex:p ex:n ; ;; ] .\n"
+                    "ex:o ex:p ex:zz .\n");
+    FILE *diag = fopen(diag_path, "w+");
+    graph_load_options_t bo = {.quiet = 1, .diag = diag};
+    const char *bfiles[1] = {bad};
+    assert_int_equal(graph_load_files(f->s, bfiles, 1, &bo, &rep, &e), 0);
+    assert_int_equal(rep.errors, 1);
+    /* k p l, and m p n: serd emits a triple as soon as its object is read,
+     * before it meets the error later in that statement. */
+    assert_int_equal(rep.added, 2);
+    rewind(diag);
+    char all[1024] = {0};
+    size_t got = fread(all, 1, sizeof all - 1, diag);
+    (void)got;
+    fclose(diag);
+    assert_non_null(strstr(all, "bad.ttl:3:"));
+    assert_int_equal(graph_reader_begin(f->s, &r, &e), 0);
+    graph_term_t q = graph_term_iri("http://ex.org/zz");
+    assert_int_equal(graph_term_lookup(r, &q, &id, &e), LLMOS_ENOTFOUND);
+    graph_reader_end(&r);
+    bo.strict = 1;
+    bo.diag = fopen("/dev/null", "w");
+    assert_int_equal(graph_load_files(f->s, bfiles, 1, &bo, &rep, &e), LLMOS_EFORMAT);
+    fclose(bo.diag);
+    assert_non_null(strstr(e.msg, "bad.ttl:3"));
 }
 
 /* ------------------------------------------------------------ walks --- */
