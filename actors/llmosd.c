@@ -9,8 +9,10 @@
  *
  * MPI: a plain `llmosd` needs no MPI.  MPI is initialised only when the
  * process was started by mpirun (OMPI_COMM_WORLD_SIZE is set) or with
- * --mpi; then each rank listens on the configured port + its rank.  (MPI
- * carries tensors only; the model shards that use it come later.)
+ * --mpi; then each rank listens on the configured port + its rank, and the
+ * ranks exchange their endpoints (MPI_Allgather) and peer with each other,
+ * so `mpirun -np N llmosd` is an N-node cluster.  (MPI carries tensors
+ * only; the model shards that use it come later.)
  *
  * Shutdown: SIGINT/SIGTERM handlers only write an eventfd; main wakes, stops
  * the transport, destroys the runtime and exits 0.
@@ -117,6 +119,27 @@ static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi) {
     return 0;
 }
 
+/* Under mpirun: every rank learns every other rank's endpoint and peers with it. */
+static int mpi_peer_ranks(cl_transport_t *tr, llmos_error_t *err) {
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size < 2) return 0;
+    char mine[CL_ENDPOINT_MAX] = {0};
+    snprintf(mine, sizeof mine, "%s", cl_transport_endpoint(tr));
+    char *all = calloc((size_t)size, CL_ENDPOINT_MAX);
+    if (!all) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for %d endpoints", size);
+    int rc = 0;
+    if (MPI_Allgather(mine, CL_ENDPOINT_MAX, MPI_CHAR, all, CL_ENDPOINT_MAX, MPI_CHAR, MPI_COMM_WORLD) !=
+        MPI_SUCCESS)
+        rc = llmos_error_set(err, LLMOS_EIO, "MPI_Allgather of the node endpoints failed");
+    for (int r = 0; r < size && rc == 0; r++) {
+        const char *ep = all + (size_t)r * CL_ENDPOINT_MAX;
+        if (strcmp(ep, mine) != 0) rc = cl_transport_add_peer(tr, ep, err);
+    }
+    free(all);
+    return rc;
+}
+
 /* Under mpirun, rank r listens on port + r so ranks on one host do not clash. */
 static int offset_port(cl_config_t *cfg, int rank) {
     if (rank == 0 || strncmp(cfg->listen, "tcp://", 6) != 0) return 0;
@@ -146,6 +169,7 @@ int main(int argc, char **argv) {
         }
         mpi_on = 1;
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        if (!cfg.node_name[0]) snprintf(cfg.node_name, sizeof cfg.node_name, "rank%d", rank);
         if (offset_port(&cfg, rank) != 0) {
             fprintf(stderr, "llmosd: listen port + rank %d is past 65535\n", rank);
             MPI_Finalize();
@@ -187,6 +211,10 @@ int main(int argc, char **argv) {
         goto out;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (mpi_on && mpi_peer_ranks(tr, &err) != 0) {
+        fprintf(stderr, "llmosd: %s\n", err.msg);
+        goto out;
+    }
     env = (actors_node_env_t){sys, tr, name, cfg.workers ? cfg.workers : (uint32_t)(cores > 0 ? cores : 1),
                               llmos_now_ns()};
     if (actors_node_start(&env, &err) != 0) {

@@ -83,6 +83,8 @@ struct cl_transport {
     int closed;
     cl_peer_info_t dir[DIR_MAX];
     size_t ndir;
+    char adds[CL_PEERS_MAX][CL_ENDPOINT_MAX]; /* cl_transport_add_peer, for the I/O thread */
+    size_t nadds;
 
     /* I/O thread only */
     peer_t *peers;
@@ -663,6 +665,21 @@ static void recv_inbound(cl_transport_t *t) {
 
 /* ---- the I/O thread ---- */
 
+static void take_added_peers(cl_transport_t *t) {
+    char adds[CL_PEERS_MAX][CL_ENDPOINT_MAX];
+    pthread_mutex_lock(&t->lock);
+    size_t n = t->nadds;
+    memcpy(adds, t->adds, n * sizeof adds[0]);
+    t->nadds = 0;
+    pthread_mutex_unlock(&t->lock);
+    for (size_t i = 0; i < n; i++) {
+        bool known = strcmp(adds[i], t->endpoint) == 0;
+        for (size_t k = 0; k < t->npeers && !known; k++) known = strcmp(t->peers[k].endpoint, adds[i]) == 0;
+        llmos_error_t err;
+        if (!known && !peer_add(t, adds[i], &err)) LLMOS_ERROR("adding peer %s: %s", adds[i], err.msg);
+    }
+}
+
 static void tick(cl_transport_t *t, uint64_t now) {
     uint64_t hb = (uint64_t)t->heartbeat_ms * 1000000u, timeout = (uint64_t)t->peer_timeout_ms * 1000000u;
     for (size_t i = 0; i < t->npeers; i++) {
@@ -704,6 +721,7 @@ static void *io_main(void *arg) {
             ssize_t r = read(t->efd, &v, sizeof v);
             (void)r;
         }
+        take_added_peers(t);
         recv_inbound(t);
         drain_queue(t);
         now = llmos_now_ns();
@@ -882,6 +900,25 @@ void cl_transport_stats(cl_transport_t *t, cl_stats_t *o) {
     }
     o->peers_known = (uint32_t)t->ndir;
     pthread_mutex_unlock(&t->lock);
+}
+
+int cl_transport_add_peer(cl_transport_t *t, const char *endpoint, llmos_error_t *err) {
+    int rc = cl_endpoint_check(endpoint, "peer", err);
+    if (rc) return rc;
+    pthread_mutex_lock(&t->lock);
+    if (t->closed)
+        rc = llmos_error_set(err, LLMOS_EUNAVAILABLE, "the transport is stopped");
+    else if (t->nadds == CL_PEERS_MAX)
+        rc = llmos_error_set(err, LLMOS_EOVERLOADED, "more than %d peer additions pending", CL_PEERS_MAX);
+    else
+        snprintf(t->adds[t->nadds++], CL_ENDPOINT_MAX, "%s", endpoint);
+    pthread_mutex_unlock(&t->lock);
+    if (rc == 0) {
+        uint64_t one = 1;
+        ssize_t w = write(t->efd, &one, sizeof one);
+        (void)w;
+    }
+    return rc;
 }
 
 size_t cl_transport_peers(cl_transport_t *t, cl_peer_info_t *out, size_t cap) {

@@ -101,6 +101,12 @@ const char *cl_transport_endpoint(const cl_transport_t *t);
 
 void cl_transport_stats(cl_transport_t *t, cl_stats_t *out);
 
+/* Connects to one more peer (e.g. learned from MPI or a seed).  The I/O
+ * thread opens the connection on its next cycle; an endpoint already known
+ * is ignored.  Errors: LLMOS_EINVAL (malformed endpoint), LLMOS_EOVERLOADED
+ * (too many additions pending), LLMOS_EUNAVAILABLE (stopped). */
+int cl_transport_add_peer(cl_transport_t *t, const char *endpoint, llmos_error_t *err);
+
 /* Copies up to cap peers into out; returns how many there are. */
 size_t cl_transport_peers(cl_transport_t *t, cl_peer_info_t *out, size_t cap);
 
