@@ -255,7 +255,7 @@ static void route_out(cl_transport_t *t, rt_msg_t *msg) {
         answer_error(t, msg, LLMOS_EUNAVAILABLE, text);
         return;
     }
-    if (p->out.len > PENDING_CAP) {
+    if (p->out.len > PENDING_CAP || p->out.len > t->max_frame / 2) {
         INC(no_route);
         snprintf(text, sizeof text, "node %016" PRIx64 " is not keeping up (%zu bytes unsent)", node, p->out.len);
         answer_error(t, msg, LLMOS_EOVERLOADED, text);
@@ -588,7 +588,7 @@ static size_t on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, z
     if (!p) return 0; /* hd stays in the scratch arena until the next decode resets it */
     const uint8_t *data = zmq_msg_data(batch);
     size_t len = zmq_msg_size(batch), pos = 0;
-    if (len > t->max_frame + 16) {
+    if (len > 2 * t->max_frame) { /* a batch may hold up to max_frame/2 unsent plus one max_frame envelope */
         INC(too_big);
         llmos_log_burst(&t->burst_bad, LLMOS_LOG_WARN, "batch of %zu bytes from node %016" PRIx64 " is over the cap",
                         len, from_node);
