@@ -19,8 +19,9 @@
  * Everything (scratch for max_tokens rows, logits, the pool, block tables)
  * is allocated in model_ctx_new; model_ctx_forward allocates nothing.
  * A context is used by one thread at a time; inside a call it runs an
- * OpenMP team of `threads` and tells BLIS the same count through its own
- * rntm_t (no process-wide BLIS setting is changed).
+ * OpenMP team of `threads`, and every BLIS call is single-threaded through
+ * the context's own rntm_t (work is split by our loops; no process-wide
+ * BLIS setting is changed).
  */
 #include "model/kernels.h"
 #include "model/model_internal.h"
@@ -59,8 +60,7 @@ struct model_ctx {
     int *ent_row0;          /* [max_seqs] first row of each batch entry */
     int n_out;
     model_q8_scratch_t q8; /* activations quantized per row (q8 weights) */
-    rntm_t rntm;
-    rntm_t rntm1; /* single-threaded BLIS, for calls inside our own threads */
+    rntm_t rntm1; /* single-threaded BLIS: we split the work ourselves */
 };
 
 /* Entries with at least this many new tokens get GEMM attention: one
@@ -100,8 +100,6 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
     c->block_floats = (size_t)MODEL_KV_BLOCK * (size_t)c->kv_dim;
     c->kv_bytes = (size_t)cfg->n_layers * (size_t)c->n_blocks * 2 * c->block_floats * sizeof(float);
     rntm_t r = BLIS_RNTM_INITIALIZER;
-    c->rntm = r;
-    bli_rntm_set_num_threads(c->threads, &c->rntm);
     c->rntm1 = r;
     bli_rntm_set_num_threads(1, &c->rntm1);
 
@@ -219,7 +217,7 @@ static void matmul(model_ctx_t *c, const model_tensor_t *W, const float *X, int 
     if (W->dtype == MODEL_DTYPE_Q8_0)
         model_q8_matmul(&c->q8, W, X, T, Y, c->threads);
     else
-        model_sgemm_xwt(W->data, W->rows, W->cols, X, T, Y, c->threads, &c->rntm);
+        model_sgemm_xwt(W->data, W->rows, W->cols, X, T, Y, c->threads, &c->rntm1);
 }
 
 /* Decode-style attention: one (row, head) per task, dot products over the

@@ -104,7 +104,7 @@ static small_fn pick_small(void) {
 }
 
 void model_sgemm_xwt(const float *W, int rows, int cols, const float *X, int T, float *Y, int threads,
-                     const void *rntm) {
+                     const void *rntm1) {
     static small_fn small; /* benign race: every thread computes the same pointer */
     if (!small) small = pick_small();
     if (T <= MODEL_SMALL_ROWS) {
@@ -117,10 +117,18 @@ void model_sgemm_xwt(const float *W, int rows, int cols, const float *X, int T, 
                 for (int t0 = 0; t0 < T; t0 += 4) small(W, rows, cols, j0, X, t0, T - t0 < 4 ? T - t0 : 4, Y, rows);
         return;
     }
-    float one = 1.0f, zero = 0.0f;
-    /* Y[T,rows] = X[T,cols] · W[rows,cols]ᵀ, all row-major. */
-    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, T, rows, cols, &one, (float *)X, cols, 1, (float *)W, cols, 1,
-                 &zero, Y, rows, 1, NULL, (rntm_t *)rntm);
+    /* Y[T,rows] = X[T,cols] · W[rows,cols]ᵀ, all row-major.  With several
+     * threads each takes a slice of W's rows and runs single-threaded BLIS
+     * on it: the only barrier is our (passive) OpenMP join, where BLIS's own
+     * threading spins in its barriers, which stalls on a busy machine. */
+    int per = ((rows + threads - 1) / threads + 15) & ~15;
+#pragma omp parallel for num_threads(threads) schedule(static, 1) if (threads > 1)
+    for (int j0 = 0; j0 < rows; j0 += per) {
+        float one = 1.0f, zero = 0.0f;
+        int n = rows - j0 < per ? rows - j0 : per;
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, T, n, cols, &one, (float *)X, cols, 1,
+                     (float *)W + (size_t)j0 * cols, cols, 1, &zero, Y + j0, rows, 1, NULL, (rntm_t *)rntm1);
+    }
 }
 
 void model_rmsnorm(float *o, const float *x, const float *w, int n, float eps) {

@@ -12,9 +12,9 @@
 #endif
 
 /* Y[T, rows] = X[T, cols] · W[rows, cols]ᵀ (row-major) with `threads`
- * workers; rntm is the caller's BLIS rntm_t (thread count). */
+ * workers; rntm1 is the caller's single-threaded BLIS rntm_t. */
 void model_sgemm_xwt(const float *W, int rows, int cols, const float *X, int T, float *Y, int threads,
-                     const void *rntm);
+                     const void *rntm1);
 
 float model_dot(const float *a, const float *b, int n);
 void model_axpy(float *y, float a, const float *x, int n);
