@@ -388,9 +388,19 @@ int graph_term_get(graph_reader_t *r, graph_id_t id, graph_term_t *out, llmos_er
      * only: a writer's pages move as it writes. */
     struct graph_tcache *c = NULL;
     if (!r->is_writer) {
-        if (!r->tc) r->tc = calloc(GRAPH_TCACHE, sizeof *r->tc); /* once per reader */
+        if (!r->tc || (r->tc_miss > (4u << r->tc_bits) && r->tc_bits < GRAPH_TCACHE_MAX_BITS)) {
+            /* Grow (or create): rare, amortised over 4x its size in misses. */
+            unsigned bits = r->tc ? r->tc_bits + 2 : GRAPH_TCACHE_MIN_BITS;
+            struct graph_tcache *nc = calloc((size_t)1 << bits, sizeof *nc);
+            if (nc) {
+                free(r->tc);
+                r->tc = nc;
+                r->tc_bits = bits;
+            }
+            r->tc_miss = 0;
+        }
         if (r->tc) {
-            c = &r->tc[(id * 0x9e3779b97f4a7c15ULL) >> 50];
+            c = &r->tc[(id * 0x9e3779b97f4a7c15ULL) >> (64 - r->tc_bits)];
             if (c->id == id && c->gen == r->gen) {
                 if (graph_term_decode(c->p, c->n, out))
                     return llmos_error_set(err, LLMOS_EFORMAT, "term %llu: corrupt dictionary entry",
@@ -406,6 +416,7 @@ int graph_term_get(graph_reader_t *r, graph_id_t id, graph_term_t *out, llmos_er
         return llmos_error_set(err, LLMOS_ENOTFOUND, "no term with id %llu", (unsigned long long)id);
     if (rc) return graph_mdb_error(err, rc, "term get");
     if (c && d.mv_size <= UINT32_MAX) {
+        r->tc_miss++;
         c->id = id;
         c->p = d.mv_data;
         c->n = (uint32_t)d.mv_size;

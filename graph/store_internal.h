@@ -35,13 +35,19 @@ struct graph_reader {
     int npool[GRAPH_NORDERS];
     MDB_cursor *t2i;                          /* cursor on term2id for collision walks */
     struct graph_tcache *tc;                  /* id → term bytes seen in this snapshot
-                                                 (GRAPH_TCACHE entries, lazily allocated;
-                                                 read-only readers only) */
+                                                 (tc_bits-sized, lazily allocated, grows
+                                                 with use; read-only readers only) */
+    unsigned tc_bits;                         /* log2 of the cache's entries */
+    uint64_t tc_miss;                         /* misses since the last growth */
     uint32_t gen;                             /* snapshot generation: entries of older
                                                  snapshots are stale */
 };
 
-#define GRAPH_TCACHE 16384 /* direct-mapped decode cache entries per reader */
+/* Direct-mapped decode cache per reader: starts at 2^10 entries (a short
+ * query touches few pages), grows 4x after as many misses as four times its
+ * size, up to 2^16 (1.5 MiB) for long-lived readers that decode a lot. */
+#define GRAPH_TCACHE_MIN_BITS 10
+#define GRAPH_TCACHE_MAX_BITS 16
 struct graph_tcache {
     uint64_t id;
     const void *p;   /* into the map: valid while the snapshot lives */
