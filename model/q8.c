@@ -132,13 +132,17 @@ int q8_quantize_matrix(const float *x, q8_block_t *out, int rows, int cols, int 
 /* ---- scratch ------------------------------------------------------------------- */
 
 int q8_scratch_init(q8_scratch_t *s, int max_batch, int max_cols, llmos_error_t *err) {
-    s->xq = NULL;
-    s->max_batch = s->max_cols = 0;
+    *s = (q8_scratch_t){0};
     if (max_batch <= 0) return llmos_error_set(err, LLMOS_EINVAL, "q8_scratch_init: max_batch %d", max_batch);
     if (check_cols(max_cols, "q8_scratch_init", err)) return LLMOS_EINVAL;
     size_t n = (size_t)max_batch * q8_row_bytes(max_cols);
+    size_t np = (size_t)max_batch * q8_prep_row_bytes(max_cols / Q8_BLOCK); /* a multiple of 64 */
     s->xq = aligned_alloc(64, (n + 63) / 64 * 64);
-    if (!s->xq) return llmos_error_set(err, LLMOS_ENOMEM, "q8_scratch_init: %zu bytes", n);
+    s->xprep = aligned_alloc(64, np);
+    if (!s->xq || !s->xprep) {
+        q8_scratch_deinit(s);
+        return llmos_error_set(err, LLMOS_ENOMEM, "q8_scratch_init: %zu bytes", n + np);
+    }
     s->max_batch = max_batch;
     s->max_cols = max_cols;
     return 0;
@@ -146,8 +150,8 @@ int q8_scratch_init(q8_scratch_t *s, int max_batch, int max_cols, llmos_error_t 
 
 void q8_scratch_deinit(q8_scratch_t *s) {
     free(s->xq);
-    s->xq = NULL;
-    s->max_batch = s->max_cols = 0;
+    free(s->xprep);
+    *s = (q8_scratch_t){0};
 }
 
 /* ---- scalar reference kernel ------------------------------------------------------ */
@@ -174,14 +178,16 @@ void q8_rows_scalar(float *y, int ldy, const q8_block_t *W, int r0, int r1, int 
 typedef struct q8_kernel {
     const char *name;
     q8_rows_fn rows;
+    q8_prep_fn prep;           /* NULL: q8_matmul uses rows on the q8 activations */
+    q8_rows_prep_fn rows_prep; /* with prep: the kernel on prepared activations */
 } q8_kernel_t;
 
 /* best first */
 static const q8_kernel_t KERNELS[] = {
-    {"avx512vnni", q8_rows_avx512vnni},
-    {"avx512bw", q8_rows_avx512bw},
-    {"avx2", q8_rows_avx2},
-    {"scalar", q8_rows_scalar},
+    {"avx512vnni", q8_rows_avx512vnni, q8_prep_avx512vnni, q8_rows_avx512vnni_prep},
+    {"avx512bw", q8_rows_avx512bw, NULL, NULL},
+    {"avx2", q8_rows_avx2, NULL, NULL},
+    {"scalar", q8_rows_scalar, NULL, NULL},
 };
 enum { N_KERNELS = sizeof KERNELS / sizeof KERNELS[0] };
 
@@ -295,29 +301,57 @@ int q8_matmul_q8(float *y, const q8_block_t *W, int rows, int cols, const q8_blo
     return 0;
 }
 
+/* Quantizes activation rows [b0, b1) into s (and prepares them for k). */
+static void prepare_rows(const q8_kernel_t *k, const float *x, int cols, int b0, int b1, q8_scratch_t *s) {
+    int nb = cols / Q8_BLOCK;
+    for (int b = b0; b < b1; b++) {
+        q8_block_t *xq = s->xq + (size_t)b * nb;
+        quantize_row(x + (size_t)b * cols, xq, nb);
+        if (k->prep) k->prep(xq, nb, (char *)s->xprep + (size_t)b * q8_prep_row_bytes(nb));
+    }
+}
+
+/* Rows [lo, hi) of the matmul on the activations prepared in s. */
+static void run_rows(const q8_kernel_t *k, float *y, const q8_block_t *W, int rows, int lo, int hi, int nb,
+                     const q8_scratch_t *s, int batch) {
+    if (k->prep)
+        k->rows_prep(y, rows, W, lo, hi, nb, s->xprep, batch);
+    else
+        k->rows(y, rows, W, lo, hi, nb, s->xq, batch);
+}
+
 int q8_matmul(float *y, const q8_block_t *W, int rows, int cols, const float *x, int batch, q8_scratch_t *s,
               int threads, llmos_error_t *err) {
     if (check_mm(y, W, rows, cols, x, batch, err)) return LLMOS_EINVAL;
-    if (!s || !s->xq || batch > s->max_batch || cols > s->max_cols)
+    if (!s || !s->xq || !s->xprep || batch > s->max_batch || cols > s->max_cols)
         return llmos_error_set(err, LLMOS_EINVAL, "q8_matmul: batch %d x %d columns exceeds the scratch (%d x %d)",
                                batch, cols, s ? s->max_batch : 0, s ? s->max_cols : 0);
-    q8_rows_fn fn = kernel()->rows;
+    const q8_kernel_t *k = kernel();
     int nb = cols / Q8_BLOCK, nt = n_threads(threads, rows);
     if (nt == 1 || batch < 16) {
-        /* few rows (decode): quantizing them costs less than a barrier, so
+        /* few rows (decode): preparing them costs less than a barrier, so
          * the threads meet only once, at the end of the matmul */
-        for (int b = 0; b < batch; b++) quantize_row(x + (size_t)b * cols, s->xq + (size_t)b * nb, nb);
-        return q8_matmul_q8(y, W, rows, cols, s->xq, batch, threads, err);
+        prepare_rows(k, x, cols, 0, batch, s);
+        if (nt == 1) {
+            run_rows(k, y, W, rows, 0, rows, nb, s, batch);
+            return 0;
+        }
+#pragma omp parallel num_threads(nt)
+        {
+            int lo, hi;
+            row_range(rows, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            if (lo < hi) run_rows(k, y, W, rows, lo, hi, nb, s, batch);
+        }
+        return 0;
     }
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
-        for (int b = batch * t / n; b < batch * (t + 1) / n; b++)
-            quantize_row(x + (size_t)b * cols, s->xq + (size_t)b * nb, nb);
+        prepare_rows(k, x, cols, batch * t / n, batch * (t + 1) / n, s);
 #pragma omp barrier
         int lo, hi;
         row_range(rows, t, n, &lo, &hi);
-        if (lo < hi) fn(y, rows, W, lo, hi, nb, s->xq, batch);
+        if (lo < hi) run_rows(k, y, W, rows, lo, hi, nb, s, batch);
     }
     return 0;
 }

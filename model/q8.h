@@ -79,10 +79,13 @@ int q8_quantize_matrix(const float *x, q8_block_t *out, int rows, int cols, int 
 
 /* ---- matmul ---------------------------------------------------------------- */
 
-/* Scratch for quantized activations: room for max_batch rows of max_cols.
- * Caller-owned struct; the buffer is owned by it and freed by _deinit. */
+/* Scratch for quantized activations: room for max_batch rows of max_cols
+ * (about 4 bytes per value: the q8 rows plus a form prepared for the VNNI
+ * kernel).  Caller-owned struct; the buffers are owned by it and freed by
+ * _deinit. */
 typedef struct q8_scratch {
     q8_block_t *xq;   /* [max_batch][max_cols/32] */
+    void *xprep;      /* [max_batch] rows prepared for the VNNI kernel (3 bytes per value) */
     int max_batch;
     int max_cols;
 } q8_scratch_t;
@@ -104,7 +107,9 @@ int q8_matmul(float *y, const q8_block_t *W, int rows, int cols, const float *x,
 
 /* As q8_matmul on activations already quantized (xq: [batch][cols/32]
  * blocks, values in [-127, 127]; -128 in xq is not supported — the
- * quantizer never produces it. W may hold -128). */
+ * quantizer never produces it. W may hold -128).  Same results as
+ * q8_matmul; for batches on the VNNI kernel q8_matmul is faster (it
+ * prepares the activations in its scratch once per call). */
 int q8_matmul_q8(float *y, const q8_block_t *W, int rows, int cols, const q8_block_t *xq, int batch, int threads,
                  llmos_error_t *err);
 

@@ -69,19 +69,44 @@ ALWAYS void prefetch_ahead(const q8_block_t *b, int ahead) {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma,avx512vnni")
 
+/* The three vectors of activation row x at step k: computed from the q8
+ * blocks (prepped = 0) or loaded from a prepared row (prepped = 1). */
+ALWAYS void xvecs_vnni(int prepped, const void *x, int k, int two, __m512i *xs, __m512i *nc, __m512 *sx) {
+    if (prepped) {
+        const char *p = (const char *)x + (size_t)(k / 2) * Q8_PREP_STEP;
+        *xs = _mm512_load_si512((const void *)p);
+        *nc = _mm512_load_si512((const void *)(p + 64));
+        *sx = _mm512_load_ps((const void *)(p + 128));
+        return;
+    }
+    const q8_block_t *b = (const q8_block_t *)x + k;
+    *xs = two ? load2(b) : load1(b);
+    /* -128 * sum(x) per lane: the offset of u = w + 128 taken back */
+    *nc = _mm512_sub_epi32(_mm512_setzero_si512(),
+                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), *xs));
+    *sx = scales(b, two);
+}
+
+void q8_prep_avx512vnni(const q8_block_t *xq, int nb, void *out) {
+    for (int k = 0; k < nb; k += 2) {
+        __m512i xs, nc;
+        __m512 sx;
+        xvecs_vnni(0, xq, k, k + 2 <= nb, &xs, &nc, &sx);
+        char *p = (char *)out + (size_t)(k / 2) * Q8_PREP_STEP;
+        _mm512_store_si512((void *)p, xs);
+        _mm512_store_si512((void *)(p + 64), nc);
+        _mm512_store_ps((void *)(p + 128), sx);
+    }
+}
+
 /* One step over blocks k (and k+1 when two) for an R x B tile. */
 ALWAYS void step_vnni(const int R, const int B, int two, __m512 acc[4][4], const q8_block_t *const *w,
-                      const q8_block_t *const *x, int k, int pf) {
+                      const void *const *x, int k, int pf, const int prepped) {
     const __m512i c80 = _mm512_set1_epi8((char)0x80);
     __m512i u[4], xs[4], nc[4];
     __m512 sw[4], sx[4];
 #pragma GCC unroll 4
-    for (int j = 0; j < B; j++) {
-        xs[j] = two ? load2(x[j] + k) : load1(x[j] + k);
-        /* -128 * sum(x) per lane: the offset of u = w + 128 taken back */
-        nc[j] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), c80, xs[j]));
-        sx[j] = scales(x[j] + k, two);
-    }
+    for (int j = 0; j < B; j++) xvecs_vnni(prepped, x[j], k, two, &xs[j], &nc[j], &sx[j]);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         if (pf) prefetch_ahead(w[i] + k, pf);
@@ -98,9 +123,18 @@ ALWAYS void step_vnni(const int R, const int B, int two, __m512 acc[4][4], const
         }
 }
 
-#define Q8_STEP step_vnni
+#define Q8_STEP(R, B, two, acc, w, x, k, pf) step_vnni(R, B, two, acc, w, x, k, pf, 0)
 #define Q8_NAME(x) x##_vnni
 #define Q8_ROWS q8_rows_avx512vnni
+#define Q8_XTYPE const q8_block_t *
+#define Q8_XROW(xq, row, nb) ((const void *)((xq) + (size_t)(row) * (nb)))
+#include "model/q8_avx512_tile.h"
+
+#define Q8_STEP(R, B, two, acc, w, x, k, pf) step_vnni(R, B, two, acc, w, x, k, pf, 1)
+#define Q8_NAME(x) x##_vnni_prep
+#define Q8_ROWS q8_rows_avx512vnni_prep
+#define Q8_XTYPE const void *
+#define Q8_XROW(xp, row, nb) ((const void *)((const char *)(xp) + (size_t)(row) * q8_prep_row_bytes(nb)))
 #include "model/q8_avx512_tile.h"
 
 #pragma GCC pop_options
@@ -111,15 +145,16 @@ ALWAYS void step_vnni(const int R, const int B, int two, __m512 acc[4][4], const
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
 
 ALWAYS void step_bw(const int R, const int B, int two, __m512 acc[4][4], const q8_block_t *const *w,
-                    const q8_block_t *const *x, int k, int pf) {
+                    const void *const *x, int k, int pf) {
     const __m512i ones = _mm512_set1_epi16(1);
     __m512i u[4], xs[4];
     __mmask64 neg[4];
     __m512 sw[4], sx[4];
 #pragma GCC unroll 4
     for (int j = 0; j < B; j++) {
-        xs[j] = two ? load2(x[j] + k) : load1(x[j] + k);
-        sx[j] = scales(x[j] + k, two);
+        const q8_block_t *xb = (const q8_block_t *)x[j] + k;
+        xs[j] = two ? load2(xb) : load1(xb);
+        sx[j] = scales(xb, two);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
@@ -142,6 +177,8 @@ ALWAYS void step_bw(const int R, const int B, int two, __m512 acc[4][4], const q
 #define Q8_STEP step_bw
 #define Q8_NAME(x) x##_bw
 #define Q8_ROWS q8_rows_avx512bw
+#define Q8_XTYPE const q8_block_t *
+#define Q8_XROW(xq, row, nb) ((const void *)((xq) + (size_t)(row) * (nb)))
 #include "model/q8_avx512_tile.h"
 
 #pragma GCC pop_options

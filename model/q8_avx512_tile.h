@@ -5,7 +5,10 @@
  *   Q8_STEP     its step function: one (or the last odd) pair of blocks for
  *               an R x B tile, step(R, B, two, acc, w, x, k, pf)
  *   Q8_NAME(x)  x with the kernel's suffix (names the static helpers)
- *   Q8_ROWS     the q8_rows_fn it exports
+ *   Q8_ROWS     the rows function it exports
+ *   Q8_XTYPE    the type of its activation argument (q8 blocks or a
+ *               prepared form)
+ *   Q8_XROW(xq, row, nb)  the address (const void *) of activation row `row`
  * The macros are undefined at the end.
  */
 #ifndef Q8_BCHUNK
@@ -15,13 +18,14 @@
 /* An R x B tile (R, B <= 4, compile-time constants after inlining):
  * y[b + j][r + i] for i < R, j < B.  pf: prefetch distance in blocks. */
 ALWAYS void Q8_NAME(tile)(const int R, const int B, float *y, int ldy, const q8_block_t *W, int r, int nb,
-                          const q8_block_t *xq, int b, int pf) {
+                          Q8_XTYPE xq, int b, int pf) {
     __m512 acc[4][4];
-    const q8_block_t *w[4], *x[4];
+    const q8_block_t *w[4];
+    const void *x[4];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) w[i] = W + (size_t)(r + i) * nb;
 #pragma GCC unroll 4
-    for (int j = 0; j < B; j++) x[j] = xq + (size_t)(b + j) * nb;
+    for (int j = 0; j < B; j++) x[j] = Q8_XROW(xq, b + j, nb);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 4
@@ -37,8 +41,8 @@ ALWAYS void Q8_NAME(tile)(const int R, const int B, float *y, int ldy, const q8_
 
 /* R rows at r against activation rows [b0, b1); the first batch tile
  * prefetches the next row tile (R * nb blocks ahead). */
-ALWAYS void Q8_NAME(rowtile)(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb,
-                             const q8_block_t *xq, int b0, int b1) {
+ALWAYS void Q8_NAME(rowtile)(const int R, float *y, int ldy, const q8_block_t *W, int r, int nb, Q8_XTYPE xq,
+                             int b0, int b1) {
     int b = b0, pf = R * nb;
     for (; b + 4 <= b1; b += 4, pf = 0) Q8_NAME(tile)(R, 4, y, ldy, W, r, nb, xq, b, pf);
     switch (b1 - b) {
@@ -49,7 +53,7 @@ ALWAYS void Q8_NAME(rowtile)(const int R, float *y, int ldy, const q8_block_t *W
     }
 }
 
-void Q8_ROWS(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq, int batch) {
+void Q8_ROWS(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, Q8_XTYPE xq, int batch) {
     for (int b0 = 0; b0 < batch; b0 += Q8_BCHUNK) {
         int b1 = b0 + Q8_BCHUNK < batch ? b0 + Q8_BCHUNK : batch;
         int r = r0;
@@ -61,3 +65,5 @@ void Q8_ROWS(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, con
 #undef Q8_STEP
 #undef Q8_NAME
 #undef Q8_ROWS
+#undef Q8_XTYPE
+#undef Q8_XROW

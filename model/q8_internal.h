@@ -28,6 +28,22 @@ void q8_rows_avx512bw(float *y, int ldy, const q8_block_t *W, int r0, int r1, in
 void q8_rows_avx512vnni(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,
                         int batch);
 
+/* Activation rows prepared for the VNNI kernel (q8_prep_avx512vnni): per
+ * step of two blocks, 192 bytes (64-aligned) = the two blocks' values,
+ * -128 * sum(x) per int32 lane, and each lane's scale as float; a batched
+ * tile then only loads what it would otherwise recompute per weight tile. */
+#define Q8_PREP_STEP 192
+static inline size_t q8_prep_row_bytes(int nb) { return (size_t)((nb + 1) / 2) * Q8_PREP_STEP; }
+
+/* Prepares one activation row of nb blocks into out (q8_prep_row_bytes). */
+typedef void (*q8_prep_fn)(const q8_block_t *xq, int nb, void *out);
+/* As q8_rows_fn on prepared rows (row b at xp + b * q8_prep_row_bytes(nb)). */
+typedef void (*q8_rows_prep_fn)(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const void *xp,
+                                int batch);
+void q8_prep_avx512vnni(const q8_block_t *xq, int nb, void *out);
+void q8_rows_avx512vnni_prep(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const void *xp,
+                             int batch);
+
 /* The fp16 scale bits of a block at any address (no unaligned access). */
 static inline uint16_t q8_block_d(const q8_block_t *b) {
     uint16_t h;

@@ -247,36 +247,52 @@ static void fill_blocks(q8_block_t *b, size_t n, int lo, int hi, int unit_scale)
 }
 
 /* Every supported kernel on unit scales: each output must be exactly the
- * int64 dot product (all partial sums stay below 2^24, so float is exact). */
+ * int64 dot product (all partial sums stay below 2^24, so float is exact).
+ * Both entries are checked: q8_matmul_q8 on the blocks, and q8_matmul on
+ * floats that quantize to exactly those blocks (every activation block
+ * holds a 127, so its scale is 1). */
 static void check_exact(int rows, int cols, int batch, int threads) {
     int nb = cols / 32;
     void *wbase, *xbase;
     q8_block_t *W = odd_blocks((size_t)rows * nb, &wbase), *X = odd_blocks((size_t)batch * nb, &xbase);
-    int xmax = (int)(16777215 / ((long)cols * 128));
-    if (xmax > 127) xmax = 127;
-    fill_blocks(W, (size_t)rows * nb, -128, 127, 1);
-    fill_blocks(X, (size_t)batch * nb, -xmax, xmax, 1);
-    if (rows > 1) memset(W[nb].qs, 0x80, 32); /* a block of -128 against anything */
-    float *y = malloc(sizeof(float) * rows * batch);
+    int wmax = (int)(16777215 / ((long)cols * 127));
+    if (wmax > 128) wmax = 128;
+    fill_blocks(W, (size_t)rows * nb, -wmax, wmax - 1, 1);
+    fill_blocks(X, (size_t)batch * nb, -127, 127, 1);
+    for (size_t i = 0; i < (size_t)batch * nb; i++) X[i].qs[i % 32] = (i & 1) ? 127 : -127;
+    if (rows > 1 && wmax == 128) memset(W[nb].qs, 0x80, 32); /* a block of -128 against anything */
+    float *y = malloc(sizeof(float) * rows * batch), *xf = malloc(sizeof(float) * batch * cols);
     int64_t *ref = malloc(sizeof(int64_t) * rows * batch);
+    for (int b = 0; b < batch; b++)
+        for (int c = 0; c < cols; c++) xf[(size_t)b * cols + c] = X[(size_t)b * nb + c / 32].qs[c % 32];
     for (int b = 0; b < batch; b++)
         for (int r = 0; r < rows; r++) {
             int64_t s = 0;
-            for (int c = 0; c < cols; c++) s += (int64_t)W[(size_t)r * nb + c / 32].qs[c % 32] * X[(size_t)b * nb + c / 32].qs[c % 32];
+            for (int c = 0; c < cols; c++)
+                s += (int64_t)W[(size_t)r * nb + c / 32].qs[c % 32] * X[(size_t)b * nb + c / 32].qs[c % 32];
             ref[(size_t)b * rows + r] = s;
         }
+    q8_scratch_t sc;
     llmos_error_t err = {0};
+    assert_int_equal(q8_scratch_init(&sc, batch, cols, &err), 0);
     for (int k = 0; k < N_NAMES; k++) {
         if (!q8_kernel_supported(KERNEL_NAMES[k])) continue;
         select_kernel(KERNEL_NAMES[k]);
-        memset(y, 0xff, sizeof(float) * rows * batch);
-        assert_int_equal(q8_matmul_q8(y, W, rows, cols, X, batch, threads, &err), 0);
-        for (int i = 0; i < rows * batch; i++)
-            if (y[i] != (float)ref[i])
-                fail_msg("%s rows %d cols %d batch %d threads %d: out %d = %.1f, exact %lld", KERNEL_NAMES[k], rows,
-                         cols, batch, threads, i, y[i], (long long)ref[i]);
+        for (int entry = 0; entry < 2; entry++) {
+            memset(y, 0xff, sizeof(float) * rows * batch);
+            if (entry == 0)
+                assert_int_equal(q8_matmul_q8(y, W, rows, cols, X, batch, threads, &err), 0);
+            else
+                assert_int_equal(q8_matmul(y, W, rows, cols, xf, batch, &sc, threads, &err), 0);
+            for (int i = 0; i < rows * batch; i++)
+                if (y[i] != (float)ref[i])
+                    fail_msg("%s %s rows %d cols %d batch %d threads %d: out %d = %.1f, exact %lld", KERNEL_NAMES[k],
+                             entry ? "q8_matmul" : "q8_matmul_q8", rows, cols, batch, threads, i, y[i],
+                             (long long)ref[i]);
+        }
     }
-    free(y), free(ref), free(wbase), free(xbase);
+    q8_scratch_deinit(&sc);
+    free(y), free(xf), free(ref), free(wbase), free(xbase);
 }
 
 static void test_kernels_exact_int_sums(void **state) {
