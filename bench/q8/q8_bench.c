@@ -126,6 +126,13 @@ static double time_per_call(const run_t *r) {
     return best;
 }
 
+/* The 1-minute load average: the machine is shared, and figures taken under
+ * load are worth less. */
+static double loadavg(void) {
+    double l[1] = {0};
+    return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
 int main(int argc, char **argv) {
     g_quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     double bw[3] = {0, bench_mem_read_bw(1), bench_mem_read_bw(2)};
@@ -150,8 +157,8 @@ int main(int argc, char **argv) {
         for (int th = 1; th <= 2; th++) {
             run_t q = {&s, 1, 1, th, x, y, &scratch}, f = {&s, 0, 1, th, x, y, &scratch};
             double tq = time_per_call(&q), tf = time_per_call(&f);
-            snprintf(note, sizeof note, "kernel=%s threads=%d copies=%d q8_bytes=%.0f fp32_gbs=%.2f", best, th,
-                     s.copies, qbytes, (double)sizeof(float) * s.rows * s.cols / tf / 1e9);
+            snprintf(note, sizeof note, "kernel=%s threads=%d copies=%d q8_bytes=%.0f fp32_gbs=%.2f loadavg=%.1f", best,
+                     th, s.copies, qbytes, (double)sizeof(float) * s.rows * s.cols / tf / 1e9, loadavg());
             snprintf(metric, sizeof metric, "matvec_%dx%d_gbs_t%d", s.rows, s.cols, th);
             bench_emit(&(bench_figure_t){"q8", metric, qbytes / tq / 1e9, "GB/s", NULL, 0,
                                          "mem_read_bw", bw[th] / 1e9, note});
@@ -161,7 +168,8 @@ int main(int argc, char **argv) {
             q.batch = f.batch = 16;
             tq = time_per_call(&q), tf = time_per_call(&f);
             snprintf(metric, sizeof metric, "batch16_%dx%d_t%d", s.rows, s.cols, th);
-            snprintf(note, sizeof note, "kernel=%s threads=%d q8_weight_gbs=%.2f", best, th, qbytes / tq / 1e9);
+            snprintf(note, sizeof note, "kernel=%s threads=%d q8_weight_gbs=%.2f loadavg=%.1f", best, th,
+                     qbytes / tq / 1e9, loadavg());
             bench_emit(&(bench_figure_t){"q8", metric, 16 * ops / tq / 1e9, "GOP/s", "fp32 model_sgemm_xwt",
                                          16 * ops / tf / 1e9, NULL, 0, note});
         }
