@@ -11,8 +11,9 @@
  * calling thread quantizes them before the region.  libgomp keeps its threads between regions,
  * so a call allocates nothing.
  *
- * Quantization is scalar on purpose: every kernel then sees bit-identical
- * activations, which is what lets the tests demand identical int32 sums.
+ * Quantization has a scalar and an AVX-512 version that give bit-identical
+ * blocks (tested), so every kernel sees the same activations, which is what
+ * lets the tests demand identical int32 sums.
  */
 #include "model/q8.h"
 
@@ -66,6 +67,8 @@ uint16_t q8_fp32_to_fp16(float f) {
 
 /* ---- quantize ---------------------------------------------------------------- */
 
+static q8_quant_fn quantizer(void); /* the selected kernel's (below) */
+
 static int check_cols(int cols, const char *what, llmos_error_t *err) {
     if (cols <= 0 || cols % Q8_BLOCK != 0)
         return llmos_error_set(err, LLMOS_EINVAL, "%s: row length %d is not a positive multiple of %d", what, cols,
@@ -73,30 +76,42 @@ static int check_cols(int cols, const char *what, llmos_error_t *err) {
     return 0;
 }
 
+/* round(v * id) (ties away from zero, as roundf) clamped to [-127, 127],
+ * NaN -> 0; written with a truncating conversion because roundf is a
+ * library call per value here (no global -march), which made quantizing
+ * activations cost half as much as the matmul itself in prefill. */
 static int8_t quant_one(float v, float id) {
-    float q = roundf(v * id);
-    if (!(q >= -127.0f)) q = (q != q) ? 0.0f : -127.0f; /* NaN -> 0 */
-    if (q > 127.0f) q = 127.0f;
-    return (int8_t)q;
+    float a = fabsf(v * id);
+    if (!(a < 127.0f)) return (int8_t)(a >= 127.0f ? (v < 0 ? -127 : 127) : 0);
+    int t = (int)a;                /* a in [0, 127): exact truncation */
+    t += (a - (float)t >= 0.5f);   /* a - t is exact */
+    return (int8_t)(v < 0 ? -t : t);
 }
 
-static void quantize_row(const float *x, q8_block_t *out, int nb) {
+uint16_t q8_block_scale(float amax, float *id) {
+    float dexact = amax / 127.0f;
+    uint16_t dh = q8_fp32_to_fp16(dexact);
+    /* round the fp16 scale up, never down: then no value needs more than
+     * 127 steps and the error stays within half a step even where fp16 is
+     * coarse (subnormal scales of tiny activations) */
+    if (q8_fp16_to_fp32(dh) < dexact && dh < 0x7c00u) dh++;
+    float d = q8_fp16_to_fp32(dh);
+    /* quantize with the stored scale so dequantizing inverts it as closely
+     * as int8 allows; inf/NaN scales give zeros */
+    *id = (d > 0.0f && isfinite(d)) ? 1.0f / d : 0.0f;
+    return dh;
+}
+
+void q8_quant_scalar(const float *x, q8_block_t *out, int nb) {
     for (int b = 0; b < nb; b++) {
         const float *v = x + (size_t)b * Q8_BLOCK;
-        float amax = 0.0f;
-        for (int i = 0; i < Q8_BLOCK; i++) amax = fmaxf(amax, fabsf(v[i]));
-        float dexact = amax / 127.0f;
-        uint16_t dh = q8_fp32_to_fp16(dexact);
-        /* round the fp16 scale up, never down: then no value needs more
-         * than 127 steps and the error stays within half a step even where
-         * fp16 is coarse (subnormal scales of tiny activations) */
-        if (q8_fp16_to_fp32(dh) < dexact && dh < 0x7c00u) dh++;
-        float d = q8_fp16_to_fp32(dh);
-        /* quantize with the stored scale so dequantizing inverts it as
-         * closely as int8 allows; inf/NaN scales give zeros */
-        float id = (d > 0.0f && isfinite(d)) ? 1.0f / d : 0.0f;
+        float amax = 0.0f, id;
+        for (int i = 0; i < Q8_BLOCK; i++) {
+            float a = fabsf(v[i]);
+            amax = a > amax ? a : amax; /* as fmaxf (NaN skipped), without the call */
+        }
         q8_block_t blk;
-        blk.d = dh;
+        blk.d = q8_block_scale(amax, &id);
         for (int i = 0; i < Q8_BLOCK; i++) blk.qs[i] = quant_one(v[i], id);
         memcpy((void *)&out[b], &blk, sizeof blk);
     }
@@ -105,7 +120,7 @@ static void quantize_row(const float *x, q8_block_t *out, int nb) {
 int q8_quantize_row(const float *x, q8_block_t *out, int cols, llmos_error_t *err) {
     if (!x || !out) return llmos_error_set(err, LLMOS_EINVAL, "q8_quantize_row: NULL pointer");
     if (check_cols(cols, "q8_quantize_row", err)) return LLMOS_EINVAL;
-    quantize_row(x, out, cols / Q8_BLOCK);
+    quantizer()(x, out, cols / Q8_BLOCK);
     return 0;
 }
 
@@ -124,8 +139,9 @@ int q8_quantize_matrix(const float *x, q8_block_t *out, int rows, int cols, int 
     if (rows < 0) return llmos_error_set(err, LLMOS_EINVAL, "q8_quantize_matrix: %d rows", rows);
     if (check_cols(cols, "q8_quantize_matrix", err)) return LLMOS_EINVAL;
     int nb = cols / Q8_BLOCK;
+    q8_quant_fn quant = quantizer();
 #pragma omp parallel for schedule(static) num_threads(threads > 1 ? threads : 1) if (threads > 1 && rows > 1)
-    for (int r = 0; r < rows; r++) quantize_row(x + (size_t)r * cols, out + (size_t)r * nb, nb);
+    for (int r = 0; r < rows; r++) quant(x + (size_t)r * cols, out + (size_t)r * nb, nb);
     return 0;
 }
 
@@ -177,6 +193,7 @@ void q8_rows_scalar(float *y, int ldy, const q8_block_t *W, int r0, int r1, int 
 
 typedef struct q8_kernel {
     const char *name;
+    q8_quant_fn quant;         /* bit-identical to q8_quant_scalar */
     q8_rows_fn rows;
     q8_prep_fn prep;           /* NULL: q8_matmul uses rows on the q8 activations */
     q8_rows_prep_fn rows_prep; /* with prep: the kernel on prepared activations */
@@ -184,10 +201,10 @@ typedef struct q8_kernel {
 
 /* best first */
 static const q8_kernel_t KERNELS[] = {
-    {"avx512vnni", q8_rows_avx512vnni, q8_prep_avx512vnni, q8_rows_avx512vnni_prep},
-    {"avx512bw", q8_rows_avx512bw, NULL, NULL},
-    {"avx2", q8_rows_avx2, NULL, NULL},
-    {"scalar", q8_rows_scalar, NULL, NULL},
+    {"avx512vnni", q8_quant_avx512, q8_rows_avx512vnni, q8_prep_avx512vnni, q8_rows_avx512vnni_prep},
+    {"avx512bw", q8_quant_avx512, q8_rows_avx512bw, NULL, NULL},
+    {"avx2", q8_quant_scalar, q8_rows_avx2, NULL, NULL},
+    {"scalar", q8_quant_scalar, q8_rows_scalar, NULL, NULL},
 };
 enum { N_KERNELS = sizeof KERNELS / sizeof KERNELS[0] };
 
@@ -241,6 +258,8 @@ static const q8_kernel_t *kernel(void) {
 }
 
 const char *q8_kernel_name(void) { return kernel()->name; }
+
+static q8_quant_fn quantizer(void) { return kernel()->quant; }
 
 int q8_kernel_supported(const char *name) {
     const q8_kernel_t *k = name ? find(name) : NULL;
@@ -306,7 +325,7 @@ static void prepare_rows(const q8_kernel_t *k, const float *x, int cols, int b0,
     int nb = cols / Q8_BLOCK;
     for (int b = b0; b < b1; b++) {
         q8_block_t *xq = s->xq + (size_t)b * nb;
-        quantize_row(x + (size_t)b * cols, xq, nb);
+        k->quant(x + (size_t)b * cols, xq, nb);
         if (k->prep) k->prep(xq, nb, (char *)s->xprep + (size_t)b * q8_prep_row_bytes(nb));
     }
 }

@@ -62,6 +62,38 @@ ALWAYS void prefetch_ahead(const q8_block_t *b, int ahead) {
     _mm_prefetch((const char *)(p + 64), _MM_HINT_T0);
 }
 
+/* Quantizes 16 values with inverse scale id exactly as q8.c's quant_one:
+ * round(v * id) ties away from zero, clamped to [-127, 127], NaN -> 0. */
+ALWAYS __m128i quant16(__m512 v, __m512 id) {
+    __m512 a = _mm512_abs_ps(_mm512_mul_ps(v, id));
+    __m512 t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(a, t), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    t = _mm512_mask_add_ps(t, up, t, _mm512_set1_ps(1.0f));
+    t = _mm512_min_ps(t, _mm512_set1_ps(127.0f));               /* inf -> 127; NaN -> 127 ... */
+    t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, a, _CMP_ORD_Q), t); /* ... then NaN -> 0 */
+    __m512i q = _mm512_cvttps_epi32(t);
+    __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+    q = _mm512_mask_sub_epi32(q, neg, _mm512_setzero_si512(), q);
+    return _mm512_cvtepi32_epi8(q);
+}
+
+void q8_quant_avx512(const float *x, q8_block_t *out, int nb) {
+    for (int b = 0; b < nb; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + (size_t)b * Q8_BLOCK), v1 = _mm512_loadu_ps(x + (size_t)b * Q8_BLOCK + 16);
+        /* maxps returns its second operand when either is NaN: with the
+         * running maximum second, NaN inputs are skipped as in fmaxf */
+        __m512 m = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_setzero_ps());
+        m = _mm512_max_ps(_mm512_abs_ps(v1), m);
+        float id;
+        uint16_t dh = q8_block_scale(_mm512_reduce_max_ps(m), &id);
+        __m512 idv = _mm512_set1_ps(id);
+        char *p = (char *)(void *)&out[b];
+        memcpy(p, &dh, sizeof dh);
+        _mm_storeu_si128((__m128i_u *)(void *)(p + 2), quant16(v0, idv));
+        _mm_storeu_si128((__m128i_u *)(void *)(p + 18), quant16(v1, idv));
+    }
+}
+
 #pragma GCC pop_options
 
 /* ---- VNNI ---------------------------------------------------------------------- */

@@ -16,6 +16,14 @@
 
 #include "model/q8.h"
 
+/* Quantizes nb blocks of x into out (q8_quantize_row without checks). */
+typedef void (*q8_quant_fn)(const float *x, q8_block_t *out, int nb);
+void q8_quant_scalar(const float *x, q8_block_t *out, int nb);
+void q8_quant_avx512(const float *x, q8_block_t *out, int nb);
+/* The fp16 scale of a block whose largest |value| is amax, and the inverse
+ * (*id) that quantizing multiplies by; shared so both quantizers agree. */
+uint16_t q8_block_scale(float amax, float *id);
+
 /* y[b * ldy + r] = sum over nb blocks of W row r times xq row b,
  * for r in [r0, r1) and b in [0, batch).  W row r starts at W + r * nb. */
 typedef void (*q8_rows_fn)(float *y, int ldy, const q8_block_t *W, int r0, int r1, int nb, const q8_block_t *xq,

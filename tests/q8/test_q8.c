@@ -198,6 +198,41 @@ static void test_quantize_nonfinite_is_safe(void **state) {
     for (int i = 0; i < 32; i++) assert_true(q[0].qs[i] >= -127);
 }
 
+/* Every kernel's quantizer gives the same bytes as the scalar one, on
+ * random magnitudes, exact ties, NaN, inf, -0 and subnormal scales. */
+static void test_quantizers_identical(void **state) {
+    (void)state;
+    enum { COLS = 32 * 257 };
+    float *x = malloc(sizeof(float) * COLS);
+    q8_block_t *ref = malloc(q8_row_bytes(COLS)), *got = malloc(q8_row_bytes(COLS));
+    for (int trial = 0; trial < 40; trial++) {
+        for (int b = 0; b < COLS / 32; b++) {
+            float mag = ldexpf(1.0f, rndi(-30, 20));
+            int kind = rndi(0, 9);
+            for (int i = 0; i < 32; i++) {
+                float *v = &x[b * 32 + i];
+                *v = rndf() * mag;
+                if (kind == 0) *v = (float)rndi(-254, 254) * 0.5f; /* ties with max 127: scale 1 */
+                if (kind == 1 && i == 5) *v = NAN;
+                if (kind == 2 && i == 7) *v = (i & 1) ? INFINITY : -INFINITY;
+                if (kind == 3) *v = (i & 1) ? -0.0f : 0.0f;
+            }
+            if (kind == 0) x[b * 32] = 127.0f;
+        }
+        select_kernel("scalar");
+        assert_int_equal(q8_quantize_row(x, ref, COLS, NULL), 0);
+        for (int k = 1; k < N_NAMES; k++) {
+            if (!q8_kernel_supported(KERNEL_NAMES[k])) continue;
+            select_kernel(KERNEL_NAMES[k]);
+            assert_int_equal(q8_quantize_row(x, got, COLS, NULL), 0);
+            for (int b = 0; b < COLS / 32; b++)
+                if (memcmp(&ref[b], &got[b], sizeof ref[b]) != 0)
+                    fail_msg("%s quantizer differs from scalar at block %d (trial %d)", KERNEL_NAMES[k], b, trial);
+        }
+    }
+    free(x), free(ref), free(got);
+}
+
 static void test_bad_cols(void **state) {
     (void)state;
     float x[96] = {0}, y[96];
@@ -406,6 +441,7 @@ int main(void) {
         cmocka_unit_test(test_fp16_matches_f16c),
         cmocka_unit_test(test_quantize_error_bound),
         cmocka_unit_test(test_quantize_nonfinite_is_safe),
+        cmocka_unit_test(test_quantizers_identical),
         cmocka_unit_test(test_bad_cols),
         cmocka_unit_test(test_kernels_exact_int_sums),
         cmocka_unit_test(test_kernels_scaled),
