@@ -108,10 +108,11 @@ void model_sgemm_xwt(const float *W, int rows, int cols, const float *X, int T, 
     static small_fn small; /* benign race: every thread computes the same pointer */
     if (!small) small = pick_small();
     if (T <= MODEL_SMALL_ROWS) {
-        /* 16 weight rows per task: a block of W stays in L1/L2 while all
-         * activation rows pass over it. */
+        /* 16 weight rows per block: a block of W stays in L1/L2 while all
+         * activation rows pass over it; blocks are handed out dynamically
+         * (64 rows at a time) so a preempted thread holds back little. */
         int nblk = (rows + 15) / 16;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 4) if (threads > 1)
         for (int blk = 0; blk < nblk; blk++)
             for (int j0 = blk * 16; j0 < blk * 16 + 16 && j0 < rows; j0 += 4)
                 for (int t0 = 0; t0 < T; t0 += 4) small(W, rows, cols, j0, X, t0, T - t0 < 4 ? T - t0 : 4, Y, rows);
@@ -121,8 +122,13 @@ void model_sgemm_xwt(const float *W, int rows, int cols, const float *X, int T, 
      * threads each takes a slice of W's rows and runs single-threaded BLIS
      * on it: the only barrier is our (passive) OpenMP join, where BLIS's own
      * threading spins in its barriers, which stalls on a busy machine. */
-    int per = ((rows + threads - 1) / threads + 15) & ~15;
-#pragma omp parallel for num_threads(threads) schedule(static, 1) if (threads > 1)
+    /* Four slices per thread, handed out dynamically: a thread that the
+     * machine's other work preempts delays the join by one slice, not by
+     * half of the matrix. */
+    int slices = threads > 1 ? threads * 4 : 1;
+    int per = ((rows + slices - 1) / slices + 15) & ~15;
+    if (per < 64 && rows > 64) per = 64;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int j0 = 0; j0 < rows; j0 += per) {
         float one = 1.0f, zero = 0.0f;
         int n = rows - j0 < per ? rows - j0 : per;
