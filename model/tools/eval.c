@@ -39,6 +39,7 @@ static int cmp_pair(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    model_omp_passive(argv); /* spinning OpenMP barriers collapse on a shared machine */
     const char *ckpts[MAX_MEMBERS], *data = NULL, *text_col = "text", *label_col = "category", *ens = "avg",
                *pred_path = NULL, *model = NULL, *tok = NULL;
     int n_ck = 0, which = 1, confused = 10, batch = 32, threads = 1;

@@ -54,6 +54,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    model_omp_passive(argv); /* spinning OpenMP barriers collapse on a shared machine */
     train_run_opts_t o;
     train_run_opts_default(&o);
     o.label_col = "category";
