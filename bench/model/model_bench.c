@@ -161,59 +161,62 @@ static double median(double *v, int n) {
 
 static int prompt_tok(int i) { return 3 + (i * 7919) % (VOCAB - 3); }
 
-/* tok/s of one sequence decoding `steps` tokens after a short prompt. */
-static double decode_single(model_t *m, int threads, int steps) {
+/* A decoder: nseq sequences with short prompts of different lengths, each
+ * step one new token for every sequence in one forward call. */
+typedef struct dec {
+    model_ctx_t *c;
+    int nseq, step, seq[16], next[16];
+} dec_t;
+
+static void dec_open(dec_t *d, model_t *m, int threads, int nseq) {
     llmos_error_t e = {0};
-    model_ctx_t *c = NULL;
-    model_ctx_opts_t o = {.threads = threads, .max_seqs = 1, .max_tokens = 16, .kv_blocks = 16};
-    if (model_ctx_new(m, &o, &c, &e)) die("ctx", &e);
-    int seq, toks[16];
-    for (int i = 0; i < 16; i++) toks[i] = prompt_tok(i);
-    model_seq_open(c, &seq, &e);
-    model_batch_entry_t be = {seq, toks, 16};
-    if (model_ctx_forward(c, &be, 1, &e)) die("prefill", &e);
-    int tok = 5;
-    for (int i = 0; i < 2; i++) { /* warm */
-        be = (model_batch_entry_t){seq, &tok, 1};
-        model_ctx_forward(c, &be, 1, &e);
+    model_ctx_opts_t o = {.threads = threads, .max_seqs = nseq, .max_tokens = 16 * nseq, .kv_blocks = 8 * nseq};
+    *d = (dec_t){.nseq = nseq};
+    if (model_ctx_new(m, &o, &d->c, &e)) die("ctx", &e);
+    int toks[16][16];
+    model_batch_entry_t be[16];
+    for (int s = 0; s < nseq; s++) {
+        model_seq_open(d->c, &d->seq[s], &e);
+        for (int i = 0; i < 16; i++) toks[s][i] = prompt_tok(s * 16 + i);
+        be[s] = (model_batch_entry_t){d->seq[s], toks[s], 4 + s % 12};
     }
-    double dt[256];
-    for (int i = 0; i < steps; i++) {
-        tok = prompt_tok(100 + i);
-        be = (model_batch_entry_t){seq, &tok, 1};
-        uint64_t t0 = llmos_now_ns();
-        if (model_ctx_forward(c, &be, 1, &e)) die("decode", &e);
-        dt[i] = (double)(llmos_now_ns() - t0) / 1e9;
-    }
-    model_ctx_destroy(&c);
-    return 1.0 / median(dt, steps);
+    if (model_ctx_forward(d->c, be, nseq, &e)) die("prefill", &e);
 }
 
-static double decode_batch(model_t *m, int threads, int nseq, int steps) {
+/* Seconds for one decode step of all the decoder's sequences. */
+static double dec_step(dec_t *d) {
     llmos_error_t e = {0};
-    model_ctx_t *c = NULL;
-    model_ctx_opts_t o = {.threads = threads, .max_seqs = nseq, .max_tokens = 16 * nseq, .kv_blocks = 4 * nseq};
-    if (model_ctx_new(m, &o, &c, &e)) die("ctx", &e);
-    int seq[64], toks[64][16], next[64];
-    model_batch_entry_t be[64];
-    for (int s = 0; s < nseq; s++) {
-        model_seq_open(c, &seq[s], &e);
-        for (int i = 0; i < 16; i++) toks[s][i] = prompt_tok(s * 16 + i);
-        be[s] = (model_batch_entry_t){seq[s], toks[s], 4 + s % 12}; /* different lengths */
+    model_batch_entry_t be[16];
+    for (int s = 0; s < d->nseq; s++) {
+        d->next[s] = prompt_tok(1000 + d->step * d->nseq + s);
+        be[s] = (model_batch_entry_t){d->seq[s], &d->next[s], 1};
     }
-    if (model_ctx_forward(c, be, nseq, &e)) die("prefill", &e);
-    double dt[256];
-    for (int i = 0; i < steps + 2; i++) { /* two warm-up steps */
-        for (int s = 0; s < nseq; s++) {
-            next[s] = prompt_tok(1000 + i * nseq + s);
-            be[s] = (model_batch_entry_t){seq[s], &next[s], 1};
-        }
-        uint64_t t0 = llmos_now_ns();
-        if (model_ctx_forward(c, be, nseq, &e)) die("decode", &e);
-        if (i >= 2) dt[i - 2] = (double)(llmos_now_ns() - t0) / 1e9;
+    d->step++;
+    uint64_t t0 = llmos_now_ns();
+    if (model_ctx_forward(d->c, be, d->nseq, &e)) die("decode", &e);
+    return (double)(llmos_now_ns() - t0) / 1e9;
+}
+
+/* Single fp32, 16-sequence fp32 and single int8 decode, their steps
+ * interleaved so that the machine's other work weighs on all three alike;
+ * tok/s from the median step of each. */
+static void decode_all(model_t *m, model_t *mq, int threads, int steps, double *single, double *batch, double *q8) {
+    dec_t d1, d16, dq;
+    dec_open(&d1, m, threads, 1);
+    dec_open(&d16, m, threads, 16);
+    if (mq) dec_open(&dq, mq, threads, 1);
+    double t1[256], t16[256], tq[256];
+    for (int i = 0; i < steps + 2; i++) {
+        double a = dec_step(&d1), b = dec_step(&d16), q = mq ? dec_step(&dq) : 0;
+        if (i < 2) continue; /* warm-up */
+        t1[i - 2] = a, t16[i - 2] = b, tq[i - 2] = q;
     }
-    model_ctx_destroy(&c);
-    return nseq / median(dt, steps);
+    *single = 1.0 / median(t1, steps);
+    *batch = 16.0 / median(t16, steps);
+    *q8 = mq ? 1.0 / median(tq, steps) : 0;
+    model_ctx_destroy(&d1.c);
+    model_ctx_destroy(&d16.c);
+    if (mq) model_ctx_destroy(&dq.c);
 }
 
 static double prefill(model_t *m, int threads, int reps) {
@@ -319,7 +322,8 @@ int main(int argc, char **argv) {
         snprintf(metric, sizeof metric, "mem_read_bw_t%d", th);
         bench_emit(&(bench_figure_t){"model", metric, bw / 1e9, "GB/s", NULL, 0, NULL, 0, note});
 
-        single[th] = decode_single(m, th, quick ? 12 : 24);
+        double agg, q;
+        decode_all(m, mq, th, quick ? 12 : 24, &single[th], &agg, &q);
         double pf = prefill(m, th, quick ? 1 : 2);
         snprintf(metric, sizeof metric, "prefill512_tok_s_t%d", th);
         bench_emit(&(bench_figure_t){"model", metric, pf, "tok/s", "one-token-at-a-time decode", single[th],
@@ -327,15 +331,13 @@ int main(int argc, char **argv) {
         snprintf(metric, sizeof metric, "decode_fp32_tok_s_t%d", th);
         bench_emit(&(bench_figure_t){"model", metric, single[th], "tok/s", NULL, 0,
                                      "memory bandwidth / weight bytes per token", bw / (double)wbytes, note});
-        double agg = decode_batch(m, th, 16, quick ? 6 : 10);
         snprintf(metric, sizeof metric, "decode16_agg_tok_s_t%d", th);
         bench_emit(&(bench_figure_t){"model", metric, agg, "tok/s", "single-sequence decode", single[th], NULL, 0,
                                      note});
         if (mq) {
-            double q = decode_single(mq, th, quick ? 12 : 24);
-            snprintf(metric, sizeof metric, "decode_int8_tok_s_t%d", th);
             char qnote[200];
             snprintf(qnote, sizeof qnote, "%s q8_kernel=%s", note, q8_kernel_name());
+            snprintf(metric, sizeof metric, "decode_int8_tok_s_t%d", th);
             bench_emit(&(bench_figure_t){"model", metric, q, "tok/s", "fp32 single-sequence decode", single[th],
                                          "memory bandwidth / q8 weight bytes per token",
                                          bw / (double)model_weight_bytes(mq), qnote});
