@@ -389,6 +389,45 @@ static void test_bad_input(void **st) {
     assert_null(n);
 }
 
+/* Gradient accumulation: one batch of 3 equals micro-batches of 2 + 1 (each
+ * scaled by 1/total, dropout keyed by the global position `first`). */
+static void test_accumulation(void **st) {
+    (void)st;
+    model_config_t cfg = tiny_cfg();
+    train_net_opts_t o = opts_for(TRAIN_TASK_CLS, TRAIN_MODE_FULL, TRAIN_POOL_MEAN, 0.3f);
+    train_net64_t *n = NULL;
+    llmos_error_t err = {0};
+    assert_int_equal(train64_net_new(&cfg, &o, &n, &err), 0);
+    randomize64(n);
+    const train_layout_t *l = train64_net_layout(n);
+    train_batch_t whole = tiny_batch();
+    double ls, ls1, ls2;
+    int64_t c;
+    train64_net_zero_grad(n);
+    assert_int_equal(train64_net_forward(n, &whole, 1, &ls, &c, &err), 0);
+    train64_net_backward(n, 1.0f / 3);
+    double *ref = malloc(sizeof(double) * l->n_params);
+    memcpy(ref, train64_net_grads(n), sizeof(double) * l->n_params);
+    train64_net_zero_grad(n);
+    train_batch_t a = whole, b = whole;
+    a.B = 2;
+    b.B = 1;
+    b.tokens = tokens + 2 * TT;
+    b.lens = lens + 2;
+    b.labels = labels + 2;
+    b.first = whole.first + 2;
+    assert_int_equal(train64_net_forward(n, &a, 1, &ls1, &c, &err), 0);
+    train64_net_backward(n, 1.0f / 3);
+    assert_int_equal(train64_net_forward(n, &b, 1, &ls2, &c, &err), 0);
+    train64_net_backward(n, 1.0f / 3);
+    assert_true(fabs(ls1 + ls2 - ls) <= 1e-12 * fabs(ls));
+    const double *g = train64_net_grads(n);
+    for (size_t i = 0; i < l->n_params; i++)
+        if (fabs(g[i] - ref[i]) > 1e-12 + 1e-9 * fabs(ref[i])) fail_msg("gradient %zu: %g vs %g", i, g[i], ref[i]);
+    free(ref);
+    train64_net_destroy(&n);
+}
+
 static char *data_path(const char *name) {
     static char buf[4][1024];
     static int k;
@@ -479,11 +518,18 @@ static void test_data_errors(void **st) {
     assert_int_equal(ds.n, 2);
     assert_int_equal(ds.ex[0].label, 1);
     train_dataset_deinit(&ds);
+    const char *txt = write_tmp("t.txt", "first line\n\n  \nsecond line\n");
+    train_labels_t none = {0};
+    assert_int_equal(train_dataset_load(&ds, txt, NULL, "label", &none, &err), 0);
+    assert_int_equal(ds.n, 2);
+    assert_int_equal(ds.ex[1].line, 4);
+    assert_int_equal(ds.ex[1].label, -1);
+    train_dataset_deinit(&ds);
     const char *labs = write_tmp("labels.json", "[\"x\", \"x\"]");
     train_labels_t l2;
     assert_int_equal(train_labels_load(&l2, labs, &err), LLMOS_EFORMAT);
     train_labels_deinit(&lb);
-    const char *files[] = {"good.csv", "unk.csv", "empty.csv", "quote.csv", "nocol.csv", "d.jsonl", "e.jsonl", "f.jsonl", "labels.json"};
+    const char *files[] = {"good.csv", "unk.csv", "empty.csv", "quote.csv", "nocol.csv", "d.jsonl", "e.jsonl", "f.jsonl", "labels.json", "t.txt"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[512];
         snprintf(p, sizeof p, "/tmp/llmos_train_test_%d_%s", (int)getpid(), files[i]);
@@ -499,6 +545,7 @@ int main(void) {
         cmocka_unit_test(test_forward_matches_engine), cmocka_unit_test(test_lora_merge),
         cmocka_unit_test(test_adamw_and_schedule), cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_banking77_csv),      cmocka_unit_test(test_data_errors),
+        cmocka_unit_test(test_accumulation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
