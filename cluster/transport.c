@@ -412,6 +412,12 @@ static peer_t *peer_heard(cl_transport_t *t, const Llmos__PeerHeader *hd, uint64
             llmos_log_burst(&t->burst_bad, LLMOS_LOG_WARN, "node %016" PRIx64 ": %s", hd->node_id, err.msg);
             return NULL;
         }
+        if (t->npeers >= DIR_MAX) { /* a flood of made-up nodes must not open sockets without end */
+            INC(bad_frame);
+            llmos_log_burst(&t->burst_bad, LLMOS_LOG_WARN, "node %016" PRIx64 " at %s refused: already %d peers",
+                            hd->node_id, hd->endpoint, DIR_MAX);
+            return NULL;
+        }
         p = peer_add(t, hd->endpoint, &err);
         if (!p) {
             LLMOS_ERROR("%s", err.msg);
