@@ -130,6 +130,8 @@ static void read_line(int fd, char *out, size_t cap) {
     out[n] = 0;
 }
 
+static int inherited[8], n_inherited;
+
 static void child_start(child_t *c, void (*fn)(int, int)) {
     int up[2], down[2];
     if (pipe(up) || pipe(down)) fail("pipe", strerror(errno));
@@ -138,6 +140,9 @@ static void child_start(child_t *c, void (*fn)(int, int)) {
     if (c->pid == 0) {
         close(up[0]);
         close(down[1]);
+        /* Earlier children's pipe ends must not stay open here, or they
+         * would never see their pipe close. */
+        for (int i = 0; i < n_inherited; i++) close(inherited[i]);
         fn(up[1], down[0]);
         _exit(0);
     }
@@ -145,6 +150,8 @@ static void child_start(child_t *c, void (*fn)(int, int)) {
     close(down[0]);
     c->rfd = up[0];
     c->wfd = down[1];
+    inherited[n_inherited++] = c->rfd;
+    inherited[n_inherited++] = c->wfd;
     read_line(c->rfd, c->ep1, sizeof c->ep1);
     read_line(c->rfd, c->ep2, sizeof c->ep2);
 }
@@ -370,7 +377,7 @@ int main(int argc, char **argv) {
     cl_transport_stop(tr);
     rt_system_destroy(&sys);
     cl_transport_destroy(&tr);
-    child_stop(&peer);
     child_stop(&raw);
+    child_stop(&peer);
     return 0;
 }
