@@ -179,6 +179,48 @@ static void agrees_with_protobuf_c(void **state) {
     cl_scratch_deinit(&sc);
 }
 
+/* Mutated valid envelopes and batches: every outcome is a message or a clean
+ * error (the sanitizer build catches any out-of-bounds read). */
+static void mutations_never_crash(void **state) {
+    (void)state;
+    cl_scratch_t sc;
+    assert_int_equal(cl_scratch_init(&sc, 4096), 0);
+    rt_msg_t *m = sample_msg(40);
+    cl_buf_t b;
+    cl_buf_init(&b);
+    assert_int_equal(cl_batch_append(&b, m, 3), 0);
+    assert_int_equal(cl_batch_append(&b, m, 3), 0);
+    uint8_t *copy = malloc(b.len);
+    srand(99);
+    int ok = 0, bad = 0;
+    for (int round = 0; round < 20000; round++) {
+        memcpy(copy, b.data, b.len);
+        int flips = 1 + rand() % 4;
+        for (int f = 0; f < flips; f++) copy[(size_t)rand() % b.len] = (uint8_t)rand();
+        size_t len = (size_t)rand() % (b.len + 1), pos = 0;
+        const uint8_t *env;
+        size_t env_len;
+        llmos_error_t err;
+        int rc;
+        while ((rc = cl_batch_next(copy, len, &pos, 1 << 20, &env, &env_len, &err)) == 1) {
+            rt_msg_t *d = NULL;
+            if (cl_envelope_decode(env, env_len, 1 << 20, &sc, &d, &err) == 0) {
+                ok++;
+                rt_msg_free(d);
+            } else {
+                assert_null(d);
+                bad++;
+            }
+        }
+        assert_true(rc == 0 || rc == LLMOS_EFORMAT || rc == LLMOS_ETOOBIG);
+    }
+    assert_true(ok > 0 && bad > 0);
+    free(copy);
+    rt_msg_free(m);
+    cl_buf_deinit(&b);
+    cl_scratch_deinit(&sc);
+}
+
 static void batch_framing(void **state) {
     (void)state;
     cl_buf_t b;
@@ -338,7 +380,7 @@ static void parse_sizes(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),      cmocka_unit_test(decode_rejects_bad_input),
-        cmocka_unit_test(agrees_with_protobuf_c),
+        cmocka_unit_test(agrees_with_protobuf_c), cmocka_unit_test(mutations_never_crash),
         cmocka_unit_test(batch_framing),   cmocka_unit_test(client_ids),
         cmocka_unit_test(config_parses),   cmocka_unit_test(config_errors_name_line),
         cmocka_unit_test(config_file),     cmocka_unit_test(parse_sizes),
