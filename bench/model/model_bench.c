@@ -319,11 +319,15 @@ int main(int argc, char **argv) {
         char metric[64];
         snprintf(metric, sizeof metric, "sgemm_peak_gflops_t%d", th);
         bench_emit(&(bench_figure_t){"model", metric, peak, "GFLOP/s", NULL, 0, NULL, 0, note});
-        snprintf(metric, sizeof metric, "mem_read_bw_t%d", th);
-        bench_emit(&(bench_figure_t){"model", metric, bw / 1e9, "GB/s", NULL, 0, NULL, 0, note});
 
         double agg, q;
         decode_all(m, mq, th, quick ? 12 : 24, &single[th], &agg, &q);
+        /* Bandwidth again after the decode: the better of two samples, so a
+         * burst of other work during one of them does not set the limit. */
+        double bw2 = bench_mem_read_bw(th);
+        if (bw2 > bw) bw = bw2;
+        snprintf(metric, sizeof metric, "mem_read_bw_t%d", th);
+        bench_emit(&(bench_figure_t){"model", metric, bw / 1e9, "GB/s", NULL, 0, NULL, 0, note});
         double pf = prefill(m, th, quick ? 1 : 2);
         snprintf(metric, sizeof metric, "prefill512_tok_s_t%d", th);
         bench_emit(&(bench_figure_t){"model", metric, pf, "tok/s", "one-token-at-a-time decode", single[th],
