@@ -38,6 +38,23 @@
 #define FLUSH_BYTES (256 << 10)/* send a peer's batch once it is this big */
 #define PENDING_CAP (64 << 20) /* refuse messages for a peer with this much unsent */
 #define HEADER_MAX 1024
+#define ASKS_MAX (1u << 16)    /* asks in flight tracked per peer; past it they rely on their timeout */
+#define ASK_DEFAULT_LIFE_NS (60ull * 1000000000ull) /* asks without a deadline: forget after 60 s */
+
+/* An ask sent to a peer and not answered yet: if the peer dies or
+ * restarts, its sender gets an EUNAVAILABLE reply at once instead of
+ * waiting for its timeout. */
+typedef struct ask_rec {
+    uint64_t corr;          /* 0 = empty slot */
+    uint64_t from_node, from_id;
+    uint64_t expires_ns;
+    char from_name[40];     /* empty when the sender has no name (or a longer one: then not tracked) */
+} ask_rec_t;
+
+typedef struct ask_table {
+    ask_rec_t *slots;       /* open addressing, linear probing, power-of-two capacity */
+    size_t cap, n;
+} ask_table_t;
 
 typedef struct peer {
     char endpoint[CL_ENDPOINT_MAX]; /* where our DEALER connects */
@@ -54,6 +71,7 @@ typedef struct peer {
     uint64_t tx_seq;                /* next sequence number */
     uint64_t acked;                 /* highest number confirmed or counted undelivered */
     uint64_t rx_hi;                 /* highest number received from its current incarnation */
+    ask_table_t asks;               /* asks in flight to it */
 } peer_t;
 
 typedef struct counters {
@@ -178,6 +196,99 @@ static void answer_error(cl_transport_t *t, rt_msg_t *msg, int status, const cha
     rt_msg_free(msg);
 }
 
+/* ---- asks in flight ---- */
+
+static size_t ask_hash(uint64_t corr, size_t mask) { return (size_t)((corr * 0x9E3779B97F4A7C15ull) >> 17) & mask; }
+
+static int ask_grow(ask_table_t *a) {
+    size_t cap = a->cap ? a->cap * 2 : 64;
+    ask_rec_t *slots = calloc(cap, sizeof *slots);
+    if (!slots) return LLMOS_ENOMEM;
+    for (size_t i = 0; i < a->cap; i++) {
+        if (!a->slots[i].corr) continue;
+        size_t j = ask_hash(a->slots[i].corr, cap - 1);
+        while (slots[j].corr) j = (j + 1) & (cap - 1);
+        slots[j] = a->slots[i];
+    }
+    free(a->slots);
+    a->slots = slots;
+    a->cap = cap;
+    return 0;
+}
+
+static void ask_track(ask_table_t *a, const rt_msg_t *m, uint64_t now) {
+    if (a->n >= ASKS_MAX || (m->from.name && strlen(m->from.name) >= sizeof a->slots[0].from_name)) return;
+    if ((a->n + 1) * 2 > a->cap && ask_grow(a) != 0) return;
+    size_t mask = a->cap - 1, j = ask_hash(m->corr, mask);
+    while (a->slots[j].corr && a->slots[j].corr != m->corr) j = (j + 1) & mask;
+    ask_rec_t *r = &a->slots[j];
+    if (!r->corr) a->n++;
+    r->corr = m->corr;
+    r->from_node = m->from.node;
+    r->from_id = m->from.id;
+    snprintf(r->from_name, sizeof r->from_name, "%s", m->from.name ? m->from.name : "");
+    uint64_t wall = llmos_wall_ms();
+    r->expires_ns = now + (m->deadline_ms > wall ? (m->deadline_ms - wall) * 1000000ull : ASK_DEFAULT_LIFE_NS);
+}
+
+/* Removes slot i, shifting later entries of its probe run back (no tombstones). */
+static void ask_remove_at(ask_table_t *a, size_t i) {
+    size_t mask = a->cap - 1, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!a->slots[j].corr) break;
+        size_t k = ask_hash(a->slots[j].corr, mask);
+        if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
+            a->slots[i] = a->slots[j];
+            i = j;
+        }
+    }
+    a->slots[i].corr = 0;
+    a->n--;
+}
+
+static void ask_answered(ask_table_t *a, uint64_t corr) {
+    if (!a->n) return;
+    size_t mask = a->cap - 1, j = ask_hash(corr, mask);
+    while (a->slots[j].corr) {
+        if (a->slots[j].corr == corr) {
+            ask_remove_at(a, j);
+            return;
+        }
+        j = (j + 1) & mask;
+    }
+}
+
+/* Drops asks past their deadline (their senders got the runtime's timeout). */
+static void ask_expire(ask_table_t *a, uint64_t now) {
+    for (size_t i = 0; i < a->cap && a->n;) {
+        if (a->slots[i].corr && a->slots[i].expires_ns < now)
+            ask_remove_at(a, i); /* slot i may now hold a shifted entry: look again */
+        else
+            i++;
+    }
+}
+
+static void send_error(cl_transport_t *t, rt_ref_t to, rt_ref_t about, uint64_t corr, uint64_t trace,
+                       const char *tenant, int status, const char *text);
+
+/* The peer died or restarted: every ask still in flight to it is answered. */
+static void ask_fail_all(cl_transport_t *t, ask_table_t *a, uint64_t node, const char *why) {
+    if (!a->n) return;
+    char text[160];
+    snprintf(text, sizeof text, "node %016" PRIx64 " %s before answering", node, why);
+    size_t failed = a->n;
+    for (size_t i = 0; i < a->cap; i++) {
+        ask_rec_t r = a->slots[i];
+        if (!r.corr) continue;
+        a->slots[i].corr = 0;
+        rt_ref_t to = {r.from_node, r.from_id, r.from_name[0] ? r.from_name : NULL};
+        send_error(t, to, (rt_ref_t){node, 0, NULL}, r.corr, 0, NULL, LLMOS_EUNAVAILABLE, text);
+    }
+    a->n = 0;
+    LLMOS_WARN("%zu ask(s) in flight to node %016" PRIx64 " answered with EUNAVAILABLE", failed, node);
+}
+
 /* ---- outgoing ---- */
 
 static peer_t *peer_by_node(cl_transport_t *t, uint64_t node) {
@@ -268,6 +379,7 @@ static void route_out(cl_transport_t *t, rt_msg_t *msg) {
     }
     p->out_count++;
     p->tx_seq++;
+    if (msg->corr && !(msg->flags & RT_MSG_REPLY)) ask_track(&p->asks, msg, llmos_now_ns());
     rt_msg_free(msg);
     if (p->out.len >= FLUSH_BYTES && !p->blocked) peer_flush(t, p, llmos_now_ns());
 }
@@ -372,6 +484,7 @@ static peer_t *peer_add(cl_transport_t *t, const char *endpoint, llmos_error_t *
 
 /* Everything sent to p that it did not acknowledge is counted undelivered. */
 static void peer_account_loss(cl_transport_t *t, peer_t *p, const char *why) {
+    ask_fail_all(t, &p->asks, p->node_id, why);
     uint64_t sent = p->tx_seq - 1;
     uint64_t lost = sent > p->acked ? sent - p->acked : 0;
     p->acked = sent;
@@ -623,6 +736,7 @@ static size_t on_peer(cl_transport_t *t, zmq_msg_t *rid, zmq_msg_t *hdr_frame, z
             continue;
         }
         if (msg->from.node == 0) msg->from.node = from_node;
+        if ((msg->flags & RT_MSG_REPLY) && msg->corr) ask_answered(&p->asks, msg->corr);
         deliver_in(t, msg);
         handled++;
     }
@@ -692,6 +806,7 @@ static void tick(cl_transport_t *t, uint64_t now) {
         peer_t *p = &t->peers[i];
         if (p->alive && now - p->last_heard_ns > timeout) peer_gone(t, p, false);
         if (now - p->last_sent_ns >= hb) peer_flush(t, p, now);
+        ask_expire(&p->asks, now);
     }
 }
 
@@ -872,7 +987,10 @@ void cl_transport_destroy(cl_transport_t **tp) {
     if (!tp || !*tp) return;
     cl_transport_t *t = *tp;
     cl_transport_stop(t);
-    for (size_t i = 0; i < t->npeers; i++) cl_buf_deinit(&t->peers[i].out);
+    for (size_t i = 0; i < t->npeers; i++) {
+        cl_buf_deinit(&t->peers[i].out);
+        free(t->peers[i].asks.slots);
+    }
     free(t->peers);
     cl_buf_deinit(&t->cbuf);
     cl_scratch_deinit(&t->scratch);

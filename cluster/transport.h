@@ -20,8 +20,9 @@
  * PeerHeader (who I am, incarnation, endpoint, batch seq, ack) + Batch (the
  * envelopes).  An empty batch is a heartbeat, sent every heartbeat_ms; a peer
  * silent for peer_timeout_ms is dead: sends to it fail at once with
- * LLMOS_EUNAVAILABLE, and what it never acknowledged is counted as
- * `undelivered` (asks to it get their timeout reply from the runtime).  A peer
+ * LLMOS_EUNAVAILABLE, asks in flight to it are answered at once with
+ * LLMOS_EUNAVAILABLE, and the one-way messages it never acknowledged are
+ * counted as `undelivered`.  A peer
  * that comes back (same endpoint; new incarnation, possibly a new node id) is
  * alive again as soon as its first header arrives; its old node id stays
  * dead, so stale refs get errors instead of reaching a stranger.  A node

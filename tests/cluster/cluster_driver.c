@@ -312,6 +312,26 @@ static void one_way(uint64_t node, tally_t *t) {
         t->send_refused++;
 }
 
+/* An ask the sink never answers (it only counts BENCH messages): pending
+ * until the node dies, then answered by the transport with EUNAVAILABLE. */
+typedef struct hanging_ask {
+    uint64_t node;
+    int rc, status;
+    double ms;
+} hanging_ask_t;
+
+static void *hanging_ask_main(void *p) {
+    hanging_ask_t *h = p;
+    rt_msg_t *reply = NULL;
+    llmos_error_t err;
+    uint64_t t0 = llmos_now_ns();
+    h->rc = rt_call(sys, rt_ref_name(h->node, "sink"), ACTORS_MSG_BENCH, "h", 1, 30000, &reply, &err);
+    h->ms = (double)(llmos_now_ns() - t0) / 1e6;
+    h->status = reply ? reply->status : 0;
+    rt_msg_free(reply);
+    return NULL;
+}
+
 /* fixed_id: llmosd has --node-id and the driver connects to it; otherwise a
  * random id and llmosd connects to the driver (--peer): the driver learns
  * it from its first header. */
@@ -335,6 +355,10 @@ static void restart_round(int fixed_id) {
     sink_ask(old_id, ACTORS_MSG_SINK_RESET);
     for (int i = 0; i < 1000; i++) one_way(old_id, &t);
 
+    hanging_ask_t hang = {.node = old_id};
+    pthread_t hang_th;
+    pthread_create(&hang_th, NULL, hanging_ask_main, &hang);
+    llmos_sleep_ms(200); /* let it reach the node */
     cl_stats_t before;
     cl_transport_stats(tr, &before);
     proc_kill(b, SIGKILL);
@@ -356,6 +380,12 @@ static void restart_round(int fixed_id) {
     cl_stats_t dead;
     cl_transport_stats(tr, &dead);
     if (dead.peer_deaths <= before.peer_deaths) die("the driver did not notice the death");
+    pthread_join(hang_th, NULL);
+    if (hang.rc != 0 || hang.status != LLMOS_EUNAVAILABLE || hang.ms > 10000)
+        die("the ask in flight at the kill: rc %d status %d after %.0f ms (wanted EUNAVAILABLE well before 30 s)",
+            hang.rc, hang.status, hang.ms);
+    printf("restart(%s id): the ask in flight at the kill got EUNAVAILABLE after %.0f ms\n",
+           fixed_id ? "same" : "new", hang.ms);
 
     proc_start(b, listen, args);
     if (cl_transport_wait_peer(tr, b->endpoint, 20000, NULL, &err) != 0) die("after restart: %s", err.msg);
