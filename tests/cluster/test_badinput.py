@@ -251,6 +251,36 @@ def main():
     check(r.returncode != 0 and ("%s:3" % cf.name) in r.stderr, "bad config line: %r" % r.stderr.strip())
     os.unlink(cf.name)
 
+    # A good config file is applied: name, workers, frame cap.
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as cf:
+        cf.write("# small node\nlisten = tcp://127.0.0.1:0\nnode_name = cfgnode  # named\n"
+                 "workers = 1\nmax_frame = 1M\nlog_level = warn\n")
+    n2 = subprocess.Popen([LLMOSD, "--config", cf.name], stdout=subprocess.PIPE, text=True)
+    line = n2.stdout.readline()
+    ep2 = line.split()[-1] if "listening on" in line else None
+    check(ep2 is not None, "llmosd --config starts: %r" % line)
+    if ep2:
+        rc, out, err = cli("--endpoint", ep2, "status", "--json")
+        st2 = json.loads(out) if rc == 0 else {}
+        check(st2.get("node_name") == "cfgnode" and st2.get("workers") == 1,
+              "config applied: name %s, workers %s" % (st2.get("node_name"), st2.get("workers")))
+        s2 = ctx.socket(zmq.DEALER)
+        s2.setsockopt(zmq.LINGER, 0)
+        s2.connect(ep2)
+        s2.send(envelope("echo", type_=0xF10, corr=9, payload=b"y" * (3 << 19)))
+        r = parse_envelope(s2.recv_multipart()[0]) if s2.poll(10000) else None
+        check(r is not None and r["status"] == ETOOBIG, "max_frame = 1M refuses a 1.5 MiB frame with an error")
+        # Past twice the cap ZeroMQ itself cuts the connection (ZMQ_MAXMSGSIZE):
+        # no reply is possible, and the node keeps serving.
+        s2.send(b"z" * (3 << 20))
+        check(not s2.poll(1000), "a frame over twice the cap gets no reply (connection cut)")
+        rc, out, err = cli("--endpoint", ep2, "ping")
+        check(rc == 0, "the node still answers ping after that")
+        s2.close()
+    n2.send_signal(signal.SIGTERM)
+    check(n2.wait(timeout=30) == 0, "config node stops with exit 0")
+    os.unlink(cf.name)
+
     # SIGTERM: clean exit 0.
     s.close()
     ctx.term()
