@@ -229,6 +229,9 @@ static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos
             if (zmq_msg_recv(&m, c->sock, 0) < 0) more = 0; else more = zmq_msg_more(&m);
             zmq_msg_close(&m);
         }
+        if (len > c->max_frame) /* size checked before decoding: whose reply it was cannot be known */
+            return cerr(err, LLMOS_CLIENT_ETOOBIG, "a %zu-byte reply from %s is over the %zu-byte cap", len,
+                        c->endpoint, c->max_frame);
         if (!env) continue; /* not ours to report: keep waiting for the real reply */
         if (env->correlation_id != corr || !env->is_reply) {
             llmos__envelope__free_unpacked(env, NULL);
