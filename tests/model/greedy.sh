@@ -26,4 +26,10 @@ b=$("$LLMOS_BIN/llmos-generate" --model "$LLMOS_MODELS/stories260K.gguf" -n 80 -
 head -c 5000 "$LLMOS_MODELS/stories260K.gguf" >"$out/cut.gguf"
 if "$LLMOS_BIN/llmos-generate" --model "$out/cut.gguf" -n 10 2>"$out/cut.err"; then echo "FAIL: truncated file accepted"; exit 1; fi
 grep -q 'truncated\|past the end' "$out/cut.err" || { echo "FAIL: unclear error"; cat "$out/cut.err"; exit 1; }
-echo "greedy: 4 passed, 0 failed"
+# A stop string ends the text just before it, even across tokens; the prompt is echoed.
+got=$("$LLMOS_BIN/llmos-generate" --model "$LLMOS_MODELS/stories260K.gguf" -n 200 --temperature 0 --stop "Lily" 2>/dev/null)
+[ "$got" = "Once upon a time, there was a little girl named " ] || { echo "FAIL: stop string: '$got'"; exit 1; }
+got=$("$LLMOS_BIN/llmos-generate" --model "$LLMOS_MODELS/stories260K.gguf" -n 200 --temperature 0 \
+      --prompt "Once upon a time, Tom" --stop "." 2>/dev/null)
+[ "$got" = "Once upon a time, Tom and Grandma went to the park" ] || { echo "FAIL: prompt + stop: '$got'"; exit 1; }
+echo "greedy: 6 passed, 0 failed"
