@@ -628,7 +628,12 @@ static void deliver_in(cl_transport_t *t, rt_msg_t *msg) {
         if (from.name && strlen(from.name) >= sizeof from_name) notify = false;
         if (from.name) from.name = strcpy(from_name, notify ? from.name : "");
     }
-    if (to.name) to.name = strncpy(to_name, to.name, sizeof to_name - 1), to_name[sizeof to_name - 1] = 0;
+    if (to.name) { /* kept for the log line and the notice; no padding, the hot path pays per byte */
+        size_t n = strnlen(to.name, sizeof to_name - 1);
+        memcpy(to_name, to.name, n);
+        to_name[n] = 0;
+        to.name = to_name;
+    }
     uint64_t trace = msg->trace_id;
     int rc = rt_deliver(t->sys, msg);
     if (rc == LLMOS_ENOTFOUND) {
