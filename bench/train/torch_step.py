@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """torch_step.py — the baseline of bin/train_bench: the same Llama shape and
-batch trained in PyTorch (float32, AdamW), printing {"tok_s": ...}.
+batch trained in PyTorch (float32, AdamW), printing {"tok_s": ...} from the
+median step time.
 
 Usage: torch_step.py DIM HIDDEN LAYERS HEADS KV_HEADS VOCAB B T STEPS THREADS
 """
@@ -86,8 +87,11 @@ def step():
 
 
 step()  # warm-up
-t0 = time.perf_counter()
+times = []
 for _ in range(steps):
+    t0 = time.perf_counter()
     step()
-el = time.perf_counter() - t0
-print(json.dumps({"tok_s": B * T * steps / el, "params": sum(p.numel() for p in m.parameters())}))
+    times.append(time.perf_counter() - t0)
+times.sort()
+med = times[len(times) // 2] if len(times) % 2 else 0.5 * (times[len(times) // 2 - 1] + times[len(times) // 2])
+print(json.dumps({"tok_s": B * T / med, "params": sum(p.numel() for p in m.parameters())}))
