@@ -17,6 +17,7 @@
  * Shutdown: SIGINT/SIGTERM handlers only write an eventfd; main wakes, stops
  * the transport, destroys the runtime and exits 0.
  */
+#include "actors/graph_actor.h"
 #include "actors/node.h"
 #include "cluster/config.h"
 #include "cluster/transport.h"
@@ -57,6 +58,7 @@ static void usage(FILE *f) {
             "  --node-id ID              fixed 64-bit node id (default: random)\n"
             "  --max-frame SIZE          largest accepted frame, e.g. 64M (default 64M)\n"
             "  --log-level LEVEL         error|warn|info|debug\n"
+            "  --graph DB                serve the graph in directory DB as actor `graph`\n"
             "  --mpi                     initialise MPI (automatic under mpirun)\n"
             "  --help                    this text\n");
 }
@@ -71,7 +73,7 @@ static const struct {
 };
 
 /* Parses argv into cfg; returns 0, 1 (help printed) or -1 (error printed). */
-static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi) {
+static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi, const char **graph_db) {
     llmos_error_t err;
     /* The config file first, so flags override it wherever they stand. */
     for (int i = 1; i < argc; i++) {
@@ -98,6 +100,14 @@ static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi) {
         }
         if (strcmp(a, "--config") == 0) {
             i++;
+            continue;
+        }
+        if (strcmp(a, "--graph") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "llmosd: --graph needs a graph directory\n");
+                return -1;
+            }
+            *graph_db = argv[++i];
             continue;
         }
         const char *key = NULL;
@@ -155,7 +165,8 @@ int main(int argc, char **argv) {
     cl_config_t cfg;
     cl_config_init(&cfg);
     int want_mpi = getenv("OMPI_COMM_WORLD_SIZE") != NULL;
-    int pr = parse_args(argc, argv, &cfg, &want_mpi);
+    const char *graph_db = NULL;
+    int pr = parse_args(argc, argv, &cfg, &want_mpi, &graph_db);
     if (pr != 0) return pr > 0 ? 0 : 2;
     llmos_log_level lvl;
     if (llmos_log_parse_level(cfg.log_level, &lvl) == 0) llmos_log_set_level(lvl);
@@ -218,6 +229,10 @@ int main(int argc, char **argv) {
     env = (actors_node_env_t){sys, tr, name, cfg.workers ? cfg.workers : (uint32_t)(cores > 0 ? cores : 1),
                               llmos_now_ns()};
     if (actors_node_start(&env, &err) != 0) {
+        fprintf(stderr, "llmosd: %s\n", err.msg);
+        goto out;
+    }
+    if (graph_db && actors_graph_start(sys, graph_db, &err) != 0) {
         fprintf(stderr, "llmosd: %s\n", err.msg);
         goto out;
     }

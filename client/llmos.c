@@ -3,6 +3,12 @@
  *
  *   llmos [--endpoint E] [--timeout MS] ping [-c N]
  *   llmos [--endpoint E] [--timeout MS] status [--json]
+ *   llmos --endpoint E graph query 'SPARQL' [--format tsv|json] [--query-timeout MS]
+ *   llmos --endpoint E graph link 'text' [--hops K] [--max-facts N] [--format text|json]
+ *                        asks the node's `graph` actor (llmosd --graph DB): only
+ *                        when --endpoint is given on the command line and the
+ *                        subcommand is query or link; otherwise `llmos graph ...`
+ *                        runs the local llmos-graph on a DB path like any X:
  *   llmos X args...      runs `llmos-X args...` (git style): first from the
  *                        directory of this executable, then from PATH.
  *
@@ -11,6 +17,7 @@
  * Talks to nodes only through libllmos-client; links no MPI, model or graph.
  */
 #include "llmos/client.h"
+#include "llmos/graph.pb-c.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -158,6 +165,96 @@ static int cmd_status(const char *endpoint, uint32_t timeout_ms, int argc, char 
     return 0;
 }
 
+/* `llmos --endpoint E graph query|link ...`: builds the request, asks the
+ * node's graph actor and prints the text of its reply (what llmos-graph
+ * prints locally).  argv[0] is "query" or "link". */
+static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    const char *sub = argv[0], *text = NULL, *format = "";
+    unsigned long hops = 1, max_facts = 20, qtimeout = 0;
+    int is_query = strcmp(sub, "query") == 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char *end = NULL;
+        if (strcmp(a, "--format") == 0 && i + 1 < argc) {
+            format = argv[++i];
+        } else if (is_query && strcmp(a, "--query-timeout") == 0 && i + 1 < argc) {
+            qtimeout = strtoul(argv[++i], &end, 10);
+            if (!*argv[i] || *end || qtimeout > UINT32_MAX) goto usage;
+        } else if (!is_query && strcmp(a, "--hops") == 0 && i + 1 < argc) {
+            hops = strtoul(argv[++i], &end, 10);
+            if (!*argv[i] || *end || hops > 2) goto usage;
+        } else if (!is_query && strcmp(a, "--max-facts") == 0 && i + 1 < argc) {
+            max_facts = strtoul(argv[++i], &end, 10);
+            if (!*argv[i] || *end || max_facts < 1 || max_facts > 100000) goto usage;
+        } else if (a[0] == '-' && a[1]) {
+            goto usage;
+        } else if (!text) {
+            text = a;
+        } else {
+            goto usage;
+        }
+    }
+    if (!text) goto usage;
+
+    uint8_t *buf = NULL;
+    size_t len;
+    uint32_t type;
+    if (is_query) {
+        Llmos__GraphQueryRequest q = LLMOS__GRAPH_QUERY_REQUEST__INIT;
+        q.sparql = (char *)text;
+        q.format = (char *)format;
+        q.timeout_ms = (uint32_t)qtimeout;
+        len = llmos__graph_query_request__get_packed_size(&q);
+        if ((buf = malloc(len ? len : 1))) llmos__graph_query_request__pack(&q, buf);
+        type = LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_QUERY;
+    } else {
+        Llmos__GraphLinkRequest q = LLMOS__GRAPH_LINK_REQUEST__INIT;
+        q.text = (char *)text;
+        q.hops = (uint32_t)hops;
+        q.max_facts = (uint32_t)max_facts;
+        q.format = (char *)format;
+        len = llmos__graph_link_request__get_packed_size(&q);
+        if ((buf = malloc(len ? len : 1))) llmos__graph_link_request__pack(&q, buf);
+        type = LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK;
+    }
+    if (!buf) {
+        fprintf(stderr, "llmos graph %s: out of memory\n", sub);
+        return 1;
+    }
+    llmos_client_t *c;
+    if (connect_or_say(endpoint, timeout_ms, &c) != 0) {
+        free(buf);
+        return 1;
+    }
+    llmos_client_reply_t *reply = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_call(c, "graph", type, buf, len, timeout_ms, &reply, &err);
+    free(buf);
+    int status = 0;
+    if (rc != 0) {
+        fprintf(stderr, "llmos graph %s: %s (%s)\n", sub, err.msg, llmos_client_strerror(rc));
+        status = 1;
+    } else {
+        Llmos__GraphResult *res = llmos__graph_result__unpack(NULL, reply->len, reply->data);
+        if (!res) {
+            fprintf(stderr, "llmos graph %s: the node's reply (%zu bytes) is not a GraphResult\n", sub, reply->len);
+            status = 1;
+        } else {
+            fputs(res->text, stdout);
+            if (fflush(stdout) != 0) status = 1;
+            llmos__graph_result__free_unpacked(res, NULL);
+        }
+    }
+    llmos_client_reply_free(&reply);
+    llmos_client_destroy(&c);
+    return status;
+usage:
+    fprintf(stderr,
+            "usage: llmos --endpoint E graph query 'SPARQL' [--format tsv|json] [--query-timeout MS]\n"
+            "       llmos --endpoint E graph link 'text' [--hops 0|1|2] [--max-facts N] [--format text|json]\n");
+    return 2;
+}
+
 /* Runs llmos-<cmd>: from this executable's directory first, then PATH.
  * Returns only on failure. */
 static int run_external(const char *cmd, int argc, char **argv) {
@@ -206,6 +303,7 @@ int main(int argc, char **argv) {
     const char *endpoint = getenv("LLMOS_ENDPOINT");
     if (!endpoint || !*endpoint) endpoint = DEFAULT_ENDPOINT;
     uint32_t timeout_ms = 5000;
+    int explicit_endpoint = 0;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
@@ -214,6 +312,7 @@ int main(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--endpoint") == 0 && i + 1 < argc) {
             endpoint = argv[++i];
+            explicit_endpoint = 1;
         } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
             if (parse_ms(argv[++i], &timeout_ms) != 0) {
                 fprintf(stderr, "llmos: --timeout '%s' is not a number of milliseconds\n", argv[i]);
@@ -235,6 +334,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "ping") == 0) return cmd_ping(endpoint, timeout_ms, argc - i, argv + i);
     if (strcmp(cmd, "status") == 0) return cmd_status(endpoint, timeout_ms, argc - i, argv + i);
+    if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
+        (strcmp(argv[i], "query") == 0 || strcmp(argv[i], "link") == 0))
+        return cmd_graph_remote(endpoint, timeout_ms, argc - i, argv + i);
     /* Subcommands that talk to a node use the same endpoint. */
     setenv("LLMOS_ENDPOINT", endpoint, 1);
     return run_external(cmd, argc - i, argv + i);

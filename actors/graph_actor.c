@@ -1,0 +1,190 @@
+/*
+ * graph_actor.c — the `graph` actor (see graph_actor.h).  One pinned actor
+ * owns the store handle and the entity linker (built on the first link
+ * request, then reused: a built linker is immutable).  Each request runs on
+ * its own read snapshot, so a concurrent `llmos-graph load` (LMDB's single
+ * writer) never blocks it and is seen by the next request.  The text of a
+ * reply is what `llmos-graph query|link` prints, so the two can be compared.
+ */
+#include "actors/graph_actor.h"
+
+#include "graph/link.h"
+#include "graph/sparql.h"
+#include "graph/store.h"
+#include "llmos/graph.pb-c.h"
+#include "runtime/base/clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct graph_actor {
+    graph_store_t *store;    /* owned */
+    graph_linker_t *linker;  /* owned; NULL until the first link request */
+} graph_actor_t;
+
+static int graph_actor_init(rt_ctx_t *ctx, void *arg, void **state) {
+    (void)ctx;
+    graph_actor_t *g = calloc(1, sizeof *g);
+    if (!g) return LLMOS_ENOMEM;
+    g->store = arg;
+    *state = g;
+    return 0;
+}
+
+static void graph_actor_deinit(rt_ctx_t *ctx, void *state) {
+    (void)ctx;
+    graph_actor_t *g = state;
+    graph_linker_destroy(&g->linker);
+    graph_store_close(&g->store);
+    free(g);
+}
+
+/* The monotonic instant to stop at: the earlier of the envelope's wall-clock
+ * deadline and now + timeout_ms; 0 = none. */
+static uint64_t request_deadline_ns(const rt_msg_t *msg, uint32_t timeout_ms) {
+    uint64_t now = llmos_now_ns(), d = 0;
+    if (msg->deadline_ms) {
+        uint64_t wall = llmos_wall_ms();
+        d = now + (msg->deadline_ms > wall ? (msg->deadline_ms - wall) * 1000000u : 1);
+    }
+    if (timeout_ms) {
+        uint64_t t = now + (uint64_t)timeout_ms * 1000000u;
+        if (!d || t < d) d = t;
+    }
+    return d;
+}
+
+static void reply_result(rt_ctx_t *ctx, const rt_msg_t *msg, const char *text, uint64_t facts) {
+    Llmos__GraphResult res = LLMOS__GRAPH_RESULT__INIT;
+    res.text = (char *)text;
+    res.facts = facts;
+    size_t n = llmos__graph_result__get_packed_size(&res);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        rt_reply_error(ctx, msg, LLMOS_ENOMEM, "graph: no memory for a %zu-byte reply", n);
+        return;
+    }
+    llmos__graph_result__pack(&res, buf);
+    rt_reply(ctx, msg, msg->type, buf, n);
+    free(buf);
+}
+
+static int handle_query(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llmos_error_t *err) {
+    Llmos__GraphQueryRequest *q = llmos__graph_query_request__unpack(NULL, msg->len, msg->data);
+    if (!q) return llmos_error_set(err, LLMOS_EFORMAT, "query: the payload (%zu bytes) is not a GraphQueryRequest", msg->len);
+    sparql_format fmt = SPARQL_FORMAT_TSV;
+    int rc = 0;
+    if (q->format && q->format[0]) rc = sparql_format_parse(q->format, &fmt, err);
+    graph_reader_t *r = NULL;
+    char *out = NULL;
+    size_t len = 0;
+    sparql_exec_opts_t o = {.deadline_ns = request_deadline_ns(msg, q->timeout_ms)};
+    if (!rc) rc = graph_reader_begin(g->store, &r, err);
+    if (!rc) rc = sparql_query_run(r, q->sparql, strlen(q->sparql), fmt, &o, &out, &len, err);
+    graph_reader_end(&r);
+    if (!rc) reply_result(ctx, msg, out, 0);
+    free(out);
+    llmos__graph_query_request__free_unpacked(q, NULL);
+    return rc;
+}
+
+/* The mentions and facts as `llmos-graph link` prints them (text format). */
+static int link_text(const graph_link_result_t *res, const char *text, char **out, size_t *len, llmos_error_t *err) {
+    FILE *f = open_memstream(out, len);
+    if (!f) return llmos_error_set(err, LLMOS_ENOMEM, "graph link: no memory for the reply");
+    for (size_t i = 0; i < res->nmentions; i++) {
+        const graph_link_mention_t *m = &res->mentions[i];
+        fprintf(f, "mention\t%zu\t%zu\t%.*s\t<%s>%s\n", m->start, m->end, (int)(m->end - m->start), text + m->start,
+                m->iri, m->candidates > 1 ? "\t(ambiguous)" : "");
+    }
+    for (size_t i = 0; i < res->nfacts; i++)
+        fprintf(f, "fact\t%d\t%s %s %s .\n", res->facts[i].hop, res->facts[i].s, res->facts[i].p, res->facts[i].o);
+    for (size_t i = 0; i < res->nfacts; i++) fprintf(f, "%s\n", res->facts[i].sentence);
+    if (fclose(f) != 0) {
+        free(*out);
+        *out = NULL;
+        return llmos_error_set(err, LLMOS_ENOMEM, "graph link: no memory for the reply");
+    }
+    return 0;
+}
+
+static int handle_link(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llmos_error_t *err) {
+    Llmos__GraphLinkRequest *q = llmos__graph_link_request__unpack(NULL, msg->len, msg->data);
+    if (!q) return llmos_error_set(err, LLMOS_EFORMAT, "link: the payload (%zu bytes) is not a GraphLinkRequest", msg->len);
+    int rc = 0, json = 0;
+    if (q->format && q->format[0] && strcmp(q->format, "text") != 0) {
+        if (strcmp(q->format, "json") == 0)
+            json = 1;
+        else
+            rc = llmos_error_set(err, LLMOS_EINVAL, "link: format '%s' is not text or json", q->format);
+    }
+    if (!rc && q->hops > 2) rc = llmos_error_set(err, LLMOS_EINVAL, "link: hops %u is not 0, 1 or 2", q->hops);
+    graph_reader_t *r = NULL;
+    graph_link_result_t res = {0};
+    char *out = NULL;
+    size_t len = 0;
+    if (!rc) rc = graph_reader_begin(g->store, &r, err);
+    if (!rc && !g->linker) rc = graph_linker_new(r, &g->linker, err);
+    graph_link_opts_t lo = {.hops = (int)q->hops, .max_facts = q->max_facts ? q->max_facts : 20};
+    size_t tlen = strlen(q->text);
+    if (!rc) rc = graph_link_text(g->linker, r, q->text, tlen, &lo, &res, err);
+    if (!rc && json) {
+        rc = graph_link_to_json(&res, q->text, tlen, &out, &len, err);
+        if (!rc) {
+            /* llmos-graph prints the object and a newline */
+            char *p = realloc(out, len + 2);
+            if (!p) rc = llmos_error_set(err, LLMOS_ENOMEM, "graph link: no memory for the reply");
+            else {
+                out = p;
+                out[len++] = '\n';
+                out[len] = 0;
+            }
+        }
+    } else if (!rc) {
+        rc = link_text(&res, q->text, &out, &len, err);
+    }
+    if (!rc) reply_result(ctx, msg, out, res.nfacts);
+    free(out);
+    graph_link_result_deinit(&res);
+    graph_reader_end(&r);
+    llmos__graph_link_request__free_unpacked(q, NULL);
+    return rc;
+}
+
+static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
+    graph_actor_t *g = state;
+    if (msg->flags & RT_MSG_REPLY) return 0;
+    llmos_error_t err = {0};
+    int rc;
+    switch (msg->type) {
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_QUERY:
+        rc = handle_query(g, ctx, msg, &err);
+        break;
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK:
+        rc = handle_link(g, ctx, msg, &err);
+        break;
+    default:
+        return LLMOS_EUNKNOWNTYPE;
+    }
+    /* A bad request is the requester's problem: answer it, never fail. */
+    if (rc) rt_reply_error(ctx, msg, rc, "%s", err.msg[0] ? err.msg : llmos_strerror(rc));
+    return 0;
+}
+
+static const rt_actor_def_t graph_def = {"graph", graph_actor_init, graph_actor_receive, graph_actor_deinit, NULL};
+
+int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err) {
+    graph_store_t *s = NULL;
+    graph_store_options_t so = {.read_only = 1};
+    int rc = graph_store_open(db, &so, &s, err);
+    if (rc) return llmos_error_prefix(err, "opening the graph %s: ", db);
+    rt_spawn_opts_t o = {.name = "graph", .pinned = true};
+    rt_ref_t ref;
+    rc = rt_spawn(sys, &graph_def, s, &o, &ref, err);
+    if (rc) {
+        graph_store_close(&s);
+        return llmos_error_prefix(err, "starting the graph actor: ");
+    }
+    return 0;
+}
