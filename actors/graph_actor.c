@@ -11,6 +11,7 @@
 #include "graph/link.h"
 #include "graph/sparql.h"
 #include "graph/store.h"
+#include "graph/walk.h"
 #include "llmos/graph.pb-c.h"
 #include "runtime/base/clock.h"
 
@@ -152,6 +153,73 @@ static int handle_link(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llm
     return rc;
 }
 
+/* ---- neighbors and path: edges as N-Triples, as llmos-graph prints them ---- */
+
+typedef struct edge_out {
+    graph_reader_t *r;
+    FILE *f;
+    char buf[3][1024];
+    llmos_error_t *err;
+} edge_out_t;
+
+static int print_edge(void *ctx, const graph_triple_t *t, unsigned hop) {
+    (void)hop;
+    edge_out_t *e = ctx;
+    graph_id_t ids[3] = {t->s, t->p, t->o};
+    for (int i = 0; i < 3; i++) {
+        size_t n;
+        int rc = graph_term_format_id(e->r, ids[i], e->buf[i], sizeof e->buf[i], &n, e->err);
+        if (rc) return rc;
+    }
+    fprintf(e->f, "%s %s %s .\n", e->buf[0], e->buf[1], e->buf[2]);
+    return 0;
+}
+
+static int parse_dir(const char *s, graph_dir *out, llmos_error_t *err) {
+    if (!s || !*s || strcmp(s, "both") == 0) *out = GRAPH_DIR_BOTH;
+    else if (strcmp(s, "out") == 0) *out = GRAPH_DIR_OUT;
+    else if (strcmp(s, "in") == 0) *out = GRAPH_DIR_IN;
+    else return llmos_error_set(err, LLMOS_EINVAL, "dir '%s' is not out, in or both", s);
+    return 0;
+}
+
+static int handle_walk(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, int is_path, llmos_error_t *err) {
+    Llmos__GraphWalkRequest *q = llmos__graph_walk_request__unpack(NULL, msg->len, msg->data);
+    if (!q) return llmos_error_set(err, LLMOS_EFORMAT, "walk: the payload (%zu bytes) is not a GraphWalkRequest", msg->len);
+    graph_walk_options_t o = {.hops = q->hops ? q->hops : (is_path ? 6 : 1), .max_edges = q->max_edges};
+    int rc = parse_dir(q->dir, &o.dir, err);
+    if (!rc && o.hops > (is_path ? 64u : 16u))
+        rc = llmos_error_set(err, LLMOS_EINVAL, "hops %u is over %u", o.hops, is_path ? 64u : 16u);
+    graph_reader_t *r = NULL;
+    graph_id_t a = 0, b = 0;
+    char *out = NULL;
+    size_t len = 0;
+    edge_out_t *e = NULL;
+    if (!rc && !(e = calloc(1, sizeof *e))) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a walk");
+    if (!rc && !(e->f = open_memstream(&out, &len))) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a walk");
+    if (!rc) rc = graph_reader_begin(g->store, &r, err);
+    if (!rc) rc = graph_node_resolve(r, q->node, NULL, &a, err);
+    if (!rc && is_path) rc = graph_node_resolve(r, q->to, NULL, &b, err);
+    if (!rc) {
+        e->r = r;
+        e->err = err;
+    }
+    if (!rc && !is_path) rc = graph_neighbors(r, a, &o, print_edge, e, NULL, err);
+    if (!rc && is_path) {
+        graph_triple_t path[64];
+        size_t n = 0;
+        rc = graph_path(r, a, b, &o, path, 64, &n, err);
+        for (size_t i = 0; !rc && i < n; i++) rc = print_edge(e, &path[i], 0);
+    }
+    if (e && e->f && fclose(e->f) != 0 && !rc) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a walk");
+    if (!rc) reply_result(ctx, msg, out ? out : "", 0);
+    free(out);
+    free(e);
+    graph_reader_end(&r);
+    llmos__graph_walk_request__free_unpacked(q, NULL);
+    return rc;
+}
+
 static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
     graph_actor_t *g = state;
     if (msg->flags & RT_MSG_REPLY) return 0;
@@ -163,6 +231,12 @@ static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
         break;
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK:
         rc = handle_link(g, ctx, msg, &err);
+        break;
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_NEIGHBORS:
+        rc = handle_walk(g, ctx, msg, 0, &err);
+        break;
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_PATH:
+        rc = handle_walk(g, ctx, msg, 1, &err);
         break;
     default:
         return LLMOS_EUNKNOWNTYPE;

@@ -5,9 +5,11 @@
  *   llmos [--endpoint E] [--timeout MS] status [--json]
  *   llmos --endpoint E graph query 'SPARQL' [--format tsv|json] [--query-timeout MS]
  *   llmos --endpoint E graph link 'text' [--hops K] [--max-facts N] [--format text|json]
+ *   llmos --endpoint E graph neighbors NODE [--hops K] [--dir D] [--max-edges N]
+ *   llmos --endpoint E graph path A B [--max-hops K] [--dir D]
  *                        asks the node's `graph` actor (llmosd --graph DB): only
  *                        when --endpoint is given on the command line and the
- *                        subcommand is query or link; otherwise `llmos graph ...`
+ *                        subcommand is query, link, neighbors or path; otherwise `llmos graph ...`
  *                        runs the local llmos-graph on a DB path like any X:
  *   llmos X args...      runs `llmos-X args...` (git style): first from the
  *                        directory of this executable, then from PATH.
@@ -165,6 +167,9 @@ static int cmd_status(const char *endpoint, uint32_t timeout_ms, int argc, char 
     return 0;
 }
 
+static int graph_ask(const char *endpoint, uint32_t timeout_ms, const char *sub, uint32_t type, const uint8_t *buf,
+                     size_t len);
+
 /* `llmos --endpoint E graph query|link ...`: builds the request, asks the
  * node's graph actor and prints the text of its reply (what llmos-graph
  * prints locally).  argv[0] is "query" or "link". */
@@ -221,15 +226,25 @@ static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc,
         fprintf(stderr, "llmos graph %s: out of memory\n", sub);
         return 1;
     }
+    int status = graph_ask(endpoint, timeout_ms, sub, type, buf, len);
+    free(buf);
+    return status;
+usage:
+    fprintf(stderr,
+            "usage: llmos --endpoint E graph query 'SPARQL' [--format tsv|json] [--query-timeout MS]\n"
+            "       llmos --endpoint E graph link 'text' [--hops 0|1|2] [--max-facts N] [--format text|json]\n");
+    return 2;
+}
+
+/* Asks the node's graph actor and prints the text of a GraphResult reply.
+ * Returns the exit status (0, or 1 with the reason on stderr). */
+static int graph_ask(const char *endpoint, uint32_t timeout_ms, const char *sub, uint32_t type, const uint8_t *buf,
+                     size_t len) {
     llmos_client_t *c;
-    if (connect_or_say(endpoint, timeout_ms, &c) != 0) {
-        free(buf);
-        return 1;
-    }
+    if (connect_or_say(endpoint, timeout_ms, &c) != 0) return 1;
     llmos_client_reply_t *reply = NULL;
     llmos_client_error_t err;
     int rc = llmos_client_call(c, "graph", type, buf, len, timeout_ms, &reply, &err);
-    free(buf);
     int status = 0;
     if (rc != 0) {
         fprintf(stderr, "llmos graph %s: %s (%s)\n", sub, err.msg, llmos_client_strerror(rc));
@@ -248,10 +263,54 @@ static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc,
     llmos_client_reply_free(&reply);
     llmos_client_destroy(&c);
     return status;
+}
+
+/* `llmos --endpoint E graph neighbors NODE [--hops K] [--dir D] [--max-edges N]`
+ * and `... graph path A B [--max-hops K] [--dir D]`. */
+static int cmd_graph_walk(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    int is_path = strcmp(argv[0], "path") == 0;
+    Llmos__GraphWalkRequest q = LLMOS__GRAPH_WALK_REQUEST__INIT;
+    const char *pos[2] = {0};
+    int np = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char *end = NULL;
+        if (strcmp(a, "--dir") == 0 && i + 1 < argc) {
+            q.dir = argv[++i];
+        } else if (strcmp(a, is_path ? "--max-hops" : "--hops") == 0 && i + 1 < argc) {
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (!*argv[i] || *end || v < 1 || v > (is_path ? 64 : 16)) goto usage;
+            q.hops = (uint32_t)v;
+        } else if (!is_path && strcmp(a, "--max-edges") == 0 && i + 1 < argc) {
+            unsigned long long v = strtoull(argv[++i], &end, 10);
+            if (!*argv[i] || *end || v < 1) goto usage;
+            q.max_edges = v;
+        } else if (a[0] == '-' && a[1] == '-') {
+            goto usage;
+        } else if (np < 1 + is_path) {
+            pos[np++] = a;
+        } else {
+            goto usage;
+        }
+    }
+    if (np != 1 + is_path) goto usage;
+    q.node = (char *)pos[0];
+    if (is_path) q.to = (char *)pos[1];
+    size_t len = llmos__graph_walk_request__get_packed_size(&q);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        fprintf(stderr, "llmos graph %s: out of memory\n", argv[0]);
+        return 1;
+    }
+    llmos__graph_walk_request__pack(&q, buf);
+    int status = graph_ask(endpoint, timeout_ms, argv[0], is_path ? LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_PATH
+                                                                  : LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_NEIGHBORS,
+                           buf, len);
+    free(buf);
+    return status;
 usage:
-    fprintf(stderr,
-            "usage: llmos --endpoint E graph query 'SPARQL' [--format tsv|json] [--query-timeout MS]\n"
-            "       llmos --endpoint E graph link 'text' [--hops 0|1|2] [--max-facts N] [--format text|json]\n");
+    fprintf(stderr, "usage: llmos --endpoint E graph neighbors NODE [--hops K] [--dir out|in|both] [--max-edges N]\n"
+                    "       llmos --endpoint E graph path A B [--max-hops K] [--dir out|in|both]\n");
     return 2;
 }
 
@@ -337,6 +396,9 @@ int main(int argc, char **argv) {
     if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
         (strcmp(argv[i], "query") == 0 || strcmp(argv[i], "link") == 0))
         return cmd_graph_remote(endpoint, timeout_ms, argc - i, argv + i);
+    if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
+        (strcmp(argv[i], "neighbors") == 0 || strcmp(argv[i], "path") == 0))
+        return cmd_graph_walk(endpoint, timeout_ms, argc - i, argv + i);
     /* Subcommands that talk to a node use the same endpoint. */
     setenv("LLMOS_ENDPOINT", endpoint, 1);
     return run_external(cmd, argc - i, argv + i);

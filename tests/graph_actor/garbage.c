@@ -39,6 +39,9 @@ int main(int argc, char **argv) {
     int bad = 0;
     bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_QUERY, junk, sizeof junk, LLMOS_EFORMAT);
     bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK, junk, sizeof junk, LLMOS_EFORMAT);
+    bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_NEIGHBORS, junk, sizeof junk, LLMOS_EFORMAT);
+    bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_PATH, junk, sizeof junk, LLMOS_EFORMAT);
+    /* well-formed protobuf, broken SPARQL */
     bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_QUERY, "\x0a\x05SELEC", 7, LLMOS_EFORMAT);
     bad += expect_error(c, 0x2ff, junk, sizeof junk, LLMOS_EUNKNOWNTYPE);
     uint64_t rtt;

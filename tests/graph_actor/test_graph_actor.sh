@@ -74,6 +74,29 @@ done
 grep -q '^fact' <("$BIN/llmos" --endpoint "$E" graph link 'cell function' --hops 1) || fail "link found no facts"
 step "$n links equal local"
 
+n=0
+for args in "cell_function" "cell_function --hops 2" "event --dir in" "event --dir out --hops 2" \
+    "cell_function --hops 2 --max-edges 40" "<http://llmos.local/kg/virus> --hops 1"; do
+    n=$((n + 1))
+    # shellcheck disable=SC2086
+    "$BIN/llmos-graph" neighbors "$T/db" $args >"$T/local" 2>/dev/null || fail "local neighbors $args"
+    # shellcheck disable=SC2086
+    "$BIN/llmos" --endpoint "$E" graph neighbors $args >"$T/remote" || fail "remote neighbors $args"
+    [ -s "$T/local" ] || fail "no neighbors for $args"
+    cmp -s "$T/local" "$T/remote" || { diff "$T/local" "$T/remote" | head; fail "neighbors $args differ"; }
+done
+for args in "cell_function event" "virus mammal" "virus mammal --dir out" "cell_function virus --max-hops 3"; do
+    n=$((n + 1))
+    # shellcheck disable=SC2086
+    "$BIN/llmos-graph" path "$T/db" $args >"$T/local" 2>/dev/null || fail "local path $args"
+    # shellcheck disable=SC2086
+    "$BIN/llmos" --endpoint "$E" graph path $args >"$T/remote" || fail "remote path $args"
+    cmp -s "$T/local" "$T/remote" || { diff "$T/local" "$T/remote" | head; fail "path $args differs"; }
+done
+if "$BIN/llmos" --endpoint "$E" graph neighbors no_such_node >/dev/null 2>"$T/err"; then fail "unknown node"; fi
+grep -q ENOTFOUND "$T/err" || fail "unknown node: not ENOTFOUND"
+step "$n walks equal local"
+
 step "syntax error"
 if "$BIN/llmos" --endpoint "$E" graph query $'SELECT ?x\nWHERE { ?x ' >"$T/out" 2>"$T/err"; then fail "bad query succeeded"; fi
 cat "$T/err"
