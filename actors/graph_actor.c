@@ -220,6 +220,53 @@ static int handle_walk(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, int
     return rc;
 }
 
+/* ---- stats, as `llmos-graph stats` prints them ---- */
+
+static int print_pred(void *ctx, graph_id_t p, uint64_t count) {
+    edge_out_t *e = ctx;
+    size_t n;
+    int rc = graph_term_format_id(e->r, p, e->buf[0], sizeof e->buf[0], &n, e->err);
+    if (!rc) fprintf(e->f, "%s\t%llu\n", e->buf[0], (unsigned long long)count);
+    return rc;
+}
+
+static int handle_stats(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llmos_error_t *err) {
+    Llmos__GraphStatsRequest *q = llmos__graph_stats_request__unpack(NULL, msg->len, msg->data);
+    if (!q) return llmos_error_set(err, LLMOS_EFORMAT, "stats: the payload (%zu bytes) is not a GraphStatsRequest", msg->len);
+    graph_reader_t *r = NULL;
+    char *out = NULL;
+    size_t len = 0;
+    graph_stats_t st;
+    int rc = 0;
+    edge_out_t *e = calloc(1, sizeof *e);
+    if (!e) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for stats");
+    if (!rc && !(e->f = open_memstream(&out, &len))) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for stats");
+    if (!rc) rc = graph_reader_begin(g->store, &r, err);
+    if (!rc) rc = graph_store_stats(r, &st, err);
+    if (!rc)
+        fprintf(e->f, "triples\t%llu\nterms\t%llu\npredicates\t%llu\n", (unsigned long long)st.triples,
+                (unsigned long long)st.terms, (unsigned long long)st.predicates);
+    if (!rc && q->distinct) {
+        uint64_t ns = 0, no = 0;
+        rc = graph_store_distinct(r, 0, &ns, err);
+        if (!rc) rc = graph_store_distinct(r, 2, &no, err);
+        if (!rc) fprintf(e->f, "subjects\t%llu\nobjects\t%llu\n", (unsigned long long)ns, (unsigned long long)no);
+    }
+    if (!rc) {
+        fprintf(e->f, "# predicate\ttriples\n");
+        e->r = r;
+        e->err = err;
+        rc = graph_store_predicates(r, print_pred, e, err);
+    }
+    if (e && e->f && fclose(e->f) != 0 && !rc) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for stats");
+    if (!rc) reply_result(ctx, msg, out ? out : "", 0);
+    free(out);
+    free(e);
+    graph_reader_end(&r);
+    llmos__graph_stats_request__free_unpacked(q, NULL);
+    return rc;
+}
+
 static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
     graph_actor_t *g = state;
     if (msg->flags & RT_MSG_REPLY) return 0;
@@ -237,6 +284,9 @@ static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
         break;
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_PATH:
         rc = handle_walk(g, ctx, msg, 1, &err);
+        break;
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS:
+        rc = handle_stats(g, ctx, msg, &err);
         break;
     default:
         return LLMOS_EUNKNOWNTYPE;

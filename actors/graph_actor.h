@@ -5,6 +5,7 @@
  *   GRAPH_MSG_QUERY  GraphQueryRequest -> GraphResult (SPARQL results, TSV/JSON)
  *   GRAPH_MSG_LINK   GraphLinkRequest  -> GraphResult (mentions, facts, sentences)
  *   GRAPH_MSG_NEIGHBORS, GRAPH_MSG_PATH  GraphWalkRequest -> GraphResult (N-Triples)
+ *   GRAPH_MSG_STATS  GraphStatsRequest -> GraphResult (counts, per predicate)
  *
  * Thin: it decodes the request, runs the graph library on a fresh read
  * snapshot and replies with the text `llmos-graph` would print.  The actor

@@ -7,9 +7,10 @@
  *   llmos --endpoint E graph link 'text' [--hops K] [--max-facts N] [--format text|json]
  *   llmos --endpoint E graph neighbors NODE [--hops K] [--dir D] [--max-edges N]
  *   llmos --endpoint E graph path A B [--max-hops K] [--dir D]
+ *   llmos --endpoint E graph stats [--distinct]
  *                        asks the node's `graph` actor (llmosd --graph DB): only
  *                        when --endpoint is given on the command line and the
- *                        subcommand is query, link, neighbors or path; otherwise `llmos graph ...`
+ *                        subcommand is query, link, neighbors, path or stats; otherwise `llmos graph ...`
  *                        runs the local llmos-graph on a DB path like any X:
  *   llmos X args...      runs `llmos-X args...` (git style): first from the
  *                        directory of this executable, then from PATH.
@@ -314,6 +315,21 @@ usage:
     return 2;
 }
 
+/* `llmos --endpoint E graph stats [--distinct]`. */
+static int cmd_graph_stats(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    Llmos__GraphStatsRequest q = LLMOS__GRAPH_STATS_REQUEST__INIT;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--distinct") != 0) {
+            fprintf(stderr, "usage: llmos --endpoint E graph stats [--distinct]\n");
+            return 2;
+        }
+        q.distinct = 1;
+    }
+    uint8_t buf[8];
+    size_t len = llmos__graph_stats_request__pack(&q, buf);
+    return graph_ask(endpoint, timeout_ms, "stats", LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS, buf, len);
+}
+
 /* Runs llmos-<cmd>: from this executable's directory first, then PATH.
  * Returns only on failure. */
 static int run_external(const char *cmd, int argc, char **argv) {
@@ -396,6 +412,8 @@ int main(int argc, char **argv) {
     if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
         (strcmp(argv[i], "query") == 0 || strcmp(argv[i], "link") == 0))
         return cmd_graph_remote(endpoint, timeout_ms, argc - i, argv + i);
+    if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc && strcmp(argv[i], "stats") == 0)
+        return cmd_graph_stats(endpoint, timeout_ms, argc - i, argv + i);
     if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
         (strcmp(argv[i], "neighbors") == 0 || strcmp(argv[i], "path") == 0))
         return cmd_graph_walk(endpoint, timeout_ms, argc - i, argv + i);

@@ -41,6 +41,7 @@ int main(int argc, char **argv) {
     bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK, junk, sizeof junk, LLMOS_EFORMAT);
     bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_NEIGHBORS, junk, sizeof junk, LLMOS_EFORMAT);
     bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_PATH, junk, sizeof junk, LLMOS_EFORMAT);
+    bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS, junk, sizeof junk, LLMOS_EFORMAT);
     /* well-formed protobuf, broken SPARQL */
     bad += expect_error(c, LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_QUERY, "\x0a\x05SELEC", 7, LLMOS_EFORMAT);
     bad += expect_error(c, 0x2ff, junk, sizeof junk, LLMOS_EUNKNOWNTYPE);

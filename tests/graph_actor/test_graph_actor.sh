@@ -97,6 +97,16 @@ if "$BIN/llmos" --endpoint "$E" graph neighbors no_such_node >/dev/null 2>"$T/er
 grep -q ENOTFOUND "$T/err" || fail "unknown node: not ENOTFOUND"
 step "$n walks equal local"
 
+for args in "" "--distinct"; do
+    # shellcheck disable=SC2086
+    "$BIN/llmos-graph" stats "$T/db" $args >"$T/local" || fail "local stats"
+    # shellcheck disable=SC2086
+    "$BIN/llmos" --endpoint "$E" graph stats $args >"$T/remote" || fail "remote stats $args"
+    grep -q '^triples	5216$' "$T/remote" || fail "stats: not 5216 triples"
+    cmp -s "$T/local" "$T/remote" || { diff "$T/local" "$T/remote" | head; fail "stats $args differ"; }
+done
+step "stats equal local"
+
 step "syntax error"
 if "$BIN/llmos" --endpoint "$E" graph query $'SELECT ?x\nWHERE { ?x ' >"$T/out" 2>"$T/err"; then fail "bad query succeeded"; fi
 cat "$T/err"
