@@ -4,8 +4,9 @@
 #      checked with `llmos ping` and `llmos status`;
 #   2. the pretrained kernel model (stories260K) generating text, greedy and
 #      sampled, through `llmos generate`;
-#   3. a knowledge graph (UMLS) loaded into LMDB, queried with SPARQL, and an
-#      entity-linked prompt whose facts are printed as sentences;
+#   3. a knowledge graph (UMLS) loaded into LMDB and served by node a's graph
+#      actor: SPARQL, an entity-linked prompt whose facts are printed as
+#      sentences, and a shortest path, all asked over ZeroMQ;
 #   4. a clean shutdown (SIGTERM, exit 0) and a summary.
 # Models and data come from $LLMOS_MODELS / $LLMOS_DATA (default ../shared/...).
 # Submitting jobs through the scheduler and tensor-parallel serving are not
@@ -29,23 +30,28 @@ trap cleanup EXIT
 t0=$(date +%s.%N)
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-step "1. a two-node cluster on loopback"
-pa=$(free_port); pb=$(free_port)
-"$bin/llmosd" --listen "tcp://127.0.0.1:$pa" --node-name a >"$work/a.out" 2>"$work/a.log" &
+step "1. a two-node cluster on loopback; node a serves the UMLS knowledge graph"
+"$bin/llmos" graph load "$work/umls" "$data/kg/umls/train.txt" --format tsv
+# Port 0: the system picks free ports; each node prints the endpoint it got.
+wait_endpoint() {
+  for _ in $(seq 200); do
+    ep=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$1" 2>/dev/null | head -1)
+    [ -n "$ep" ] && { echo "$ep"; return 0; }
+    sleep 0.05
+  done
+  echo "demo: a node did not start; its log:" >&2; cat "${1%.out}.log" >&2; return 1
+}
+"$bin/llmosd" --listen tcp://127.0.0.1:0 --node-name a --graph "$work/umls" >"$work/a.out" 2>"$work/a.log" &
 pids+=($!)
-"$bin/llmosd" --listen "tcp://127.0.0.1:$pb" --node-name b --peer "tcp://127.0.0.1:$pa" >"$work/b.out" 2>"$work/b.log" &
+ea=$(wait_endpoint "$work/a.out")
+"$bin/llmosd" --listen tcp://127.0.0.1:0 --node-name b --peer "$ea" >"$work/b.out" 2>"$work/b.log" &
 pids+=($!)
-for _ in $(seq 100); do
-  grep -q listening "$work/a.out" 2>/dev/null && grep -q listening "$work/b.out" 2>/dev/null && break
-  sleep 0.05
-done
+eb=$(wait_endpoint "$work/b.out")
 cat "$work/a.out" "$work/b.out"
-"$bin/llmos" --endpoint "tcp://127.0.0.1:$pa" ping
-"$bin/llmos" --endpoint "tcp://127.0.0.1:$pb" ping
+"$bin/llmos" --endpoint "$ea" ping
+"$bin/llmos" --endpoint "$eb" ping
 sleep 0.5
-"$bin/llmos" --endpoint "tcp://127.0.0.1:$pb" status
+"$bin/llmos" --endpoint "$eb" status
 
 step "2. the kernel model: stories260K, greedy (must equal the reference text)"
 "$bin/llmos" generate --model "$models/stories260K.bin" --tokenizer "$models/tok512.bin" \
@@ -59,11 +65,10 @@ step "   sampled, temperature 0.8, top-p 0.9, seed 42, int8 weights"
 "$bin/llmos" generate --model "$models/stories260K.gguf" --prompt "One day, Tom found a" \
   -n 120 --temperature 0.8 --top-p 0.9 --seed 42 --quantize q8
 
-step "3. the knowledge graph: UMLS into LMDB"
-"$bin/llmos" graph load "$work/umls" "$data/kg/umls/train.txt" --format tsv
-"$bin/llmos" graph stats "$work/umls" | head -8
+step "3. the knowledge graph, asked through node a's graph actor over ZeroMQ"
+"$bin/llmos" --endpoint "$ea" graph stats | head -8
 step "   SPARQL: what else causes what a virus causes?"
-"$bin/llmos" graph query "$work/umls" '
+"$bin/llmos" --endpoint "$ea" graph query '
 PREFIX kg: <http://llmos.local/kg/>
 SELECT DISTINCT ?other WHERE {
   kg:virus kg:causes ?effect .
@@ -71,9 +76,9 @@ SELECT DISTINCT ?other WHERE {
   FILTER (?other != kg:virus)
 } LIMIT 8'
 step "   entity linking: the facts a prompt about it would carry"
-"$bin/llmos" graph link "$work/umls" "Can a virus cause a disease or syndrome in a mammal?" --max-facts 8
+"$bin/llmos" --endpoint "$ea" graph link "Can a virus cause a disease or syndrome in a mammal?" --max-facts 8
 step "   shortest path"
-"$bin/llmos" graph path "$work/umls" virus mammal --max-hops 4
+"$bin/llmos" --endpoint "$ea" graph path virus mammal --max-hops 4
 
 step "4. shutdown"
 for p in "${pids[@]}"; do kill -TERM "$p"; done
