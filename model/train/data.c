@@ -278,7 +278,10 @@ static int load_csv(loader_t *L, const char *buf, size_t len) {
     return L->rc;
 }
 
-static int load_jsonl(loader_t *L, const char *buf, size_t len) {
+/* Calls fn for every line of buf that is not blank (1-based line numbers),
+ * stopping at the first non-zero return. */
+static int for_each_line(loader_t *L, const char *buf, size_t len,
+                         int (*fn)(loader_t *L, const char *s, size_t n, int line)) {
     size_t i = 0;
     int line = 0;
     while (i < len) {
@@ -288,25 +291,7 @@ static int load_jsonl(loader_t *L, const char *buf, size_t len) {
         size_t j = 0;
         while (j < n && (buf[i + j] == ' ' || buf[i + j] == '\t' || buf[i + j] == '\r')) j++;
         if (j < n) {
-            cJSON *o = cJSON_ParseWithLength(buf + i, n);
-            if (!o || !cJSON_IsObject(o)) {
-                cJSON_Delete(o);
-                return llmos_error_set(L->err, LLMOS_EFORMAT, "%s:%d: not a JSON object", L->ds->path, line);
-            }
-            const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, L->text_col);
-            const cJSON *lb = L->label_col ? cJSON_GetObjectItemCaseSensitive(o, L->label_col) : NULL;
-            char num[64];
-            const char *ls = NULL;
-            int rc = 0;
-            if (!cJSON_IsString(t))
-                rc = llmos_error_set(L->err, LLMOS_EFORMAT, "%s:%d: no string field '%s'", L->ds->path, line, L->text_col);
-            else if (L->label_col) {
-                if (cJSON_IsString(lb)) ls = lb->valuestring;
-                else if (cJSON_IsNumber(lb)) snprintf(num, sizeof num, "%.17g", lb->valuedouble), ls = num;
-                else rc = llmos_error_set(L->err, LLMOS_EFORMAT, "%s:%d: no field '%s'", L->ds->path, line, L->label_col);
-            }
-            if (!rc) rc = add_example(L, t->valuestring, strlen(t->valuestring), ls, ls ? strlen(ls) : 0, line);
-            cJSON_Delete(o);
+            int rc = fn(L, buf + i, n, line);
             if (rc) return rc;
         }
         i += n + 1;
@@ -314,23 +299,34 @@ static int load_jsonl(loader_t *L, const char *buf, size_t len) {
     return 0;
 }
 
-static int load_txt(loader_t *L, const char *buf, size_t len) {
-    size_t i = 0;
-    int line = 0;
-    while (i < len) {
-        const char *nl = memchr(buf + i, '\n', len - i);
-        size_t n = nl ? (size_t)(nl - (buf + i)) : len - i;
-        line++;
-        size_t j = 0;
-        while (j < n && (buf[i + j] == ' ' || buf[i + j] == '\t' || buf[i + j] == '\r')) j++;
-        if (j < n) {
-            int rc = add_example(L, buf + i, n, NULL, 0, line);
-            if (rc) return rc;
-        }
-        i += n + 1;
+static int jsonl_line(loader_t *L, const char *s, size_t n, int line) {
+    cJSON *o = cJSON_ParseWithLength(s, n);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return llmos_error_set(L->err, LLMOS_EFORMAT, "%s:%d: not a JSON object", L->ds->path, line);
     }
-    return 0;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, L->text_col);
+    const cJSON *lb = L->label_col ? cJSON_GetObjectItemCaseSensitive(o, L->label_col) : NULL;
+    char num[64];
+    const char *ls = NULL;
+    int rc = 0;
+    if (!cJSON_IsString(t))
+        rc = llmos_error_set(L->err, LLMOS_EFORMAT, "%s:%d: no string field '%s'", L->ds->path, line, L->text_col);
+    else if (L->label_col) {
+        if (cJSON_IsString(lb)) ls = lb->valuestring;
+        else if (cJSON_IsNumber(lb)) snprintf(num, sizeof num, "%.17g", lb->valuedouble), ls = num;
+        else rc = llmos_error_set(L->err, LLMOS_EFORMAT, "%s:%d: no field '%s'", L->ds->path, line, L->label_col);
+    }
+    if (!rc) rc = add_example(L, t->valuestring, strlen(t->valuestring), ls, ls ? strlen(ls) : 0, line);
+    cJSON_Delete(o);
+    return rc;
 }
+
+static int txt_line(loader_t *L, const char *s, size_t n, int line) { return add_example(L, s, n, NULL, 0, line); }
+
+static int load_jsonl(loader_t *L, const char *buf, size_t len) { return for_each_line(L, buf, len, jsonl_line); }
+
+static int load_txt(loader_t *L, const char *buf, size_t len) { return for_each_line(L, buf, len, txt_line); }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
