@@ -10,7 +10,9 @@
  * A call sends one Envelope (an ask: a fresh correlation id, a deadline)
  * and reads replies until the one with its correlation id arrives; anything
  * else (a late reply to an earlier call that timed out, a notice) is
- * dropped.  Every reply's size is checked before it is decoded.
+ * dropped.  A streaming call (llmos_client_call_stream) also hands the
+ * non-reply messages carrying its correlation id (GenerateChunk...) to the
+ * caller's callback, in order, before the reply.  Every reply's size is checked before it is decoded.
  *
  * Links protos, ZeroMQ and runtime/base only; never MPI, model, graph or
  * the runtime's workers.
@@ -200,9 +202,11 @@ int llmos_client_send(llmos_client_t *c, const char *actor, uint32_t type, const
     return rc;
 }
 
-/* Waits for the reply to corr; 1 = got it (decoded into *out), 0 = time is up. */
-static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos_client_reply_t **out,
-                      llmos_client_error_t *err) {
+/* Waits for the reply to corr; 1 = got it (decoded into *out), 0 = time is up.
+ * Non-reply messages carrying corr go to on_event (when not NULL) in arrival
+ * order; its non-zero return abandons the wait with LLMOS_CLIENT_ECANCELED. */
+static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos_client_event_fn on_event,
+                      void *user, llmos_client_reply_t **out, llmos_client_error_t *err) {
     for (;;) {
         uint64_t now = llmos_now_ns();
         if (now >= until_ns) return 0;
@@ -233,6 +237,12 @@ static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos
             return cerr(err, LLMOS_CLIENT_ETOOBIG, "a %zu-byte reply from %s is over the %zu-byte cap", len,
                         c->endpoint, c->max_frame);
         if (!env) continue; /* not ours to report: keep waiting for the real reply */
+        if (env->correlation_id == corr && !env->is_reply && on_event) {
+            int stop = on_event(user, env->type, env->payload.data, env->payload.len);
+            llmos__envelope__free_unpacked(env, NULL);
+            if (stop) return cerr(err, LLMOS_CLIENT_ECANCELED, "call abandoned by its event callback (%d)", stop);
+            continue;
+        }
         if (env->correlation_id != corr || !env->is_reply) {
             llmos__envelope__free_unpacked(env, NULL);
             continue;
@@ -262,6 +272,12 @@ static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos
 
 int llmos_client_call(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
                       uint32_t timeout_ms, llmos_client_reply_t **reply, llmos_client_error_t *err) {
+    return llmos_client_call_stream(c, actor, type, data, len, timeout_ms, NULL, NULL, reply, err);
+}
+
+int llmos_client_call_stream(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
+                             uint32_t timeout_ms, llmos_client_event_fn on_event, void *user,
+                             llmos_client_reply_t **reply, llmos_client_error_t *err) {
     *reply = NULL;
     if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
     if (timeout_ms == 0) timeout_ms = c->timeout_ms;
@@ -270,7 +286,7 @@ int llmos_client_call(llmos_client_t *c, const char *actor, uint32_t type, const
     uint64_t until = llmos_now_ns() + (uint64_t)timeout_ms * 1000000u;
     int rc = send_envelope(c, actor, type, data, len, corr, llmos_wall_ms() + timeout_ms, ZMQ_DONTWAIT, err);
     if (rc == 0) {
-        int got = wait_reply(c, corr, until, reply, err);
+        int got = wait_reply(c, corr, until, on_event, user, reply, err);
         if (got == 0)
             rc = cerr(err, LLMOS_CLIENT_ETIMEDOUT, "no answer from %s within %u ms (is the node running?)",
                       c->endpoint, timeout_ms);

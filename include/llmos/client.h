@@ -42,6 +42,7 @@ enum {
     LLMOS_CLIENT_ENOTFOUND = -5,    /* no such actor on the node */
     LLMOS_CLIENT_ETIMEDOUT = -6,    /* the node did not answer in time */
     LLMOS_CLIENT_EOVERLOADED = -7,
+    LLMOS_CLIENT_ECANCELED = -8,    /* canceled (by the node, or by a callback) */
     LLMOS_CLIENT_EUNAVAILABLE = -9, /* node or peer down */
     LLMOS_CLIENT_ETOOBIG = -10,     /* over the frame cap */
     LLMOS_CLIENT_EUNKNOWNTYPE = -15,/* the actor does not handle that message type */
@@ -91,6 +92,23 @@ void llmos_client_reply_free(llmos_client_reply_t **r);
  * and whatever the node answers (ENOTFOUND, EUNKNOWNTYPE, EUNAVAILABLE...). */
 int llmos_client_call(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
                       uint32_t timeout_ms, llmos_client_reply_t **reply, llmos_client_error_t *err);
+
+/* A message that belongs to a streaming call but is not its reply (e.g. a
+ * GenerateChunk, type 257).  data (len bytes, the protobuf payload) is
+ * borrowed for the call.  Return 0 to keep waiting, non-zero to abandon the
+ * call. */
+typedef int (*llmos_client_event_fn)(void *user, uint32_t type, const void *data, size_t len);
+
+/* Like llmos_client_call, and calls on_event (may be NULL) for every
+ * non-reply message carrying the ask's correlation id, in arrival order,
+ * until the reply arrives; then returns like llmos_client_call.  Messages
+ * for other (stale) correlation ids are dropped.  If on_event returns
+ * non-zero the call returns LLMOS_CLIENT_ECANCELED at once (*reply NULL);
+ * the node is not told (send a cancel request for that).  The timeout covers
+ * the whole call, events included. */
+int llmos_client_call_stream(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
+                             uint32_t timeout_ms, llmos_client_event_fn on_event, void *user,
+                             llmos_client_reply_t **reply, llmos_client_error_t *err);
 
 /* One-way message to `actor` (no reply awaited).  Errors: EINVAL, ETOOBIG,
  * EIO, EOVERLOADED (the socket's queue is full). */
