@@ -7,12 +7,32 @@
  * prompt is echoed), so `-n 200 --temperature 0` prints exactly what
  * llama2.c's `run -n 200 -t 0` prints.  Generation stops at BOS/EOS, at a
  * stop string, or at -n / the model's seq_len.
+ *
+ * Knowledge-augmented generation (--graph DB): the prompt is linked against
+ * the knowledge graph (graph/prompt.h: longest-match entity linking, 1-2
+ * hops, at most --max-facts facts) and the facts' sentences are put in front
+ * of it in graph/prompt.h's layout.  -n keeps its meaning for the user's
+ * prompt and the generation; the facts take positions on top of it, up to
+ * the model's seq_len, and facts that do not fit are dropped (lowest
+ * priority first), never an error.  The facts used are reported on stderr,
+ * one "graph fact: <s> <p> <o> ." line each and a count line, and in the
+ * --json object.  Linking the graph library into this tool is a deliberate
+ * composition at program level: the model library (model/) itself includes
+ * no graph code, and this file is the only place the two meet.
+ *
+ * --json: nothing is streamed; stdout gets one JSON object at the end:
+ * {"prompt": the full text the model saw, "text": the continuation,
+ * "prompt_tokens", "generated_tokens"[, "graph": {"db", "linked", "used",
+ * "prefix_tokens", "facts": [{"s","p","o","hop","sentence"}]}]}.
  */
+#include "graph/prompt.h"
+#include "graph/store.h"
 #include "model/model.h"
 #include "runtime/base/clock.h"
 #include "runtime/base/log.h"
 #include "runtime/base/paths.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +47,7 @@ static void usage(FILE *f) {
             "usage: llmos-generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N]\n"
             "                      [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R]\n"
             "                      [--stop TEXT]... [--seed S] [--threads N] [--quantize q8]\n"
+            "                      [--graph DB [--max-facts N] [--hops K]] [--json] [--show-prompt]\n"
             "  --model FILE      llama2.c .bin or GGUF; a bare name is looked up in $LLMOS_MODELS\n"
             "  --tokenizer FILE  llama2.c tokenizer.bin (not needed for GGUF)\n"
             "  -n N              total positions, prompt included (default 256, as llama2.c)\n"
@@ -35,7 +56,12 @@ static void usage(FILE *f) {
             "  --top-k K         keep the K most likely tokens (default 0 = off)\n"
             "  --seed S          sampling seed (default 42)\n"
             "  --threads N       worker threads (default 1)\n"
-            "  --quantize q8     quantize fp32 weights to int8 (q8_0) at load\n");
+            "  --quantize q8     quantize fp32 weights to int8 (q8_0) at load\n"
+            "  --graph DB        put the facts the prompt mentions (knowledge graph DB) in front of it\n"
+            "  --max-facts N     at most N facts (default 20)\n"
+            "  --hops K          facts up to K hops from a mention, 1 or 2 (default 1)\n"
+            "  --json            print one JSON object at the end instead of streaming text\n"
+            "  --show-prompt     print the full prompt the model sees on stderr\n");
 }
 
 /* A bare file name that does not exist here is looked up in the models folder. */
@@ -60,17 +86,129 @@ static int parse_num(const char *flag, const char *v, double lo, double hi, doub
     return 0;
 }
 
-/* Writes piece to stdout the way llama2.c does: single bytes that are
- * control characters (other than whitespace) are dropped. */
-static void emit(const char *p, size_t n) {
+/* Where text goes: stdout as it comes, or (--json) a buffer printed at the end. */
+typedef struct sink {
+    int json;
+    char *buf;
+    size_t len, cap;
+    int nomem;
+} sink_t;
+
+/* Writes piece the way llama2.c does: single bytes that are control
+ * characters (other than whitespace) are dropped. */
+static void emit(sink_t *o, const char *p, size_t n) {
     if (n == 1 && iscntrl((unsigned char)p[0]) && !isspace((unsigned char)p[0])) return;
-    fwrite(p, 1, n, stdout);
+    if (!o->json) {
+        fwrite(p, 1, n, stdout);
+        return;
+    }
+    if (o->len + n + 1 > o->cap) {
+        size_t c = (o->cap ? o->cap * 2 : 4096) + n;
+        char *b = realloc(o->buf, c);
+        if (!b) {
+            o->nomem = 1;
+            return;
+        }
+        o->buf = b;
+        o->cap = c;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    o->buf[o->len] = 0;
+}
+
+static void flush_out(const sink_t *o) {
+    if (!o->json) fflush(stdout);
+}
+
+/* ---- --graph: the knowledge-augmented prompt (graph/prompt.h) ---- */
+
+typedef struct graph_opts {
+    const char *db;
+    int hops, show_prompt;
+    size_t max_facts;
+} graph_opts_t;
+
+/* graph_prompt_measure_fn: a text's cost is its token count with BOS. */
+static int count_tokens(void *ctx, const char *text, size_t len, size_t *cost, llmos_error_t *err) {
+    int cap = (int)len + 3, n = 0;
+    int *t = malloc(sizeof(int) * (size_t)cap);
+    if (!t) return llmos_error_set(err, LLMOS_ENOMEM, "no memory to tokenize %zu bytes", len);
+    int rc = model_tokenize(ctx, text, len, 1, 0, t, cap, &n, err);
+    free(t);
+    *cost = (size_t)n;
+    return rc;
+}
+
+/* Links prompt against the graph and lays the facts out in front of it,
+ * their prefix at most max_prefix tokens.  *gp is filled (caller deinits). */
+static int graph_prompt(const graph_opts_t *g, const model_tokenizer_t *tok, const char *prompt,
+                        size_t max_prefix, graph_prompt_t *gp, llmos_error_t *err) {
+    graph_store_t *store = NULL;
+    graph_reader_t *r = NULL;
+    graph_linker_t *l = NULL;
+    graph_store_options_t so = {.read_only = 1};
+    graph_prompt_opts_t po = {.link = {.hops = g->hops, .max_facts = g->max_facts},
+                              .max_prefix = max_prefix,
+                              .measure = count_tokens,
+                              .measure_ctx = (void *)tok};
+    int rc = graph_store_open(g->db, &so, &store, err);
+    if (rc) llmos_error_prefix(err, "--graph: ");
+    if (!rc) rc = graph_reader_begin(store, &r, err);
+    if (!rc) rc = graph_linker_new(r, &l, err);
+    if (!rc) rc = graph_link_prompt(l, r, prompt, strlen(prompt), &po, gp, err);
+    graph_linker_destroy(&l);
+    graph_reader_end(&r);
+    graph_store_close(&store);
+    return rc;
+}
+
+/* The facts used, on stderr: one N-Triples line each, then a count. */
+static void graph_report(const graph_prompt_t *gp, int prefix_tokens, size_t budget) {
+    for (size_t i = 0; i < gp->nfacts; i++)
+        fprintf(stderr, "graph fact: %s %s %s .\n", gp->facts[i].s, gp->facts[i].p, gp->facts[i].o);
+    fprintf(stderr, "graph: %zu facts used (%zu linked", gp->nfacts, gp->link.nfacts);
+    if (gp->link.nfacts > gp->nfacts)
+        fprintf(stderr, ", %zu dropped to fit %zu tokens", gp->link.nfacts - gp->nfacts, budget);
+    fprintf(stderr, "), prefix %d tokens\n", prefix_tokens);
+}
+
+/* The --json answer on stdout. */
+static int print_json(const char *prompt, const sink_t *o, int n_prompt, int generated, const graph_opts_t *g,
+                      const graph_prompt_t *gp, int prefix_tokens) {
+    cJSON *j = cJSON_CreateObject(), *gr = NULL, *facts = NULL;
+    int ok = j && cJSON_AddStringToObject(j, "prompt", prompt) &&
+             cJSON_AddStringToObject(j, "text", o->buf ? o->buf : "") &&
+             cJSON_AddNumberToObject(j, "prompt_tokens", n_prompt) &&
+             cJSON_AddNumberToObject(j, "generated_tokens", generated);
+    if (ok && g->db) {
+        ok = (gr = cJSON_AddObjectToObject(j, "graph")) && cJSON_AddStringToObject(gr, "db", g->db) &&
+             cJSON_AddNumberToObject(gr, "linked", (double)gp->link.nfacts) &&
+             cJSON_AddNumberToObject(gr, "used", (double)gp->nfacts) &&
+             cJSON_AddNumberToObject(gr, "prefix_tokens", prefix_tokens) &&
+             (facts = cJSON_AddArrayToObject(gr, "facts"));
+        for (size_t i = 0; ok && i < gp->nfacts; i++) {
+            const graph_link_fact_t *f = &gp->facts[i];
+            cJSON *fo = cJSON_CreateObject();
+            ok = fo && cJSON_AddItemToArray(facts, fo) && cJSON_AddStringToObject(fo, "s", f->s) &&
+                 cJSON_AddStringToObject(fo, "p", f->p) && cJSON_AddStringToObject(fo, "o", f->o) &&
+                 cJSON_AddNumberToObject(fo, "hop", f->hop) && cJSON_AddStringToObject(fo, "sentence", f->sentence);
+        }
+    }
+    char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!s) return -1;
+    printf("%s\n", s);
+    cJSON_free(s);
+    return fflush(stdout) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
     model_omp_passive(argv);
     const char *model_path = NULL, *tok_path = NULL, *prompt = "", *stops[MAX_STOPS];
     int n_stops = 0, steps = 256, threads = 1, quant = 0;
+    graph_opts_t g = {.db = NULL, .hops = 1, .max_facts = 20};
+    sink_t out = {0};
     model_sample_opts_t so = {.temperature = 1.0f, .top_p = 0.9f, .top_k = 0, .repetition_penalty = 1.0f, .seed = 42};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -78,6 +216,14 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--json")) {
+            out.json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--show-prompt")) {
+            g.show_prompt = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "llmos-generate: %s needs a value\n", a);
@@ -88,6 +234,14 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--model") || !strcmp(a, "-m")) model_path = v;
         else if (!strcmp(a, "--tokenizer") || !strcmp(a, "-z")) tok_path = v;
         else if (!strcmp(a, "--prompt") || !strcmp(a, "-i")) prompt = v;
+        else if (!strcmp(a, "--graph")) g.db = v;
+        else if (!strcmp(a, "--hops")) {
+            if (parse_num(a, v, 1, 2, &d)) return 2;
+            g.hops = (int)d;
+        } else if (!strcmp(a, "--max-facts")) {
+            if (parse_num(a, v, 1, 10000, &d)) return 2;
+            g.max_facts = (size_t)d;
+        }
         else if (!strcmp(a, "--stop")) {
             if (n_stops == MAX_STOPS) {
                 fprintf(stderr, "llmos-generate: at most %d --stop strings\n", MAX_STOPS);
@@ -141,10 +295,27 @@ int main(int argc, char **argv) {
     model_sampler_t *smp = NULL;
     int *toks = NULL, rc = 0;
     char *text = NULL;
+    graph_prompt_t gp = {0};
+    int prefix_tokens = 0;
+    const char *user_prompt = prompt;
     if ((rc = model_load(resolve(model_path, mbuf, sizeof mbuf), &lo, &m, &err))) goto fail;
     const model_config_t *cfg = model_config(m);
     const model_tokenizer_t *tok = model_tokenizer(m);
     if (steps > cfg->seq_len) steps = cfg->seq_len;
+    if (g.db) {
+        /* The facts get the positions -n leaves free in seq_len. */
+        size_t budget = (size_t)(cfg->seq_len - steps);
+        if ((rc = graph_prompt(&g, tok, prompt, budget, &gp, &err))) goto fail;
+        size_t user_cost = 0, full_cost = 0;
+        if ((rc = count_tokens((void *)tok, prompt, strlen(prompt), &user_cost, &err)) ||
+            (rc = count_tokens((void *)tok, gp.text, gp.len, &full_cost, &err)))
+            goto fail;
+        prefix_tokens = full_cost > user_cost ? (int)(full_cost - user_cost) : 0;
+        steps += prefix_tokens;
+        prompt = gp.text;
+        graph_report(&gp, prefix_tokens, budget);
+    }
+    if (g.show_prompt) fprintf(stderr, "prompt: %s\n", prompt);
     size_t plen = strlen(prompt);
     int cap = (int)plen + 3 > steps + 1 ? (int)plen + 3 : steps + 1;
     toks = malloc(sizeof(int) * (size_t)cap);
@@ -165,13 +336,18 @@ int main(int argc, char **argv) {
     int seq;
     if ((rc = model_seq_open(ctx, &seq, &err))) goto fail;
 
-    /* Echo the prompt (after BOS) as llama2.c does. */
-    for (int i = 1; i < n_prompt; i++) {
-        size_t pl;
-        const char *p = model_token_piece(tok, toks[i - 1], toks[i], &pl);
-        emit(p, pl);
+    /* Echo the prompt (after BOS) as llama2.c does; with facts in front,
+     * only the user's prompt (--json: nothing, "prompt" holds it all). */
+    if (!out.json && gp.prefix_len) {
+        fputs(user_prompt, stdout);
+    } else if (!out.json) {
+        for (int i = 1; i < n_prompt; i++) {
+            size_t pl;
+            const char *p = model_token_piece(tok, toks[i - 1], toks[i], &pl);
+            emit(&out, p, pl);
+        }
     }
-    fflush(stdout);
+    flush_out(&out);
 
     uint64_t t0 = llmos_now_ns();
     model_batch_entry_t be = {seq, toks, n_prompt};
@@ -198,8 +374,8 @@ int main(int argc, char **argv) {
         if (n_tok < cap) toks[n_tok] = next;
         n_tok++;
         if (n_stops == 0) {
-            emit(p, pl);
-            fflush(stdout);
+            emit(&out, p, pl);
+            flush_out(&out);
         } else {
             if (text_len + pl > text_cap) pl = text_cap - text_len;
             memcpy(text + text_len, p, pl);
@@ -208,8 +384,8 @@ int main(int argc, char **argv) {
             size_t at, hold = model_stop_check(stops, n_stops, text, text_len, &hit, &at);
             size_t upto = hit ? at : text_len - hold;
             if (upto > printed) {
-                emit(text + printed, upto - printed);
-                fflush(stdout);
+                emit(&out, text + printed, upto - printed);
+                flush_out(&out);
                 printed = upto;
             }
             if (hit) break;
@@ -223,10 +399,21 @@ int main(int argc, char **argv) {
         int hit;
         size_t at;
         model_stop_check(stops, n_stops, text, text_len, &hit, &at);
-        if (!hit) emit(text + printed, text_len - printed);
+        if (!hit) emit(&out, text + printed, text_len - printed);
     }
-    printf("\n");
-    fflush(stdout);
+    if (out.nomem) {
+        rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory for the generated text");
+        goto fail;
+    }
+    if (out.json) {
+        if (print_json(prompt, &out, n_prompt, generated, &g, &gp, prefix_tokens)) {
+            rc = llmos_error_set(&err, LLMOS_EIO, "writing the JSON answer failed");
+            goto fail;
+        }
+    } else {
+        printf("\n");
+        fflush(stdout);
+    }
     uint64_t t2 = llmos_now_ns();
     double pre_s = (double)(t1 - t0) / 1e9, dec_s = (double)(t2 - t1) / 1e9;
     fprintf(stderr, "generate: %d tokens (%d prompt), prefill %.1f tok/s, decode %.1f tok/s, threads %d, blis %s%s\n",
@@ -235,6 +422,8 @@ int main(int argc, char **argv) {
     model_sampler_destroy(&smp);
     model_ctx_destroy(&ctx);
     model_destroy(&m);
+    graph_prompt_deinit(&gp);
+    free(out.buf);
     free(toks);
     free(text);
     return 0;
@@ -243,6 +432,8 @@ fail:
     model_sampler_destroy(&smp);
     model_ctx_destroy(&ctx);
     model_destroy(&m);
+    graph_prompt_deinit(&gp);
+    free(out.buf);
     free(toks);
     free(text);
     return 1;
