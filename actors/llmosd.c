@@ -58,7 +58,7 @@ static void usage(FILE *f) {
             "  --node-id ID              fixed 64-bit node id (default: random)\n"
             "  --max-frame SIZE          largest accepted frame, e.g. 64M (default 64M)\n"
             "  --log-level LEVEL         error|warn|info|debug\n"
-            "  --graph DB                serve the graph in directory DB as actor `graph`\n"
+            "  --graph DB                serve the graph in directory DB as actor `graph` (config: graph)\n"
             "  --mpi                     initialise MPI (automatic under mpirun)\n"
             "  --help                    this text\n");
 }
@@ -168,6 +168,7 @@ int main(int argc, char **argv) {
     const char *graph_db = NULL;
     int pr = parse_args(argc, argv, &cfg, &want_mpi, &graph_db);
     if (pr != 0) return pr > 0 ? 0 : 2;
+    if (!graph_db && cfg.graph[0]) graph_db = cfg.graph; /* config `graph = DB`; --graph wins */
     llmos_log_level lvl;
     if (llmos_log_parse_level(cfg.log_level, &lvl) == 0) llmos_log_set_level(lvl);
 

@@ -140,6 +140,10 @@ int cl_config_set(cl_config_t *cfg, const char *key, const char *value, const ch
         cfg->max_frame = (size_t)v;
         return 0;
     }
+    if (strcmp(key, "graph") == 0) {
+        if (!value[0]) return llmos_error_set(err, LLMOS_EINVAL, "%s: graph is empty", where);
+        return set_str(cfg->graph, sizeof cfg->graph, key, value, where, err);
+    }
     if (strcmp(key, "log_level") == 0) {
         llmos_log_level lvl;
         if (llmos_log_parse_level(value, &lvl) != 0)

@@ -14,6 +14,9 @@
  *   log_level   error|warn|info|debug
  *   heartbeat_ms     interval of peer heartbeats (default 250)
  *   peer_timeout_ms  silence after which a peer is declared dead (default 2000)
+ *   graph       a knowledge-graph directory the node serves as actor `graph`
+ *               (as llmosd --graph DB; the flag wins); a relative path is
+ *               taken from llmosd's working directory; default: none
  * A bad line is an error naming FILE:LINE and the key.
  *
  * Thread-safety: plain data; no shared state.
@@ -29,6 +32,7 @@
 #define CL_ENDPOINT_MAX 256
 #define CL_NAME_MAX 64
 #define CL_PEERS_MAX 32
+#define CL_PATH_MAX 1024
 
 typedef struct cl_config {
     char listen[CL_ENDPOINT_MAX];
@@ -42,6 +46,7 @@ typedef struct cl_config {
     char log_level[16];
     uint32_t heartbeat_ms;
     uint32_t peer_timeout_ms;
+    char graph[CL_PATH_MAX]; /* graph directory to serve; "" = none */
 } cl_config_t;
 
 /* Fills the defaults. */

@@ -300,7 +300,8 @@ static void config_parses(void **state) {
                        "max_frame = 1M\n"
                        "log_level = debug\n"
                        "node_id = 0x2a\n"
-                       "heartbeat_ms = 100\n";
+                       "heartbeat_ms = 100\n"
+                       "graph = /srv/kg/umls db\n";
     llmos_error_t err;
     assert_int_equal(cl_config_parse(&c, text, "t.conf", &err), 0);
     assert_string_equal(c.listen, "tcp://127.0.0.1:7100");
@@ -313,6 +314,29 @@ static void config_parses(void **state) {
     assert_string_equal(c.log_level, "debug");
     assert_int_equal(c.node_id, 42);
     assert_int_equal(c.heartbeat_ms, 100);
+    assert_string_equal(c.graph, "/srv/kg/umls db");
+}
+
+/* `graph = DB`: off by default; the last setting wins (llmosd applies
+ * --graph after the file, so the flag wins); bad values name file:line. */
+static void config_graph(void **state) {
+    (void)state;
+    cl_config_t c;
+    cl_config_init(&c);
+    assert_string_equal(c.graph, "");
+    llmos_error_t err = {0};
+    assert_int_equal(cl_config_parse(&c, "graph = kg/a\ngraph=kg/b # the second\n", "g.conf", &err), 0);
+    assert_string_equal(c.graph, "kg/b");
+    assert_int_equal(cl_config_set(&c, "graph", "/flag/db", "--graph", &err), 0);
+    assert_string_equal(c.graph, "/flag/db");
+    assert_int_equal(cl_config_parse(&c, "workers = 1\ngraph =\n", "g.conf", &err), LLMOS_EINVAL);
+    assert_non_null(strstr(err.msg, "g.conf:2: graph"));
+    char longpath[CL_PATH_MAX + 8];
+    memset(longpath, 'x', sizeof longpath - 1);
+    longpath[sizeof longpath - 1] = 0;
+    assert_int_equal(cl_config_set(&c, "graph", longpath, "g.conf:3", &err), LLMOS_EINVAL);
+    assert_non_null(strstr(err.msg, "g.conf:3: graph is longer than"));
+    assert_string_equal(c.graph, "/flag/db");
 }
 
 static void config_errors_name_line(void **state) {
@@ -384,6 +408,7 @@ int main(void) {
         cmocka_unit_test(batch_framing),   cmocka_unit_test(client_ids),
         cmocka_unit_test(config_parses),   cmocka_unit_test(config_errors_name_line),
         cmocka_unit_test(config_file),     cmocka_unit_test(parse_sizes),
+        cmocka_unit_test(config_graph),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
