@@ -16,6 +16,13 @@
  * blocks never used are never resident.  Blocks return to a free stack when
  * a sequence closes or is truncated.
  *
+ * Tensor parallelism (see model.h): the context runs this rank's heads and
+ * MLP columns — nh query heads of width q_dim, nkv KV heads in the cache,
+ * hid MLP columns — and calls the group's collectives (model_tp_t, set up
+ * by model/tp.c) after wo and w2 (all-reduce of the stacked rows) and after
+ * the classifier (all-gather of the vocabulary slices).  Every check of a
+ * batch happens before the first collective, so all ranks fail alike.
+ *
  * Everything (scratch for max_tokens rows, logits, the pool, block tables)
  * is allocated in model_ctx_new; model_ctx_forward allocates nothing.
  * A context is used by one thread at a time; inside a call it runs an
@@ -26,6 +33,7 @@
 #include "model/kernels.h"
 #include "model/model_internal.h"
 #include "model/q8_bridge.h"
+#include "runtime/base/clock.h"
 
 #include <blis.h>
 #include <math.h>
@@ -45,6 +53,7 @@ struct model_ctx {
     const model_t *m;
     model_config_t cfg;
     int threads, max_seqs, max_tokens, out_cap, all_logits;
+    int nh, nkv, q_dim, hid; /* this rank's query heads, KV heads, their width, MLP width */
     int kv_dim, n_blocks, max_blocks;
     size_t block_floats; /* MODEL_KV_BLOCK * kv_dim */
     float *kv;           /* mapping of kv_bytes */
@@ -54,6 +63,11 @@ struct model_ctx {
     int *tables;         /* [max_seqs][max_blocks] */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2; /* [max_tokens][...] */
     float *hidden, *logits; /* [out_cap][dim], [out_cap][vocab] */
+    const model_tp_t *tp;   /* NULL: whole model, no collectives */
+    float *logits_part;     /* [out_cap][n_vocab] this rank's columns (tp) */
+    float *gathered;        /* [out_cap * vocab] every rank's part, rank-major (tp) */
+    int *counts, *displs;   /* [tp size] for the all-gather */
+    model_comm_stats_t comm;
     float *scores;          /* [threads][ATT_CHUNK][seq_len] */
     float *kc, *vc;         /* [threads][seq_len][head_dim]: one head's K, V gathered */
     int *row_seq, *row_pos, *out_src;
@@ -84,17 +98,32 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
         return llmos_error_set(err, LLMOS_EINVAL, "model_ctx_new: max_seqs and max_tokens must be positive");
     if (o->max_seqs > 65536 || o->max_tokens > (1 << 20) || o->threads > 1024)
         return llmos_error_set(err, LLMOS_EINVAL, "model_ctx_new: max_seqs/max_tokens/threads too large");
+    const model_shard_t *sh = &m->shard;
+    if (sh->size > 1 && (!o->tp || o->tp->size != sh->size || o->tp->rank != sh->rank))
+        return llmos_error_set(err, LLMOS_EINVAL,
+                               "model_ctx_new: the model is tp rank %d's slice of %d but the context's group is %s%d of %d",
+                               sh->rank, sh->size, o->tp ? "rank " : "(none) ", o->tp ? o->tp->rank : 0,
+                               o->tp ? o->tp->size : 1);
+    if (sh->size == 1 && o->tp && o->tp->size > 1)
+        return llmos_error_set(err, LLMOS_EINVAL,
+                               "model_ctx_new: a group of %d ranks needs a model loaded with tp_size %d (it is whole)",
+                               o->tp->size, o->tp->size);
     model_blis_init();
     model_ctx_t *c = calloc(1, sizeof *c);
     if (!c) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for context");
     c->m = m;
     c->cfg = *cfg;
+    c->tp = sh->size > 1 ? o->tp : NULL;
+    c->nh = sh->n_heads;
+    c->nkv = sh->n_kv_heads;
+    c->q_dim = sh->n_heads * cfg->head_dim;
+    c->hid = sh->hidden_dim;
     c->threads = o->threads ? o->threads : 1;
     c->max_seqs = o->max_seqs;
     c->max_tokens = o->max_tokens;
     c->all_logits = o->all_logits;
     c->out_cap = o->all_logits ? o->max_tokens : (o->max_seqs < o->max_tokens ? o->max_seqs : o->max_tokens);
-    c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
+    c->kv_dim = c->nkv * cfg->head_dim;
     c->max_blocks = (cfg->seq_len + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
     c->n_blocks = o->kv_blocks ? o->kv_blocks : c->max_blocks * c->max_seqs;
     c->block_floats = (size_t)MODEL_KV_BLOCK * (size_t)c->kv_dim;
@@ -104,7 +133,7 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
     bli_rntm_set_num_threads(1, &c->rntm1);
 
     int ok = 1;
-    size_t T = (size_t)c->max_tokens, D = (size_t)cfg->dim, H = (size_t)cfg->hidden_dim;
+    size_t T = (size_t)c->max_tokens, D = (size_t)cfg->dim, H = (size_t)c->hid, QD = (size_t)c->q_dim;
     c->kv = mmap(NULL, c->kv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (c->kv == MAP_FAILED) {
         c->kv = NULL;
@@ -115,8 +144,8 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
     c->tables = scratch(sizeof(int) * (size_t)c->max_seqs * (size_t)c->max_blocks, &ok);
     c->x = scratch(sizeof(float) * T * D, &ok);
     c->xb = scratch(sizeof(float) * T * D, &ok);
-    c->q = scratch(sizeof(float) * T * D, &ok);
-    c->att = scratch(sizeof(float) * T * D, &ok);
+    c->q = scratch(sizeof(float) * T * QD, &ok);
+    c->att = scratch(sizeof(float) * T * QD, &ok);
     c->k = scratch(sizeof(float) * T * (size_t)c->kv_dim, &ok);
     c->v = scratch(sizeof(float) * T * (size_t)c->kv_dim, &ok);
     c->hb = scratch(sizeof(float) * T * H, &ok);
@@ -130,6 +159,13 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
     c->row_seq = scratch(sizeof(int) * T, &ok);
     c->row_pos = scratch(sizeof(int) * T, &ok);
     c->out_src = scratch(sizeof(int) * 2 * T, &ok);
+    if (c->tp) {
+        size_t V = (size_t)cfg->vocab_size;
+        c->logits_part = scratch(sizeof(float) * (size_t)c->out_cap * (size_t)sh->n_vocab, &ok);
+        c->gathered = scratch(sizeof(float) * (size_t)c->out_cap * V, &ok);
+        c->counts = scratch(sizeof(int) * (size_t)sh->size, &ok);
+        c->displs = scratch(sizeof(int) * (size_t)sh->size, &ok);
+    }
     if (ok && model_q8_scratch_init(&c->q8, m, c->max_tokens, err) != 0) {
         model_ctx_destroy(&c);
         return err ? err->code : LLMOS_ENOMEM;
@@ -152,7 +188,8 @@ void model_ctx_destroy(model_ctx_t **cp) {
     if (c->kv) munmap(c->kv, c->kv_bytes);
     void *bufs[] = {c->free_stack, c->seqs, c->tables, c->x,      c->xb,     c->q,       c->att,
                     c->k,          c->v,    c->hb,     c->hb2,    c->hidden, c->logits,  c->scores,
-                    c->row_seq,    c->row_pos, c->out_src, c->kc, c->vc, c->ent_row0};
+                    c->row_seq,    c->row_pos, c->out_src, c->kc, c->vc, c->ent_row0,
+                    c->logits_part, c->gathered, c->counts, c->displs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     model_q8_scratch_deinit(&c->q8);
     free(c);
@@ -224,7 +261,7 @@ static void matmul(model_ctx_t *c, const model_tensor_t *W, const float *X, int 
  * blocks of the row's sequence. */
 static void attention_rows(model_ctx_t *c, int layer, const int *rows, int n_rows) {
     const model_config_t *cfg = &c->cfg;
-    int hd = cfg->head_dim, nh = cfg->n_heads, group = cfg->n_heads / cfg->n_kv_heads;
+    int hd = cfg->head_dim, nh = c->nh, group = cfg->n_heads / cfg->n_kv_heads, qd = c->q_dim;
     float scale = 1.0f / sqrtf((float)hd);
     int work = n_rows * nh;
 #pragma omp parallel for num_threads(c->threads) schedule(dynamic, 1) if (c->threads > 1 && work > 1)
@@ -232,14 +269,14 @@ static void attention_rows(model_ctx_t *c, int layer, const int *rows, int n_row
         int r = rows[w / nh], h = w % nh, kvh = h / group;
         const seq_slot_t *s = &c->seqs[c->row_seq[r]];
         int pos = c->row_pos[r];
-        const float *q = c->q + (size_t)r * (size_t)cfg->dim + (size_t)h * (size_t)hd;
+        const float *q = c->q + (size_t)r * (size_t)qd + (size_t)h * (size_t)hd;
         float *sc = c->scores + (size_t)omp_get_thread_num() * ATT_CHUNK * (size_t)cfg->seq_len;
         for (int t = 0; t <= pos; t++) {
             const float *k = kv_at(c, layer, s->blocks[t / MODEL_KV_BLOCK], t % MODEL_KV_BLOCK, 0) + (size_t)kvh * hd;
             sc[t] = model_dot(q, k, hd) * scale;
         }
         model_softmax(sc, pos + 1);
-        float *o = c->att + (size_t)r * (size_t)cfg->dim + (size_t)h * (size_t)hd;
+        float *o = c->att + (size_t)r * (size_t)qd + (size_t)h * (size_t)hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
         for (int t = 0; t <= pos; t++) {
             const float *v = kv_at(c, layer, s->blocks[t / MODEL_KV_BLOCK], t % MODEL_KV_BLOCK, 1) + (size_t)kvh * hd;
@@ -253,7 +290,7 @@ static void attention_rows(model_ctx_t *c, int layer, const int *rows, int n_row
  * queries), S = Q·Kᵀ and O = softmax(S)·V as GEMMs on gathered K, V. */
 static void attention_gemm(model_ctx_t *c, int layer, int r0, int n) {
     const model_config_t *cfg = &c->cfg;
-    int hd = cfg->head_dim, nh = cfg->n_heads, group = cfg->n_heads / cfg->n_kv_heads;
+    int hd = cfg->head_dim, nh = c->nh, group = cfg->n_heads / cfg->n_kv_heads, qd = c->q_dim;
     const seq_slot_t *s = &c->seqs[c->row_seq[r0]];
     int nchunks = (n + ATT_CHUNK - 1) / ATT_CHUNK;
     float scale = 1.0f / sqrtf((float)hd), one = 1.0f, zero = 0.0f;
@@ -270,8 +307,8 @@ static void attention_gemm(model_ctx_t *c, int layer, int r0, int n) {
             memcpy(kc + (size_t)t * hd, kv_at(c, layer, b, slot, 0) + (size_t)kvh * hd, sizeof(float) * (size_t)hd);
             memcpy(vc + (size_t)t * hd, kv_at(c, layer, b, slot, 1) + (size_t)kvh * hd, sizeof(float) * (size_t)hd);
         }
-        float *Q = c->q + (size_t)(r0 + q0) * cfg->dim + (size_t)h * hd;
-        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, m, plast, hd, &scale, Q, cfg->dim, 1, kc, hd, 1, &zero, S,
+        float *Q = c->q + (size_t)(r0 + q0) * qd + (size_t)h * hd;
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, m, plast, hd, &scale, Q, qd, 1, kc, hd, 1, &zero, S,
                      plast, 1, NULL, &c->rntm1);
         for (int i = 0; i < m; i++) {
             float *row = S + (size_t)i * plast;
@@ -279,9 +316,9 @@ static void attention_gemm(model_ctx_t *c, int layer, int r0, int n) {
             model_softmax(row, len);
             memset(row + len, 0, sizeof(float) * (size_t)(plast - len)); /* causal mask */
         }
-        float *O = c->att + (size_t)(r0 + q0) * cfg->dim + (size_t)h * hd;
+        float *O = c->att + (size_t)(r0 + q0) * qd + (size_t)h * hd;
         bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, hd, plast, &one, S, plast, 1, vc, hd, 1, &zero, O,
-                     cfg->dim, 1, NULL, &c->rntm1);
+                     qd, 1, NULL, &c->rntm1);
     }
 }
 
@@ -297,6 +334,47 @@ static void attention(model_ctx_t *c, int layer, const model_batch_entry_t *e, i
     }
     if (n_small) attention_rows(c, layer, small, n_small);
 }
+
+/* Sums a row-parallel matrix's partial outputs over the group. */
+static int tp_allreduce(model_ctx_t *c, float *buf, size_t n, llmos_error_t *err) {
+    uint64_t t0 = llmos_now_ns();
+    int rc = c->tp->allreduce_sum(c->tp, buf, n, err);
+    c->comm.allreduce_ns += llmos_now_ns() - t0;
+    c->comm.allreduce_calls++;
+    c->comm.allreduce_bytes += n * sizeof(float);
+    return rc;
+}
+
+/* Every rank holds logits_part [o][its vocabulary rows]; the all-gather
+ * brings all parts (rank-major) and they are laid out as full rows. */
+static int tp_gather_logits(model_ctx_t *c, int o, llmos_error_t *err) {
+    const model_tp_t *tp = c->tp;
+    int V = c->cfg.vocab_size, at = 0;
+    for (int r = 0; r < tp->size; r++) {
+        int v0, nv;
+        model_shard_vocab(V, tp->size, r, &v0, &nv);
+        c->counts[r] = o * nv;
+        c->displs[r] = at;
+        at += o * nv;
+    }
+    uint64_t t0 = llmos_now_ns();
+    int rc = tp->allgatherv(tp, c->logits_part, c->counts[tp->rank], c->gathered, c->counts, c->displs, err);
+    c->comm.allgather_ns += llmos_now_ns() - t0;
+    c->comm.allgather_calls++;
+    c->comm.allgather_bytes += (size_t)at * sizeof(float);
+    if (rc) return rc;
+    for (int r = 0; r < tp->size; r++) {
+        int v0, nv;
+        model_shard_vocab(V, tp->size, r, &v0, &nv);
+        const float *src = c->gathered + c->displs[r];
+        for (int i = 0; i < o; i++)
+            memcpy(c->logits + (size_t)i * V + v0, src + (size_t)i * nv, sizeof(float) * (size_t)nv);
+    }
+    return 0;
+}
+
+void model_ctx_comm_stats(const model_ctx_t *c, model_comm_stats_t *out) { *out = c->comm; }
+void model_ctx_comm_reset(model_ctx_t *c) { c->comm = (model_comm_stats_t){0}; }
 
 int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos_error_t *err) {
     const model_config_t *cfg = &c->cfg;
@@ -350,7 +428,7 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
     }
     c->n_out = o;
 
-    int D = cfg->dim, KV = c->kv_dim, HD = cfg->hidden_dim, half = cfg->head_dim / 2;
+    int D = cfg->dim, KV = c->kv_dim, HD = c->hid, QD = c->q_dim, half = cfg->head_dim / 2, rc;
     for (int l = 0; l < cfg->n_layers; l++) {
         const model_layer_t *L = &w->layers[l];
         for (int t = 0; t < T; t++)
@@ -361,8 +439,8 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
         for (int t = 0; t < T; t++) {
             int pos = c->row_pos[t];
             const float *cs = c->m->rope_cos + (size_t)pos * half, *sn = c->m->rope_sin + (size_t)pos * half;
-            model_rope(c->q + (size_t)t * D, cfg->n_heads, cfg->head_dim, cs, sn);
-            model_rope(c->k + (size_t)t * KV, cfg->n_kv_heads, cfg->head_dim, cs, sn);
+            model_rope(c->q + (size_t)t * QD, c->nh, cfg->head_dim, cs, sn);
+            model_rope(c->k + (size_t)t * KV, c->nkv, cfg->head_dim, cs, sn);
             const seq_slot_t *s = &c->seqs[c->row_seq[t]];
             int b = s->blocks[pos / MODEL_KV_BLOCK], slot = pos % MODEL_KV_BLOCK;
             memcpy(kv_at(c, l, b, slot, 0), c->k + (size_t)t * KV, sizeof(float) * (size_t)KV);
@@ -370,6 +448,7 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
         }
         attention(c, l, e, n);
         matmul(c, &L->wo, c->att, T, c->xb);
+        if (c->tp && (rc = tp_allreduce(c, c->xb, (size_t)T * D, err))) return rc;
         for (size_t i = 0; i < (size_t)T * D; i++) c->x[i] += c->xb[i];
 
         for (int t = 0; t < T; t++)
@@ -378,11 +457,17 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
         matmul(c, &L->w3, c->xb, T, c->hb2);
         for (int t = 0; t < T; t++) model_swiglu(c->hb + (size_t)t * HD, c->hb2 + (size_t)t * HD, HD);
         matmul(c, &L->w2, c->hb, T, c->xb);
+        if (c->tp && (rc = tp_allreduce(c, c->xb, (size_t)T * D, err))) return rc;
         for (size_t i = 0; i < (size_t)T * D; i++) c->x[i] += c->xb[i];
     }
     for (int i = 0; i < o; i++)
         model_rmsnorm(c->hidden + (size_t)i * D, c->x + (size_t)c->out_src[i] * D, w->final_norm.data, D, cfg->norm_eps);
-    matmul(c, &w->classifier, c->hidden, o, c->logits);
+    if (!c->tp)
+        matmul(c, &w->classifier, c->hidden, o, c->logits);
+    else {
+        matmul(c, &w->classifier, c->hidden, o, c->logits_part);
+        if ((rc = tp_gather_logits(c, o, err))) return rc;
+    }
     for (int i = 0; i < n; i++) c->seqs[e[i].seq].len += e[i].n_tokens;
     return 0;
 }

@@ -12,7 +12,8 @@
  * counts, string lengths, dimensions, types, offsets, alignment, sizes and
  * overlaps are validated before any tensor is touched.  Errors name the
  * file, the field and its byte offset.  f32 and q8_0 tensors are used in
- * place (the mapping is copy-on-write); f16 ones are widened to f32.
+ * place (the mapping is copy-on-write); f16 ones are widened to f32.  On a
+ * tensor-parallel rank only its slices are bound (model_tensor_take).
  */
 #include "model/model_internal.h"
 #include "model/q8.h"
@@ -339,9 +340,10 @@ static tinfo_t *find_t(gguf_t *g, const char *name) {
     return NULL;
 }
 
-/* Binds tensor `name` of shape rows x cols (rows = 1: a vector) to out. */
+/* Binds this rank's part of tensor `name` of full shape rows x cols
+ * (rows = 1: a vector) to out. */
 static int bind(model_t *m, gguf_t *g, const char *name, int rows, int cols, int optional, int force_f32,
-                model_tensor_t *out) {
+                model_part_t part, model_tensor_t *out) {
     tinfo_t *t = find_t(g, name);
     if (!t) {
         if (optional) return 1;
@@ -359,31 +361,10 @@ static int bind(model_t *m, gguf_t *g, const char *name, int rows, int cols, int
                                "%s: tensor '%s' (info at offset %zu) has ggml type %u; f32, f16 and q8_0 are read",
                                g->r.path, name, t->info_off, t->type);
     t->used = 1;
-    const uint8_t *src = g->r.p + g->data_start + t->offset;
-    size_t n = (size_t)rows * (size_t)cols;
-    out->rows = rows;
-    out->cols = cols;
-    if (t->type == MODEL_DTYPE_F32 || (t->type == MODEL_DTYPE_Q8_0 && !force_f32 && !vec)) {
-        out->dtype = (model_dtype_t)t->type;
-        out->data = (void *)src;
-        return 0;
-    }
-    float *f = model_alloc_owned(m, n * sizeof(float));
-    if (!f) return llmos_error_set(g->r.err, LLMOS_ENOMEM, "no memory to widen tensor '%s'", name);
-    if (t->type == MODEL_DTYPE_F16) {
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            f[i] = q8_fp16_to_fp32(h);
-        }
-    } else { /* q8_0 -> f32: vectors and the embedding table */
-        for (int r = 0; r < rows; r++)
-            q8_dequantize_row((const q8_block_t *)(src + (size_t)r * q8_row_bytes(cols)), f + (size_t)r * cols, cols,
-                              NULL);
-    }
-    out->dtype = MODEL_DTYPE_F32;
-    out->data = f;
-    return 0;
+    /* f32 and q8_0 row slices are used in place, the rest is widened or
+     * copied (only this rank's slice). */
+    return model_tensor_take(m, out, name, g->r.p + g->data_start + t->offset, (model_dtype_t)t->type, rows, cols, part,
+                             force_f32 || vec, g->r.err);
 }
 
 static int load_vocab(model_t *m, gguf_t *g) {
@@ -441,7 +422,7 @@ static int load_vocab(model_t *m, gguf_t *g) {
     return rc;
 }
 
-static int build(model_t *m, gguf_t *g) {
+static int build(model_t *m, gguf_t *g, const model_load_opts_t *opts) {
     const char *p = g->r.path;
     llmos_error_t *err = g->r.err;
     const char *arch;
@@ -480,38 +461,48 @@ static int build(model_t *m, gguf_t *g) {
         return llmos_error_set(err, LLMOS_EUNSUPPORTED, "%s: llama.rope.dimension_count %lld != head_dim %d (partial RoPE)",
                                p, (long long)rope_dims, c.head_dim);
     m->cfg = c;
-    if ((rc = model_finish_setup(m, err))) return rc;
+    if ((rc = model_shard_setup(m, opts, err)) || (rc = model_finish_setup(m, err))) return rc;
     model_weights_t *w = &m->w;
     int D = c.dim, H = c.hidden_dim, KV = c.n_kv_heads * c.head_dim;
-    if ((rc = bind(m, g, "token_embd.weight", c.vocab_size, D, 0, 1, &w->tok_embd))) return rc;
-    if ((rc = bind(m, g, "output_norm.weight", 1, D, 0, 1, &w->final_norm))) return rc;
-    if (c.shared_classifier)
-        w->classifier = w->tok_embd;
-    else if ((rc = bind(m, g, "output.weight", c.vocab_size, D, 0, 0, &w->classifier)))
+    if ((rc = bind(m, g, "token_embd.weight", c.vocab_size, D, 0, 1, MODEL_PART_WHOLE, &w->tok_embd))) return rc;
+    if ((rc = bind(m, g, "output_norm.weight", 1, D, 0, 1, MODEL_PART_WHOLE, &w->final_norm))) return rc;
+    if (c.shared_classifier) {
+        /* The embedding's rows of this rank's vocabulary (fp32 already). */
+        int D0 = c.dim;
+        w->classifier = (model_tensor_t){.dtype = MODEL_DTYPE_F32, .rows = m->shard.n_vocab, .cols = D0,
+                                         .data = (float *)w->tok_embd.data + (size_t)m->shard.vocab0 * (size_t)D0};
+    } else if ((rc = bind(m, g, "output.weight", c.vocab_size, D, 0, 0, MODEL_PART_V_ROWS, &w->classifier)))
         return rc;
     for (int l = 0; l < c.n_layers; l++) {
         model_layer_t *L = &w->layers[l];
         struct {
             const char *n;
             int rows, cols, f32;
+            model_part_t part;
             model_tensor_t *t;
-        } b[] = {{"attn_norm", 1, D, 1, &L->attn_norm}, {"attn_q", D, D, 0, &L->wq},      {"attn_k", KV, D, 0, &L->wk},
-                 {"attn_v", KV, D, 0, &L->wv},          {"attn_output", D, D, 0, &L->wo}, {"ffn_norm", 1, D, 1, &L->ffn_norm},
-                 {"ffn_gate", H, D, 0, &L->w1},         {"ffn_down", D, H, 0, &L->w2},    {"ffn_up", H, D, 0, &L->w3}};
+        } b[] = {{"attn_norm", 1, D, 1, MODEL_PART_WHOLE, &L->attn_norm},
+                 {"attn_q", D, D, 0, MODEL_PART_Q_ROWS, &L->wq},
+                 {"attn_k", KV, D, 0, MODEL_PART_KV_ROWS, &L->wk},
+                 {"attn_v", KV, D, 0, MODEL_PART_KV_ROWS, &L->wv},
+                 {"attn_output", D, D, 0, MODEL_PART_Q_COLS, &L->wo},
+                 {"ffn_norm", 1, D, 1, MODEL_PART_WHOLE, &L->ffn_norm},
+                 {"ffn_gate", H, D, 0, MODEL_PART_H_ROWS, &L->w1},
+                 {"ffn_down", D, H, 0, MODEL_PART_H_COLS, &L->w2},
+                 {"ffn_up", H, D, 0, MODEL_PART_H_ROWS, &L->w3}};
         for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
             char name[64];
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, b[i].n);
-            if ((rc = bind(m, g, name, b[i].rows, b[i].cols, 0, b[i].f32, b[i].t))) return rc;
+            if ((rc = bind(m, g, name, b[i].rows, b[i].cols, 0, b[i].f32, b[i].part, b[i].t))) return rc;
         }
     }
     return load_vocab(m, g);
 }
 
 int model_load_gguf(model_t *m, const model_load_opts_t *opts, llmos_error_t *err) {
-    (void)opts; /* the vocabulary is in the file; --tokenizer is ignored */
+    /* The vocabulary is in the file; opts->tokenizer_path is ignored. */
     gguf_t g = {.r = {.p = m->map, .n = m->map_len, .off = 0, .path = m->path, .err = err}};
     int rc = parse(&g);
-    if (!rc) rc = build(m, &g);
+    if (!rc) rc = build(m, &g, opts);
     free(g.kv);
     free(g.t);
     return rc;

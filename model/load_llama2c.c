@@ -9,10 +9,12 @@
  * w2 [L][dim][hid], w3 [L][hid][dim], rms_final [dim], two unused RoPE
  * tables of seq_len*head_dim/2 floats each, and the classifier [vocab][dim]
  * when separate.  The file size must be exactly that: anything else means a
- * truncated, foreign or inconsistent file.  Tensors point into the mapping.
+ * truncated, foreign or inconsistent file.  Tensors point into the mapping
+ * (on a tensor-parallel rank: its row slices do; column slices are copies).
  */
 #include "model/model_internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +55,7 @@ int model_load_llama2c(model_t *m, const model_load_opts_t *opts, llmos_error_t 
         return LLMOS_EFORMAT;
     }
     m->cfg = c;
+    if ((rc = model_shard_setup(m, opts, err))) return rc;
 
     uint64_t D = (uint64_t)c.dim, H = (uint64_t)c.hidden_dim, L = (uint64_t)c.n_layers,
              V = (uint64_t)c.vocab_size, KV = (uint64_t)c.n_kv_heads * (uint64_t)c.head_dim;
@@ -72,33 +75,46 @@ int model_load_llama2c(model_t *m, const model_load_opts_t *opts, llmos_error_t 
     rc = model_finish_setup(m, err);
     if (rc) return rc;
 
+    /* Each tensor in file order; this rank's part is bound (row slices and
+     * whole tensors point into the mapping, column slices are copied). */
     float *p = (float *)((char *)m->map + 28);
-#define TAKE(t, r, cc)                                                                             \
-    do {                                                                                           \
-        (t).dtype = MODEL_DTYPE_F32;                                                               \
-        (t).rows = (int)(r);                                                                       \
-        (t).cols = (int)(cc);                                                                      \
-        (t).data = p;                                                                              \
-        p += (size_t)(r) * (size_t)(cc);                                                           \
-    } while (0)
     model_weights_t *w = &m->w;
-    TAKE(w->tok_embd, V, D);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].attn_norm, 1, D);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].wq, D, D);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].wk, KV, D);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].wv, KV, D);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].wo, D, D);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].ffn_norm, 1, D);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].w1, H, D);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].w2, D, H);
-    for (int l = 0; l < c.n_layers; l++) TAKE(w->layers[l].w3, H, D);
-    TAKE(w->final_norm, 1, D);
+    struct {
+        const char *name;
+        size_t off; /* in model_layer_t */
+        uint64_t rows, cols;
+        model_part_t part;
+    } per[9] = {{"attn_norm", offsetof(model_layer_t, attn_norm), 1, D, MODEL_PART_WHOLE},
+                {"wq", offsetof(model_layer_t, wq), D, D, MODEL_PART_Q_ROWS},
+                {"wk", offsetof(model_layer_t, wk), KV, D, MODEL_PART_KV_ROWS},
+                {"wv", offsetof(model_layer_t, wv), KV, D, MODEL_PART_KV_ROWS},
+                {"wo", offsetof(model_layer_t, wo), D, D, MODEL_PART_Q_COLS},
+                {"ffn_norm", offsetof(model_layer_t, ffn_norm), 1, D, MODEL_PART_WHOLE},
+                {"w1", offsetof(model_layer_t, w1), H, D, MODEL_PART_H_ROWS},
+                {"w2", offsetof(model_layer_t, w2), D, H, MODEL_PART_H_COLS},
+                {"w3", offsetof(model_layer_t, w3), H, D, MODEL_PART_H_ROWS}};
+    rc = model_tensor_take(m, &w->tok_embd, "token_embedding", p, MODEL_DTYPE_F32, (int)V, (int)D, MODEL_PART_WHOLE,
+                           0, err);
+    p += V * D;
+    for (int k = 0; k < 9 && !rc; k++)
+        for (int l = 0; l < c.n_layers && !rc; l++) {
+            char name[64];
+            snprintf(name, sizeof name, "layer %d %s", l, per[k].name);
+            model_tensor_t *t = (model_tensor_t *)((char *)&w->layers[l] + per[k].off);
+            rc = model_tensor_take(m, t, name, p, MODEL_DTYPE_F32, (int)per[k].rows, (int)per[k].cols, per[k].part,
+                                   0, err);
+            p += (size_t)(per[k].rows * per[k].cols);
+        }
+    if (rc) return rc;
+    rc = model_tensor_take(m, &w->final_norm, "rms_final", p, MODEL_DTYPE_F32, 1, (int)D, MODEL_PART_WHOLE, 0, err);
+    p += D;
     p += (size_t)c.seq_len * (size_t)c.head_dim; /* freq_cis_real + freq_cis_imag */
-    if (c.shared_classifier)
-        w->classifier = w->tok_embd;
-    else
-        TAKE(w->classifier, V, D);
-#undef TAKE
+    /* A shared classifier is the embedding's rows of this rank's vocabulary. */
+    const float *cls = c.shared_classifier ? (const float *)((char *)m->map + 28) : p;
+    if (!rc) rc = model_tensor_take(m, &w->classifier, "classifier", cls, MODEL_DTYPE_F32, (int)V, (int)D,
+                                    MODEL_PART_V_ROWS, 0, err);
+    if (rc) return rc;
+    if (!c.shared_classifier) p += V * D;
     LLMOS_ASSERT((char *)p == (char *)m->map + m->map_len);
     return model_tokenizer_load(opts->tokenizer_path, c.vocab_size, &m->tok, err);
 }

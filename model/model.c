@@ -8,6 +8,7 @@
  * (widened f16, q8 copies, tables) is recorded in m->owned and freed once.
  */
 #include "model/model_internal.h"
+#include "model/q8.h"
 #include "runtime/base/log.h"
 
 #include <errno.h>
@@ -96,6 +97,123 @@ int model_finish_setup(model_t *m, llmos_error_t *err) {
     return 0;
 }
 
+int model_shard_setup(model_t *m, const model_load_opts_t *opts, llmos_error_t *err) {
+    const model_config_t *c = &m->cfg;
+    int T = opts->tp_size > 1 ? opts->tp_size : 1, r = opts->tp_rank;
+    if (opts->tp_size < 0 || opts->tp_size > 4096)
+        return llmos_error_set(err, LLMOS_EINVAL, "%s: tp size %d is out of range 0..4096", m->path, opts->tp_size);
+    if (r < 0 || r >= T)
+        return llmos_error_set(err, LLMOS_EINVAL, "%s: tp rank %d is outside 0..%d", m->path, r, T - 1);
+    struct {
+        const char *name;
+        int v;
+    } f[] = {{"n_kv_heads", c->n_kv_heads}, {"n_heads", c->n_heads}, {"hidden_dim", c->hidden_dim}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v % T)
+            return llmos_error_set(err, LLMOS_EINVAL, "%s: tp %d does not divide %s %d", m->path, T, f[i].name,
+                                   f[i].v);
+    if (c->vocab_size < T)
+        return llmos_error_set(err, LLMOS_EINVAL, "%s: tp %d is larger than vocab_size %d", m->path, T,
+                               c->vocab_size);
+    model_shard_t *s = &m->shard;
+    s->rank = r;
+    s->size = T;
+    s->n_heads = c->n_heads / T;
+    s->head0 = r * s->n_heads;
+    s->n_kv_heads = c->n_kv_heads / T;
+    s->kv_head0 = r * s->n_kv_heads;
+    s->hidden_dim = c->hidden_dim / T;
+    s->hidden0 = r * s->hidden_dim;
+    model_shard_vocab(c->vocab_size, T, r, &s->vocab0, &s->n_vocab);
+    return 0;
+}
+
+void model_release_mapped(model_t *m, const void *p, size_t n) {
+    const char *a0 = p, *base = m->map;
+    if (!m->map || a0 < base || a0 + n > base + m->map_len) return;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)a0 + pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)a0 + n) & ~(uintptr_t)(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Element sizes in the file (q8_0: per 32-value block). */
+static size_t src_row_bytes(model_dtype_t type, int cols) {
+    return type == MODEL_DTYPE_F32 ? (size_t)cols * 4
+           : type == MODEL_DTYPE_F16 ? (size_t)cols * 2
+                                     : q8_row_bytes(cols);
+}
+
+int model_tensor_take(model_t *m, model_tensor_t *out, const char *name, const void *src, model_dtype_t type,
+                      int rows, int cols, model_part_t part, int force_f32, llmos_error_t *err) {
+    const model_shard_t *s = &m->shard;
+    int hd = m->cfg.head_dim, r0 = 0, nr = rows, c0 = 0, nc = cols;
+    if (s->size > 1) switch (part) {
+        case MODEL_PART_WHOLE: break;
+        case MODEL_PART_Q_ROWS: r0 = s->head0 * hd, nr = s->n_heads * hd; break;
+        case MODEL_PART_KV_ROWS: r0 = s->kv_head0 * hd, nr = s->n_kv_heads * hd; break;
+        case MODEL_PART_Q_COLS: c0 = s->head0 * hd, nc = s->n_heads * hd; break;
+        case MODEL_PART_H_ROWS: r0 = s->hidden0, nr = s->hidden_dim; break;
+        case MODEL_PART_H_COLS: c0 = s->hidden0, nc = s->hidden_dim; break;
+        case MODEL_PART_V_ROWS: r0 = s->vocab0, nr = s->n_vocab; break;
+        }
+    LLMOS_ASSERT(r0 >= 0 && nr > 0 && r0 + nr <= rows && c0 >= 0 && nc > 0 && c0 + nc <= cols);
+    const uint8_t *first = (const uint8_t *)src + (size_t)r0 * src_row_bytes(type, cols);
+    out->rows = nr;
+    out->cols = nc;
+    int whole_rows = c0 == 0 && nc == cols;
+    if (type == MODEL_DTYPE_Q8_0 && !force_f32) {
+        if (c0 % Q8_BLOCK || nc % Q8_BLOCK)
+            return llmos_error_set(err, LLMOS_EUNSUPPORTED,
+                                   "%s: tensor '%s' is q8_0 and rank %d's columns %d..%d of %d do not fall on %d-value "
+                                   "blocks (tp %d needs (cols / tp) %% %d == 0)",
+                                   m->path, name, s->rank, c0, c0 + nc, cols, Q8_BLOCK, s->size, Q8_BLOCK);
+        out->dtype = MODEL_DTYPE_Q8_0;
+        if (whole_rows) {
+            out->data = (void *)first;
+            return 0;
+        }
+        size_t rb = q8_row_bytes(nc), full = q8_row_bytes(cols), skip = q8_row_bytes(c0);
+        uint8_t *q = model_alloc_owned(m, rb * (size_t)nr);
+        if (!q) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for a slice of tensor '%s'", name);
+        for (int i = 0; i < nr; i++) memcpy(q + (size_t)i * rb, first + (size_t)i * full + skip, rb);
+        model_release_mapped(m, first, full * (size_t)nr);
+        out->data = q;
+        return 0;
+    }
+    out->dtype = MODEL_DTYPE_F32;
+    if (type == MODEL_DTYPE_F32 && whole_rows) {
+        out->data = (void *)first;
+        return 0;
+    }
+    float *f = model_alloc_owned(m, sizeof(float) * (size_t)nr * (size_t)nc);
+    if (!f) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for tensor '%s' (%d x %d floats)", name, nr, nc);
+    size_t full = src_row_bytes(type, cols);
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *row = first + (size_t)i * full;
+        float *dst = f + (size_t)i * nc;
+        if (type == MODEL_DTYPE_F32)
+            memcpy(dst, (const float *)row + c0, sizeof(float) * (size_t)nc);
+        else if (type == MODEL_DTYPE_F16)
+            for (int j = 0; j < nc; j++) {
+                uint16_t h;
+                memcpy(&h, row + 2 * (size_t)(c0 + j), 2);
+                dst[j] = q8_fp16_to_fp32(h);
+            }
+        else /* q8_0 widened: whole blocks, then the columns */
+            for (int b = c0 / Q8_BLOCK; b * Q8_BLOCK < c0 + nc; b++) {
+                float tmp[Q8_BLOCK];
+                q8_dequantize_row((const q8_block_t *)row + b, tmp, Q8_BLOCK, NULL);
+                for (int j = 0; j < Q8_BLOCK; j++) {
+                    int col = b * Q8_BLOCK + j;
+                    if (col >= c0 && col < c0 + nc) dst[col - c0] = tmp[j];
+                }
+            }
+    }
+    if (type == MODEL_DTYPE_F32) model_release_mapped(m, first, full * (size_t)nr);
+    out->data = f;
+    return 0;
+}
+
 int model_map_file(model_t *m, const char *path, llmos_error_t *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -148,6 +266,11 @@ int model_load(const char *path, const model_load_opts_t *opts, model_t **out, l
                path, m->cfg.dim, m->cfg.hidden_dim, m->cfg.n_layers, m->cfg.n_heads,
                m->cfg.n_kv_heads, m->cfg.vocab_size, m->cfg.seq_len,
                opts->quantize == MODEL_DTYPE_Q8_0 ? ", weights q8_0" : "");
+    if (m->shard.size > 1)
+        LLMOS_INFO("model: tp rank %d of %d: %d query heads, %d kv heads, hidden %d, vocab rows %d..%d; "
+                   "%.1f MiB of weights on this rank",
+                   m->shard.rank, m->shard.size, m->shard.n_heads, m->shard.n_kv_heads, m->shard.hidden_dim,
+                   m->shard.vocab0, m->shard.vocab0 + m->shard.n_vocab, (double)model_weight_bytes(m) / 1048576.0);
     *out = m;
     return 0;
 }
@@ -169,6 +292,8 @@ int model_new(const model_config_t *cfg, model_t **out, llmos_error_t *err) {
     model_t *m = calloc(1, sizeof *m);
     if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for model");
     m->cfg = c;
+    m->shard = (model_shard_t){.rank = 0, .size = 1, .n_heads = c.n_heads, .n_kv_heads = c.n_kv_heads,
+                               .hidden_dim = c.hidden_dim, .n_vocab = c.vocab_size};
     snprintf(m->path, sizeof m->path, "(new)");
     rc = model_finish_setup(m, err);
     int ok = 1, kv = c.n_kv_heads * c.head_dim;
@@ -213,6 +338,9 @@ static int write_tensor(FILE *f, const model_tensor_t *t, const char *path, llmo
 
 int model_save_llama2c(const model_t *m, const char *path, llmos_error_t *err) {
     const model_config_t *c = &m->cfg;
+    if (m->shard.size > 1)
+        return llmos_error_set(err, LLMOS_EINVAL, "saving %s: the model is tp rank %d's slice of %d, not whole", path,
+                               m->shard.rank, m->shard.size);
     FILE *f = fopen(path, "wb");
     if (!f) return llmos_error_set(err, llmos_err_from_errno(errno), "cannot create %s: %s", path, strerror(errno));
     int32_t hdr[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
@@ -253,6 +381,10 @@ void model_destroy(model_t **mp) {
 }
 
 const model_config_t *model_config(const model_t *m) { return &m->cfg; }
+void model_tp_part(const model_t *m, int *tp_rank, int *tp_size) {
+    if (tp_rank) *tp_rank = m->shard.rank;
+    if (tp_size) *tp_size = m->shard.size;
+}
 model_weights_t *model_weights(model_t *m) { return &m->w; }
 const model_tokenizer_t *model_tokenizer(const model_t *m) { return m->tok; }
 

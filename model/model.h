@@ -22,6 +22,8 @@
  * alignment and count is checked before use; a bad file is refused with
  * LLMOS_EFORMAT and a message naming the file, field and byte offset.
  *
+ * Tensor parallelism: see the section of that name below and model/tp.h.
+ *
  * Thread-safety: a model_t may be shared by several contexts (read-only); a
  * model_ctx_t is used by one thread at a time (it runs its own OpenMP team of
  * `threads` workers inside model_ctx_forward()).
@@ -105,13 +107,20 @@ typedef struct model model_t;
 typedef struct model_load_opts {
     const char *tokenizer_path; /* llama2.c tokenizer.bin; NULL for GGUF */
     model_dtype_t quantize;     /* F32 (keep) or Q8_0 (quantize at load) */
+    int tp_rank, tp_size;       /* tensor parallelism: keep only rank
+                                   tp_rank's slices of tp_size (0 or 1 =
+                                   the whole model); see "Tensor
+                                   parallelism" below */
 } model_load_opts_t;
 
 /* Loads `path` (format from its magic: "GGUF" or a llama2.c header).  opts
  * may be NULL.  On success *out is owned by the caller (model_destroy).
  * Errors: LLMOS_ENOTFOUND/EIO (open, mmap), LLMOS_EFORMAT (bad or truncated
  * file: message names field and offset), LLMOS_EUNSUPPORTED (valid but not
- * handled: another architecture, tensor type), LLMOS_ENOMEM. */
+ * handled: another architecture, tensor type, a q8_0 column slice not on
+ * 32-value blocks), LLMOS_ENOMEM, LLMOS_EINVAL (tp_size does not divide
+ * n_heads, n_kv_heads or hidden_dim — "tp 4 does not divide n_kv_heads 2" —
+ * or tp_rank is outside 0..tp_size-1). */
 int model_load(const char *path, const model_load_opts_t *opts, model_t **out,
                llmos_error_t *err);
 
@@ -119,17 +128,23 @@ int model_load(const char *path, const model_load_opts_t *opts, model_t **out,
  * training from scratch.  Caller owns *out. */
 int model_new(const model_config_t *cfg, model_t **out, llmos_error_t *err);
 
-/* Writes m (fp32 only) as a llama2.c checkpoint (legacy header; negative
- * vocab_size when the classifier is separate). */
+/* Writes m (fp32 only, whole: LLMOS_EINVAL for a tensor-parallel slice) as a
+ * llama2.c checkpoint (legacy header; negative vocab_size when the
+ * classifier is separate). */
 int model_save_llama2c(const model_t *m, const char *path, llmos_error_t *err);
 
 void model_destroy(model_t **m);
 
-/* Borrowed until model_destroy. */
+/* Borrowed until model_destroy.  The config is always the whole model's;
+ * on a tensor-parallel slice the weights hold this rank's slices (shapes
+ * in the tensors; see "Tensor parallelism"). */
 const model_config_t *model_config(const model_t *m);
 model_weights_t *model_weights(model_t *m);
-/* Bytes of weight data one forward token reads (for bandwidth limits). */
+/* Bytes of weight data one forward token reads (for bandwidth limits); on
+ * a slice, this rank's bytes. */
 size_t model_weight_bytes(const model_t *m);
+/* The rank's place in its tensor-parallel group (0 of 1: whole model). */
+void model_tp_part(const model_t *m, int *tp_rank, int *tp_size);
 
 /* ---------------------------------------------------------------- tokenizer */
 
@@ -170,6 +185,10 @@ int model_detokenize(const model_tokenizer_t *t, const int *ids, int n, char *ou
 
 typedef struct model_ctx model_ctx_t;
 
+/* A tensor-parallel group's collectives (opaque; model/tp.h makes one from
+ * an MPI communicator — this header stays free of MPI). */
+typedef struct model_tp model_tp_t;
+
 typedef struct model_ctx_opts {
     int threads;        /* 1..N workers for BLIS and the attention; 0 = 1 */
     int max_seqs;       /* sequences that can be live at once (slots) */
@@ -178,11 +197,16 @@ typedef struct model_ctx_opts {
                            max_seqs full-length sequences */
     int all_logits;     /* 1: logits/hidden for every row, not only the last
                            row of each batch entry (needs max_tokens rows) */
+    const model_tp_t *tp; /* the group when the model is a tensor-parallel
+                           slice (borrowed; must outlive the context);
+                           NULL for a whole model */
 } model_ctx_opts_t;
 
 #define MODEL_KV_BLOCK 16 /* tokens per KV block */
 
-/* Caller owns *out (model_ctx_destroy).  m must outlive the context. */
+/* Caller owns *out (model_ctx_destroy).  m must outlive the context.
+ * LLMOS_EINVAL when m is a slice of tp_size > 1 and opts->tp is NULL or
+ * its rank/size differ from the model's. */
 int model_ctx_new(const model_t *m, const model_ctx_opts_t *opts, model_ctx_t **out,
                   llmos_error_t *err);
 void model_ctx_destroy(model_ctx_t **c);
@@ -221,9 +245,45 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *entries, int n_
 
 /* Borrowed until the next model_ctx_forward.  i: entry index (or row index
  * with all_logits).  Logits: vocab_size floats.  Hidden: dim floats, the
- * final-norm output that feeds the classifier. */
+ * final-norm output that feeds the classifier.  Both are the whole rows on
+ * every rank of a tensor-parallel group. */
 const float *model_ctx_logits(const model_ctx_t *c, int i);
 const float *model_ctx_hidden(const model_ctx_t *c, int i);
+
+/* Time spent inside the group's collectives by this context since it was
+ * made or last reset (all zero without tp). */
+typedef struct model_comm_stats {
+    uint64_t allreduce_ns, allreduce_calls, allreduce_bytes;
+    uint64_t allgather_ns, allgather_calls, allgather_bytes;
+} model_comm_stats_t;
+void model_ctx_comm_stats(const model_ctx_t *c, model_comm_stats_t *out);
+void model_ctx_comm_reset(model_ctx_t *c);
+
+/* ---------------------------------------------------------------- tensor parallelism
+ *
+ * Megatron-style, over a group of T ranks (one process each; model/tp.h
+ * makes the group from an MPI communicator):
+ *   - each rank loads with opts.tp_rank/tp_size and keeps only its slices:
+ *     rows of wq (its n_heads/T query heads), wk, wv (its n_kv_heads/T KV
+ *     heads), w1, w3 (its hidden_dim/T MLP columns) — column-parallel —,
+ *     the matching input columns of wo and w2 — row-parallel — and its
+ *     share of the classifier's vocabulary rows (also when the classifier
+ *     is the embedding table, which stays whole for look-ups);
+ *   - model_ctx_forward runs the attention of its heads on a KV cache that
+ *     holds only its KV heads, sums the partial outputs of wo and of w2
+ *     with one all-reduce each per layer (on the stacked rows of the whole
+ *     batch), computes its vocabulary slice of the logits and all-gathers
+ *     the full rows.
+ * Contract: every rank of the group calls the same context functions with
+ * the same arguments in the same order (model_ctx_new with the same
+ * options, model_seq_open/close/truncate, model_ctx_forward with identical
+ * entries).  Sequence operations are local and deterministic, so every rank
+ * gets the same slot ids; a forward's argument checks happen before any
+ * collective, so a bad batch fails on every rank alike.  Afterwards
+ * model_ctx_logits(c, i) and model_ctx_hidden(c, i) are the full rows,
+ * identical on every rank.  A collective that fails (a rank died) returns
+ * LLMOS_EUNAVAILABLE; the context's sequences in that batch are then
+ * undefined — close the group. */
 
 /* ---------------------------------------------------------------- sampling */
 

@@ -13,8 +13,6 @@
 #include "runtime/base/log.h"
 
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 static void widest_q8(const model_tensor_t *t, int *cols) {
     if (t->dtype == MODEL_DTYPE_Q8_0 && t->cols > *cols) *cols = t->cols;
@@ -41,15 +39,6 @@ void model_q8_matmul(model_q8_scratch_t *s, const model_tensor_t *W, const float
     LLMOS_ASSERT(rc == 0); /* shapes were checked at load and scratch sized at context creation */
 }
 
-/* Releases the whole pages of a mapped fp32 tensor no longer used. */
-static void release(model_t *m, const model_tensor_t *t) {
-    char *p = t->data, *base = m->map;
-    if (!m->map || p < base || p >= base + m->map_len) return;
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = (size_t)t->rows * (size_t)t->cols * sizeof(float);
-    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)p + n) & ~(uintptr_t)(pg - 1);
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
 static int quantize(model_t *m, model_tensor_t *t, int *kept, llmos_error_t *err) {
     if (t->dtype != MODEL_DTYPE_F32) return 0;
     if (t->cols % Q8_BLOCK) {
@@ -60,7 +49,12 @@ static int quantize(model_t *m, model_tensor_t *t, int *kept, llmos_error_t *err
     if (!q) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for q8_0 weights");
     int rc = q8_quantize_matrix(t->data, q, t->rows, t->cols, 2, err);
     if (rc) return rc;
-    if (t->data != m->w.tok_embd.data) release(m, t);
+    /* The fp32 source can go unless it is (part of) the embedding table,
+     * which look-ups still read. */
+    const char *p = t->data, *e = m->w.tok_embd.data;
+    size_t n = (size_t)t->rows * (size_t)t->cols * sizeof(float);
+    size_t en = (size_t)m->w.tok_embd.rows * (size_t)m->w.tok_embd.cols * sizeof(float);
+    if (p + n <= e || p >= e + en) model_release_mapped(m, t->data, n);
     t->dtype = MODEL_DTYPE_Q8_0;
     t->data = q;
     return 0;
