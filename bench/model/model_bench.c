@@ -22,6 +22,7 @@
  * Usage: model_bench [--quick]   (--quick: fewer repetitions)
  */
 #include "bench/common/bench.h"
+#include "bench/common/model_gen.h"
 #include "model/model.h"
 #include "model/q8.h"
 #include "runtime/base/clock.h"
@@ -59,45 +60,12 @@ static float frand(void) {
     return ((float)(rng >> 40) / 16777216.0f - 0.5f) * 0.04f;
 }
 
-static void fill(model_tensor_t *t, int ones) {
-    float *p = t->data;
-    size_t n = (size_t)t->rows * (size_t)t->cols;
-    for (size_t i = 0; i < n; i++) p[i] = ones ? 1.0f + frand() : frand();
-}
-
 static void write_model(void) {
     model_config_t c = {.arch = MODEL_ARCH_LLAMA, .dim = DIM, .hidden_dim = HIDDEN, .n_layers = LAYERS,
                         .n_heads = HEADS, .n_kv_heads = HEADS, .vocab_size = VOCAB, .seq_len = SEQ,
                         .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = 1};
     llmos_error_t e = {0};
-    model_t *m = NULL;
-    if (model_new(&c, &m, &e)) die("model_new", &e);
-    model_weights_t *w = model_weights(m);
-    fill(&w->tok_embd, 0);
-    fill(&w->final_norm, 1);
-    for (int l = 0; l < LAYERS; l++) {
-        model_layer_t *L = &w->layers[l];
-        fill(&L->attn_norm, 1);
-        fill(&L->ffn_norm, 1);
-        fill(&L->wq, 0), fill(&L->wk, 0), fill(&L->wv, 0), fill(&L->wo, 0);
-        fill(&L->w1, 0), fill(&L->w2, 0), fill(&L->w3, 0);
-    }
-    if (model_save_llama2c(m, model_path, &e)) die("save", &e);
-    model_destroy(&m);
-    /* A synthetic vocabulary in tokenizer.bin format (the loader wants one). */
-    FILE *f = fopen(tok_path, "wb");
-    if (!f) die("tokenizer", NULL);
-    int32_t maxlen = 16;
-    fwrite(&maxlen, 4, 1, f);
-    for (int i = 0; i < VOCAB; i++) {
-        char s[16];
-        int32_t n = i < 3 ? snprintf(s, sizeof s, "<c%d>", i) : snprintf(s, sizeof s, "t%d", i);
-        float score = -(float)i;
-        fwrite(&score, 4, 1, f);
-        fwrite(&n, 4, 1, f);
-        fwrite(s, 1, (size_t)n, f);
-    }
-    fclose(f);
+    if (bench_model_write(&c, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e)) die("writing the model", &e);
 }
 
 static double peak_gflops(int threads) {

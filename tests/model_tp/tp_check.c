@@ -19,6 +19,7 @@
  *        tp_check --greedy N         (rank 0 prints stories260K's greedy
  *                                     text, -n N, like llmos-generate)
  */
+#include "bench/common/model_gen.h"
 #include "model/model.h"
 #include "model/tp.h"
 #include "runtime/base/log.h"
@@ -58,57 +59,15 @@ static void die(const char *what, const llmos_error_t *e) {
 #define R_VOCAB 1001 /* 1001 / 2, 1001 / 4: uneven vocabulary slices */
 #define R_SEQ 128
 
-static uint64_t rng_state;
-static float frand(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)(rng_state >> 40) / 16777216.0f - 0.5f;
-}
-
-static void fill(model_tensor_t *t, float scale, float offset) {
-    float *p = t->data;
-    for (size_t i = 0; i < (size_t)t->rows * (size_t)t->cols; i++) p[i] = offset + scale * frand();
-}
-
-/* A synthetic llama2.c tokenizer.bin of n pieces. */
-static void write_tokenizer(const char *path, int n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) die("tokenizer file", NULL);
-    int32_t maxlen = 16;
-    fwrite(&maxlen, 4, 1, f);
-    for (int i = 0; i < n; i++) {
-        char s[16];
-        int32_t len = i < 3 ? snprintf(s, sizeof s, "<c%d>", i) : snprintf(s, sizeof s, "t%d", i);
-        float score = -(float)i;
-        fwrite(&score, 4, 1, f);
-        fwrite(&len, 4, 1, f);
-        fwrite(s, 1, (size_t)len, f);
-    }
-    fclose(f);
-}
-
-static void write_random_model(const char *path, int dim, int heads, int kv, int hidden, int vocab, int shared) {
+static void write_random_model(const char *path, const char *tok, int dim, int heads, int kv, int hidden, int vocab,
+                               int shared) {
     model_config_t c = {.arch = MODEL_ARCH_LLAMA, .dim = dim, .hidden_dim = hidden, .n_layers = R_LAYERS,
                         .n_heads = heads, .n_kv_heads = kv, .vocab_size = vocab, .seq_len = R_SEQ,
                         .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = shared};
     llmos_error_t e = {0};
-    model_t *m = NULL;
-    if (model_new(&c, &m, &e)) die("model_new", &e);
-    rng_state = 0x9e3779b97f4a7c15ull ^ (uint64_t)hidden;
-    model_weights_t *w = model_weights(m);
-    float s = 2.0f / sqrtf((float)dim);
-    fill(&w->tok_embd, 1.0f, 0);
-    fill(&w->final_norm, 0.2f, 1.0f);
-    if (!shared) fill(&w->classifier, s, 0);
-    for (int l = 0; l < R_LAYERS; l++) {
-        model_layer_t *L = &w->layers[l];
-        fill(&L->attn_norm, 0.2f, 1.0f), fill(&L->ffn_norm, 0.2f, 1.0f);
-        fill(&L->wq, s, 0), fill(&L->wk, s, 0), fill(&L->wv, s, 0), fill(&L->wo, s, 0);
-        fill(&L->w1, s, 0), fill(&L->w3, s, 0), fill(&L->w2, 2.0f / sqrtf((float)hidden), 0);
-    }
-    if (model_save_llama2c(m, path, &e)) die("save", &e);
-    model_destroy(&m);
+    /* amp 0.25: activations and logits of order one at these widths. */
+    if (bench_model_write(&c, 0x9e3779b97f4a7c15ull ^ (uint64_t)hidden, 0.25f, path, tok, &e))
+        die("writing a random model", &e);
 }
 
 /* ------------------------------------------------------------ the script */
@@ -214,7 +173,7 @@ static void keep_ref(void *arg, int step, model_ctx_t *c, int rows) {
 typedef struct cmp {
     ref_t *rf;
     const char *what;
-    double max_logit, max_hidden, tol;
+    double max_logit, max_hidden, tol, max_abs;
     float *buf;
 } cmp_t;
 
@@ -235,7 +194,10 @@ static void compare(void *arg, int step, model_ctx_t *c, int rows) {
               "%s step %d row %d: this rank's rows differ from rank 0's", k->what, step, i);
         if (rank != 0) continue;
         const float *wl = rf->logits[step] + (size_t)i * V, *wh = rf->hidden[step] + (size_t)i * D;
-        for (int v = 0; v < V; v++) k->max_logit = fmax(k->max_logit, fabs((double)lg[v] - wl[v]));
+        for (int v = 0; v < V; v++) {
+            k->max_logit = fmax(k->max_logit, fabs((double)lg[v] - wl[v]));
+            k->max_abs = fmax(k->max_abs, fabs((double)wl[v]));
+        }
         for (int d = 0; d < D; d++) k->max_hidden = fmax(k->max_hidden, fabs((double)hd[d] - wh[d]));
     }
 }
@@ -259,10 +221,12 @@ static void check_model(const char *what, const char *path, const char *tok, mod
     run_script(&s, rf.vocab, compare, &k);
     size_t wb = model_weight_bytes(s.m), wb_whole = rank == 0 ? model_weight_bytes(w.m) : 0;
     if (rank == 0) {
-        printf("%-28s T=%d  max|logit diff| %.3g  max|hidden diff| %.3g  weights/rank %.0f KiB of %.0f KiB\n", what,
-               size, k.max_logit, k.max_hidden, (double)wb / 1024, (double)wb_whole / 1024);
-        CHECK(k.max_logit <= tol && k.max_hidden <= tol, "%s: T=%d differs from T=1 by %g (logits) %g (hidden) > %g",
-              what, size, k.max_logit, k.max_hidden, tol);
+        printf("%-26s T=%d  max|logit diff| %.3g (max|logit| %.2f)  max|hidden diff| %.3g  weights/rank %.0f of %.0f KiB\n",
+               what, size, k.max_logit, k.max_abs, k.max_hidden, (double)wb / 1024, (double)wb_whole / 1024);
+        /* tol < 0: relative to the largest logit (q8, see main). */
+        double lim = tol >= 0 ? tol : -tol * k.max_abs;
+        CHECK(k.max_logit <= lim && k.max_hidden <= lim, "%s: T=%d differs from T=1 by %g (logits) %g (hidden) > %g",
+              what, size, k.max_logit, k.max_hidden, lim);
         /* A rank holds less than the whole when the group splits it. */
         if (size > 1) CHECK(wb < wb_whole, "%s: rank 0 holds %zu weight bytes, the whole model %zu", what, wb, wb_whole);
         for (int i = 0; i < 16; i++) free(rf.logits[i]), free(rf.hidden[i]);
@@ -289,11 +253,11 @@ static void check_refusals(const model_tp_t *tp) {
     char odd[256];
     snprintf(odd, sizeof odd, "/tmp/llmos_tp_odd_%d.bin", (int)getpid());
     /* n_kv_heads 2, hidden 66: tp 4 fails on the heads, tp 3 on n_kv_heads. */
-    write_random_model(odd, 64, 4, 2, 66, R_VOCAB, 1);
+    write_random_model(odd, NULL, 64, 4, 2, 66, R_VOCAB, 1);
     expect_load_error(odd, rnd_tok, 4, LLMOS_EINVAL, "tp 4 does not divide n_kv_heads 2");
     expect_load_error(bin_path, tok_path, 8, LLMOS_EINVAL, "tp 8 does not divide n_kv_heads 4");
     expect_load_error(gguf_path, NULL, 3, LLMOS_EINVAL, "tp 3 does not divide n_kv_heads 4");
-    write_random_model(odd, 64, 4, 4, 66, R_VOCAB, 1);
+    write_random_model(odd, NULL, 64, 4, 4, 66, R_VOCAB, 1);
     expect_load_error(odd, rnd_tok, 4, LLMOS_EINVAL, "tp 4 does not divide hidden_dim 66");
     unlink(odd);
     model_load_opts_t lo = {.tokenizer_path = tok_path, .tp_rank = 2, .tp_size = 2};
@@ -383,17 +347,21 @@ int main(int argc, char **argv) {
     snprintf(rnd_path, sizeof rnd_path, "/tmp/llmos_tp_rnd_%d.bin", pid);
     snprintf(rnd_tok, sizeof rnd_tok, "/tmp/llmos_tp_tok_%d.bin", pid);
     if (rank == 0) {
-        write_random_model(rnd_path, R_DIM, R_HEADS, R_KV, R_HIDDEN, R_VOCAB, 0);
-        write_tokenizer(rnd_tok, R_VOCAB);
+        write_random_model(rnd_path, rnd_tok, R_DIM, R_HEADS, R_KV, R_HIDDEN, R_VOCAB, 0);
     }
     MPI_Barrier(MPI_COMM_WORLD);
 
     check_model("stories260K.bin f32", bin_path, tok_path, MODEL_DTYPE_F32, 0, tp, 1e-4);
     check_model("stories260K.gguf f32", gguf_path, NULL, MODEL_DTYPE_F32, 0, tp, 1e-4);
-    /* q8 at load: wo's column slices (64 / T) stay on blocks for T <= 2. */
-    if (size <= 2) check_model("stories260K.bin q8", bin_path, tok_path, MODEL_DTYPE_Q8_0, 0, tp, 1e-4);
     check_model("random GQA f32 all rows", rnd_path, rnd_tok, MODEL_DTYPE_F32, 1, tp, 1e-4);
-    check_model("random GQA q8", rnd_path, rnd_tok, MODEL_DTYPE_Q8_0, 0, tp, 1e-4);
+    /* q8 at load.  The sliced model quantizes exactly the same weight
+     * blocks, but each activation row is quantized to int8 from sums whose
+     * order differs in the last bits (the all-reduce), so now and then a
+     * value rounds to the neighbouring int8 step: the bound is 2% of the
+     * largest logit, not 1e-4 (q8 vs fp32 itself is ~5%, tests/model).
+     * stories260K: wo's column slices (64 / T) stay on blocks for T <= 2. */
+    if (size <= 2) check_model("stories260K.bin q8", bin_path, tok_path, MODEL_DTYPE_Q8_0, 0, tp, -0.02);
+    check_model("random GQA q8", rnd_path, rnd_tok, MODEL_DTYPE_Q8_0, 0, tp, -0.02);
     check_refusals(tp);
 
     int total = 0;
