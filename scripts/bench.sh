@@ -6,6 +6,10 @@ status=0
 for b in "$build"/bin/*_bench; do
   [ -x "$b" ] || continue
   echo "# $(basename "$b")" >&2
-  "$b" || { echo "bench: $(basename "$b") failed" >&2; status=1; }
+  case "$(basename "$b")" in
+    tp_bench) run=(mpirun --allow-run-as-root -np 2 "$b") ;; # tensor parallelism needs its 2 ranks
+    *) run=("$b") ;;
+  esac
+  "${run[@]}" || { echo "bench: $(basename "$b") failed" >&2; status=1; }
 done
 exit $status
