@@ -1,12 +1,16 @@
 /*
  * graph_actor.c — the `graph` actor (see graph_actor.h).  One pinned actor
- * owns the store handle and the entity linker (built on the first link
- * request, then reused: a built linker is immutable).  Each request runs on
- * its own read snapshot, so a concurrent `llmos-graph load` (LMDB's single
- * writer) never blocks it and is seen by the next request.  The text of a
- * reply is what `llmos-graph query|link` prints, so the two can be compared.
+ * answers the reads and holds the entity linker (built on the first link
+ * request, then reused until a load commits: a built linker is immutable).
+ * Each request runs on its own read snapshot, so a load (LMDB's single
+ * writer: the writer actor of graph_writer.c, or an outside `llmos-graph
+ * load`) never blocks it and is seen by the next request.  Loads are
+ * forwarded to the writer unchanged (same sender and correlation id), which
+ * answers the client itself.  The text of a reply is what `llmos-graph
+ * query|link` prints, so the two can be compared.
  */
 #include "actors/graph_actor.h"
+#include "actors/graph_internal.h"
 
 #include "graph/link.h"
 #include "graph/sparql.h"
@@ -20,15 +24,27 @@
 #include <string.h>
 
 typedef struct graph_actor {
-    graph_store_t *store;    /* owned */
+    graph_shared_t *sh;      /* one reference */
+    graph_store_t *store;    /* borrowed: sh->store */
     graph_linker_t *linker;  /* owned; NULL until the first link request */
+    uint64_t linker_gen;     /* sh->generation the linker was built at */
 } graph_actor_t;
+
+void graph_shared_release(graph_shared_t *sh) {
+    if (!sh || atomic_fetch_sub(&sh->refs, 1) != 1) return;
+    graph_store_close(&sh->store);
+    free(sh);
+}
 
 static int graph_actor_init(rt_ctx_t *ctx, void *arg, void **state) {
     (void)ctx;
     graph_actor_t *g = calloc(1, sizeof *g);
-    if (!g) return LLMOS_ENOMEM;
-    g->store = arg;
+    if (!g) {
+        graph_shared_release(arg);
+        return LLMOS_ENOMEM;
+    }
+    g->sh = arg;
+    g->store = g->sh->store;
     *state = g;
     return 0;
 }
@@ -37,8 +53,26 @@ static void graph_actor_deinit(rt_ctx_t *ctx, void *state) {
     (void)ctx;
     graph_actor_t *g = state;
     graph_linker_destroy(&g->linker);
-    graph_store_close(&g->store);
+    graph_shared_release(g->sh);
     free(g);
+}
+
+/* Hands a load to the writer as it came: the writer answers the asker. */
+static int forward_load(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llmos_error_t *err) {
+    rt_msg_init_t in = {.to = g->sh->writer,
+                        .from = msg->from,
+                        .type = msg->type,
+                        .corr = msg->corr,
+                        .deadline_ms = msg->deadline_ms,
+                        .trace_id = msg->trace_id,
+                        .tenant = msg->tenant,
+                        .data = msg->data,
+                        .len = msg->len};
+    rt_msg_t *m = rt_msg_new(&in);
+    if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "load: no memory to forward %zu bytes", msg->len);
+    /* Undeliverable (writer gone, mailbox full): the runtime answers the asker. */
+    (void)rt_send_msg(rt_ctx_system(ctx), m);
+    return 0;
 }
 
 /* The monotonic instant to stop at: the earlier of the envelope's wall-clock
@@ -126,7 +160,12 @@ static int handle_link(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llm
     char *out = NULL;
     size_t len = 0;
     if (!rc) rc = graph_reader_begin(g->store, &r, err);
-    if (!rc && !g->linker) rc = graph_linker_new(r, &g->linker, err);
+    uint64_t gen = atomic_load(&g->sh->generation);
+    if (!rc && g->linker && g->linker_gen != gen) graph_linker_destroy(&g->linker); /* a load came in */
+    if (!rc && !g->linker) {
+        rc = graph_linker_new(r, &g->linker, err);
+        g->linker_gen = gen;
+    }
     graph_link_opts_t lo = {.hops = (int)q->hops, .max_facts = q->max_facts ? q->max_facts : 20};
     size_t tlen = strlen(q->text);
     if (!rc) rc = graph_link_text(g->linker, r, q->text, tlen, &lo, &res, err);
@@ -288,6 +327,9 @@ static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS:
         rc = handle_stats(g, ctx, msg, &err);
         break;
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LOAD:
+        rc = forward_load(g, ctx, msg, &err);
+        break;
     default:
         return LLMOS_EUNKNOWNTYPE;
     }
@@ -299,15 +341,38 @@ static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
 static const rt_actor_def_t graph_def = {"graph", graph_actor_init, graph_actor_receive, graph_actor_deinit, NULL};
 
 int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err) {
-    graph_store_t *s = NULL;
-    graph_store_options_t so = {.read_only = 1};
-    int rc = graph_store_open(db, &so, &s, err);
-    if (rc) return llmos_error_prefix(err, "opening the graph %s: ", db);
+    graph_shared_t *sh = calloc(1, sizeof *sh);
+    if (!sh) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the graph actor");
+    /* Read-write for loads over messages; a store this process may not
+     * write is still served, read-only. */
+    graph_store_options_t so = {0};
+    int rc = graph_store_open(db, &so, &sh->store, err);
+    if (rc == LLMOS_EPERM) {
+        so.read_only = 1;
+        rc = graph_store_open(db, &so, &sh->store, err);
+    } else if (!rc) {
+        sh->writable = 1;
+    }
+    if (rc) {
+        free(sh);
+        return llmos_error_prefix(err, "opening the graph %s: ", db);
+    }
+    atomic_init(&sh->refs, 2);
+    atomic_init(&sh->generation, 0);
+    rt_spawn_opts_t wo = {.name = NULL, .pinned = true};
+    rc = rt_spawn(sys, &graph_writer_def, sh, &wo, &sh->writer, err);
+    if (rc) {
+        sh->refs = 1;
+        graph_shared_release(sh);
+        return llmos_error_prefix(err, "starting the graph writer: ");
+    }
     rt_spawn_opts_t o = {.name = "graph", .pinned = true};
     rt_ref_t ref;
-    rc = rt_spawn(sys, &graph_def, s, &o, &ref, err);
+    rc = rt_spawn(sys, &graph_def, sh, &o, &ref, err);
     if (rc) {
-        graph_store_close(&s);
+        /* The writer holds its reference and drops it when it stops. */
+        graph_shared_release(sh);
+        (void)rt_stop(sys, sh->writer);
         return llmos_error_prefix(err, "starting the graph actor: ");
     }
     return 0;

@@ -6,6 +6,8 @@
  *   GRAPH_MSG_LINK   GraphLinkRequest  -> GraphResult (mentions, facts, sentences)
  *   GRAPH_MSG_NEIGHBORS, GRAPH_MSG_PATH  GraphWalkRequest -> GraphResult (N-Triples)
  *   GRAPH_MSG_STATS  GraphStatsRequest -> GraphResult (counts, per predicate)
+ *   GRAPH_MSG_LOAD   GraphLoadRequest  -> GraphLoadResult (chunked loads, one
+ *                    transaction each; run by the writer actor, graph_writer.c)
  *
  * Thin: it decodes the request, runs the graph library on a fresh read
  * snapshot and replies with the text `llmos-graph` would print.  The actor
@@ -20,10 +22,11 @@
 
 #include "runtime/actor.h"
 
-/* Opens the store in directory `db` (read-only: the node serves readers;
- * loads go through llmos-graph load) and spawns the actor registered as
- * "graph".  The actor owns the store from then on and closes it at
- * shutdown.  Errors: those of graph_store_open and rt_spawn. */
+/* Opens the store in directory `db` (read-write; read-only when this
+ * process may not write it, and then loads are refused with LLMOS_EPERM),
+ * spawns the writer (pinned, anonymous: loads reach it through "graph") and
+ * the actor registered as "graph".  The two own the store from then on; the
+ * last to stop closes it.  Errors: those of graph_store_open and rt_spawn. */
 int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err);
 
 #endif

@@ -8,9 +8,11 @@
  *   llmos --endpoint E graph neighbors NODE [--hops K] [--dir D] [--max-edges N]
  *   llmos --endpoint E graph path A B [--max-hops K] [--dir D]
  *   llmos --endpoint E graph stats [--distinct]
+ *   llmos --endpoint E graph load FILE... [--strict] [--format nt|ttl|tsv] [--base IRI]
+ *                        [--remote-path] [--chunk SIZE] [--load-timeout MS]
  *                        asks the node's `graph` actor (llmosd --graph DB): only
  *                        when --endpoint is given on the command line and the
- *                        subcommand is query, link, neighbors, path or stats; otherwise `llmos graph ...`
+ *                        subcommand is query, link, neighbors, path, stats or load; otherwise `llmos graph ...`
  *                        runs the local llmos-graph on a DB path like any X:
  *   llmos X args...      runs `llmos-X args...` (git style): first from the
  *                        directory of this executable, then from PATH.
@@ -19,14 +21,20 @@
  * Exit codes: 0 ok, 1 the node did not answer or answered an error, 2 usage.
  * Talks to nodes only through libllmos-client; links no MPI, model or graph.
  */
+#include "client/cmd_generate.h"
 #include "llmos/client.h"
+#include "client/cmd_jobs.h"
 #include "llmos/graph.pb-c.h"
+#include "runtime/base/progress.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:7070"
@@ -38,6 +46,12 @@ static void usage(FILE *f) {
             "Commands:\n"
             "  ping [-c N]      round-trip time to the node (N pings)\n"
             "  status [--json]  node id, uptime, actors, message and error counters\n"
+            "  submit FILE.json|- [--wait|--stream]   submit a job (JSON; see README)\n"
+            "  wait ID [--timeout MS] [--stream]      wait for a job, print its result\n"
+            "  status ID        a job's state and results (JSON)\n"
+            "  cancel ID        cancel a job\n"
+            "  jobs [--tenant T] [--state S] [--limit N] [--after ID] [--json]   list jobs\n"
+            "  batch run IN.jsonl -o OUT.jsonl [--concurrency N]   one job per line, resumable\n"
             "  help             this text\n"
             "  X ...            runs llmos-X (e.g. llmos generate, llmos graph, llmos train,\n"
             "                   llmos eval, llmos ckpt) from llmos's directory or PATH\n"
@@ -330,6 +344,174 @@ static int cmd_graph_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
     return graph_ask(endpoint, timeout_ms, "stats", LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS, buf, len);
 }
 
+/* ---- graph load: files sent in chunks, committed as one load ---- */
+
+typedef struct load_req {
+    llmos_client_t *c;
+    uint32_t timeout_ms;
+    Llmos__GraphLoadRequest q; /* fields shared by every message of the load */
+} load_req_t;
+
+/* Sends one GraphLoadRequest; on success *res is the node's answer (caller
+ * frees with llmos__graph_load_result__free_unpacked).  Exit status. */
+static int load_send(load_req_t *L, uint32_t timeout_ms, Llmos__GraphLoadResult **res) {
+    size_t len = llmos__graph_load_request__get_packed_size(&L->q);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        fprintf(stderr, "llmos graph load: out of memory\n");
+        return 1;
+    }
+    llmos__graph_load_request__pack(&L->q, buf);
+    llmos_client_reply_t *reply = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_call(L->c, "graph", LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LOAD, buf, len, timeout_ms, &reply,
+                               &err);
+    free(buf);
+    int status = 0;
+    if (rc != 0) {
+        fprintf(stderr, "llmos graph load: %s (%s)\n", err.msg, llmos_client_strerror(rc));
+        status = 1;
+    } else if (!(*res = llmos__graph_load_result__unpack(NULL, reply->len, reply->data))) {
+        fprintf(stderr, "llmos graph load: the node's reply (%zu bytes) is not a GraphLoadResult\n", reply->len);
+        status = 1;
+    }
+    llmos_client_reply_free(&reply);
+    return status;
+}
+
+/* `llmos --endpoint E graph load FILE... [--strict] [--format F] [--base IRI]
+ * [--remote-path] [--chunk SIZE] [--load-timeout MS]`: sends each file's
+ * content in chunks well under the frame cap (or, with --remote-path, names
+ * files on the node), then commits: the node loads them all in one
+ * transaction and answers with the report and any malformed lines. */
+static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    const char *format = "", *base = "";
+    int strict = 0, remote = 0, nfiles = 0;
+    unsigned long chunk = 4ul << 20;
+    uint32_t load_timeout = 600000;
+    char **files = calloc((size_t)argc, sizeof *files);
+    if (!files) {
+        fprintf(stderr, "llmos graph load: out of memory\n");
+        return 1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char *end = NULL;
+        if (strcmp(a, "--strict") == 0) {
+            strict = 1;
+        } else if (strcmp(a, "--remote-path") == 0) {
+            remote = 1;
+        } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
+            format = argv[++i];
+        } else if (strcmp(a, "--base") == 0 && i + 1 < argc) {
+            base = argv[++i];
+        } else if (strcmp(a, "--chunk") == 0 && i + 1 < argc) {
+            chunk = strtoul(argv[++i], &end, 10);
+            if (!*argv[i] || *end || chunk < 1 || chunk > (32ul << 20)) goto usage;
+        } else if (strcmp(a, "--load-timeout") == 0 && i + 1 < argc) {
+            if (parse_ms(argv[++i], &load_timeout) != 0) goto usage;
+        } else if (a[0] == '-' && a[1]) {
+            goto usage;
+        } else {
+            files[nfiles++] = argv[i];
+        }
+    }
+    if (!nfiles) goto usage;
+
+    load_req_t L = {.timeout_ms = timeout_ms, .q = LLMOS__GRAPH_LOAD_REQUEST__INIT};
+    uint64_t rnd[2] = {0, 0};
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd[0] = (uint64_t)getpid() ^ (uint64_t)time(NULL);
+    char id[40];
+    snprintf(id, sizeof id, "%016" PRIx64 "%016" PRIx64, rnd[0], rnd[1]);
+    L.q.load_id = id;
+    L.q.format = (char *)format;
+    L.q.base_iri = (char *)base;
+    L.q.strict = strict;
+    int status = connect_or_say(endpoint, timeout_ms, &L.c);
+    uint8_t *data = status ? NULL : malloc(chunk);
+    if (!status && !data) {
+        fprintf(stderr, "llmos graph load: out of memory\n");
+        status = 1;
+    }
+    uint64_t sent = 0, total = 0;
+    for (int i = 0; i < nfiles && !remote && !status; i++) {
+        FILE *f = fopen(files[i], "rb");
+        if (f && fseek(f, 0, SEEK_END) == 0) total += (uint64_t)ftell(f);
+        if (f) fclose(f);
+    }
+    llmos_progress_t prog;
+    llmos_progress_init(&prog, "send", "bytes", total);
+    for (int i = 0; i < nfiles && !status; i++) {
+        L.q.file = (uint32_t)i;
+        L.q.name = files[i];
+        L.q.offset = 0;
+        L.q.data.len = 0;
+        L.q.path = remote ? files[i] : "";
+        if (remote) {
+            Llmos__GraphLoadResult *r = NULL;
+            status = load_send(&L, timeout_ms, &r);
+            if (r) llmos__graph_load_result__free_unpacked(r, NULL);
+            continue;
+        }
+        FILE *f = fopen(files[i], "rb");
+        if (!f) {
+            fprintf(stderr, "llmos graph load: %s: %s\n", files[i], strerror(errno));
+            status = 1;
+            break;
+        }
+        /* Every file sends at least one message, so an empty file is a file. */
+        for (int first = 1; !status; first = 0) {
+            size_t n = fread(data, 1, chunk, f);
+            if (n == 0 && ferror(f)) {
+                fprintf(stderr, "llmos graph load: %s: read error: %s\n", files[i], strerror(errno));
+                status = 1;
+                break;
+            }
+            if (n == 0 && !first) break;
+            L.q.data.data = data;
+            L.q.data.len = n;
+            Llmos__GraphLoadResult *r = NULL;
+            status = load_send(&L, timeout_ms, &r);
+            if (r) llmos__graph_load_result__free_unpacked(r, NULL);
+            L.q.offset += n;
+            sent += n;
+            llmos_progress_update(&prog, sent, 0);
+            if (n < chunk) break;
+        }
+        fclose(f);
+    }
+    if (!remote && !status && (prog.tty || prog.force)) fputs("\r\033[K", stderr);
+    Llmos__GraphLoadResult *res = NULL;
+    if (!status) {
+        /* The commit: the node loads everything now, which may take long. */
+        L.q.commit = 1;
+        L.q.name = "";
+        L.q.path = "";
+        L.q.data.len = 0;
+        L.q.file = (uint32_t)nfiles;
+        status = load_send(&L, load_timeout > timeout_ms ? load_timeout : timeout_ms, &res);
+    }
+    if (res) {
+        fputs(res->diagnostics, stderr);
+        printf("loaded %d file%s (%" PRIu64 " bytes sent): %" PRIu64 " lines, %" PRIu64 " triples read, %" PRIu64
+               " new, %" PRIu64 " new terms, %" PRIu64 " malformed lines skipped, %.2f s on the node\n",
+               nfiles, nfiles > 1 ? "s" : "", res->received, res->lines, res->read, res->added, res->terms_added,
+               res->errors, res->seconds);
+        if (fflush(stdout) != 0) status = 1;
+        llmos__graph_load_result__free_unpacked(res, NULL);
+    }
+    free(data);
+    free(files);
+    llmos_client_destroy(&L.c);
+    return status;
+usage:
+    free(files);
+    fprintf(stderr, "usage: llmos --endpoint E graph load FILE... [--strict] [--format nt|ttl|tsv] [--base IRI]\n"
+                    "                             [--remote-path] [--chunk BYTES] [--load-timeout MS]\n"
+                    "  --remote-path   FILEs are paths on the node, not sent\n");
+    return 2;
+}
+
 /* Runs llmos-<cmd>: from this executable's directory first, then PATH.
  * Returns only on failure. */
 static int run_external(const char *cmd, int argc, char **argv) {
@@ -408,15 +590,27 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "ping") == 0) return cmd_ping(endpoint, timeout_ms, argc - i, argv + i);
+    /* jobs (client/cmd_jobs.c, client/cmd_batch.c) */
+    if (strcmp(cmd, "status") == 0 && cmd_status_names_job(argc - i, argv + i))
+        return cmd_job_status(endpoint, timeout_ms, argc - i, argv + i);
+    if (strcmp(cmd, "submit") == 0) return cmd_submit(endpoint, timeout_ms, argc - i, argv + i);
+    if (strcmp(cmd, "wait") == 0) return cmd_wait(endpoint, timeout_ms, argc - i, argv + i);
+    if (strcmp(cmd, "cancel") == 0) return cmd_cancel(endpoint, timeout_ms, argc - i, argv + i);
+    if (strcmp(cmd, "jobs") == 0) return cmd_jobs(endpoint, timeout_ms, argc - i, argv + i);
+    if (strcmp(cmd, "batch") == 0) return cmd_batch(endpoint, timeout_ms, argc - i, argv + i);
     if (strcmp(cmd, "status") == 0) return cmd_status(endpoint, timeout_ms, argc - i, argv + i);
     if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
         (strcmp(argv[i], "query") == 0 || strcmp(argv[i], "link") == 0))
         return cmd_graph_remote(endpoint, timeout_ms, argc - i, argv + i);
     if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc && strcmp(argv[i], "stats") == 0)
         return cmd_graph_stats(endpoint, timeout_ms, argc - i, argv + i);
+    if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc && strcmp(argv[i], "load") == 0)
+        return cmd_graph_load(endpoint, timeout_ms, argc - i, argv + i);
     if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
         (strcmp(argv[i], "neighbors") == 0 || strcmp(argv[i], "path") == 0))
         return cmd_graph_walk(endpoint, timeout_ms, argc - i, argv + i);
+    if (explicit_endpoint && (strcmp(cmd, "generate") == 0 || strcmp(cmd, "model") == 0))
+        return cmd_generate_main(endpoint, timeout_ms, cmd, argc - i, argv + i);
     /* Subcommands that talk to a node use the same endpoint. */
     setenv("LLMOS_ENDPOINT", endpoint, 1);
     return run_external(cmd, argc - i, argv + i);

@@ -973,8 +973,8 @@ static void loader_free(loader_t *l) {
     free(l->stage);
 }
 
-int graph_load_files(graph_store_t *s, const char *const *files, int nfiles,
-                     const graph_load_options_t *opt, graph_load_report_t *report, llmos_error_t *err) {
+int graph_load_streams(graph_store_t *s, const graph_load_source_t *src, int nfiles,
+                       const graph_load_options_t *opt, graph_load_report_t *report, llmos_error_t *err) {
     graph_load_options_t def = {0};
     if (!opt) opt = &def;
     loader_t L;
@@ -989,14 +989,7 @@ int graph_load_files(graph_store_t *s, const char *const *files, int nfiles,
     uint64_t t0 = llmos_now_ns();
     if (report) memset(report, 0, sizeof *report);
 
-    /* Every file must be readable before anything is parsed. */
-    for (int i = 0; i < nfiles; i++) {
-        struct stat st;
-        if (stat(files[i], &st) != 0)
-            return llmos_error_set(err, llmos_err_from_errno(errno), "%s: %s", files[i], strerror(errno));
-        if (S_ISDIR(st.st_mode)) return llmos_error_set(err, LLMOS_EINVAL, "%s: is a directory", files[i]);
-        l->bytes_total += (uint64_t)st.st_size;
-    }
+    for (int i = 0; i < nfiles; i++) l->bytes_total += src[i].size;
 
     uint64_t budget = opt->mem_budget ? opt->mem_budget : (1ULL << 30);
     if (budget < MIN_BUDGET) budget = MIN_BUDGET;
@@ -1031,27 +1024,19 @@ int graph_load_files(graph_store_t *s, const char *const *files, int nfiles,
     if (!l->buf || !l->radix_cnt) rc = llmos_error_set(err, LLMOS_ENOMEM, "triple buffer");
 
     char label[96];
-    snprintf(label, sizeof label, "load %s%s", nfiles ? files[0] : "", nfiles > 1 ? " ..." : "");
+    snprintf(label, sizeof label, "load %s%s", nfiles ? src[0].name : "", nfiles > 1 ? " ..." : "");
     if (!opt->quiet) llmos_progress_init(&l->prog, label, "triples", 0);
 
     for (int i = 0; i < nfiles && !rc; i++) {
-        graph_format fmt = opt->format ? opt->format : guess_format(files[i]);
-        FILE *f = fopen(files[i], "rb");
-        if (!f) {
-            rc = llmos_error_set(err, llmos_err_from_errno(errno), "%s: %s", files[i], strerror(errno));
-            break;
-        }
-        static char iobuf[1 << 16];
-        setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
-        l->file = files[i];
+        graph_format fmt = src[i].format ? src[i].format : opt->format ? opt->format : guess_format(src[i].name);
+        l->file = src[i].name;
         l->line = 0;
         if (fmt == GRAPH_FORMAT_TSV)
-            rc = load_tsv(l, f);
+            rc = load_tsv(l, src[i].f);
         else if (fmt == GRAPH_FORMAT_TTL)
-            rc = load_ttl(l, f);
+            rc = load_ttl(l, src[i].f);
         else
-            rc = load_nt(l, f);
-        fclose(f);
+            rc = load_nt(l, src[i].f);
     }
     if (!rc && l->fatal) rc = l->fatal;
     if (!opt->quiet && (l->prog.tty || l->prog.force)) fputs("\r\033[K", stderr);
@@ -1076,5 +1061,39 @@ int graph_load_files(graph_store_t *s, const char *const *files, int nfiles,
     }
     if (report) *report = l->rep;
     loader_free(l);
+    return rc;
+}
+
+int graph_load_files(graph_store_t *s, const char *const *files, int nfiles,
+                     const graph_load_options_t *opt, graph_load_report_t *report, llmos_error_t *err) {
+    if (nfiles < 0) return llmos_error_set(err, LLMOS_EINVAL, "%d files", nfiles);
+    graph_load_source_t *src = calloc((size_t)nfiles + 1, sizeof *src);
+    char *bufs = malloc(((size_t)nfiles + 1) << 16);
+    int rc = 0, opened = 0;
+    if (!src || !bufs) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory to open %d files", nfiles);
+    /* Every file must be readable before anything is parsed. */
+    for (int i = 0; i < nfiles && !rc; i++) {
+        struct stat st;
+        if (stat(files[i], &st) != 0) {
+            rc = llmos_error_set(err, llmos_err_from_errno(errno), "%s: %s", files[i], strerror(errno));
+            break;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            rc = llmos_error_set(err, LLMOS_EINVAL, "%s: is a directory", files[i]);
+            break;
+        }
+        if (!(src[i].f = fopen(files[i], "rb"))) {
+            rc = llmos_error_set(err, llmos_err_from_errno(errno), "%s: %s", files[i], strerror(errno));
+            break;
+        }
+        opened++;
+        setvbuf(src[i].f, bufs + ((size_t)i << 16), _IOFBF, 1 << 16);
+        src[i].name = files[i];
+        src[i].size = (uint64_t)st.st_size;
+    }
+    if (!rc) rc = graph_load_streams(s, src, nfiles, opt, report, err);
+    for (int i = 0; i < opened; i++) fclose(src[i].f);
+    free(src);
+    free(bufs);
     return rc;
 }

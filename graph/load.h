@@ -69,6 +69,20 @@ typedef struct graph_load_report {
  * LLMOS_EINVAL for others. */
 int graph_format_parse(const char *name, graph_format *out, llmos_error_t *err);
 
+/* One input of graph_load_streams. */
+typedef struct graph_load_source {
+    FILE *f;              /* borrowed: read from its position to EOF, not closed */
+    const char *name;     /* borrowed: names it in FILE:LINE errors; guesses the format */
+    graph_format format;  /* AUTO: opt->format, else guessed from name */
+    uint64_t size;        /* bytes to expect (progress ETA only); 0 = unknown */
+} graph_load_source_t;
+
+/* Loads n open streams into the store in one transaction (see above):
+ * what graph_load_files does once its files are open, for inputs that are
+ * not named files (spooled uploads, memory).  Errors as graph_load_files. */
+int graph_load_streams(graph_store_t *s, const graph_load_source_t *src, int n,
+                       const graph_load_options_t *opt, graph_load_report_t *report, llmos_error_t *err);
+
 /* Loads n files into the store in one transaction (see above).  report may
  * be NULL.  Errors: LLMOS_ENOTFOUND / LLMOS_EIO (a file cannot be read:
  * nothing is written), LLMOS_EFORMAT (strict and a malformed line; the
