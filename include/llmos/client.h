@@ -149,6 +149,265 @@ uint64_t llmos_client_status_errors(const llmos_client_status_t *s, const char *
 /* A short name for a code ("ETIMEDOUT"); never NULL. */
 const char *llmos_client_strerror(int code);
 
+/* ======================================================================
+ * Jobs (client/jobs.c, client/jobs_json.c)
+ *
+ * A job is a DAG of tasks run by the node's scheduler and kept in its
+ * durable job log; clients talk to the node's "gateway" actor.  The job id
+ * is the client's idempotency key: submitting an id the node already knows
+ * returns the first job (existing = 1) and runs nothing again.
+ *
+ *   llmos_job_t *j;
+ *   llmos_job_new("story-1", &j, &err);
+ *   llmos_task_spec_t link = {.name = "facts", .kind = LLMOS_TASK_LINK, .text = "virus"};
+ *   const char *from[] = {"facts"};
+ *   llmos_task_spec_t gen = {.kind = LLMOS_TASK_GENERATE, .text = "Once upon a time",
+ *                            .input_from = from, .n_input_from = 1, .max_tokens = 64};
+ *   llmos_job_add_task(j, &link, &err);
+ *   llmos_job_add_task(j, &gen, &err);
+ *   llmos_job_status_t *st;
+ *   llmos_client_submit_wait(c, j, 30000, &st, &err);   // or submit + stream/wait
+ *
+ * The same job can be written as JSON (llmos_job_from_json; the schema the
+ * CLI's `llmos submit` and `llmos batch run` read, see README.md).
+ * ====================================================================== */
+
+typedef enum llmos_task_kind {
+    LLMOS_TASK_NONE = 0,
+    LLMOS_TASK_ECHO = 1,        /* returns its text (tests, benchmarks) */
+    LLMOS_TASK_GENERATE = 2,    /* text generation from text (prompt) */
+    LLMOS_TASK_CLASSIFY = 3,    /* scores labels as continuations of text */
+    LLMOS_TASK_EMBED = 4,       /* embedding vector of text */
+    LLMOS_TASK_GRAPH_QUERY = 5, /* SPARQL in text */
+    LLMOS_TASK_LINK = 6,        /* entity linking: fact sentences for text */
+} llmos_task_kind_t;
+
+typedef enum llmos_job_state {
+    LLMOS_JOB_STATE_NONE = 0,
+    LLMOS_JOB_QUEUED = 1,
+    LLMOS_JOB_RUNNING = 2,
+    LLMOS_JOB_DONE = 3,      /* every task done */
+    LLMOS_JOB_FAILED = 4,    /* a task failed past its retries, or bad input */
+    LLMOS_JOB_CANCELLED = 5,
+    LLMOS_JOB_EXPIRED = 6,   /* its deadline passed */
+} llmos_job_state_t;
+
+typedef enum llmos_task_state {
+    LLMOS_TASK_STATE_NONE = 0,
+    LLMOS_TASK_PENDING = 1,  /* waiting for the tasks it comes after */
+    LLMOS_TASK_READY = 2,
+    LLMOS_TASK_RUNNING = 3,
+    LLMOS_TASK_DONE = 4,
+    LLMOS_TASK_FAILED = 5,
+    LLMOS_TASK_CANCELLED = 6,
+    LLMOS_TASK_RETRY_WAIT = 7,
+} llmos_task_state_t;
+
+/* "generate", "graph_query", ...; "?" for unknown values.  Never NULL. */
+const char *llmos_task_kind_name(llmos_task_kind_t k);
+/* "queued", "running", "done", "failed", "cancelled", "expired"; "?" otherwise. */
+const char *llmos_job_state_name(llmos_job_state_t s);
+const char *llmos_task_state_name(llmos_task_state_t s);
+/* Parses a name as printed above (also "query" for graph_query); 0 = unknown. */
+llmos_task_kind_t llmos_task_kind_parse(const char *name);
+llmos_job_state_t llmos_job_state_parse(const char *name);
+/* 1 when no more change will come (done, failed, cancelled, expired). */
+int llmos_job_state_final(llmos_job_state_t s);
+
+/* ---- describing a job ---- */
+
+/* A job description being built.  Not thread-safe (one owner). */
+typedef struct llmos_job llmos_job_t;
+
+/* One task.  Every pointer is borrowed for the call only (copied); zero /
+ * NULL fields take the defaults.  Tasks named in after / input_from must
+ * have been added before (so a job is always a DAG). */
+typedef struct llmos_task_spec {
+    const char *name;                /* unique in the job; NULL = "t<index>" */
+    llmos_task_kind_t kind;
+    const char *text;                /* prompt / text / SPARQL */
+    const char *const *after;        /* tasks that must finish first */
+    size_t n_after;
+    const char *const *input_from;   /* tasks whose output text goes before text (newline-separated) */
+    size_t n_input_from;
+    uint32_t max_tokens;             /* generate: 0 = the model's default */
+    float temperature;               /* generate: 0 = greedy */
+    uint32_t top_k;                  /* generate: 0 = off */
+    float top_p;                     /* generate: 0 or 1 = off */
+    float repetition_penalty;        /* generate: 0 or 1 = off */
+    uint64_t seed;                   /* generate: sampling seed */
+    const char *const *stop;         /* generate: stop strings */
+    size_t n_stop;
+    const char *const *labels;       /* classify: candidate labels (at least 2) */
+    size_t n_labels;
+    uint32_t hops;                   /* link: neighbourhood hops (0..2) */
+    uint32_t max_facts;              /* link: 0 = the graph actor's default */
+    const char *format;              /* graph_query: "tsv" (default) or "json" */
+    const char *target;              /* placement ("model/1"); NULL = any */
+} llmos_task_spec_t;
+
+/* Limits checked on the client (the gateway checks them again). */
+#define LLMOS_JOB_ID_MAX 128
+#define LLMOS_JOB_TASKS_MAX 64
+
+/* A new empty job with that id (1..128 bytes, no control characters).
+ * Caller destroys.  Errors: EINVAL, ENOMEM. */
+int llmos_job_new(const char *id, llmos_job_t **out, llmos_client_error_t *err);
+void llmos_job_destroy(llmos_job_t **j);
+/* The job's id; borrowed until the job is destroyed. */
+const char *llmos_job_id(const llmos_job_t *j);
+/* Replaces the id (batch runs derive ids).  Errors: EINVAL, ENOMEM. */
+int llmos_job_set_id(llmos_job_t *j, const char *id, llmos_client_error_t *err);
+/* tenant NULL = the handle's tenant; copied.  Errors: EINVAL, ENOMEM. */
+int llmos_job_set_tenant(llmos_job_t *j, const char *tenant, llmos_client_error_t *err);
+void llmos_job_set_priority(llmos_job_t *j, int32_t priority);       /* higher first */
+void llmos_job_set_deadline(llmos_job_t *j, uint64_t unix_ms);        /* 0 = none */
+void llmos_job_set_max_retries(llmos_job_t *j, uint32_t max_retries); /* per task */
+/* Adds (or replaces) a label; copied.  Errors: EINVAL, ENOMEM. */
+int llmos_job_set_label(llmos_job_t *j, const char *key, const char *value, llmos_client_error_t *err);
+/* Adds a task (copied).  Errors: EINVAL (unknown kind, duplicate name, a
+ * dependency not added before, missing text, labels < 2, too many tasks;
+ * the message names the field), ENOMEM. */
+int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_error_t *err);
+size_t llmos_job_task_count(const llmos_job_t *j);
+
+/* Parses one job from JSON text (len bytes; need not be NUL-terminated).
+ * Two forms:
+ *   full:  {"id":"j1","tenant":..,"priority":..,"deadline_ms":..,"max_retries":..,
+ *           "labels":{"k":"v"},"tasks":[{"name":..,"kind":"link","text":..}, ...]}
+ *   short: one task inline: {"id":"j1","kind":"generate","prompt":..,"max_tokens":..,
+ *           "temperature":..,"seed":..}; "graph":true on a generate makes it a
+ *           link task "facts" feeding the generation (knowledge-augmented).
+ * Task fields: name, kind (echo|generate|classify|embed|graph_query|query|link),
+ * text (aliases prompt, query, sparql), after, input_from, max_tokens,
+ * temperature, top_k, top_p, repetition_penalty, seed, stop, labels, hops,
+ * max_facts, format, target.  An id may be a string or an integer; with no
+ * id, default_id is used (NULL = an error).  Unknown fields are errors.
+ * Errors: EFORMAT (not JSON: the message gives offset and column), EINVAL
+ * (the message names the field, e.g. "tasks[1].max_tokens: ..."), ENOMEM. */
+int llmos_job_from_json(const char *json, size_t len, const char *default_id, llmos_job_t **out,
+                        llmos_client_error_t *err);
+
+/* ---- results ---- */
+
+/* One task's state and result.  Arrays are NULL when their count is 0. */
+typedef struct llmos_task_result {
+    char *name;
+    llmos_task_kind_t kind;
+    llmos_task_state_t state;
+    char *text;              /* generate: text; graph_query: result; link: facts; echo: input */
+    int32_t *tokens;         /* generate: token ids */
+    size_t n_tokens;
+    char **labels;           /* classify: the labels ... */
+    float *probs;            /* ... and their probabilities */
+    size_t n_labels;
+    char *best;              /* classify: the best label */
+    float *vector;           /* embed */
+    size_t n_vector;
+    uint64_t facts;          /* link: facts found */
+    uint32_t attempts;
+    int32_t error_code;      /* an LLMOS_CLIENT_E* code when failed */
+    char *error;             /* when failed, else "" */
+    uint64_t started_ms, finished_ms; /* Unix ms, 0 = not yet */
+    char *finish_reason;     /* generate: "length", "stop", "eos", "cancelled" */
+} llmos_task_result_t;
+
+/* A job's state (and its tasks' results).  Every string is non-NULL. */
+typedef struct llmos_job_status {
+    char *id;
+    char *tenant;
+    llmos_job_state_t state;
+    int32_t priority;
+    uint64_t submitted_ms, started_ms, finished_ms;
+    char *error;                 /* why it failed / was cancelled / expired, else "" */
+    llmos_task_result_t *tasks;
+    size_t n_tasks;
+    char **label_keys, **label_values;
+    size_t n_labels;
+} llmos_job_status_t;
+
+/* Frees a status and sets *s to NULL.  NULL-safe. */
+void llmos_job_status_free(llmos_job_status_t **s);
+/* The task named `name`, or NULL. Borrowed from s. */
+const llmos_task_result_t *llmos_job_status_task(const llmos_job_status_t *s, const char *name);
+/* The job's result text: the text of its last task (the one nothing else
+ * depends on, in a link->generate job the generation).  Borrowed; "" if none. */
+const char *llmos_job_status_text(const llmos_job_status_t *s);
+
+/* The status as one line of JSON (no newline): {"id":..,"state":..,"tasks":[..]}.
+ * *out is caller-frees (free()).  Errors: ENOMEM. */
+int llmos_job_status_to_json(const llmos_job_status_t *s, char **out, llmos_client_error_t *err);
+
+typedef struct llmos_submit_result {
+    char id[LLMOS_JOB_ID_MAX + 1];
+    int existing;              /* 1: the id was known; this is the first job */
+    llmos_job_state_t state;
+    uint64_t queue_position;
+} llmos_submit_result_t;
+
+/* ---- calls (all: 0 or a negative code, *err filled) ----
+ * timeout_ms 0 = the handle's default.  The node's errors come back as
+ * their codes with its message: EINVAL (the field named), EOVERLOADED
+ * ("overloaded: N jobs queued, retry after M ms"), ENOTFOUND (no such job).
+ * Transport errors: ETIMEDOUT, EIO, EUNAVAILABLE, ETOOBIG, EFORMAT, ENOMEM. */
+
+/* Submits a job (copied; the caller still owns it).  out may be NULL. */
+int llmos_client_submit(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms, llmos_submit_result_t *out,
+                        llmos_client_error_t *err);
+/* Submits and waits for the job to finish, in one round trip.  *out is the
+ * final status (caller frees).  ETIMEDOUT when it did not finish within
+ * timeout_ms: *out is then still set (its current state) when the node
+ * answered. */
+int llmos_client_submit_wait(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms,
+                             llmos_job_status_t **out, llmos_client_error_t *err);
+/* Waits for job `id` to finish; same ETIMEDOUT rule as submit_wait. */
+int llmos_client_wait(llmos_client_t *c, const char *id, uint32_t timeout_ms, llmos_job_status_t **out,
+                      llmos_client_error_t *err);
+
+/* An event while streaming.  Every pointer is borrowed for the callback. */
+typedef struct llmos_job_event {
+    const char *job_id;
+    const char *task;                  /* task name */
+    const char *chunk;                 /* generated text since the last chunk, or NULL */
+    const int32_t *chunk_tokens;       /* its token ids */
+    size_t n_chunk_tokens;
+    uint32_t chunk_index;
+    const llmos_task_result_t *result; /* set when the task finished, else NULL */
+} llmos_job_event_t;
+/* Return 0 to continue, non-zero to stop streaming (the job keeps running). */
+typedef int (*llmos_job_event_fn)(const llmos_job_event_t *ev, void *user);
+
+/* Waits for job `id` like llmos_client_wait and calls on_event for each
+ * generated chunk and each finished task as they happen.  If on_event
+ * returns non-zero: ECANCELED, *out NULL (the job is not cancelled: use
+ * llmos_client_cancel). */
+int llmos_client_stream(llmos_client_t *c, const char *id, uint32_t timeout_ms, llmos_job_event_fn on_event,
+                        void *user, llmos_job_status_t **out, llmos_client_error_t *err);
+/* The job's current status. */
+int llmos_client_job_status(llmos_client_t *c, const char *id, uint32_t timeout_ms, llmos_job_status_t **out,
+                            llmos_client_error_t *err);
+/* Cancels the job (running generations stop); *out (may be NULL) gets its status. */
+int llmos_client_cancel(llmos_client_t *c, const char *id, uint32_t timeout_ms, llmos_job_status_t **out,
+                        llmos_client_error_t *err);
+
+typedef struct llmos_job_list_opts {
+    const char *tenant;        /* NULL = all */
+    llmos_job_state_t state;   /* 0 = all */
+    uint32_t limit;            /* 0 = 100 */
+    const char *after;         /* page: ids after this one; NULL = from the start */
+} llmos_job_list_opts_t;
+
+typedef struct llmos_job_list {
+    llmos_job_status_t **jobs; /* n_jobs statuses (tasks: state only) */
+    size_t n_jobs;
+    char *next;                /* "" or the `after` of the next page */
+} llmos_job_list_t;
+
+/* Lists jobs (opts may be NULL).  *out caller frees with llmos_job_list_free. */
+int llmos_client_list(llmos_client_t *c, const llmos_job_list_opts_t *opts, uint32_t timeout_ms,
+                      llmos_job_list_t **out, llmos_client_error_t *err);
+void llmos_job_list_free(llmos_job_list_t **l);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,23 @@
+/*
+ * cmd_jobs.h — the `llmos` subcommands for jobs (client/cmd_jobs.c) and
+ * batches (client/cmd_batch.c).  Each takes the arguments after its name
+ * and returns the process exit status: 0 ok, 1 failed, 2 usage (batch: 130
+ * when interrupted).
+ */
+#ifndef LLMOS_CLIENT_CMD_JOBS_H
+#define LLMOS_CLIENT_CMD_JOBS_H
+
+#include <stdint.h>
+
+int cmd_submit(const char *endpoint, uint32_t timeout_ms, int argc, char **argv);
+int cmd_wait(const char *endpoint, uint32_t timeout_ms, int argc, char **argv);
+int cmd_job_status(const char *endpoint, uint32_t timeout_ms, int argc, char **argv);
+int cmd_cancel(const char *endpoint, uint32_t timeout_ms, int argc, char **argv);
+int cmd_jobs(const char *endpoint, uint32_t timeout_ms, int argc, char **argv);
+/* `llmos batch run IN.jsonl -o OUT.jsonl [...]` (argv[0] is "run"). */
+int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv);
+
+/* True when argv (after `status`) names a job: `llmos status ID`. */
+int cmd_status_names_job(int argc, char **argv);
+
+#endif

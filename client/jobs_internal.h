@@ -1,0 +1,31 @@
+/*
+ * jobs_internal.h — what the job half of libllmos-client shares with the
+ * `llmos` CLI (client/cmd_jobs.c, client/cmd_batch.c) beyond the public
+ * header: the JSON form of results (cJSON objects) and the error helper.
+ * Not installed; programs use include/llmos/client.h only.
+ */
+#ifndef LLMOS_CLIENT_JOBS_INTERNAL_H
+#define LLMOS_CLIENT_JOBS_INTERNAL_H
+
+#include "llmos/client.h"
+
+#include <cjson/cJSON.h>
+
+/* Fills *err (may be NULL) and returns code. */
+int jobs_err(llmos_client_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Packs a SubmitRequest (protos/llmos/job.proto) for j into *buf (caller
+ * frees): what llmos_client_submit sends.  0 or ENOMEM. */
+int jobs_pack_submit(const llmos_job_t *j, int wait, uint32_t wait_ms, uint8_t **buf, size_t *len,
+                     llmos_client_error_t *err);
+
+/* Adds one task's result to obj as members: "task", "kind", "state", and by
+ * kind "text", "tokens" (a count), "finish_reason", "best", "labels",
+ * "probs", "vector", "facts"; "attempts", "started_ms", "finished_ms";
+ * "error" when failed.  0 or ENOMEM. */
+int jobs_task_result_add_json(cJSON *obj, const llmos_task_result_t *t);
+
+/* The whole status as a new cJSON object (caller deletes); NULL = no memory. */
+cJSON *jobs_status_json(const llmos_job_status_t *s);
+
+#endif
