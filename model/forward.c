@@ -108,6 +108,12 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
         return llmos_error_set(err, LLMOS_EINVAL,
                                "model_ctx_new: a group of %d ranks needs a model loaded with tp_size %d (it is whole)",
                                o->tp->size, o->tp->size);
+    if (sh->size > 1 && ((int64_t)o->max_tokens * cfg->dim > INT32_MAX ||
+                         (int64_t)(o->all_logits ? o->max_tokens : o->max_seqs) * cfg->vocab_size > INT32_MAX))
+        return llmos_error_set(err, LLMOS_EINVAL,
+                               "model_ctx_new: max_tokens %d x dim %d or output rows x vocab %d passes 2^31 floats, "
+                               "more than one MPI collective moves",
+                               o->max_tokens, cfg->dim, cfg->vocab_size);
     model_blis_init();
     model_ctx_t *c = calloc(1, sizeof *c);
     if (!c) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for context");
