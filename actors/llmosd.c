@@ -18,6 +18,7 @@
  * the transport, destroys the runtime and exits 0.
  */
 #include "actors/graph_actor.h"
+#include "actors/model_shard.h"
 #include "actors/node.h"
 #include "cluster/config.h"
 #include "cluster/transport.h"
@@ -59,8 +60,10 @@ static void usage(FILE *f) {
             "  --max-frame SIZE          largest accepted frame, e.g. 64M (default 64M)\n"
             "  --log-level LEVEL         error|warn|info|debug\n"
             "  --graph DB                serve the graph in directory DB as actor `graph` (config: graph)\n"
+            "%s"
             "  --mpi                     initialise MPI (automatic under mpirun)\n"
-            "  --help                    this text\n");
+            "  --help                    this text\n",
+            actors_model_usage());
 }
 
 /* Flags that map to config keys. */
@@ -73,7 +76,8 @@ static const struct {
 };
 
 /* Parses argv into cfg; returns 0, 1 (help printed) or -1 (error printed). */
-static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi, const char **graph_db) {
+static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi, const char **graph_db,
+                      actors_model_opts_t *model) {
     llmos_error_t err;
     /* The config file first, so flags override it wherever they stand. */
     for (int i = 1; i < argc; i++) {
@@ -110,6 +114,12 @@ static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi, co
             *graph_db = argv[++i];
             continue;
         }
+        int mr = actors_model_parse_flag(model, argc, argv, &i, &err);
+        if (mr < 0) {
+            fprintf(stderr, "llmosd: %s\n", err.msg);
+            return -1;
+        }
+        if (mr > 0) continue;
         const char *key = NULL;
         for (size_t k = 0; k < sizeof flag_keys / sizeof flag_keys[0]; k++)
             if (strcmp(a, flag_keys[k].flag) == 0) key = flag_keys[k].key;
@@ -166,7 +176,8 @@ int main(int argc, char **argv) {
     cl_config_init(&cfg);
     int want_mpi = getenv("OMPI_COMM_WORLD_SIZE") != NULL;
     const char *graph_db = NULL;
-    int pr = parse_args(argc, argv, &cfg, &want_mpi, &graph_db);
+    actors_model_opts_t model = {0};
+    int pr = parse_args(argc, argv, &cfg, &want_mpi, &graph_db, &model);
     if (pr != 0) return pr > 0 ? 0 : 2;
     if (!graph_db && cfg.graph[0]) graph_db = cfg.graph; /* config `graph = DB`; --graph wins */
     llmos_log_level lvl;
@@ -235,6 +246,10 @@ int main(int argc, char **argv) {
     }
     if (graph_db && actors_graph_start(sys, graph_db, &err) != 0) {
         fprintf(stderr, "llmosd: %s\n", err.msg);
+        goto out;
+    }
+    if (model.model && actors_model_start(sys, tr, &model, mpi_on, &err) != 0) {
+        fprintf(stderr, "llmosd: --model %s: %s\n", model.model, err.msg);
         goto out;
     }
     printf("llmosd: node %016" PRIx64 " listening on %s\n", node_id, cl_transport_endpoint(tr));

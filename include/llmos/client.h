@@ -146,6 +146,63 @@ void llmos_client_status_free(llmos_client_status_t **s);
 /* The count of one error kind ("decode", "too_big", ...); 0 if absent. */
 uint64_t llmos_client_status_errors(const llmos_client_status_t *s, const char *kind);
 
+/* ---- generation (a node started with llmosd --model M) ---- */
+
+/* Options of a generation.  A zeroed struct means: actor "model", greedy
+ * (temperature 0), up to the model's seq_len, no stop strings, the handle's
+ * timeout.  Everything pointed to is borrowed for the call. */
+typedef struct llmos_client_gen_opts {
+    const char *actor;            /* "model" (replica 0) or "model/<r>"; NULL = "model" */
+    uint32_t max_tokens;          /* tokens to generate; 0 = up to seq_len */
+    uint32_t max_positions;       /* llama2.c's -n (prompt included); 0 = off */
+    float temperature;            /* 0 = greedy */
+    float top_p;                  /* 0 or 1 = off */
+    uint32_t top_k;               /* 0 = off */
+    float repetition_penalty;     /* 0 or 1 = off */
+    uint64_t seed;
+    const char *const *stop;      /* n_stop stop strings (the text ends before one) */
+    size_t n_stop;
+    int echo_prompt;              /* the text starts with the prompt's text */
+    const char *request_id;       /* for llmos_client_generate_cancel; NULL = made up */
+    uint32_t timeout_ms;          /* whole generation; 0 = the handle's default */
+} llmos_client_gen_opts_t;
+
+/* Called with each piece of new text as the node produces it (text is not
+ * NUL-terminated; borrowed for the call) and the token ids it came from.
+ * Return 0 to go on; non-zero stops: the node is told to cancel and the
+ * call returns LLMOS_CLIENT_ECANCELED. */
+typedef int (*llmos_client_text_fn)(void *user, const char *text, size_t len, const int32_t *tokens,
+                                    size_t n_tokens);
+
+/* A finished generation.  Owned by the caller: llmos_client_gen_result_free. */
+typedef struct llmos_client_gen_result {
+    char *text;                   /* NUL-terminated; text_len bytes */
+    size_t text_len;
+    int32_t *tokens;              /* n_tokens generated ids */
+    size_t n_tokens;
+    uint32_t prompt_tokens;
+    char finish_reason[16];       /* "length", "stop", "eos" */
+    uint64_t time_to_first_token_us, total_us, queued_us;
+} llmos_client_gen_result_t;
+
+/* Generates from prompt on the node's model actor.  on_text (may be NULL:
+ * no streaming) receives the text as it is produced; the pieces concatenate
+ * to result->text.  out may be NULL when only the callback matters.
+ * Errors: those of llmos_client_call, and what the node answers: EINVAL (a
+ * bad option, named), ETOOBIG (prompt too long), EOVERLOADED (queue full:
+ * retry after the time the message says), EUNAVAILABLE (the model group
+ * lost a rank), ECANCELED, ETIMEDOUT. */
+int llmos_client_generate(llmos_client_t *c, const char *prompt, const llmos_client_gen_opts_t *opts,
+                          llmos_client_text_fn on_text, void *user, llmos_client_gen_result_t **out,
+                          llmos_client_error_t *err);
+void llmos_client_gen_result_free(llmos_client_gen_result_t **r);
+
+/* Cancels the generation with request_id on actor (NULL = "model"); *found
+ * (may be NULL) says whether it was still running or queued.  Its caller
+ * gets LLMOS_CLIENT_ECANCELED. */
+int llmos_client_generate_cancel(llmos_client_t *c, const char *actor, const char *request_id, uint32_t timeout_ms,
+                                 int *found, llmos_client_error_t *err);
+
 /* A short name for a code ("ETIMEDOUT"); never NULL. */
 const char *llmos_client_strerror(int code);
 

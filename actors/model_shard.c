@@ -1,0 +1,1144 @@
+/*
+ * model_shard.c — the model-shard actors (see model_shard.h): a pinned
+ * actor per rank that owns a model context; the group leader schedules.
+ *
+ * Leader loop.  receive() only parses, validates and queues (or answers at
+ * once: stats, cancel, errors).  idle() — called whenever the mailbox is
+ * empty — runs one iteration: expire deadlines, admit queued requests while
+ * a slot and their worst-case KV blocks are free, build one batch (every
+ * decoding sequence's next token first, then prefill chunks in admission
+ * order until the token budget is spent), send the plan to the followers,
+ * forward, and consume each entry's last-row logits: sample (the request's
+ * own seeded sampler, so its text does not depend on its neighbours),
+ * detokenize, check stop strings, stream, finish.  It returns true while
+ * sequences run, so new messages are taken between iterations.
+ *
+ * Plans (T > 1).  An int32 array sent with MPI_Isend to every follower of
+ * the group's communicator: [kind, n_ops, n_entries, n_tokens, ops (op, a,
+ * b)..., entries (seq, n)..., tokens...].  Ops are the sequence operations
+ * the leader did since the last plan, in order (open: a = the slot it got;
+ * close a; truncate a to b), so followers reproduce the same slot ids.
+ * Point-to-point with polling on both sides (not a blocking broadcast):
+ * a follower that waits for a plan can still stop at shutdown (its receive
+ * is cancellable), and a leader whose follower died does not wait forever.
+ *
+ * Memory: every buffer of the iteration (plan, batch, logits scratch) is
+ * sized at start; a request's own buffers (tokens, text, sampler) are
+ * allocated once at admission and freed when it leaves.
+ */
+#include "actors/model_shard.h"
+
+#include "llmos/model.pb-c.h"
+#include "model/model.h"
+#include "model/tp.h"
+#include "runtime/base/clock.h"
+#include "runtime/base/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MS_MAX_STOPS 16
+#define MS_MAX_STOP_LEN 256
+#define MS_MAX_PROMPT_BYTES (1u << 20)
+#define MS_PLAN_TAG 4242
+#define MS_PLAN_FORWARD 1
+#define MS_PLAN_STOP 2
+#define MS_PLAN_WAIT_MS 20000 /* a follower that takes no plan for this long is gone */
+#define MS_GROUP_CHECK_NS 100000000ull
+
+enum { OP_OPEN = 1, OP_CLOSE = 2, OP_TRUNC = 3 };
+typedef enum { REQ_GENERATE = 1, REQ_EMBED = 2 } req_kind_t;
+
+typedef struct ms_req {
+    struct ms_req *next;      /* queue link */
+    req_kind_t kind;
+    rt_ref_t asker;           /* asker.name points into asker_name */
+    char *asker_name;
+    uint64_t corr, deadline_ms;
+    char *request_id;
+    bool stream, echo, mean;
+    int *toks;                /* prompt then generated ids; cap entries */
+    int n_prompt, n_toks, cap;
+    int max_gen, generated;
+    int n_fed;                /* tokens in the KV cache */
+    int seq;                  /* slot; -1 while queued */
+    int blocks;               /* reserved KV blocks */
+    model_sampler_t *smp;
+    char *stops[MS_MAX_STOPS];
+    int n_stops;
+    char *text;               /* echo prefix + generated text */
+    size_t text_len, text_cap, gen_off, sent;
+    uint32_t chunk_index;
+    int chunk_tok;            /* first generated token not yet streamed */
+    float *vec;               /* embed: pooled hidden (dim) */
+    int pooled;               /* embed: rows summed */
+    uint64_t t_arrive_ns, t_admit_ns, t_first_ns;
+} ms_req_t;
+
+typedef struct ms {
+    /* set up by actors_model_start */
+    rt_system_t *sys;
+    cl_transport_t *tr;
+    char *path;
+    model_t *m;
+    int replica, grank, tp;
+    MPI_Comm comm;            /* the group, for plans (MPI_COMM_NULL when tp == 1) */
+    model_tp_t *tpg;          /* the group's collectives (NULL when tp == 1) */
+    char (*endpoints)[CL_ENDPOINT_MAX]; /* tp endpoints of the group's nodes */
+    int max_seqs, kv_blocks, budget, queue_limit, threads;
+    /* built by init */
+    model_ctx_t *ctx;
+    const model_tokenizer_t *tok;
+    int vocab, dim, seq_len, bos, eos, kv_total;
+    float *logits;            /* vocab scratch for sampling */
+    model_batch_entry_t *ents;
+    ms_req_t **ereq;
+    int32_t *plan;
+    int plan_cap;
+    int32_t *ops;
+    int n_ops, ops_cap;
+    MPI_Request *sreqs;
+    cl_peer_info_t *peers;
+    int peers_cap;
+    uint64_t next_check_ns;
+    /* leader state */
+    ms_req_t **running;
+    int n_running;
+    ms_req_t *q_head, *q_tail;
+    int n_queued;
+    int reserved;             /* KV blocks promised to running requests */
+    bool available, shut;
+    char down_why[160];
+    uint64_t requests_done, tokens_generated, iterations, rejected;
+    double avg_req_ms;
+    /* follower state */
+    MPI_Request rreq;
+    bool posted, stopped;
+    uint32_t quiet_us;
+} ms_t;
+
+/* ---------------------------------------------------------------- flags */
+
+static int parse_int(const char *flag, const char *v, int lo, int hi, int *out, llmos_error_t *err) {
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || end == v || *end || x < lo || x > hi)
+        return llmos_error_set(err, LLMOS_EINVAL, "%s needs a whole number in [%d, %d], got '%s'", flag, lo, hi,
+                               v ? v : "");
+    *out = (int)x;
+    return 0;
+}
+
+int actors_model_parse_flag(actors_model_opts_t *o, int argc, char **argv, int *i, llmos_error_t *err) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--q8") == 0) {
+        o->q8 = true;
+        return 1;
+    }
+    static const char *const flags[] = {"--model", "--tokenizer", "--tp", "--max-seqs", "--kv-blocks",
+                                        "--token-budget", "--queue-limit", "--model-threads"};
+    size_t k = 0;
+    while (k < sizeof flags / sizeof flags[0] && strcmp(a, flags[k]) != 0) k++;
+    if (k == sizeof flags / sizeof flags[0]) return 0;
+    if (*i + 1 >= argc) return llmos_error_set(err, LLMOS_EINVAL, "%s needs a value", a);
+    const char *v = argv[++*i];
+    int rc = 0;
+    switch (k) {
+    case 0: o->model = v; break;
+    case 1: o->tokenizer = v; break;
+    case 2: rc = parse_int(a, v, 1, 64, &o->tp, err); break;
+    case 3: rc = parse_int(a, v, 1, 4096, &o->max_seqs, err); break;
+    case 4: rc = parse_int(a, v, 1, 1 << 24, &o->kv_blocks, err); break;
+    case 5: rc = parse_int(a, v, 1, 1 << 20, &o->token_budget, err); break;
+    case 6: rc = parse_int(a, v, 1, 1 << 24, &o->queue_limit, err); break;
+    default: rc = parse_int(a, v, 1, 256, &o->threads, err); break;
+    }
+    return rc ? rc : 1;
+}
+
+const char *actors_model_usage(void) {
+    return "  --model FILE              serve this model (llama2.c .bin or GGUF) as actor `model`\n"
+           "  --tokenizer FILE          tokenizer.bin for a llama2.c model\n"
+           "  --tp N                    ranks per tensor-parallel replica (mpirun -np a multiple of N)\n"
+           "  --q8                      quantize the weights to int8 at load\n"
+           "  --max-seqs N              sequences batched at once (default 32)\n"
+           "  --kv-blocks N             KV-cache blocks of 16 tokens (default: max-seqs full sequences, <= 512 MiB)\n"
+           "  --token-budget N          rows per iteration (default 256)\n"
+           "  --queue-limit N           waiting requests before `overloaded` (default 1024)\n"
+           "  --model-threads N         threads per rank for the model (default 1)\n";
+}
+
+/* ---------------------------------------------------------------- messages out */
+
+/* Sends type/payload to r's asker with r's correlation id: a reply when
+ * is_reply, else a stream message. */
+static void send_to_asker(ms_t *s, const ms_req_t *r, uint32_t type, bool is_reply, int status, const char *error,
+                          const void *data, size_t len) {
+    rt_msg_init_t in = {.to = r->asker,
+                        .type = type,
+                        .flags = is_reply ? RT_MSG_REPLY : 0,
+                        .corr = r->corr,
+                        .status = status,
+                        .error = error,
+                        .data = data,
+                        .len = len};
+    rt_msg_t *msg = rt_msg_new(&in);
+    if (!msg) {
+        LLMOS_ERROR("model: no memory for a %zu-byte message to a caller", len);
+        return;
+    }
+    rt_send_msg(s->sys, msg);
+}
+
+static void reply_packed(rt_ctx_t *ctx, const rt_msg_t *msg, uint32_t type, const ProtobufCMessage *pm) {
+    size_t n = protobuf_c_message_get_packed_size(pm);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        rt_reply_error(ctx, msg, LLMOS_ENOMEM, "model: no memory for a %zu-byte reply", n);
+        return;
+    }
+    protobuf_c_message_pack(pm, buf);
+    rt_reply(ctx, msg, type, buf, n);
+    free(buf);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static void req_free(ms_req_t *r) {
+    if (!r) return;
+    model_sampler_destroy(&r->smp);
+    for (int i = 0; i < r->n_stops; i++) free(r->stops[i]);
+    free(r->asker_name);
+    free(r->request_id);
+    free(r->toks);
+    free(r->text);
+    free(r->vec);
+    free(r);
+}
+
+static void op_log(ms_t *s, int op, int a, int b) {
+    if (s->tp <= 1) return;
+    LLMOS_ASSERT(s->n_ops + 3 <= s->ops_cap);
+    s->ops[s->n_ops++] = op;
+    s->ops[s->n_ops++] = a;
+    s->ops[s->n_ops++] = b;
+}
+
+/* Takes r out of the running set: closes its sequence, returns its blocks. */
+static void req_leave(ms_t *s, ms_req_t *r) {
+    if (r->seq >= 0) {
+        model_seq_close(s->ctx, r->seq);
+        op_log(s, OP_CLOSE, r->seq, 0);
+        r->seq = -1;
+        s->reserved -= r->blocks;
+        int k = 0;
+        while (k < s->n_running && s->running[k] != r) k++;
+        LLMOS_ASSERT(k < s->n_running);
+        memmove(&s->running[k], &s->running[k + 1], sizeof s->running[0] * (size_t)(s->n_running - k - 1));
+        s->n_running--;
+    }
+}
+
+/* Answers r with an error and frees it (r already out of the queue). */
+static void req_fail(ms_t *s, ms_req_t *r, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void req_fail(ms_t *s, ms_req_t *r, int status, const char *fmt, ...) {
+    char msg[LLMOS_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    req_leave(s, r);
+    send_to_asker(s, r, r->kind == REQ_EMBED ? LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED
+                                             : LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE,
+                  true, status, msg, NULL, 0);
+    req_free(r);
+}
+
+static void queue_remove(ms_t *s, ms_req_t *r) {
+    ms_req_t **pp = &s->q_head, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp) return;
+    *pp = r->next;
+    if (s->q_tail == r) s->q_tail = prev;
+    r->next = NULL;
+    s->n_queued--;
+}
+
+/* The bytes a piece adds to the text: llmos-generate drops single control
+ * bytes other than whitespace, and so does the served text. */
+static int text_append(ms_req_t *r, const char *p, size_t n) {
+    if (n == 1 && iscntrl((unsigned char)p[0]) && !isspace((unsigned char)p[0])) return 0;
+    if (r->text_len + n + 1 > r->text_cap) {
+        size_t cap = (r->text_cap + n + 1) * 2;
+        char *t = realloc(r->text, cap);
+        if (!t) return LLMOS_ENOMEM;
+        r->text = t;
+        r->text_cap = cap;
+    }
+    memcpy(r->text + r->text_len, p, n);
+    r->text_len += n;
+    r->text[r->text_len] = 0;
+    return 0;
+}
+
+static void stream_chunk(ms_t *s, ms_req_t *r, size_t upto) {
+    if (!r->stream || (upto <= r->sent && r->chunk_tok >= r->generated)) return;
+    Llmos__GenerateChunk ch = LLMOS__GENERATE_CHUNK__INIT;
+    char save = r->text[upto];
+    r->text[upto] = 0;
+    ch.text = r->text + r->sent;
+    ch.n_tokens = (size_t)(r->generated - r->chunk_tok);
+    ch.tokens = r->toks + r->n_prompt + r->chunk_tok;
+    ch.index = r->chunk_index++;
+    size_t n = llmos__generate_chunk__get_packed_size(&ch);
+    uint8_t stackbuf[2048], *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    if (buf) {
+        llmos__generate_chunk__pack(&ch, buf);
+        send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE_CHUNK, false, 0, NULL, buf, n);
+        if (buf != stackbuf) free(buf);
+    }
+    r->text[upto] = save;
+    r->sent = upto;
+    r->chunk_tok = r->generated;
+}
+
+static void req_finish(ms_t *s, ms_req_t *r, const char *reason) {
+    uint64_t now = llmos_now_ns();
+    req_leave(s, r);
+    if (r->kind == REQ_EMBED) {
+        Llmos__EmbedResult er = LLMOS__EMBED_RESULT__INIT;
+        for (int i = 0; i < s->dim && r->pooled > 1; i++) r->vec[i] /= (float)r->pooled;
+        er.n_vector = (size_t)s->dim;
+        er.vector = r->vec;
+        er.tokens = (uint32_t)r->n_prompt;
+        size_t n = llmos__embed_result__get_packed_size(&er);
+        uint8_t *buf = malloc(n ? n : 1);
+        if (buf) {
+            llmos__embed_result__pack(&er, buf);
+            send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED, true, 0, NULL, buf, n);
+        } else {
+            send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED, true, LLMOS_ENOMEM, "model: no memory", NULL,
+                          0);
+        }
+        free(buf);
+    } else {
+        stream_chunk(s, r, r->text_len);
+        Llmos__GenerateResult gr = LLMOS__GENERATE_RESULT__INIT;
+        gr.text = r->text;
+        gr.n_tokens = (size_t)r->generated;
+        gr.tokens = r->toks + r->n_prompt;
+        gr.prompt_tokens = (uint32_t)r->n_prompt;
+        gr.finish_reason = (char *)reason;
+        gr.time_to_first_token_us = r->t_first_ns ? (r->t_first_ns - r->t_arrive_ns) / 1000 : 0;
+        gr.total_us = (now - r->t_arrive_ns) / 1000;
+        gr.queued_us = (r->t_admit_ns - r->t_arrive_ns) / 1000;
+        size_t n = llmos__generate_result__get_packed_size(&gr);
+        uint8_t *buf = malloc(n ? n : 1);
+        if (buf) {
+            llmos__generate_result__pack(&gr, buf);
+            send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, true, 0, NULL, buf, n);
+        } else {
+            send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, true, LLMOS_ENOMEM, "model: no memory",
+                          NULL, 0);
+        }
+        free(buf);
+    }
+    double ms = (double)(now - r->t_arrive_ns) / 1e6;
+    s->avg_req_ms = s->requests_done ? 0.9 * s->avg_req_ms + 0.1 * ms : ms;
+    s->requests_done++;
+    req_free(r);
+}
+
+/* Everything waiting or running gets status. */
+static void fail_all(ms_t *s, int status, const char *why) {
+    while (s->n_running) req_fail(s, s->running[0], status, "%s", why);
+    while (s->q_head) {
+        ms_req_t *r = s->q_head;
+        queue_remove(s, r);
+        req_fail(s, r, status, "%s", why);
+    }
+}
+
+/* ---------------------------------------------------------------- parsing requests */
+
+static ms_req_t *req_new(const rt_msg_t *msg, req_kind_t kind) {
+    ms_req_t *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->kind = kind;
+    r->seq = -1;
+    r->asker = msg->from;
+    r->asker.name = NULL;
+    if (msg->from.name && msg->from.name[0]) {
+        if (!(r->asker_name = strdup(msg->from.name))) {
+            free(r);
+            return NULL;
+        }
+        r->asker.name = r->asker_name;
+    }
+    r->corr = msg->corr;
+    r->deadline_ms = msg->deadline_ms;
+    r->t_arrive_ns = llmos_now_ns();
+    return r;
+}
+
+/* Tokenizes text (with BOS) into r->toks, leaving room for extra tokens. */
+static int req_tokenize(ms_t *s, ms_req_t *r, const char *text, int extra, llmos_error_t *err) {
+    size_t len = strlen(text);
+    if (len > MS_MAX_PROMPT_BYTES)
+        return llmos_error_set(err, LLMOS_ETOOBIG, "prompt: %zu bytes, more than %u", len, MS_MAX_PROMPT_BYTES);
+    int cap = (int)len + 3 + extra;
+    if (!(r->toks = malloc(sizeof(int) * (size_t)cap))) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    r->cap = cap;
+    return model_tokenize(s->tok, text, len, 1, 0, r->toks, cap, &r->n_prompt, err);
+}
+
+static int req_parse_generate(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_error_t *err) {
+    Llmos__GenerateRequest *g = llmos__generate_request__unpack(NULL, msg->len, msg->data);
+    if (!g) return llmos_error_set(err, LLMOS_EINVAL, "generate: the payload (%zu bytes) is not a GenerateRequest", msg->len);
+    int rc = 0;
+    model_sample_opts_t so = {.temperature = 0, .top_k = 0, .top_p = 1, .repetition_penalty = 1, .seed = 0};
+    if (g->sampling) {
+        so.temperature = g->sampling->temperature;
+        so.top_k = (int)(g->sampling->top_k > (uint32_t)s->vocab ? (uint32_t)s->vocab : g->sampling->top_k);
+        so.top_p = g->sampling->top_p;
+        so.repetition_penalty = g->sampling->repetition_penalty;
+        so.seed = g->sampling->seed;
+    }
+    if (!(so.temperature >= 0 && so.temperature <= 100)) {
+        rc = llmos_error_set(err, LLMOS_EINVAL, "sampling.temperature: %g is not in [0, 100]", so.temperature);
+        goto out;
+    }
+    if (!(so.top_p >= 0 && so.top_p <= 1)) {
+        rc = llmos_error_set(err, LLMOS_EINVAL, "sampling.top_p: %g is not in [0, 1]", so.top_p);
+        goto out;
+    }
+    if (so.top_p == 0) so.top_p = 1;
+    if (!(so.repetition_penalty >= 0 && so.repetition_penalty <= 100)) {
+        rc = llmos_error_set(err, LLMOS_EINVAL, "sampling.repetition_penalty: %g is not in [0, 100]",
+                             so.repetition_penalty);
+        goto out;
+    }
+    if (so.repetition_penalty == 0) so.repetition_penalty = 1;
+    if (g->n_stop > MS_MAX_STOPS) {
+        rc = llmos_error_set(err, LLMOS_EINVAL, "stop: %zu strings, at most %d", g->n_stop, MS_MAX_STOPS);
+        goto out;
+    }
+    for (size_t i = 0; i < g->n_stop; i++) {
+        size_t n = strlen(g->stop[i]);
+        if (n == 0 || n > MS_MAX_STOP_LEN) {
+            rc = llmos_error_set(err, LLMOS_EINVAL, "stop[%zu]: %zu bytes (1..%d allowed)", i, n, MS_MAX_STOP_LEN);
+            goto out;
+        }
+        if (!(r->stops[r->n_stops] = strdup(g->stop[i]))) {
+            rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+            goto out;
+        }
+        r->n_stops++;
+    }
+    if (g->request_id && g->request_id[0] && !(r->request_id = strdup(g->request_id))) {
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+        goto out;
+    }
+    r->stream = g->stream;
+    r->echo = g->echo_prompt;
+    /* The longest generation possible: positions up to seq_len, the last
+     * sampled token never run (as llmos-generate). */
+    int extra = s->seq_len + 1;
+    if (g->n_prompt_tokens) {
+        if (g->n_prompt_tokens > (size_t)s->seq_len) {
+            rc = llmos_error_set(err, LLMOS_ETOOBIG, "prompt_tokens: %zu tokens, more than seq_len %d",
+                                 g->n_prompt_tokens, s->seq_len);
+            goto out;
+        }
+        r->cap = (int)g->n_prompt_tokens + extra;
+        if (!(r->toks = malloc(sizeof(int) * (size_t)r->cap))) {
+            rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+            goto out;
+        }
+        for (size_t i = 0; i < g->n_prompt_tokens; i++) {
+            if (g->prompt_tokens[i] < 0 || g->prompt_tokens[i] >= s->vocab) {
+                rc = llmos_error_set(err, LLMOS_EINVAL, "prompt_tokens[%zu]: %d is not a token id (vocab %d)", i,
+                                     (int)g->prompt_tokens[i], s->vocab);
+                goto out;
+            }
+            r->toks[i] = g->prompt_tokens[i];
+        }
+        r->n_prompt = (int)g->n_prompt_tokens;
+    } else if ((rc = req_tokenize(s, r, g->prompt ? g->prompt : "", extra, err))) {
+        goto out;
+    }
+    r->n_toks = r->n_prompt;
+    int limit = s->seq_len;
+    if (g->max_positions && (int)g->max_positions < limit) limit = (int)g->max_positions;
+    if (r->n_prompt > limit) {
+        rc = llmos_error_set(err, LLMOS_ETOOBIG, "the prompt is %d tokens, more than %s %d", r->n_prompt,
+                             limit == s->seq_len ? "seq_len" : "max_positions", limit);
+        goto out;
+    }
+    r->max_gen = limit - r->n_prompt + 1;
+    if (g->max_tokens && (int)g->max_tokens < r->max_gen) r->max_gen = (int)g->max_tokens;
+    if ((rc = model_sampler_new(s->vocab, &so, &r->smp, err))) goto out;
+    r->text_cap = (size_t)r->max_gen * 8 + 64;
+    if (!(r->text = malloc(r->text_cap))) {
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+        goto out;
+    }
+    r->text[0] = 0;
+    if (r->echo) {
+        int i0 = r->toks[0] == s->bos ? 1 : 0;
+        for (int i = i0; i < r->n_prompt && rc == 0; i++) {
+            size_t pl;
+            const char *p = model_token_piece(s->tok, i ? r->toks[i - 1] : s->bos, r->toks[i], &pl);
+            if (p) rc = text_append(r, p, pl);
+        }
+        if (rc) {
+            llmos_error_set(err, rc, "no memory");
+            goto out;
+        }
+    }
+    r->gen_off = r->text_len;
+out:
+    llmos__generate_request__free_unpacked(g, NULL);
+    return rc;
+}
+
+static int req_parse_embed(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_error_t *err) {
+    Llmos__EmbedRequest *e = llmos__embed_request__unpack(NULL, msg->len, msg->data);
+    if (!e) return llmos_error_set(err, LLMOS_EINVAL, "embed: the payload (%zu bytes) is not an EmbedRequest", msg->len);
+    int rc = 0;
+    const char *pool = e->pooling && e->pooling[0] ? e->pooling : "mean";
+    if (strcmp(pool, "mean") != 0 && strcmp(pool, "last") != 0) {
+        rc = llmos_error_set(err, LLMOS_EINVAL, "pooling: '%s' is not mean or last", pool);
+        goto out;
+    }
+    r->mean = pool[0] == 'm';
+    if ((rc = req_tokenize(s, r, e->text ? e->text : "", 0, err))) goto out;
+    if (r->n_prompt > s->seq_len) {
+        rc = llmos_error_set(err, LLMOS_ETOOBIG, "text: %d tokens, more than seq_len %d", r->n_prompt, s->seq_len);
+        goto out;
+    }
+    r->n_toks = r->n_prompt;
+    if (!(r->vec = calloc((size_t)s->dim, sizeof(float)))) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+out:
+    llmos__embed_request__free_unpacked(e, NULL);
+    return rc;
+}
+
+/* Blocks a request can ever hold: every position it will run. */
+static int req_blocks(const ms_req_t *r) {
+    int positions = r->kind == REQ_GENERATE ? r->n_prompt + r->max_gen - 1 : r->n_prompt;
+    return (positions + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
+}
+
+/* ---------------------------------------------------------------- the group */
+
+/* Sends the plan (ops since the last one + the batch) to every follower and
+ * waits until each send completed.  LLMOS_EUNAVAILABLE when a follower is
+ * gone or takes no plan for MS_PLAN_WAIT_MS. */
+static int plan_send(ms_t *s, int kind, int ne, llmos_error_t *err) {
+    int32_t *p = s->plan;
+    int n_tok = 0;
+    for (int i = 0; i < ne; i++) n_tok += s->ents[i].n_tokens;
+    p[0] = kind;
+    p[1] = s->n_ops / 3;
+    p[2] = ne;
+    p[3] = n_tok;
+    int k = 4;
+    memcpy(p + k, s->ops, sizeof(int32_t) * (size_t)s->n_ops);
+    k += s->n_ops;
+    for (int i = 0; i < ne; i++) {
+        p[k++] = s->ents[i].seq;
+        p[k++] = s->ents[i].n_tokens;
+    }
+    for (int i = 0; i < ne; i++) {
+        memcpy(p + k, s->ents[i].tokens, sizeof(int32_t) * (size_t)s->ents[i].n_tokens);
+        k += s->ents[i].n_tokens;
+    }
+    LLMOS_ASSERT(k <= s->plan_cap);
+    s->n_ops = 0;
+    for (int f = 1; f < s->tp; f++)
+        if (MPI_Isend(p, k, MPI_INT32_T, f, MS_PLAN_TAG, s->comm, &s->sreqs[f - 1]) != MPI_SUCCESS)
+            return llmos_error_set(err, LLMOS_EUNAVAILABLE, "sending the plan to rank %d of the group failed", f);
+    uint64_t until = llmos_now_ns() + (uint64_t)MS_PLAN_WAIT_MS * 1000000u;
+    for (uint32_t spins = 0;; spins++) {
+        int done = 0;
+        if (MPI_Testall(s->tp - 1, s->sreqs, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+            return llmos_error_set(err, LLMOS_EUNAVAILABLE, "sending the plan to the group failed");
+        if (done) return 0;
+        if (llmos_now_ns() > until) {
+            for (int f = 1; f < s->tp; f++) MPI_Cancel(&s->sreqs[f - 1]);
+            return llmos_error_set(err, LLMOS_EUNAVAILABLE, "a follower took no plan for %d ms", MS_PLAN_WAIT_MS);
+        }
+        struct timespec ts = {0, spins < 100 ? 10000 : 200000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Marks the group unavailable when the transport says a follower's node is
+ * dead (it was seen alive once and is no more). */
+static void group_check(ms_t *s) {
+    if (s->tp <= 1 || !s->tr || !s->available) return;
+    uint64_t now = llmos_now_ns();
+    if (now < s->next_check_ns) return;
+    s->next_check_ns = now + MS_GROUP_CHECK_NS;
+    size_t n = cl_transport_peers(s->tr, s->peers, (size_t)s->peers_cap);
+    if (n > (size_t)s->peers_cap) n = (size_t)s->peers_cap;
+    for (int f = 1; f < s->tp; f++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(s->peers[i].endpoint, s->endpoints[f]) == 0 && s->peers[i].node_id && !s->peers[i].alive) {
+                s->available = false;
+                snprintf(s->down_why, sizeof s->down_why, "model group %d is unavailable: rank %d (%s) is down",
+                         s->replica, f, s->endpoints[f]);
+                LLMOS_ERROR("%s", s->down_why);
+                return;
+            }
+}
+
+static void group_down(ms_t *s, const char *why) {
+    if (s->available) LLMOS_ERROR("model group %d is unavailable: %s", s->replica, why);
+    s->available = false;
+    snprintf(s->down_why, sizeof s->down_why, "model group %d is unavailable: %s", s->replica, why);
+    fail_all(s, LLMOS_EUNAVAILABLE, s->down_why);
+}
+
+/* ---------------------------------------------------------------- the iteration */
+
+static void expire(ms_t *s) {
+    uint64_t wall = llmos_wall_ms();
+    for (int i = 0; i < s->n_running;) {
+        ms_req_t *r = s->running[i];
+        if (r->deadline_ms && wall > r->deadline_ms)
+            req_fail(s, r, LLMOS_ETIMEDOUT, "model: deadline passed after %d generated tokens", r->generated);
+        else
+            i++;
+    }
+    for (ms_req_t *r = s->q_head, *next; r; r = next) {
+        next = r->next;
+        if (r->deadline_ms && wall > r->deadline_ms) {
+            queue_remove(s, r);
+            req_fail(s, r, LLMOS_ETIMEDOUT, "model: deadline passed while queued (%d waiting)", s->n_queued);
+        }
+    }
+}
+
+static int admit(ms_t *s, llmos_error_t *err) {
+    while (s->q_head && s->n_running < s->max_seqs && s->reserved + req_blocks(s->q_head) <= s->kv_total) {
+        ms_req_t *r = s->q_head;
+        queue_remove(s, r);
+        int rc = model_seq_open(s->ctx, &r->seq, err);
+        if (rc) { /* cannot happen while n_running < max_seqs; answer and go on */
+            r->seq = -1;
+            req_fail(s, r, rc, "model: %s", err->msg);
+            continue;
+        }
+        op_log(s, OP_OPEN, r->seq, 0);
+        r->blocks = req_blocks(r);
+        s->reserved += r->blocks;
+        r->t_admit_ns = llmos_now_ns();
+        s->running[s->n_running++] = r;
+    }
+    return 0;
+}
+
+/* Consumes entry i's output for r (all its tokens are in the cache now). */
+static void on_output(ms_t *s, ms_req_t *r, int i) {
+    if (r->kind == REQ_EMBED) {
+        const float *h = model_ctx_hidden(s->ctx, i);
+        if (r->mean || r->n_fed == r->n_prompt) {
+            if (!r->mean) memset(r->vec, 0, sizeof(float) * (size_t)s->dim);
+            for (int d = 0; d < s->dim; d++) r->vec[d] += h[d];
+            r->pooled = r->mean ? r->pooled + 1 : 1;
+        }
+        if (r->n_fed == r->n_prompt) req_finish(s, r, "done");
+        return;
+    }
+    memcpy(s->logits, model_ctx_logits(s->ctx, i), sizeof(float) * (size_t)s->vocab);
+    int next = model_sampler_sample(r->smp, s->logits, r->toks, r->n_toks);
+    if (!r->t_first_ns) r->t_first_ns = llmos_now_ns();
+    if (next == s->bos || next == s->eos) {
+        req_finish(s, r, "eos");
+        return;
+    }
+    size_t pl = 0;
+    const char *p = model_token_piece(s->tok, r->toks[r->n_toks - 1], next, &pl);
+    LLMOS_ASSERT(r->n_toks < r->cap);
+    r->toks[r->n_toks++] = next;
+    r->generated++;
+    s->tokens_generated++;
+    if (p && text_append(r, p, pl) != 0) {
+        req_fail(s, r, LLMOS_ENOMEM, "model: no memory for the text");
+        return;
+    }
+    int hit = 0;
+    size_t at = 0, hold = 0;
+    if (r->n_stops)
+        hold = model_stop_check((const char *const *)r->stops, r->n_stops, r->text + r->gen_off,
+                                r->text_len - r->gen_off, &hit, &at);
+    if (hit) {
+        r->text_len = r->gen_off + at;
+        r->text[r->text_len] = 0;
+        req_finish(s, r, "stop");
+        return;
+    }
+    if (r->generated >= r->max_gen) {
+        req_finish(s, r, "length");
+        return;
+    }
+    stream_chunk(s, r, r->text_len - hold);
+}
+
+/* One iteration; true while there is more to do. */
+static bool leader_step(ms_t *s) {
+    llmos_error_t err = {0};
+    group_check(s);
+    if (!s->available) {
+        fail_all(s, LLMOS_EUNAVAILABLE, s->down_why);
+        return false;
+    }
+    expire(s);
+    admit(s, &err);
+    if (s->n_running == 0) return false;
+    int ne = 0, left = s->budget;
+    for (int k = 0; k < s->n_running && left > 0; k++) { /* decode steps first: one row each */
+        ms_req_t *r = s->running[k];
+        if (r->n_fed < r->n_prompt) continue;
+        s->ents[ne] = (model_batch_entry_t){r->seq, r->toks + r->n_fed, 1};
+        s->ereq[ne++] = r;
+        left--;
+    }
+    for (int k = 0; k < s->n_running && left > 0; k++) { /* then prefill chunks */
+        ms_req_t *r = s->running[k];
+        if (r->n_fed >= r->n_prompt) continue;
+        int n = r->n_prompt - r->n_fed;
+        if (r->kind == REQ_EMBED && r->mean) n = 1; /* every row's hidden state is pooled */
+        if (n > left) n = left;
+        s->ents[ne] = (model_batch_entry_t){r->seq, r->toks + r->n_fed, n};
+        s->ereq[ne++] = r;
+        left -= n;
+    }
+    if (ne == 0) return false;
+    if (s->tp > 1 && plan_send(s, MS_PLAN_FORWARD, ne, &err) != 0) {
+        group_down(s, err.msg);
+        return false;
+    }
+    int rc = model_ctx_forward(s->ctx, s->ents, ne, &err);
+    if (rc == LLMOS_EUNAVAILABLE) {
+        group_down(s, err.msg);
+        return false;
+    }
+    if (rc) { /* refused before anything changed (checks are the same on every rank) */
+        LLMOS_ERROR("model: forward of %d entries failed: %s", ne, err.msg);
+        for (int i = 0; i < ne; i++) req_fail(s, s->ereq[i], rc, "model: %s", err.msg);
+        return s->n_running > 0 || s->q_head;
+    }
+    s->iterations++;
+    for (int i = 0; i < ne; i++) {
+        ms_req_t *r = s->ereq[i];
+        r->n_fed += s->ents[i].n_tokens;
+        if (r->n_fed == r->n_toks) on_output(s, r, i);
+    }
+    return s->n_running > 0 || s->q_head;
+}
+
+/* ---------------------------------------------------------------- followers */
+
+/* Runs one plan from the leader; false when the group stops. */
+static bool follower_run(ms_t *s, int count) {
+    llmos_error_t err = {0};
+    int32_t *p = s->plan;
+    if (count < 4 || p[0] == MS_PLAN_STOP) return false;
+    int n_ops = p[1], ne = p[2], n_tok = p[3];
+    if (p[0] != MS_PLAN_FORWARD || n_ops < 0 || ne < 0 || ne > s->max_seqs || n_tok < 0 ||
+        4 + 3 * n_ops + 2 * ne + n_tok != count) {
+        LLMOS_ERROR("model follower: a malformed plan (%d ints)", count);
+        return false;
+    }
+    const int32_t *op = p + 4;
+    for (int i = 0; i < n_ops; i++, op += 3) {
+        if (op[0] == OP_OPEN) {
+            int seq;
+            if (model_seq_open(s->ctx, &seq, &err) != 0 || seq != op[1]) {
+                LLMOS_ERROR("model follower: slot %d opened where the leader has %d", seq, op[1]);
+                return false;
+            }
+        } else if (op[0] == OP_CLOSE) {
+            model_seq_close(s->ctx, op[1]);
+        } else if (op[0] == OP_TRUNC) {
+            model_seq_truncate(s->ctx, op[1], op[2], &err);
+        }
+    }
+    const int32_t *e = op, *tok = op + 2 * ne;
+    for (int i = 0; i < ne; i++) {
+        s->ents[i] = (model_batch_entry_t){e[2 * i], tok, e[2 * i + 1]};
+        tok += e[2 * i + 1];
+    }
+    if (ne && model_ctx_forward(s->ctx, s->ents, ne, &err) == LLMOS_EUNAVAILABLE) {
+        LLMOS_ERROR("model follower: %s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* Polls for the next plan; sleeps a little longer each time nothing came. */
+static bool follower_poll(ms_t *s) {
+    if (s->stopped) return false;
+    if (!s->posted) {
+        if (MPI_Irecv(s->plan, s->plan_cap, MPI_INT32_T, 0, MS_PLAN_TAG, s->comm, &s->rreq) != MPI_SUCCESS) {
+            s->stopped = true;
+            return false;
+        }
+        s->posted = true;
+    }
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Test(&s->rreq, &flag, &st) != MPI_SUCCESS) {
+        s->posted = false;
+        s->stopped = true;
+        return false;
+    }
+    if (!flag) {
+        s->quiet_us = s->quiet_us ? (s->quiet_us < 1000 ? s->quiet_us * 2 : 1000) : 5;
+        struct timespec ts = {0, (long)s->quiet_us * 1000};
+        nanosleep(&ts, NULL);
+        return true;
+    }
+    s->posted = false;
+    s->quiet_us = 0;
+    int count = 0;
+    MPI_Get_count(&st, MPI_INT32_T, &count);
+    if (!follower_run(s, count)) {
+        s->stopped = true;
+        return false;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- the actor */
+
+/* The context and every buffer of the iteration, on the starting thread, so
+ * a bad option fails llmosd's start-up rather than a running actor. */
+static int ms_build(ms_t *s, llmos_error_t *err) {
+    const model_config_t *cfg = model_config(s->m);
+    s->tok = model_tokenizer(s->m);
+    s->vocab = cfg->vocab_size;
+    s->dim = cfg->dim;
+    s->seq_len = cfg->seq_len;
+    if (!s->tok) return llmos_error_set(err, LLMOS_EINVAL, "model %s has no tokenizer (give --tokenizer)", s->path);
+    s->bos = model_tokenizer_bos(s->tok);
+    s->eos = model_tokenizer_eos(s->tok);
+    model_ctx_opts_t co = {.threads = s->threads, .max_seqs = s->max_seqs, .max_tokens = s->budget,
+                           .kv_blocks = s->kv_blocks, .tp = s->tpg};
+    int rc = model_ctx_new(s->m, &co, &s->ctx, err);
+    if (rc) return rc;
+    int used;
+    size_t bb;
+    model_ctx_kv_usage(s->ctx, &used, &s->kv_total, &bb);
+    s->ops_cap = 3 * 4 * s->max_seqs + 12;
+    s->plan_cap = 4 + s->ops_cap + 2 * s->max_seqs + s->budget;
+    s->peers_cap = 256;
+    s->logits = malloc(sizeof(float) * (size_t)s->vocab);
+    s->ents = calloc((size_t)s->max_seqs, sizeof *s->ents);
+    s->ereq = calloc((size_t)s->max_seqs, sizeof *s->ereq);
+    s->running = calloc((size_t)s->max_seqs, sizeof *s->running);
+    s->plan = malloc(sizeof(int32_t) * (size_t)s->plan_cap);
+    s->ops = malloc(sizeof(int32_t) * (size_t)s->ops_cap);
+    s->sreqs = calloc((size_t)s->tp, sizeof *s->sreqs);
+    s->peers = calloc((size_t)s->peers_cap, sizeof *s->peers);
+    if (!s->logits || !s->ents || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->peers)
+        return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the model actor's buffers");
+    s->available = true;
+    LLMOS_INFO("model %s: replica %d rank %d of %d, %d slots, %d KV blocks, budget %d rows", s->path, s->replica,
+               s->grank, s->tp, s->max_seqs, s->kv_total, s->budget);
+    return 0;
+}
+
+static int ms_init(rt_ctx_t *ctx, void *arg, void **state) {
+    (void)ctx;
+    *state = arg;
+    return 0;
+}
+
+static void ms_free(ms_t *s) {
+    model_ctx_destroy(&s->ctx);
+    model_tp_destroy(&s->tpg);
+    model_destroy(&s->m);
+    if (s->comm != MPI_COMM_NULL) MPI_Comm_free(&s->comm);
+    free(s->logits);
+    free(s->ents);
+    free(s->ereq);
+    free(s->running);
+    free(s->plan);
+    free(s->ops);
+    free(s->sreqs);
+    free(s->peers);
+    free(s->endpoints);
+    free(s->path);
+    free(s);
+}
+
+/* Stops the followers: the leader sends STOP; a follower keeps running the
+ * plans that still come until STOP (bounded), so a leader in the middle of
+ * an iteration is never left alone inside a collective. */
+static void group_stop(ms_t *s) {
+    llmos_error_t err;
+    if (s->tp <= 1) return;
+    if (s->grank == 0) {
+        if (s->available && !s->shut) plan_send(s, MS_PLAN_STOP, 0, &err);
+        return;
+    }
+    uint64_t until = llmos_now_ns() + 10000000000ull;
+    while (!s->stopped && llmos_now_ns() < until) follower_poll(s);
+    if (s->posted) {
+        MPI_Cancel(&s->rreq);
+        MPI_Wait(&s->rreq, MPI_STATUS_IGNORE);
+        s->posted = false;
+    }
+}
+
+static void ms_deinit(rt_ctx_t *ctx, void *state) {
+    (void)ctx;
+    ms_t *s = state;
+    if (s->grank == 0) fail_all(s, LLMOS_EUNAVAILABLE, "model: the node is shutting down");
+    group_stop(s);
+    ms_free(s);
+}
+
+static void reply_stats(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
+    Llmos__ModelStats st = LLMOS__MODEL_STATS__INIT;
+    int used = 0, total = 0;
+    size_t bb;
+    if (s->ctx) model_ctx_kv_usage(s->ctx, &used, &total, &bb);
+    st.model = s->path;
+    st.replica = (uint32_t)s->replica;
+    st.tp = (uint32_t)s->tp;
+    st.available = s->available && !s->shut;
+    st.running = (uint32_t)s->n_running;
+    st.queued = (uint32_t)s->n_queued;
+    st.kv_blocks_used = (uint32_t)used;
+    st.kv_blocks_total = (uint32_t)total;
+    st.requests_done = s->requests_done;
+    st.tokens_generated = s->tokens_generated;
+    st.iterations = s->iterations;
+    st.rejected_overloaded = s->rejected;
+    st.token_budget = (uint32_t)s->budget;
+    st.queue_limit = (uint32_t)s->queue_limit;
+    st.vocab_size = (uint32_t)s->vocab;
+    st.seq_len = (uint32_t)s->seq_len;
+    st.dim = (uint32_t)s->dim;
+    reply_packed(ctx, msg, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, &st.base);
+}
+
+static void handle_cancel(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
+    Llmos__CancelRequest *c = llmos__cancel_request__unpack(NULL, msg->len, msg->data);
+    if (!c) {
+        rt_reply_error(ctx, msg, LLMOS_EINVAL, "cancel: the payload (%zu bytes) is not a CancelRequest", msg->len);
+        return;
+    }
+    if (!c->correlation_id && !(c->request_id && c->request_id[0])) {
+        llmos__cancel_request__free_unpacked(c, NULL);
+        rt_reply_error(ctx, msg, LLMOS_EINVAL, "cancel: give correlation_id or request_id");
+        return;
+    }
+    ms_req_t *hit = NULL;
+#define MATCHES(r)                                                                                                    \
+    ((c->correlation_id && (r)->corr == c->correlation_id && (r)->asker.node == msg->from.node) ||                    \
+     (c->request_id && c->request_id[0] && (r)->request_id && strcmp((r)->request_id, c->request_id) == 0))
+    for (int i = 0; i < s->n_running && !hit; i++)
+        if (MATCHES(s->running[i])) hit = s->running[i];
+    for (ms_req_t *r = s->q_head; r && !hit; r = r->next)
+        if (MATCHES(r)) {
+            hit = r;
+            queue_remove(s, r);
+        }
+#undef MATCHES
+    llmos__cancel_request__free_unpacked(c, NULL);
+    if (hit) req_fail(s, hit, LLMOS_ECANCELED, "model: cancelled after %d generated tokens", hit->generated);
+    Llmos__CancelResult cr = LLMOS__CANCEL_RESULT__INIT;
+    cr.found = hit != NULL;
+    reply_packed(ctx, msg, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_CANCEL, &cr.base);
+}
+
+static void handle_request(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg, req_kind_t kind) {
+    if (!s->available || s->shut) {
+        rt_reply_error(ctx, msg, LLMOS_EUNAVAILABLE, "%s",
+                       s->shut ? "model: the group was shut down" : s->down_why);
+        return;
+    }
+    if (s->n_queued >= s->queue_limit) {
+        s->rejected++;
+        double per = s->avg_req_ms > 0 ? s->avg_req_ms : 100;
+        unsigned after = (unsigned)(per * (double)(s->n_queued + 1) / (double)s->max_seqs) + 1;
+        rt_reply_error(ctx, msg, LLMOS_EOVERLOADED,
+                       "overloaded: queue full (%d waiting, limit %d, %d running), retry after %u ms", s->n_queued,
+                       s->queue_limit, s->n_running, after);
+        return;
+    }
+    llmos_error_t err = {0};
+    ms_req_t *r = req_new(msg, kind);
+    if (!r) {
+        rt_reply_error(ctx, msg, LLMOS_ENOMEM, "model: no memory for a request");
+        return;
+    }
+    int rc = kind == REQ_GENERATE ? req_parse_generate(s, r, msg, &err) : req_parse_embed(s, r, msg, &err);
+    if (rc == 0 && req_blocks(r) > s->kv_total)
+        rc = llmos_error_set(&err, LLMOS_ETOOBIG, "the request needs %d KV blocks, the pool has %d (start with more --kv-blocks)",
+                             req_blocks(r), s->kv_total);
+    if (rc) {
+        rt_reply_error(ctx, msg, rc, "model: %s", err.msg);
+        req_free(r);
+        return;
+    }
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    s->n_queued++;
+}
+
+static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
+    ms_t *s = state;
+    if (msg->flags & RT_MSG_REPLY) return 0;
+    switch (msg->type) {
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS:
+        reply_stats(s, ctx, msg);
+        return 0;
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SHUTDOWN:
+        if (s->grank == 0 && !s->shut) {
+            fail_all(s, LLMOS_EUNAVAILABLE, "model: the group was shut down");
+            group_stop(s);
+            s->shut = true;
+            model_ctx_destroy(&s->ctx);
+        }
+        rt_reply(ctx, msg, msg->type, NULL, 0);
+        return 0;
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE:
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED:
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_CANCEL:
+        if (s->grank != 0) {
+            rt_reply_error(ctx, msg, LLMOS_EINVAL, "model/%d/%d is a follower: send requests to model/%d", s->replica,
+                           s->grank, s->replica);
+            return 0;
+        }
+        if (msg->type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_CANCEL)
+            handle_cancel(s, ctx, msg);
+        else
+            handle_request(s, ctx, msg,
+                           msg->type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE ? REQ_GENERATE : REQ_EMBED);
+        return 0;
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE:
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD:
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_UNLOAD:
+        rt_reply_error(ctx, msg, LLMOS_EUNSUPPORTED, "model: message type %u is not served yet", msg->type);
+        return 0;
+    default:
+        return LLMOS_EUNKNOWNTYPE;
+    }
+}
+
+static bool ms_idle(rt_ctx_t *ctx, void *state) {
+    (void)ctx;
+    ms_t *s = state;
+    if (s->shut) return false;
+    return s->grank == 0 ? leader_step(s) : follower_poll(s);
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+int actors_model_start(rt_system_t *sys, cl_transport_t *tr, const actors_model_opts_t *o, bool mpi_on,
+                       llmos_error_t *err) {
+    int tp = o->tp > 0 ? o->tp : 1, world = 1, wrank = 0;
+    if (mpi_on) {
+        MPI_Comm_size(MPI_COMM_WORLD, &world);
+        MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    }
+    if (tp > 1 && !mpi_on)
+        return llmos_error_set(err, LLMOS_EINVAL, "--tp %d needs MPI: start with mpirun -np N (a multiple of %d)", tp, tp);
+    if (world % tp != 0)
+        return llmos_error_set(err, LLMOS_EINVAL, "--tp %d does not divide the %d MPI ranks (mpirun -np must be a multiple of %d)",
+                               tp, world, tp);
+    ms_t *s = calloc(1, sizeof *s);
+    if (!s) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    s->sys = sys;
+    s->tr = tr;
+    s->comm = MPI_COMM_NULL;
+    s->tp = tp;
+    s->replica = wrank / tp;
+    s->grank = wrank % tp;
+    s->max_seqs = o->max_seqs > 0 ? o->max_seqs : 32;
+    s->budget = o->token_budget > 0 ? o->token_budget : 256;
+    if (s->budget < s->max_seqs) s->budget = s->max_seqs;
+    s->queue_limit = o->queue_limit > 0 ? o->queue_limit : 1024;
+    s->threads = o->threads > 0 ? o->threads : 1;
+    int rc = 0;
+    if (!(s->path = strdup(o->model))) {
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+        goto fail;
+    }
+    if (tp > 1) { /* the group: tp consecutive world ranks; their node endpoints, to watch them */
+        if (MPI_Comm_split(MPI_COMM_WORLD, s->replica, s->grank, &s->comm) != MPI_SUCCESS) {
+            rc = llmos_error_set(err, LLMOS_EUNAVAILABLE, "MPI_Comm_split into replicas of %d failed", tp);
+            goto fail;
+        }
+        MPI_Comm_set_errhandler(s->comm, MPI_ERRORS_RETURN);
+        if (!(s->endpoints = calloc((size_t)tp, sizeof *s->endpoints))) {
+            rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+            goto fail;
+        }
+        char mine[CL_ENDPOINT_MAX] = {0};
+        if (tr) snprintf(mine, sizeof mine, "%s", cl_transport_endpoint(tr));
+        if (MPI_Allgather(mine, CL_ENDPOINT_MAX, MPI_CHAR, s->endpoints, CL_ENDPOINT_MAX, MPI_CHAR, s->comm) !=
+            MPI_SUCCESS) {
+            rc = llmos_error_set(err, LLMOS_EUNAVAILABLE, "MPI_Allgather of the group's endpoints failed");
+            goto fail;
+        }
+        if ((rc = model_tp_new(s->comm, &s->tpg, err))) goto fail;
+    }
+    model_load_opts_t lo = {.tokenizer_path = o->tokenizer,
+                            .quantize = o->q8 ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32,
+                            .tp_rank = s->grank,
+                            .tp_size = tp};
+    if ((rc = model_load(o->model, &lo, &s->m, err))) goto fail;
+    const model_config_t *cfg = model_config(s->m);
+    /* Default pool: max_seqs full-length sequences, but at most 512 MiB. */
+    size_t block_bytes = (size_t)cfg->n_layers * 2 * MODEL_KV_BLOCK * (size_t)(cfg->n_kv_heads * cfg->head_dim) *
+                         sizeof(float) / (size_t)tp;
+    int per_seq = (cfg->seq_len + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
+    s->kv_blocks = o->kv_blocks;
+    if (!s->kv_blocks) {
+        size_t want = (size_t)s->max_seqs * (size_t)per_seq, cap = ((size_t)512 << 20) / (block_bytes ? block_bytes : 1);
+        s->kv_blocks = (int)(want < cap ? want : cap);
+        if (s->kv_blocks < per_seq) s->kv_blocks = per_seq;
+    }
+    if ((rc = ms_build(s, err))) goto fail;
+    char names[3][32];
+    snprintf(names[0], sizeof names[0], "model/%d/%d", s->replica, s->grank);
+    snprintf(names[1], sizeof names[1], "model/%d", s->replica);
+    snprintf(names[2], sizeof names[2], "model");
+    rt_actor_def_t def = {.kind = "model", .init = ms_init, .receive = ms_receive, .deinit = ms_deinit, .idle = ms_idle};
+    rt_spawn_opts_t so = {.name = names[0], .pinned = true};
+    rt_ref_t ref;
+    if ((rc = rt_spawn(sys, &def, s, &so, &ref, err))) goto fail;
+    /* From here the actor owns s (its deinit frees it). */
+    if (s->grank == 0) {
+        if ((rc = rt_register(sys, names[1], ref)) != 0)
+            return llmos_error_set(err, rc, "registering %s: %s", names[1], llmos_strerror(rc));
+        if (s->replica == 0 && (rc = rt_register(sys, names[2], ref)) != 0)
+            return llmos_error_set(err, rc, "registering %s: %s", names[2], llmos_strerror(rc));
+    }
+    return 0;
+fail:
+    ms_free(s);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/*
+ * model_shard.h — the model-shard actors: one pinned actor per rank serves a
+ * model (model/) over messages (protos/llmos/model.proto) with continuous
+ * batching.
+ *
+ * Groups.  The ranks of the MPI world are cut into replicas of `tp`
+ * consecutive ranks (MPI_Comm_split); a replica is one tensor-parallel
+ * group.  Rank g of replica r registers "model/<r>/<g>"; the group's leader
+ * (g = 0) also registers "model/<r>" and, for r = 0, "model".  Without MPI
+ * (a plain llmosd) there is one replica of one rank.
+ *
+ * The leader owns the queue: it receives Generate / Embed / Score / Cancel /
+ * Stats, plans each iteration (new requests join at the next one, finished
+ * ones leave; decode steps first, then prefill chunks, under a per-iteration
+ * token budget), sends the plan to its followers over the group's
+ * communicator (one point-to-point message per follower: sequence opens /
+ * closes / truncations and the batch's tokens), runs model_ctx_forward with
+ * them, samples, detokenizes, checks stop strings, streams GenerateChunk
+ * messages and replies.  Followers execute plans only.  Control (stats,
+ * shutdown) arrives as protobuf messages, never over MPI.
+ *
+ * Admission reserves a request's worst-case KV blocks (prompt + max tokens),
+ * so a running request never runs out of cache: when slots or blocks are
+ * short, new requests wait in the queue (back-pressure); past queue_limit
+ * they are refused with LLMOS_EOVERLOADED ("overloaded: ... retry after N
+ * ms").  Cancel and finish free the blocks at once.
+ *
+ * A follower whose node the transport declares dead takes the group down:
+ * the leader answers every request, queued and new, with LLMOS_EUNAVAILABLE
+ * and stats say available = false.
+ */
+#ifndef LLMOS_ACTORS_MODEL_SHARD_H
+#define LLMOS_ACTORS_MODEL_SHARD_H
+
+#include "cluster/transport.h"
+#include "runtime/actor.h"
+
+#include <stdbool.h>
+
+typedef struct actors_model_opts {
+    const char *model;      /* llama2.c .bin or GGUF; NULL = no model actors (borrowed) */
+    const char *tokenizer;  /* tokenizer.bin for llama2.c files (borrowed) */
+    int tp;                 /* ranks per replica; 0 = 1 */
+    bool q8;                /* quantize to int8 at load */
+    int max_seqs;           /* sequences in the batch at once; 0 = 32 */
+    int kv_blocks;          /* KV pool blocks; 0 = max_seqs full-length sequences */
+    int token_budget;       /* rows per iteration; 0 = 256 (at least max_seqs) */
+    int queue_limit;        /* requests waiting for admission; 0 = 1024 */
+    int threads;            /* model threads per rank; 0 = 1 */
+} actors_model_opts_t;
+
+/* If argv[*i] is one of the model flags (--model --tokenizer --tp --q8
+ * --max-seqs --kv-blocks --token-budget --queue-limit --model-threads),
+ * consumes it and its value (advancing *i) and returns 1; 0 when it is not
+ * a model flag; LLMOS_EINVAL (message in err) for a missing or bad value.
+ * Values are borrowed from argv. */
+int actors_model_parse_flag(actors_model_opts_t *o, int argc, char **argv, int *i, llmos_error_t *err);
+
+/* The usage lines of those flags, for llmosd --help. */
+const char *actors_model_usage(void);
+
+/* Loads this rank's part of the model and spawns its shard actor.  mpi_on:
+ * MPI is initialised (the process may be one of several ranks); without it
+ * tp must be 1.  Called on every rank with the same options.  tr is
+ * borrowed (may be NULL: no peer-death detection).  Errors: LLMOS_EINVAL
+ * (tp does not divide the world or the model's heads: the message says
+ * which), those of model_load and rt_spawn. */
+int actors_model_start(rt_system_t *sys, cl_transport_t *tr, const actors_model_opts_t *o, bool mpi_on,
+                       llmos_error_t *err);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * cmd_generate.c — `llmos --endpoint E generate ...` and `llmos --endpoint E
+ * model stats`: generation on a node's model actor (llmosd --model M).
+ *
+ * The flags and their defaults are llmos-generate's (-n = positions, prompt
+ * included; the prompt is echoed; temperature 1, top-p 0.9, seed 42), and
+ * stdout is byte for byte what `llmos generate` prints locally for the same
+ * model and flags: the text, then a newline.  A one-line summary goes to
+ * stderr.  With --graph the prompt is first linked by the node's `graph`
+ * actor; the facts found are put in front of the prompt and listed on
+ * stderr.
+ *
+ * Links libllmos-client and the protocol only.
+ */
+#include "client/cmd_generate.h"
+
+#include "llmos/client.h"
+#include "llmos/graph.pb-c.h"
+#include "llmos/model.pb-c.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_STOPS 16
+#define GEN_DEFAULT_TIMEOUT_MS 600000u /* when the global --timeout was left at its default */
+
+static void gen_usage(FILE *f) {
+    fprintf(f, "usage: llmos --endpoint E generate [--prompt TEXT] [-n N] [--temperature T] [--top-p P] [--top-k K]\n"
+               "                                   [--repetition-penalty R] [--seed S] [--stop TEXT]... [--stream]\n"
+               "                                   [--actor model|model/R] [--graph] [--max-facts N]\n"
+               "       llmos --endpoint E model stats [--actor model|model/R]\n");
+}
+
+static int num(const char *flag, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || errno || end == v || *end || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "llmos generate: %s needs a number in [%g, %g], got '%s'\n", flag, lo, hi, v ? v : "");
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static int print_piece(void *user, const char *text, size_t len, const int32_t *tokens, size_t n_tokens) {
+    (void)user;
+    (void)tokens;
+    (void)n_tokens;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* Asks the graph actor to link text; *facts (caller frees) gets the fact
+ * sentences, one per line. */
+static int graph_facts(llmos_client_t *c, const char *text, uint32_t max_facts, uint32_t timeout_ms, char **facts) {
+    Llmos__GraphLinkRequest q = LLMOS__GRAPH_LINK_REQUEST__INIT;
+    q.text = (char *)text;
+    q.max_facts = max_facts;
+    q.format = "text";
+    size_t n = llmos__graph_link_request__get_packed_size(&q);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) return -1;
+    llmos__graph_link_request__pack(&q, buf);
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_call(c, "graph", LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK, buf, n, timeout_ms, &r, &err);
+    free(buf);
+    if (rc) {
+        fprintf(stderr, "llmos generate --graph: linking the prompt: %s\n", err.msg);
+        llmos_client_reply_free(&r);
+        return -1;
+    }
+    Llmos__GraphResult *res = llmos__graph_result__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    if (!res) {
+        fprintf(stderr, "llmos generate --graph: the graph's reply is not a GraphResult\n");
+        return -1;
+    }
+    *facts = strdup(res->text ? res->text : "");
+    llmos__graph_result__free_unpacked(res, NULL);
+    return *facts ? 0 : -1;
+}
+
+static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    const char *prompt = "", *stops[MAX_STOPS], *actor = "model";
+    int n_stops = 0, stream = 0, use_graph = 0;
+    double steps = 256, max_facts = 20, d;
+    llmos_client_gen_opts_t o = {.temperature = 1.0f, .top_p = 0.9f, .repetition_penalty = 1.0f, .seed = 42};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            gen_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--stream")) {
+            stream = 1;
+            continue;
+        }
+        if (!strcmp(a, "--graph")) {
+            use_graph = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "llmos generate: %s needs a value\n", a);
+            gen_usage(stderr);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--prompt") || !strcmp(a, "-i")) prompt = v;
+        else if (!strcmp(a, "--actor")) actor = v;
+        else if (!strcmp(a, "--stop")) {
+            if (n_stops == MAX_STOPS) {
+                fprintf(stderr, "llmos generate: at most %d --stop strings\n", MAX_STOPS);
+                return 2;
+            }
+            stops[n_stops++] = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--steps")) {
+            if (num(a, v, 1, 1 << 20, &steps)) return 2;
+        } else if (!strcmp(a, "--temperature")) {
+            if (num(a, v, 0, 100, &d)) return 2;
+            o.temperature = (float)d;
+        } else if (!strcmp(a, "--top-p")) {
+            if (num(a, v, 0, 1, &d)) return 2;
+            o.top_p = (float)d;
+        } else if (!strcmp(a, "--top-k")) {
+            if (num(a, v, 0, 1 << 24, &d)) return 2;
+            o.top_k = (uint32_t)d;
+        } else if (!strcmp(a, "--repetition-penalty")) {
+            if (num(a, v, 0, 100, &d)) return 2;
+            o.repetition_penalty = (float)d;
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "-s")) {
+            if (num(a, v, 0, 1.8e19, &d)) return 2;
+            o.seed = (uint64_t)d;
+        } else if (!strcmp(a, "--max-facts")) {
+            if (num(a, v, 1, 1000, &max_facts)) return 2;
+        } else {
+            fprintf(stderr, "llmos generate: unknown option %s\n", a);
+            gen_usage(stderr);
+            return 2;
+        }
+    }
+    llmos_client_opts_t co = {.timeout_ms = timeout_ms};
+    llmos_client_t *c = NULL;
+    llmos_client_error_t err;
+    if (llmos_client_connect(endpoint, &co, &c, &err) != 0) {
+        fprintf(stderr, "llmos: %s\n", err.msg);
+        return 1;
+    }
+    char *facts = NULL, *full = NULL;
+    if (use_graph) {
+        if (graph_facts(c, prompt, (uint32_t)max_facts, timeout_ms, &facts) != 0) {
+            llmos_client_destroy(&c);
+            return 1;
+        }
+        size_t fl = strlen(facts), pl = strlen(prompt);
+        if (!(full = malloc(fl + pl + 2))) {
+            free(facts);
+            llmos_client_destroy(&c);
+            return 1;
+        }
+        /* The fact sentences, then the prompt on a line of its own. */
+        memcpy(full, facts, fl);
+        size_t k = fl;
+        if (fl && facts[fl - 1] != '\n') full[k++] = '\n';
+        memcpy(full + k, prompt, pl + 1);
+        prompt = full;
+        fprintf(stderr, "graph facts used:\n%s%s", facts, fl && facts[fl - 1] != '\n' ? "\n" : "");
+    }
+    o.actor = actor;
+    o.max_positions = (uint32_t)steps;
+    o.stop = stops;
+    o.n_stop = (size_t)n_stops;
+    o.echo_prompt = 1;
+    o.timeout_ms = timeout_ms == 5000 ? GEN_DEFAULT_TIMEOUT_MS : timeout_ms;
+    llmos_client_gen_result_t *res = NULL;
+    int rc = llmos_client_generate(c, prompt, &o, stream ? print_piece : NULL, NULL, &res, &err);
+    int status = 0;
+    if (rc) {
+        if (stream) printf("\n");
+        fprintf(stderr, "llmos generate: %s (%s)\n", err.msg, llmos_client_strerror(rc));
+        status = 1;
+    } else {
+        if (!stream) fwrite(res->text, 1, res->text_len, stdout);
+        printf("\n");
+        fflush(stdout);
+        fprintf(stderr, "generate: %zu tokens (%u prompt), first token %.1f ms, total %.1f ms, queued %.1f ms, %s\n",
+                res->n_tokens, res->prompt_tokens, (double)res->time_to_first_token_us / 1e3,
+                (double)res->total_us / 1e3, (double)res->queued_us / 1e3, res->finish_reason);
+    }
+    llmos_client_gen_result_free(&res);
+    llmos_client_destroy(&c);
+    free(facts);
+    free(full);
+    return status;
+}
+
+static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    const char *actor = "model";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--actor") && i + 1 < argc) {
+            actor = argv[++i];
+        } else {
+            gen_usage(stderr);
+            return 2;
+        }
+    }
+    llmos_client_opts_t co = {.timeout_ms = timeout_ms};
+    llmos_client_t *c = NULL;
+    llmos_client_error_t err;
+    llmos_client_reply_t *r = NULL;
+    if (llmos_client_connect(endpoint, &co, &c, &err) != 0 ||
+        llmos_client_call(c, actor, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, NULL, 0, 0, &r, &err) != 0) {
+        fprintf(stderr, "llmos model stats: %s\n", err.msg);
+        llmos_client_reply_free(&r);
+        llmos_client_destroy(&c);
+        return 1;
+    }
+    Llmos__ModelStats *s = llmos__model_stats__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    llmos_client_destroy(&c);
+    if (!s) {
+        fprintf(stderr, "llmos model stats: the reply is not a ModelStats\n");
+        return 1;
+    }
+    printf("model              %s\n", s->model ? s->model : "");
+    printf("replica            %u\n", s->replica);
+    printf("tp                 %u\n", s->tp);
+    printf("available          %s\n", s->available ? "yes" : "no");
+    printf("running            %u\n", s->running);
+    printf("queued             %u\n", s->queued);
+    printf("kv_blocks_used     %u\n", s->kv_blocks_used);
+    printf("kv_blocks_total    %u\n", s->kv_blocks_total);
+    printf("requests_done      %llu\n", (unsigned long long)s->requests_done);
+    printf("tokens_generated   %llu\n", (unsigned long long)s->tokens_generated);
+    printf("iterations         %llu\n", (unsigned long long)s->iterations);
+    printf("rejected_overload  %llu\n", (unsigned long long)s->rejected_overloaded);
+    printf("token_budget       %u\n", s->token_budget);
+    printf("queue_limit        %u\n", s->queue_limit);
+    printf("vocab_size         %u\n", s->vocab_size);
+    printf("seq_len            %u\n", s->seq_len);
+    printf("dim                %u\n", s->dim);
+    llmos__model_stats__free_unpacked(s, NULL);
+    return 0;
+}
+
+int cmd_generate_main(const char *endpoint, uint32_t timeout_ms, const char *cmd, int argc, char **argv) {
+    if (strcmp(cmd, "generate") == 0) return cmd_generate(endpoint, timeout_ms, argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "stats") == 0) return cmd_model_stats(endpoint, timeout_ms, argc, argv);
+    gen_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,13 @@
+/*
+ * cmd_generate.h — the llmos CLI's remote model commands (cmd_generate.c).
+ */
+#ifndef LLMOS_CLIENT_CMD_GENERATE_H
+#define LLMOS_CLIENT_CMD_GENERATE_H
+
+#include <stdint.h>
+
+/* `llmos --endpoint E generate ...` (cmd "generate") and `llmos --endpoint E
+ * model stats` (cmd "model"); argv starts after cmd.  Returns the exit code. */
+int cmd_generate_main(const char *endpoint, uint32_t timeout_ms, const char *cmd, int argc, char **argv);
+
+#endif

@@ -1,0 +1,623 @@
+/*
+ * test_model_shard.c — the model-shard actors through real processes: an
+ * llmosd --model stories260K (plain, or `mpirun -np 2 llmosd --tp 2` with
+ * --tp 2) asked over ZeroMQ by libllmos-client.
+ *
+ *   test_model_shard [--tp N]
+ *
+ * Greedy text equals the llama2.c reference; stream chunks concatenate to
+ * the final text; 32 concurrent clients (one handle per thread) each get
+ * exactly what the same request gets alone; cancel frees the KV blocks;
+ * deadlines; bad payloads get EINVAL and the node keeps serving; a small
+ * queue limit gives EOVERLOADED, never a crash; embeddings; with --tp, a
+ * killed follower makes the leader answer EUNAVAILABLE (no hang).
+ */
+#include "llmos/client.h"
+#include "llmos/model.pb-c.h"
+#include "runtime/base/clock.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static int tp = 1;
+
+typedef struct server {
+    pid_t pid;
+    char endpoint[256];          /* the leader's */
+    char endpoints[4][256];      /* every rank's */
+    int n;
+} server_t;
+
+static server_t main_srv;
+
+static const char *env_or(const char *k, const char *d) {
+    const char *v = getenv(k);
+    return v && *v ? v : d;
+}
+
+/* Starts llmosd (under mpirun when tp > 1) with extra args; reads every
+ * rank's endpoint and finds the leader (the one that has "model"). */
+static int server_start(server_t *s, const char *const *extra) {
+    char llmosd[PATH_MAX], model[PATH_MAX], tok[PATH_MAX], tps[16];
+    snprintf(llmosd, sizeof llmosd, "%s/llmosd", env_or("LLMOS_BIN", "."));
+    snprintf(model, sizeof model, "%s/stories260K.bin", env_or("LLMOS_MODELS", "."));
+    snprintf(tok, sizeof tok, "%s/tok512.bin", env_or("LLMOS_MODELS", "."));
+    snprintf(tps, sizeof tps, "%d", tp);
+    const char *argv[48];
+    int n = 0;
+    if (tp > 1) {
+        static char np[16];
+        snprintf(np, sizeof np, "%d", tp);
+        argv[n++] = "mpirun";
+        argv[n++] = "--allow-run-as-root";
+        argv[n++] = "--oversubscribe";
+        argv[n++] = "--enable-recovery";
+        argv[n++] = "-np";
+        argv[n++] = np;
+    }
+    argv[n++] = llmosd;
+    argv[n++] = "--listen";
+    argv[n++] = "tcp://127.0.0.1:0";
+    argv[n++] = "--workers";
+    argv[n++] = "2";
+    argv[n++] = "--log-level";
+    argv[n++] = "warn";
+    argv[n++] = "--model";
+    argv[n++] = model;
+    argv[n++] = "--tokenizer";
+    argv[n++] = tok;
+    argv[n++] = "--tp";
+    argv[n++] = tps;
+    for (int i = 0; extra && extra[i] && n < 46; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        setpgid(0, 0);
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    s->pid = pid;
+    s->n = 0;
+    char line[512];
+    size_t len = 0;
+    uint64_t until = llmos_now_ns() + 60000000000ull;
+    while (s->n < tp && llmos_now_ns() < until) {
+        struct pollfd pf = {fds[0], POLLIN, 0};
+        if (poll(&pf, 1, 100) < 0) break;
+        if (!(pf.revents & (POLLIN | POLLHUP))) continue;
+        ssize_t r = read(fds[0], line + len, 1);
+        if (r <= 0) break;
+        if (line[len] == '\n' || len == sizeof line - 2) {
+            line[len] = 0;
+            unsigned long long id;
+            if (sscanf(line, "llmosd: node %llx listening on %255s", &id, s->endpoints[s->n]) == 2) s->n++;
+            len = 0;
+        } else {
+            len++;
+        }
+    }
+    close(fds[0]);
+    if (s->n < tp) {
+        fprintf(stderr, "llmosd did not start (%d of %d ranks listening)\n", s->n, tp);
+        return -1;
+    }
+    /* The leader of replica 0 registered "model". */
+    for (int i = 0; i < s->n; i++) {
+        llmos_client_t *c;
+        llmos_client_error_t err;
+        if (llmos_client_connect(s->endpoints[i], NULL, &c, &err) != 0) continue;
+        llmos_client_reply_t *r = NULL;
+        int rc = llmos_client_call(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, NULL, 0, 10000, &r, &err);
+        llmos_client_reply_free(&r);
+        llmos_client_destroy(&c);
+        if (rc == 0) {
+            snprintf(s->endpoint, sizeof s->endpoint, "%s", s->endpoints[i]);
+            return 0;
+        }
+    }
+    fprintf(stderr, "no rank answers as `model`\n");
+    return -1;
+}
+
+static void server_stop(server_t *s) {
+    if (s->pid <= 0) return;
+    kill(s->pid, SIGTERM);
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return;
+        }
+        usleep(50000);
+    }
+    kill(-s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+static llmos_client_t *client(const server_t *s) {
+    llmos_client_t *c = NULL;
+    llmos_client_error_t err;
+    llmos_client_opts_t o = {.timeout_ms = 60000};
+    assert_int_equal(llmos_client_connect(s->endpoint, &o, &c, &err), 0);
+    return c;
+}
+
+static Llmos__ModelStats *stats(llmos_client_t *c) {
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_call(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, NULL, 0, 10000, &r, &err);
+    if (rc) fprintf(stderr, "stats: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    Llmos__ModelStats *st = llmos__model_stats__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    assert_non_null(st);
+    return st;
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strdup(buf);
+}
+
+/* ---------------------------------------------------------------- greedy */
+
+static void test_greedy_reference(void **state) {
+    (void)state;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/stories260K.greedy.txt", env_or("LLMOS_MODELS", "."));
+    char *want = read_file(path);
+    assert_non_null(want);
+    llmos_client_t *c = client(&main_srv);
+    llmos_client_gen_opts_t o = {.max_positions = 200, .echo_prompt = 1};
+    llmos_client_gen_result_t *res = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_generate(c, "", &o, NULL, NULL, &res, &err);
+    if (rc) fprintf(stderr, "generate: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    size_t wl = strlen(want);
+    assert_true(wl > 0 && want[wl - 1] == '\n');
+    want[wl - 1] = 0; /* llmos-generate ends with a newline after the text */
+    assert_string_equal(res->text, want);
+    assert_string_equal(res->finish_reason, "length");
+    assert_int_equal(res->prompt_tokens, 1);
+    llmos_client_gen_result_free(&res);
+    llmos_client_destroy(&c);
+    free(want);
+}
+
+/* ---------------------------------------------------------------- streaming */
+
+typedef struct collect {
+    char buf[1 << 15];
+    size_t len;
+    size_t chunks, tokens;
+    int stop_after; /* > 0: ask to stop after this many chunks */
+} collect_t;
+
+static int on_text(void *user, const char *text, size_t len, const int32_t *tokens, size_t n_tokens) {
+    (void)tokens;
+    collect_t *c = user;
+    if (c->len + len < sizeof c->buf) {
+        memcpy(c->buf + c->len, text, len);
+        c->len += len;
+        c->buf[c->len] = 0;
+    }
+    c->chunks++;
+    c->tokens += n_tokens;
+    return c->stop_after && (int)c->chunks >= c->stop_after;
+}
+
+static void test_stream_concatenates(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    const char *stops[] = {"park"};
+    for (int k = 0; k < 2; k++) {
+        collect_t *col = calloc(1, sizeof *col);
+        llmos_client_gen_opts_t o = {.max_tokens = 120, .temperature = 0.8f, .top_p = 0.9f, .seed = 7,
+                                     .stop = k ? stops : NULL, .n_stop = k ? 1 : 0, .echo_prompt = k};
+        llmos_client_gen_result_t *res = NULL;
+        llmos_client_error_t err;
+        assert_int_equal(llmos_client_generate(c, "Once upon a time", &o, on_text, col, &res, &err), 0);
+        assert_true(col->chunks > 1);
+        assert_string_equal(col->buf, res->text);
+        assert_int_equal(col->tokens, res->n_tokens);
+        llmos_client_gen_result_t *plain = NULL;
+        assert_int_equal(llmos_client_generate(c, "Once upon a time", &o, NULL, NULL, &plain, &err), 0);
+        assert_string_equal(plain->text, res->text);
+        if (k) assert_null(strstr(res->text, "park"));
+        llmos_client_gen_result_free(&plain);
+        llmos_client_gen_result_free(&res);
+        free(col);
+    }
+    llmos_client_destroy(&c);
+}
+
+/* ---------------------------------------------------------------- concurrency */
+
+#define N_CLIENTS 32
+
+typedef struct job {
+    char prompt[64];
+    llmos_client_gen_opts_t o;
+    llmos_client_gen_result_t *solo, *conc;
+    int rc;
+    char err[512];
+} job_t;
+
+static const char *const prompts[] = {"Once upon a time", "The cat", "Lily and Tom", "One day, a big dog",
+                                      "The sun was", "In the park", "Sam had a red ball", ""};
+
+static void *job_main(void *p) {
+    job_t *j = p;
+    llmos_client_t *c = NULL;
+    llmos_client_error_t err;
+    llmos_client_opts_t co = {.timeout_ms = 120000};
+    j->rc = llmos_client_connect(main_srv.endpoint, &co, &c, &err);
+    if (j->rc == 0) j->rc = llmos_client_generate(c, j->prompt, &j->o, NULL, NULL, &j->conc, &err);
+    if (j->rc) snprintf(j->err, sizeof j->err, "%s", err.msg);
+    llmos_client_destroy(&c);
+    return NULL;
+}
+
+static void test_concurrent_equals_solo(void **state) {
+    (void)state;
+    job_t *jobs = calloc(N_CLIENTS, sizeof *jobs);
+    llmos_client_t *c = client(&main_srv);
+    llmos_client_error_t err;
+    for (int i = 0; i < N_CLIENTS; i++) {
+        job_t *j = &jobs[i];
+        snprintf(j->prompt, sizeof j->prompt, "%s", prompts[i % 8]);
+        j->o.max_tokens = (uint32_t)(20 + (i * 37) % 160);
+        j->o.temperature = i % 4 == 0 ? 0.0f : 0.5f + 0.1f * (float)(i % 6);
+        j->o.top_p = i % 3 == 0 ? 0.9f : 0.0f;
+        j->o.top_k = i % 5 == 0 ? 40 : 0;
+        j->o.seed = 1000 + (uint64_t)i;
+        assert_int_equal(llmos_client_generate(c, j->prompt, &j->o, NULL, NULL, &j->solo, &err), 0);
+    }
+    pthread_t th[N_CLIENTS];
+    for (int i = 0; i < N_CLIENTS; i++) pthread_create(&th[i], NULL, job_main, &jobs[i]);
+    for (int i = 0; i < N_CLIENTS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N_CLIENTS; i++) {
+        job_t *j = &jobs[i];
+        if (j->rc) fprintf(stderr, "client %d: %s\n", i, j->err);
+        assert_int_equal(j->rc, 0);
+        assert_string_equal(j->conc->text, j->solo->text);
+        assert_int_equal(j->conc->n_tokens, j->solo->n_tokens);
+        assert_memory_equal(j->conc->tokens, j->solo->tokens, sizeof(int32_t) * j->solo->n_tokens);
+        llmos_client_gen_result_free(&j->solo);
+        llmos_client_gen_result_free(&j->conc);
+    }
+    /* The batch really was shared: fewer iterations than tokens. */
+    Llmos__ModelStats *st = stats(c);
+    assert_true(st->running == 0 && st->queued == 0);
+    llmos__model_stats__free_unpacked(st, NULL);
+    llmos_client_destroy(&c);
+    free(jobs);
+}
+
+/* ---------------------------------------------------------------- cancel */
+
+typedef struct cancel_job {
+    collect_t col;
+    int rc;
+} cancel_job_t;
+
+static void *cancel_victim(void *p) {
+    cancel_job_t *j = p;
+    llmos_client_t *c = client(&main_srv);
+    llmos_client_gen_opts_t o = {.temperature = 1.0f, .seed = 3, .request_id = "victim-1"};
+    llmos_client_error_t err;
+    llmos_client_gen_result_t *res = NULL;
+    j->rc = llmos_client_generate(c, "Once upon a time", &o, on_text, &j->col, &res, &err);
+    llmos_client_gen_result_free(&res);
+    llmos_client_destroy(&c);
+    return NULL;
+}
+
+static void test_cancel_frees_kv(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    Llmos__ModelStats *before = stats(c);
+    uint32_t used0 = before->kv_blocks_used;
+    llmos__model_stats__free_unpacked(before, NULL);
+    cancel_job_t *j = calloc(1, sizeof *j);
+    pthread_t th;
+    pthread_create(&th, NULL, cancel_victim, j);
+    /* Wait until it is generating (chunks arrived), then cancel by id. */
+    int found = 0, mid_used = 0;
+    llmos_client_error_t err;
+    for (int i = 0; i < 2000 && !found; i++) {
+        if (__atomic_load_n(&j->col.chunks, __ATOMIC_ACQUIRE) >= 3) {
+            Llmos__ModelStats *mid = stats(c);
+            mid_used = (int)mid->kv_blocks_used;
+            llmos__model_stats__free_unpacked(mid, NULL);
+            assert_int_equal(llmos_client_generate_cancel(c, NULL, "victim-1", 5000, &found, &err), 0);
+            break;
+        }
+        usleep(1000);
+    }
+    pthread_join(th, NULL);
+    assert_true(found);
+    assert_true(mid_used > (int)used0);
+    assert_int_equal(j->rc, LLMOS_CLIENT_ECANCELED);
+    Llmos__ModelStats *after = stats(c);
+    assert_int_equal(after->kv_blocks_used, used0);
+    assert_int_equal(after->running, 0);
+    llmos__model_stats__free_unpacked(after, NULL);
+    /* Cancelling what is gone finds nothing. */
+    assert_int_equal(llmos_client_generate_cancel(c, NULL, "victim-1", 5000, &found, &err), 0);
+    assert_false(found);
+    /* A callback that stops also cancels on the node. */
+    collect_t *col = calloc(1, sizeof *col);
+    col->stop_after = 2;
+    llmos_client_gen_opts_t o = {.temperature = 1.0f, .seed = 4};
+    assert_int_equal(llmos_client_generate(c, "The cat", &o, on_text, col, NULL, &err), LLMOS_CLIENT_ECANCELED);
+    free(col);
+    for (int i = 0; i < 100; i++) {
+        after = stats(c);
+        int back = after->kv_blocks_used == used0 && after->running == 0;
+        llmos__model_stats__free_unpacked(after, NULL);
+        if (back) break;
+        assert_true(i < 99);
+        usleep(20000);
+    }
+    free(j);
+    llmos_client_destroy(&c);
+}
+
+/* ---------------------------------------------------------------- deadline */
+
+static void test_deadline(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    llmos_client_gen_opts_t o = {.temperature = 1.0f, .seed = 9, .timeout_ms = 5};
+    llmos_client_error_t err;
+    int rc = llmos_client_generate(c, "Once upon a time", &o, NULL, NULL, NULL, &err);
+    assert_int_equal(rc, LLMOS_CLIENT_ETIMEDOUT);
+    for (int i = 0; i < 200; i++) { /* the node drops it at its deadline */
+        Llmos__ModelStats *st = stats(c);
+        int idle = st->running == 0 && st->queued == 0;
+        llmos__model_stats__free_unpacked(st, NULL);
+        if (idle) break;
+        assert_true(i < 199);
+        usleep(10000);
+    }
+    llmos_client_destroy(&c);
+}
+
+/* ---------------------------------------------------------------- bad input */
+
+static int call_status(llmos_client_t *c, uint32_t type, const void *data, size_t len, char *msg, size_t cap) {
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_call(c, "model", type, data, len, 10000, &r, &err);
+    if (msg) snprintf(msg, cap, "%s", rc ? err.msg : "");
+    llmos_client_reply_free(&r);
+    return rc;
+}
+
+static void test_bad_payloads(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    char msg[512];
+    uint8_t junk[64];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(0xff - i * 7);
+    assert_int_equal(call_status(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, junk, sizeof junk, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "GenerateRequest"));
+    assert_int_equal(call_status(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED, junk, sizeof junk, NULL, 0),
+                     LLMOS_CLIENT_EINVAL);
+    assert_int_equal(call_status(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_CANCEL, junk, sizeof junk, NULL, 0),
+                     LLMOS_CLIENT_EINVAL);
+    assert_int_equal(call_status(c, 0x1ff, junk, 4, NULL, 0), LLMOS_CLIENT_EUNKNOWNTYPE);
+    /* Well-formed but wrong fields are named. */
+    llmos_client_gen_opts_t o = {.temperature = -1};
+    llmos_client_error_t err;
+    assert_int_equal(llmos_client_generate(c, "x", &o, NULL, NULL, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(err.msg, "temperature"));
+    o = (llmos_client_gen_opts_t){.top_p = 2};
+    assert_int_equal(llmos_client_generate(c, "x", &o, NULL, NULL, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(err.msg, "top_p"));
+    Llmos__GenerateRequest q = LLMOS__GENERATE_REQUEST__INIT;
+    int32_t toks[] = {1, 99999};
+    q.n_prompt_tokens = 2;
+    q.prompt_tokens = toks;
+    uint8_t buf[256];
+    size_t n = llmos__generate_request__pack(&q, buf);
+    assert_int_equal(call_status(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "prompt_tokens[1]"));
+    /* A prompt longer than seq_len. */
+    size_t big = 40000;
+    char *longp = malloc(big + 1);
+    for (size_t i = 0; i < big; i++) longp[i] = "ab cd "[i % 6];
+    longp[big] = 0;
+    o = (llmos_client_gen_opts_t){0};
+    assert_int_equal(llmos_client_generate(c, longp, &o, NULL, NULL, NULL, &err), LLMOS_CLIENT_ETOOBIG);
+    free(longp);
+    /* The node still serves. */
+    o = (llmos_client_gen_opts_t){.max_tokens = 5};
+    llmos_client_gen_result_t *res = NULL;
+    assert_int_equal(llmos_client_generate(c, "Hello", &o, NULL, NULL, &res, &err), 0);
+    assert_int_equal(res->n_tokens, 5);
+    llmos_client_gen_result_free(&res);
+    llmos_client_destroy(&c);
+}
+
+/* ---------------------------------------------------------------- embed */
+
+static void embed(llmos_client_t *c, const char *text, const char *pooling, float **v, size_t *n) {
+    Llmos__EmbedRequest q = LLMOS__EMBED_REQUEST__INIT;
+    q.text = (char *)text;
+    q.pooling = (char *)pooling;
+    uint8_t buf[512];
+    size_t len = llmos__embed_request__pack(&q, buf);
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    assert_int_equal(llmos_client_call(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED, buf, len, 10000, &r, &err), 0);
+    Llmos__EmbedResult *e = llmos__embed_result__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    assert_non_null(e);
+    *n = e->n_vector;
+    *v = malloc(sizeof(float) * e->n_vector);
+    memcpy(*v, e->vector, sizeof(float) * e->n_vector);
+    llmos__embed_result__free_unpacked(e, NULL);
+}
+
+static void test_embed(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    Llmos__ModelStats *st = stats(c);
+    size_t dim = st->dim;
+    llmos__model_stats__free_unpacked(st, NULL);
+    float *a, *b, *l;
+    size_t na, nb, nl;
+    embed(c, "The cat sat on the mat", "mean", &a, &na);
+    embed(c, "The cat sat on the mat", "", &b, &nb);
+    embed(c, "The cat sat on the mat", "last", &l, &nl);
+    assert_int_equal(na, dim);
+    assert_int_equal(nb, dim);
+    assert_int_equal(nl, dim);
+    assert_memory_equal(a, b, sizeof(float) * dim); /* mean is the default, and deterministic */
+    assert_memory_not_equal(a, l, sizeof(float) * dim);
+    free(a);
+    free(b);
+    free(l);
+    llmos_client_destroy(&c);
+}
+
+/* ---------------------------------------------------------------- overload */
+
+typedef struct ov_job {
+    const server_t *srv;
+    int rc;
+    char err[512];
+} ov_job_t;
+
+static void *ov_main(void *p) {
+    ov_job_t *j = p;
+    llmos_client_t *c = client(j->srv);
+    llmos_client_gen_opts_t o = {.max_tokens = 150, .temperature = 0.7f, .seed = 5};
+    llmos_client_error_t err;
+    j->rc = llmos_client_generate(c, "Once upon a time", &o, NULL, NULL, NULL, &err);
+    if (j->rc) snprintf(j->err, sizeof j->err, "%s", err.msg);
+    llmos_client_destroy(&c);
+    return NULL;
+}
+
+static void test_overloaded(void **state) {
+    (void)state;
+    server_t s = {0};
+    const char *extra[] = {"--max-seqs", "1", "--queue-limit", "2", NULL};
+    assert_int_equal(server_start(&s, extra), 0);
+    enum { N = 12 };
+    ov_job_t jobs[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (ov_job_t){.srv = &s};
+        pthread_create(&th[i], NULL, ov_main, &jobs[i]);
+    }
+    int ok = 0, over = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (jobs[i].rc == 0) ok++;
+        if (jobs[i].rc == LLMOS_CLIENT_EOVERLOADED) {
+            over++;
+            assert_non_null(strstr(jobs[i].err, "overloaded"));
+            assert_non_null(strstr(jobs[i].err, "retry after"));
+        }
+        if (jobs[i].rc && jobs[i].rc != LLMOS_CLIENT_EOVERLOADED) fprintf(stderr, "unexpected: %s\n", jobs[i].err);
+    }
+    assert_int_equal(ok + over, N);
+    assert_true(ok >= 3);
+    assert_true(over >= 1);
+    llmos_client_t *c = client(&s);
+    Llmos__ModelStats *st = stats(c);
+    assert_int_equal(st->rejected_overloaded, (uint64_t)over);
+    assert_int_equal(st->kv_blocks_used, 0);
+    llmos__model_stats__free_unpacked(st, NULL);
+    llmos_client_destroy(&c);
+    server_stop(&s);
+}
+
+/* ---------------------------------------------------------------- a follower dies */
+
+static void test_follower_dies(void **state) {
+    (void)state;
+    if (tp < 2) skip();
+    server_t s = {0};
+    assert_int_equal(server_start(&s, NULL), 0);
+    /* The follower is the rank whose endpoint is not the leader's: find its pid via its port. */
+    const char *follower = NULL;
+    for (int i = 0; i < s.n; i++)
+        if (strcmp(s.endpoints[i], s.endpoint) != 0) follower = s.endpoints[i];
+    assert_non_null(follower);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "fuser -k -KILL -n tcp %s >/dev/null 2>&1", strrchr(follower, ':') + 1);
+    assert_int_equal(system(cmd), 0);
+    llmos_client_t *c = client(&s);
+    llmos_client_error_t err;
+    llmos_client_gen_opts_t o = {.max_tokens = 50};
+    int rc = 0;
+    for (int i = 0; i < 100; i++) { /* the transport declares the peer dead after its timeout */
+        rc = llmos_client_generate(c, "Once", &o, NULL, NULL, NULL, &err);
+        if (rc == LLMOS_CLIENT_EUNAVAILABLE) break;
+        usleep(100000);
+    }
+    assert_int_equal(rc, LLMOS_CLIENT_EUNAVAILABLE);
+    Llmos__ModelStats *st = stats(c);
+    assert_false(st->available);
+    llmos__model_stats__free_unpacked(st, NULL);
+    llmos_client_destroy(&c);
+    server_stop(&s);
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    return server_start(&main_srv, NULL);
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    server_stop(&main_srv);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--tp") == 0 && i + 1 < argc) tp = atoi(argv[++i]);
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_greedy_reference), cmocka_unit_test(test_stream_concatenates),
+        cmocka_unit_test(test_concurrent_equals_solo), cmocka_unit_test(test_cancel_frees_kv),
+        cmocka_unit_test(test_deadline),          cmocka_unit_test(test_bad_payloads),
+        cmocka_unit_test(test_embed),             cmocka_unit_test(test_overloaded),
+        cmocka_unit_test(test_follower_dies),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
