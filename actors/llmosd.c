@@ -18,6 +18,7 @@
  * the transport, destroys the runtime and exits 0.
  */
 #include "actors/graph_actor.h"
+#include "actors/jobs_setup.h"
 #include "actors/model_shard.h"
 #include "actors/node.h"
 #include "cluster/config.h"
@@ -61,6 +62,8 @@ static void usage(FILE *f) {
             "  --log-level LEVEL         error|warn|info|debug\n"
             "  --graph DB                serve the graph in directory DB as actor `graph` (config: graph)\n"
             "%s"
+            "  --data-dir DIR            the node's data directory: jobs.lmdb (default ./llmos-data;\n"
+            "                            config: data_dir; see docs/jobs.md)\n"
             "  --mpi                     initialise MPI (automatic under mpirun)\n"
             "  --help                    this text\n",
             actors_model_usage());
@@ -73,6 +76,7 @@ static const struct {
     {"--listen", "listen"},       {"--advertise", "advertise"}, {"--peer", "peers"},
     {"--workers", "workers"},     {"--node-name", "node_name"}, {"--node-id", "node_id"},
     {"--max-frame", "max_frame"}, {"--log-level", "log_level"},
+    {"--data-dir", "data_dir"},
 };
 
 /* Parses argv into cfg; returns 0, 1 (help printed) or -1 (error printed). */
@@ -241,6 +245,10 @@ int main(int argc, char **argv) {
     env = (actors_node_env_t){sys, tr, name, cfg.workers ? cfg.workers : (uint32_t)(cores > 0 ? cores : 1),
                               llmos_now_ns()};
     if (actors_node_start(&env, &err) != 0) {
+        fprintf(stderr, "llmosd: %s\n", err.msg);
+        goto out;
+    }
+    if (actors_jobs_start(sys, &cfg, rank, &err) != 0) {
         fprintf(stderr, "llmosd: %s\n", err.msg);
         goto out;
     }

@@ -19,6 +19,12 @@ void cl_config_init(cl_config_t *cfg) {
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     cfg->heartbeat_ms = 250;
     cfg->peer_timeout_ms = 2000;
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "./llmos-data");
+    snprintf(cfg->scheduler_policy, sizeof cfg->scheduler_policy, "fifo");
+    cfg->queue_limit = 100000;
+    cfg->retention_s = 86400;
+    cfg->max_retries_default = 2;
+    cfg->sync = 1;
 }
 
 int cl_parse_u64(const char *s, int units, uint64_t *out) {
@@ -144,6 +150,27 @@ int cl_config_set(cl_config_t *cfg, const char *key, const char *value, const ch
         if (!value[0]) return llmos_error_set(err, LLMOS_EINVAL, "%s: graph is empty", where);
         return set_str(cfg->graph, sizeof cfg->graph, key, value, where, err);
     }
+    if (strcmp(key, "data_dir") == 0) {
+        if (!value[0]) return llmos_error_set(err, LLMOS_EINVAL, "%s: data_dir is empty", where);
+        return set_str(cfg->data_dir, sizeof cfg->data_dir, key, value, where, err);
+    }
+    if (strcmp(key, "scheduler_policy") == 0) {
+        if (strcmp(value, "fifo") != 0 && strcmp(value, "priority") != 0 && strcmp(value, "round_robin") != 0)
+            return llmos_error_set(err, LLMOS_EINVAL,
+                                   "%s: scheduler_policy = '%s' is not fifo, priority or round_robin", where, value);
+        return set_str(cfg->scheduler_policy, sizeof cfg->scheduler_policy, key, value, where, err);
+    }
+    if (strcmp(key, "queue_limit") == 0) return set_u32(&cfg->queue_limit, key, value, 1, where, err);
+    if (strcmp(key, "retention_s") == 0) return set_u32(&cfg->retention_s, key, value, 0, where, err);
+    if (strcmp(key, "max_retries_default") == 0) return set_u32(&cfg->max_retries_default, key, value, 0, where, err);
+    if (strcmp(key, "sync") == 0) {
+        if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
+            return llmos_error_set(err, LLMOS_EINVAL, "%s: sync = '%s' is not 0 or 1", where, value);
+        cfg->sync = value[0] == '1';
+        return 0;
+    }
+    if (strcmp(key, "target_inflight") == 0)
+        return set_str(cfg->target_inflight, sizeof cfg->target_inflight, key, value, where, err);
     if (strcmp(key, "log_level") == 0) {
         llmos_log_level lvl;
         if (llmos_log_parse_level(value, &lvl) != 0)

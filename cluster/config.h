@@ -17,6 +17,16 @@
  *   graph       a knowledge-graph directory the node serves as actor `graph`
  *               (as llmosd --graph DB; the flag wins); a relative path is
  *               taken from llmosd's working directory; default: none
+ *   data_dir    the node's data directory: jobs.lmdb (default ./llmos-data;
+ *               llmosd --data-dir DIR)
+ *   scheduler_policy     fifo | priority | round_robin (default fifo)
+ *   queue_limit          unfinished jobs past which submissions get
+ *                        EOVERLOADED (default 100000)
+ *   retention_s          finished jobs' results are kept this long (default 86400)
+ *   max_retries_default  retries of a failed task when its job says 0 (default 2)
+ *   sync                 1 = fsync the job log on each commit (default), 0 = not
+ *   target_inflight      per-target caps on tasks in flight, "echo=64,model=8"
+ *                        (default 256 each; 0 = the target runs nothing)
  * A bad line is an error naming FILE:LINE and the key.
  *
  * Thread-safety: plain data; no shared state.
@@ -47,6 +57,14 @@ typedef struct cl_config {
     uint32_t heartbeat_ms;
     uint32_t peer_timeout_ms;
     char graph[CL_PATH_MAX]; /* graph directory to serve; "" = none */
+    /* jobs (actors/scheduler.h) */
+    char data_dir[CL_PATH_MAX];
+    char scheduler_policy[16];
+    uint32_t queue_limit;
+    uint32_t retention_s;
+    uint32_t max_retries_default;
+    uint32_t sync;
+    char target_inflight[512];
 } cl_config_t;
 
 /* Fills the defaults. */

@@ -1,0 +1,589 @@
+/*
+ * test_sched.c — the scheduler and gateway in-process: a real runtime, a
+ * real job log in a temp dir, and small target actors defined here:
+ *   echo   answers JOB_MSG_ECHO at once (counts what it ran)
+ *   slow   pinned; 15 ms per task; records the order it ran texts in
+ *   flaky  fails the first two attempts of each text with EUNAVAILABLE,
+ *          records when each attempt came (back-off timing)
+ *   bad    answers EINVAL (not retried)
+ *   hole   never answers (deadlines, cancel, admission control)
+ * Every request goes through `gateway` with rt_call, as a client's would.
+ */
+#include "actors/gateway.h"
+#include "actors/scheduler.h"
+#include "llmos/job.pb-c.h"
+#include "runtime/actor.h"
+#include "runtime/base/clock.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+/* ---- target actors ---- */
+
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
+static char order[256][32];
+static int norder;
+static int echo_count;
+static uint64_t flaky_ms[16];
+static int nflaky;
+
+static char *echo_text(const rt_msg_t *m) {
+    Llmos__EchoTask *e = llmos__echo_task__unpack(NULL, m->len, m->data);
+    char *t = strdup(e ? e->text : "?");
+    if (e) llmos__echo_task__free_unpacked(e, NULL);
+    return t;
+}
+
+static int echo_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
+    if (m->flags & RT_MSG_REPLY) return 0;
+    pthread_mutex_lock(&rec_mu);
+    echo_count++;
+    pthread_mutex_unlock(&rec_mu);
+    rt_reply(ctx, m, m->type, m->data, m->len);
+    return 0;
+}
+
+static int slow_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
+    if (m->flags & RT_MSG_REPLY) return 0;
+    char *t = echo_text(m);
+    pthread_mutex_lock(&rec_mu);
+    if (norder < 256) snprintf(order[norder++], 32, "%s", t);
+    pthread_mutex_unlock(&rec_mu);
+    free(t);
+    usleep(15000);
+    rt_reply(ctx, m, m->type, m->data, m->len);
+    return 0;
+}
+
+static int flaky_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
+    if (m->flags & RT_MSG_REPLY) return 0;
+    pthread_mutex_lock(&rec_mu);
+    int n = nflaky;
+    if (nflaky < 16) flaky_ms[nflaky++] = llmos_wall_ms();
+    pthread_mutex_unlock(&rec_mu);
+    if (n < 2) rt_reply_error(ctx, m, LLMOS_EUNAVAILABLE, "flaky: attempt %d fails", n + 1);
+    else rt_reply(ctx, m, m->type, m->data, m->len);
+    return 0;
+}
+
+static int bad_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
+    if (m->flags & RT_MSG_REPLY) return 0;
+    pthread_mutex_lock(&rec_mu);
+    echo_count++;
+    pthread_mutex_unlock(&rec_mu);
+    rt_reply_error(ctx, m, LLMOS_EINVAL, "bad: text is not acceptable");
+    return 0;
+}
+
+static int hole_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) { return 0; }
+
+/* ---- fixture ---- */
+
+typedef struct fx {
+    char dir[64];
+    rt_system_t *sys;
+    sched_config_t cfg;
+} fx_t;
+
+static void start(fx_t *f) {
+    llmos_error_t err;
+    rt_system_opts_t so = {.workers = 2};
+    assert_int_equal(rt_system_new(&so, &f->sys, &err), 0);
+    static const rt_actor_def_t defs[] = {
+        {"echo", NULL, echo_rx, NULL, NULL}, {"slow", NULL, slow_rx, NULL, NULL},
+        {"flaky", NULL, flaky_rx, NULL, NULL}, {"bad", NULL, bad_rx, NULL, NULL},
+        {"hole", NULL, hole_rx, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        rt_spawn_opts_t o = {.name = defs[i].kind, .pinned = strcmp(defs[i].kind, "slow") == 0};
+        rt_ref_t ref;
+        assert_int_equal(rt_spawn(f->sys, &defs[i], NULL, &o, &ref, &err), 0);
+    }
+    if (sched_start(f->sys, &f->cfg, &err) != 0) fail_msg("sched_start: %s", err.msg);
+    assert_int_equal(gateway_start(f->sys, &err), 0);
+}
+
+static void stop(fx_t *f) { rt_system_destroy(&f->sys); }
+
+static int setup(void **st) {
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/llmos-sched-XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    sched_config_init(&f->cfg);
+    snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s", f->dir);
+    f->cfg.sync = false;
+    f->cfg.retry_base_ms = 50;
+    llmos_error_t err;
+    if (sched_limits_parse(&f->cfg, "slow=1,hole=1000", &err) != 0) return -1;
+    pthread_mutex_lock(&rec_mu);
+    norder = 0;
+    echo_count = 0;
+    nflaky = 0;
+    pthread_mutex_unlock(&rec_mu);
+    *st = f;
+    return 0;
+}
+
+static int teardown(void **st) {
+    fx_t *f = *st;
+    stop(f);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0) return -1;
+    free(f);
+    return 0;
+}
+
+/* ---- requests ---- */
+
+typedef struct tspec {
+    const char *name, *text, *target;
+    int kind;
+    const char *after, *input_from;
+} tspec_t;
+
+static rt_msg_t *call(fx_t *f, uint32_t type, const void *buf, size_t len, uint32_t timeout_ms) {
+    rt_msg_t *r = NULL;
+    llmos_error_t err;
+    int rc = rt_call(f->sys, rt_ref_name(0, "gateway"), type, buf, len, timeout_ms, &r, &err);
+    if (rc) fail_msg("rt_call: %s", err.msg);
+    return r;
+}
+
+/* Submits a job of n tasks; returns the reply (caller frees). */
+static rt_msg_t *submit_job(fx_t *f, const char *id, const char *tenant, int prio, uint64_t deadline_ms,
+                            const tspec_t *ts, size_t n, bool wait) {
+    Llmos__Task tasks[8], *tp[8];
+    char *after[8], *inp[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        Llmos__Task t = LLMOS__TASK__INIT;
+        t.name = (char *)(ts[i].name ? ts[i].name : "");
+        t.kind = ts[i].kind ? ts[i].kind : LLMOS__TASK_KIND__TASK_ECHO;
+        t.text = (char *)(ts[i].text ? ts[i].text : "");
+        t.target = (char *)(ts[i].target ? ts[i].target : "");
+        if (ts[i].after) {
+            after[i] = (char *)ts[i].after;
+            t.n_after = 1;
+            t.after = &after[i];
+        }
+        if (ts[i].input_from) {
+            inp[i] = (char *)ts[i].input_from;
+            t.n_input_from = 1;
+            t.input_from = &inp[i];
+        }
+        tasks[i] = t;
+        tp[i] = &tasks[i];
+    }
+    Llmos__Job job = LLMOS__JOB__INIT;
+    job.id = (char *)id;
+    job.tenant = (char *)(tenant ? tenant : "");
+    job.priority = prio;
+    job.deadline_ms = deadline_ms;
+    job.n_tasks = n;
+    job.tasks = tp;
+    Llmos__SubmitRequest sr = LLMOS__SUBMIT_REQUEST__INIT;
+    sr.job = &job;
+    sr.wait = wait;
+    uint8_t buf[4096];
+    size_t len = llmos__submit_request__pack(&sr, buf);
+    return call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, 10000);
+}
+
+static rt_msg_t *submit1(fx_t *f, const char *id, const char *tenant, int prio, const char *target, const char *text,
+                         bool wait) {
+    tspec_t t = {.text = text, .target = target};
+    return submit_job(f, id, tenant, prio, 0, &t, 1, wait);
+}
+
+static void submit_ok(fx_t *f, const char *id, const char *tenant, int prio, const char *target, const char *text) {
+    rt_msg_t *r = submit1(f, id, tenant, prio, target, text, false);
+    if (r->status) fail_msg("submit %s: %s", id, r->error);
+    rt_msg_free(r);
+}
+
+static Llmos__JobStatus *ref_call(fx_t *f, uint32_t type, const char *id, uint32_t timeout_ms, int *status) {
+    uint8_t buf[256];
+    size_t len;
+    if (type == LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT) {
+        Llmos__WaitRequest w = LLMOS__WAIT_REQUEST__INIT;
+        w.id = (char *)id;
+        w.timeout_ms = timeout_ms;
+        len = llmos__wait_request__pack(&w, buf);
+    } else {
+        Llmos__JobRef r = LLMOS__JOB_REF__INIT;
+        r.id = (char *)id;
+        len = llmos__job_ref__pack(&r, buf);
+    }
+    rt_msg_t *m = call(f, type, buf, len, timeout_ms + 5000);
+    *status = m->status;
+    Llmos__JobStatus *s = m->len ? llmos__job_status__unpack(NULL, m->len, m->data) : NULL;
+    rt_msg_free(m);
+    return s;
+}
+
+static Llmos__JobStatus *wait_job(fx_t *f, const char *id, uint32_t timeout_ms) {
+    int st;
+    Llmos__JobStatus *s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, id, timeout_ms, &st);
+    assert_non_null(s);
+    return s;
+}
+
+/* ---- tests ---- */
+
+static void test_echo_idempotent_status(void **st) {
+    fx_t *f = *st;
+    start(f);
+    rt_msg_t *r = submit1(f, "job-a", "acme", 0, NULL, "hello", true);
+    assert_int_equal(r->status, 0);
+    Llmos__JobStatus *s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_non_null(s);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_string_equal(s->tenant, "acme");
+    assert_int_equal(s->n_tasks, 1);
+    assert_string_equal(s->tasks[0]->name, "t0");
+    assert_string_equal(s->tasks[0]->text, "hello");
+    assert_int_equal(s->tasks[0]->state, LLMOS__TASK_STATE__TASK_DONE);
+    assert_int_equal(s->tasks[0]->attempts, 1);
+    llmos__job_status__free_unpacked(s, NULL);
+    /* The same id again: the first job, not a new one. */
+    r = submit1(f, "job-a", "other", 0, NULL, "something else", false);
+    assert_int_equal(r->status, 0);
+    Llmos__SubmitResult *sr = llmos__submit_result__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_true(sr->existing);
+    assert_int_equal(sr->state, LLMOS__JOB_STATE__JOB_DONE);
+    llmos__submit_result__free_unpacked(sr, NULL);
+    assert_int_equal(echo_count, 1);
+    int code;
+    s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "job-a", 1000, &code);
+    assert_int_equal(code, 0);
+    assert_string_equal(s->tasks[0]->text, "hello");
+    llmos__job_status__free_unpacked(s, NULL);
+    s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "no-such-job", 1000, &code);
+    assert_int_equal(code, LLMOS_ENOTFOUND);
+    assert_null(s);
+}
+
+static void test_dag_input_from(void **st) {
+    fx_t *f = *st;
+    start(f);
+    tspec_t ts[3] = {
+        {.name = "facts", .text = "the sky is blue"},
+        {.name = "other", .text = "unrelated"},
+        {.name = "ask", .text = "what colour is the sky?", .input_from = "facts", .after = "other"},
+    };
+    rt_msg_t *r = submit_job(f, "dag", NULL, 0, 0, ts, 3, true);
+    assert_int_equal(r->status, 0);
+    Llmos__JobStatus *s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_string_equal(s->tenant, "default");
+    assert_string_equal(s->tasks[2]->text, "the sky is blue\nwhat colour is the sky?");
+    assert_true(s->tasks[2]->started_ms >= s->tasks[0]->finished_ms);
+    llmos__job_status__free_unpacked(s, NULL);
+}
+
+static void expect_invalid(fx_t *f, const char *id, const tspec_t *ts, size_t n, const char *needle) {
+    rt_msg_t *r = submit_job(f, id, NULL, 0, 0, ts, n, false);
+    assert_int_equal(r->status, LLMOS_EINVAL);
+    if (!strstr(r->error, needle)) fail_msg("error '%s' does not contain '%s'", r->error, needle);
+    rt_msg_free(r);
+}
+
+static void test_gateway_validation(void **st) {
+    fx_t *f = *st;
+    start(f);
+    tspec_t one = {.text = "x"};
+    expect_invalid(f, "", &one, 1, "job.id is required");
+    expect_invalid(f, "j", &one, 0, "job.tasks is empty");
+    tspec_t badkind = {.text = "x", .kind = 42};
+    expect_invalid(f, "j", &badkind, 1, "job.tasks[0] 't0': kind 42");
+    tspec_t dup[2] = {{.name = "a", .text = "x"}, {.name = "a", .text = "y"}};
+    expect_invalid(f, "j", dup, 2, "job.tasks[1]: name 'a'");
+    tspec_t cyc[2] = {{.name = "a", .text = "x", .after = "b"}, {.name = "b", .text = "y", .after = "a"}};
+    expect_invalid(f, "j", cyc, 2, "after 'b' is not an earlier task");
+    tspec_t nosuch[1] = {{.name = "a", .text = "x", .input_from = "zz"}};
+    expect_invalid(f, "j", nosuch, 1, "input_from 'zz' names no task");
+    tspec_t cls = {.text = "x", .kind = LLMOS__TASK_KIND__TASK_CLASSIFY};
+    expect_invalid(f, "j", &cls, 1, "classify needs 1..64 labels");
+    /* Garbage payloads. */
+    rt_msg_t *r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, "\xff\xff\xff", 3, 2000);
+    assert_int_equal(r->status, LLMOS_EFORMAT);
+    rt_msg_free(r);
+    r = call(f, 0x3FF, "", 0, 2000);
+    assert_int_equal(r->status, LLMOS_EUNKNOWNTYPE);
+    rt_msg_free(r);
+    assert_int_equal(echo_count, 0); /* nothing reached a target */
+}
+
+/* Blocks `slow` with one job, queues the others, then waits for all. */
+static void run_ordered(fx_t *f, const char *const *ids, const char *const *tenants, const int *prios, size_t n) {
+    submit_ok(f, "blocker", "z", 0, "slow", "blocker");
+    usleep(3000);
+    for (size_t i = 0; i < n; i++) submit_ok(f, ids[i], tenants ? tenants[i] : NULL, prios ? prios[i] : 0, "slow", ids[i]);
+    for (size_t i = 0; i < n; i++) {
+        Llmos__JobStatus *s = wait_job(f, ids[i], 10000);
+        assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+        llmos__job_status__free_unpacked(s, NULL);
+    }
+    assert_int_equal(norder, (int)n + 1);
+    assert_string_equal(order[0], "blocker");
+}
+
+static void test_fifo_order(void **st) {
+    fx_t *f = *st;
+    start(f);
+    const char *ids[] = {"f1", "f2", "f3", "f4", "f5"};
+    int prios[] = {0, 9, 1, 7, 3};
+    run_ordered(f, ids, NULL, prios, 5);
+    for (int i = 0; i < 5; i++) assert_string_equal(order[i + 1], ids[i]);
+}
+
+static void test_priority_order(void **st) {
+    fx_t *f = *st;
+    f->cfg.policy = SCHED_PRIORITY;
+    f->cfg.aging_ms = 60000; /* no aging within the test: pure priority */
+    start(f);
+    const char *ids[] = {"p0", "p9", "p1", "p7", "p3"};
+    int prios[] = {0, 9, 1, 7, 3};
+    run_ordered(f, ids, NULL, prios, 5);
+    const char *want[] = {"p9", "p7", "p3", "p1", "p0"};
+    for (int i = 0; i < 5; i++) assert_string_equal(order[i + 1], want[i]);
+}
+
+static void test_priority_aging(void **st) {
+    fx_t *f = *st;
+    f->cfg.policy = SCHED_PRIORITY;
+    f->cfg.aging_ms = 10; /* 10 ms of waiting = one level */
+    start(f);
+    submit_ok(f, "blocker", "z", 0, "slow", "blocker");
+    submit_ok(f, "old-low", NULL, 0, "slow", "old-low");
+    usleep(100000); /* old-low has aged ~10 levels by now */
+    submit_ok(f, "new-high", NULL, 5, "slow", "new-high");
+    Llmos__JobStatus *s = wait_job(f, "new-high", 10000);
+    llmos__job_status__free_unpacked(s, NULL);
+    s = wait_job(f, "old-low", 10000);
+    llmos__job_status__free_unpacked(s, NULL);
+    /* The blocker ran first; old-low then, though new-high has priority 5. */
+    assert_string_equal(order[1], "old-low");
+    assert_string_equal(order[2], "new-high");
+}
+
+static void test_round_robin(void **st) {
+    fx_t *f = *st;
+    f->cfg.policy = SCHED_ROUND_ROBIN;
+    start(f);
+    const char *ids[] = {"a1", "a2", "a3", "a4", "b1", "b2", "c1"};
+    const char *tenants[] = {"A", "A", "A", "A", "B", "B", "C"};
+    run_ordered(f, ids, tenants, NULL, 7);
+    const char *want[] = {"a1", "b1", "c1", "a2", "b2", "a3", "a4"};
+    for (int i = 0; i < 7; i++) {
+        if (strcmp(order[i + 1], want[i]) != 0) fail_msg("position %d: %s, want %s", i, order[i + 1], want[i]);
+    }
+}
+
+static void test_retry_backoff(void **st) {
+    fx_t *f = *st;
+    start(f);
+    uint64_t t0 = llmos_wall_ms();
+    rt_msg_t *r = submit1(f, "flaky-1", NULL, 0, "flaky", "again", true);
+    assert_int_equal(r->status, 0);
+    Llmos__JobStatus *s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_int_equal(s->tasks[0]->attempts, 3);
+    llmos__job_status__free_unpacked(s, NULL);
+    assert_int_equal(nflaky, 3);
+    /* back-off 50 ms then 100 ms (base 50, doubling) */
+    assert_true(flaky_ms[1] - flaky_ms[0] >= 50);
+    assert_true(flaky_ms[2] - flaky_ms[1] >= 100);
+    assert_true(flaky_ms[2] - t0 < 2000);
+    /* A bad-input error is not retried: one attempt, job failed, named. */
+    r = submit1(f, "bad-1", NULL, 0, "bad", "x", true);
+    assert_int_equal(r->status, 0);
+    s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_FAILED);
+    assert_int_equal(s->tasks[0]->attempts, 1);
+    assert_int_equal(s->tasks[0]->error_code, LLMOS_EINVAL);
+    assert_non_null(strstr(s->error, "task 't0' failed after 1 attempt"));
+    llmos__job_status__free_unpacked(s, NULL);
+    assert_int_equal(echo_count, 1);
+}
+
+static void test_deadline_and_cancel(void **st) {
+    fx_t *f = *st;
+    start(f);
+    tspec_t t = {.text = "never", .target = "hole"};
+    uint64_t t0 = llmos_wall_ms();
+    rt_msg_t *r = submit_job(f, "dl", NULL, 0, t0 + 200, &t, 1, true);
+    Llmos__JobStatus *s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_EXPIRED);
+    assert_int_equal(s->tasks[0]->state, LLMOS__TASK_STATE__TASK_CANCELLED);
+    uint64_t took = llmos_wall_ms() - t0;
+    assert_true(took >= 190 && took < 2000);
+    llmos__job_status__free_unpacked(s, NULL);
+    /* Cancel a running job; a waiter gets the final state. */
+    submit_ok(f, "cx", NULL, 0, "hole", "never");
+    int code;
+    s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "cx", 1000, &code);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_RUNNING);
+    llmos__job_status__free_unpacked(s, NULL);
+    s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_CANCEL, "cx", 1000, &code);
+    assert_int_equal(code, 0);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_CANCELLED);
+    assert_string_equal(s->error, "cancelled on request");
+    llmos__job_status__free_unpacked(s, NULL);
+    /* A wait that times out: ETIMEDOUT with the status as payload. */
+    submit_ok(f, "slowpoke", NULL, 0, "hole", "never");
+    s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, "slowpoke", 100, &code);
+    assert_int_equal(code, LLMOS_ETIMEDOUT);
+    assert_non_null(s);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_RUNNING);
+    llmos__job_status__free_unpacked(s, NULL);
+}
+
+static void test_admission_control(void **st) {
+    fx_t *f = *st;
+    f->cfg.queue_limit = 5;
+    start(f);
+    char id[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "q%d", i);
+        submit_ok(f, id, NULL, 0, "hole", "x");
+    }
+    rt_msg_t *r = submit1(f, "q5", NULL, 0, "hole", "x", false);
+    assert_int_equal(r->status, LLMOS_EOVERLOADED);
+    assert_non_null(strstr(r->error, "overloaded: 5 jobs queued, retry after "));
+    assert_non_null(strstr(r->error, " ms"));
+    rt_msg_free(r);
+    /* A known id is still answered (idempotency beats admission). */
+    r = submit1(f, "q0", NULL, 0, "hole", "x", false);
+    assert_int_equal(r->status, 0);
+    rt_msg_free(r);
+    /* Room again after a cancel. */
+    int code;
+    Llmos__JobStatus *s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_CANCEL, "q1", 1000, &code);
+    llmos__job_status__free_unpacked(s, NULL);
+    submit_ok(f, "q5", NULL, 0, "hole", "x");
+}
+
+/* Jobs that cannot run (hole=0) survive a restart; finished ones keep
+ * their results and are not run again. */
+static void test_recovery(void **st) {
+    fx_t *f = *st;
+    f->cfg.nlimits = 0;
+    llmos_error_t err;
+    assert_int_equal(sched_limits_parse(&f->cfg, "slow=0", &err), 0);
+    start(f);
+    rt_msg_t *r = submit1(f, "done-before", NULL, 0, NULL, "early", true);
+    rt_msg_free(r);
+    submit_ok(f, "pending-1", "t", 0, "slow", "p1");
+    tspec_t ts[2] = {{.name = "first", .text = "kept"}, {.name = "second", .text = "later", .target = "slow", .input_from = "first"}};
+    r = submit_job(f, "half", NULL, 0, 0, ts, 2, false);
+    rt_msg_free(r);
+    usleep(50000);
+    assert_int_equal(echo_count, 2); /* done-before, half/first */
+    stop(f);
+    /* A new runtime on the same directory, with room on slow. */
+    f->cfg.nlimits = 0;
+    assert_int_equal(sched_limits_parse(&f->cfg, "slow=4", &err), 0);
+    echo_count = 0;
+    norder = 0;
+    start(f);
+    Llmos__JobStatus *s = wait_job(f, "pending-1", 5000);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_string_equal(s->tasks[0]->text, "p1");
+    llmos__job_status__free_unpacked(s, NULL);
+    s = wait_job(f, "half", 5000);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_string_equal(s->tasks[1]->text, "kept\nlater");
+    llmos__job_status__free_unpacked(s, NULL);
+    int code;
+    s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "done-before", 1000, &code);
+    assert_string_equal(s->tasks[0]->text, "early");
+    llmos__job_status__free_unpacked(s, NULL);
+    assert_int_equal(echo_count, 0); /* nothing done before ran again */
+    assert_int_equal(norder, 2);
+    /* stats count the recovered jobs */
+    r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SCHED_STATS, "", 0, 2000);
+    Llmos__SchedulerStats *ss = llmos__scheduler_stats__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(ss->recovered, 2);
+    assert_string_equal(ss->policy, "fifo");
+    llmos__scheduler_stats__free_unpacked(ss, NULL);
+}
+
+static void test_list(void **st) {
+    fx_t *f = *st;
+    start(f);
+    char id[16];
+    for (int i = 0; i < 12; i++) {
+        snprintf(id, sizeof id, "L%02d", i);
+        rt_msg_t *r = submit1(f, id, i % 3 == 0 ? "x" : "y", 0, i < 10 ? "echo" : "hole", "t", i < 10);
+        rt_msg_free(r);
+    }
+    Llmos__ListRequest q = LLMOS__LIST_REQUEST__INIT;
+    q.tenant = "y";
+    q.state = LLMOS__JOB_STATE__JOB_DONE;
+    q.limit = 4;
+    uint8_t buf[256];
+    size_t len = llmos__list_request__pack(&q, buf);
+    rt_msg_t *r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_LIST, buf, len, 2000);
+    Llmos__JobList *l = llmos__job_list__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    /* y and done: L01 L02 L04 L05 | L07 L08 */
+    assert_int_equal(l->n_jobs, 4);
+    assert_string_equal(l->jobs[0]->id, "L01");
+    assert_string_equal(l->jobs[3]->id, "L05");
+    assert_string_equal(l->next, "L05");
+    q.after = l->next;
+    len = llmos__list_request__pack(&q, buf);
+    r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_LIST, buf, len, 2000);
+    Llmos__JobList *l2 = llmos__job_list__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(l2->n_jobs, 2);
+    assert_string_equal(l2->jobs[1]->id, "L08");
+    assert_string_equal(l2->next, "");
+    llmos__job_list__free_unpacked(l, NULL);
+    llmos__job_list__free_unpacked(l2, NULL);
+    /* running ones, any tenant */
+    q = (Llmos__ListRequest)LLMOS__LIST_REQUEST__INIT;
+    q.state = LLMOS__JOB_STATE__JOB_RUNNING;
+    len = llmos__list_request__pack(&q, buf);
+    r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_LIST, buf, len, 2000);
+    l = llmos__job_list__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(l->n_jobs, 2);
+    assert_string_equal(l->jobs[0]->id, "L10");
+    llmos__job_list__free_unpacked(l, NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_echo_idempotent_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dag_input_from, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_aging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admission_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
