@@ -632,7 +632,7 @@ int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) 
     llmos_progress_update(&prog, b.done, b.errors);
     double el = (double)(llmos_now_ns() - prog.start_ns) / 1e9;
     char extra[200], r2[32];
-    snprintf(extra, sizeof extra, "%llu ok, %llu tokens (%s tokens/s)", (unsigned long long)b.ok,
+    snprintf(extra, sizeof extra, "%llu ok, %llu tokens (%stokens/s)", (unsigned long long)b.ok,
              (unsigned long long)b.tokens, llmos_progress_rate(el > 0 ? (double)b.tokens / el : 0, r2, sizeof r2));
     llmos_progress_finish(&prog, extra);
 

@@ -8,7 +8,8 @@
  *   llmos wait ID [--timeout MS] [--stream]
  *   llmos status ID
  *   llmos cancel ID
- *   llmos jobs [--tenant T] [--state S] [--limit N] [--after ID] [--json]
+ *   llmos jobs [--tenant T] [--state S] [--limit N] [--after ID] [--all] [--json]
+ *   llmos jobs --stats          the scheduler's counters (one JSON line)
  *
  * Statuses print as one JSON line (llmos_job_status_to_json).  Exit status:
  * 0 when the job is done (submit: accepted), 1 when it failed, was
@@ -288,13 +289,34 @@ int cmd_cancel(const char *endpoint, uint32_t timeout_ms, int argc, char **argv)
     return one_status_call(endpoint, timeout_ms, "cancel", 1, argc, argv);
 }
 
+static int print_sched_stats(const char *endpoint, uint32_t timeout_ms) {
+    llmos_client_t *c;
+    if (connect_to(endpoint, timeout_ms, &c) != 0) return 1;
+    llmos_client_error_t err;
+    llmos_scheduler_stats_t s;
+    int rc = llmos_client_scheduler_stats(c, timeout_ms, &s, &err);
+    llmos_client_destroy(&c);
+    if (rc) {
+        fprintf(stderr, "llmos jobs --stats: %s (%s)\n", err.msg, llmos_client_strerror(rc));
+        return 1;
+    }
+    printf("{\"policy\":\"%s\",\"queued\":%llu,\"running\":%llu,\"done\":%llu,\"failed\":%llu,\"retried\":%llu,"
+           "\"rejected_overloaded\":%llu,\"expired\":%llu,\"cancelled\":%llu,\"recovered\":%llu,\"queue_limit\":%u}\n",
+           s.policy, (unsigned long long)s.queued, (unsigned long long)s.running, (unsigned long long)s.done,
+           (unsigned long long)s.failed, (unsigned long long)s.retried, (unsigned long long)s.rejected_overloaded,
+           (unsigned long long)s.expired, (unsigned long long)s.cancelled, (unsigned long long)s.recovered,
+           s.queue_limit);
+    return 0;
+}
+
 int cmd_jobs(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     llmos_job_list_opts_t o = {0};
-    int json = 0;
+    int json = 0, all = 0;
+    if (argc == 1 && strcmp(argv[0], "--stats") == 0) return print_sched_stats(endpoint, timeout_ms);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--json") == 0) {
-            json = 1;
+        if (strcmp(a, "--json") == 0 || strcmp(a, "--all") == 0) {
+            *(a[2] == 'j' ? &json : &all) = 1;
             continue;
         }
         if (v && strcmp(a, "--tenant") == 0) {
@@ -304,7 +326,8 @@ int cmd_jobs(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
         } else if (v && strcmp(a, "--state") == 0 && (o.state = llmos_job_state_parse(v))) {
         } else if (!(v && strcmp(a, "--limit") == 0 && parse_u32(v, &o.limit) == 0)) {
             fprintf(stderr, "usage: llmos jobs [--tenant T] [--state queued|running|done|failed|cancelled|expired]"
-                            " [--limit N] [--after ID] [--json]\n");
+                            " [--limit N] [--after ID] [--all] [--json]\n"
+                            "       llmos jobs --stats\n");
             return 2;
         }
         i++;
@@ -313,33 +336,42 @@ int cmd_jobs(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     if (connect_to(endpoint, timeout_ms, &c) != 0) return 1;
     llmos_client_error_t err;
     llmos_job_list_t *l = NULL;
-    int rc = llmos_client_list(c, &o, timeout_ms, &l, &err);
-    llmos_client_destroy(&c);
-    if (rc) {
-        fprintf(stderr, "llmos jobs: %s (%s)\n", err.msg, llmos_client_strerror(rc));
-        return 1;
-    }
+    char after[LLMOS_JOB_ID_MAX + 1];
+    int status = 0;
     if (!json) printf("%-32s %-9s %-12s %8s %6s %s\n", "ID", "STATE", "TENANT", "PRIORITY", "TASKS", "SUBMITTED");
-    for (size_t i = 0; i < l->n_jobs; i++) {
-        const llmos_job_status_t *s = l->jobs[i];
-        if (json) {
-            char *line;
-            if (llmos_job_status_to_json(s, &line, &err) == 0) {
-                puts(line);
-                free(line);
+    for (;;) { /* one page, or with --all every page */
+        int rc = llmos_client_list(c, &o, timeout_ms, &l, &err);
+        if (rc) {
+            fprintf(stderr, "llmos jobs: %s (%s)\n", err.msg, llmos_client_strerror(rc));
+            status = 1;
+            break;
+        }
+        for (size_t i = 0; i < l->n_jobs; i++) {
+            const llmos_job_status_t *s = l->jobs[i];
+            if (json) {
+                char *line;
+                if (llmos_job_status_to_json(s, &line, &err) == 0) {
+                    puts(line);
+                    free(line);
+                }
+                continue;
             }
-            continue;
+            char when[32] = "-";
+            if (s->submitted_ms) {
+                time_t t = (time_t)(s->submitted_ms / 1000);
+                struct tm tm;
+                if (localtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+            }
+            printf("%-32s %-9s %-12s %8d %6zu %s\n", s->id, llmos_job_state_name(s->state), s->tenant, s->priority,
+                   s->n_tasks, when);
         }
-        char when[32] = "-";
-        if (s->submitted_ms) {
-            time_t t = (time_t)(s->submitted_ms / 1000);
-            struct tm tm;
-            if (localtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-        }
-        printf("%-32s %-9s %-12s %8d %6zu %s\n", s->id, llmos_job_state_name(s->state), s->tenant, s->priority,
-               s->n_tasks, when);
+        int more = l->next[0] && l->n_jobs;
+        if (more && !all && !json) printf("(more: llmos jobs --after %s)\n", l->next);
+        snprintf(after, sizeof after, "%s", l->next);
+        llmos_job_list_free(&l);
+        if (!all || !more) break;
+        o.after = after;
     }
-    if (l->next[0] && !json) printf("(more: llmos jobs --after %s)\n", l->next);
-    llmos_job_list_free(&l);
-    return 0;
+    llmos_client_destroy(&c);
+    return status;
 }

@@ -695,3 +695,31 @@ int llmos_client_list(llmos_client_t *c, const llmos_job_list_opts_t *opts, uint
     *out = l;
     return 0;
 }
+
+int llmos_client_scheduler_stats(llmos_client_t *c, uint32_t timeout_ms, llmos_scheduler_stats_t *out,
+                                 llmos_client_error_t *err) {
+    memset(out, 0, sizeof *out);
+    llmos_client_reply_t *r = NULL;
+    int rc = llmos_client_call(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SCHED_STATS, NULL, 0, timeout_ms, &r, err);
+    if (rc == 0) {
+        Llmos__SchedulerStats *m = llmos__scheduler_stats__unpack(NULL, r->len, r->data);
+        if (!m) {
+            rc = jobs_err(err, LLMOS_CLIENT_EFORMAT, "scheduler stats: the reply (%zu bytes) does not decode", r->len);
+        } else {
+            snprintf(out->policy, sizeof out->policy, "%s", m->policy);
+            out->queued = m->queued;
+            out->running = m->running;
+            out->done = m->done;
+            out->failed = m->failed;
+            out->retried = m->retried;
+            out->rejected_overloaded = m->rejected_overloaded;
+            out->expired = m->expired;
+            out->cancelled = m->cancelled;
+            out->recovered = m->recovered;
+            out->queue_limit = m->queue_limit;
+            llmos__scheduler_stats__free_unpacked(m, NULL);
+        }
+    }
+    llmos_client_reply_free(&r);
+    return rc;
+}

@@ -465,6 +465,18 @@ int llmos_client_list(llmos_client_t *c, const llmos_job_list_opts_t *opts, uint
                       llmos_job_list_t **out, llmos_client_error_t *err);
 void llmos_job_list_free(llmos_job_list_t **l);
 
+/* The scheduler's counters (SchedulerStats in job.proto). */
+typedef struct llmos_scheduler_stats {
+    char policy[16];                  /* "fifo", "priority", "round_robin" */
+    uint64_t queued, running;         /* now */
+    uint64_t done, failed, retried, rejected_overloaded, expired, cancelled; /* since the node started */
+    uint64_t recovered;               /* jobs re-queued from the log at start-up */
+    uint32_t queue_limit;
+} llmos_scheduler_stats_t;
+
+int llmos_client_scheduler_stats(llmos_client_t *c, uint32_t timeout_ms, llmos_scheduler_stats_t *out,
+                                 llmos_client_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

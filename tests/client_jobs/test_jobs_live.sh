@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# test_jobs_live.sh JOBS_LIVE — jobs end to end through real processes:
+#   1. llmosd --data-dir (fresh) with a small queue_limit; jobs_live (C,
+#      the library) runs submit/wait/status/stream/cancel/list/overload/
+#      gateway checks against it (with a model when llmosd has --model);
+#   2. the CLI: llmos submit|wait|status|cancel|jobs on the same node;
+#   3. llmos batch run: every kind of line, malformed lines (error records
+#      with their line number), duplicate and missing ids, blank lines;
+#      a second run submits nothing and changes nothing.
+# The crash/resume test is test_batch_crash.sh.
+set -euo pipefail
+
+LIVE=${1:?usage: test_jobs_live.sh JOBS_LIVE}
+BIN=${LLMOS_BIN:?LLMOS_BIN not set}
+MODELS=${LLMOS_MODELS:?LLMOS_MODELS not set}
+PY=/usr/bin/python3
+T=$(mktemp -d /tmp/llmos-jobs-live-XXXXXX)
+NODE_PID=
+cleanup() {
+    if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then kill -9 "$NODE_PID"; fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -30 "$T/node.log" >&2; exit 1; }
+step() { echo "--- $*"; }
+
+# start_node LOG ARGS...: starts llmosd on a system-chosen port; sets E and NODE_PID.
+start_node() {
+    local log=$1; shift
+    "$BIN/llmosd" --listen tcp://127.0.0.1:0 "$@" >"$log.out" 2>"$T/node.log" &
+    NODE_PID=$!
+    E=
+    for _ in $(seq 300); do
+        E=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$log.out" 2>/dev/null | head -1)
+        [ -n "$E" ] && break
+        kill -0 "$NODE_PID" 2>/dev/null || fail "llmosd exited: $(cat "$T/node.log")"
+        sleep 0.05
+    done
+    [ -n "$E" ] || fail "llmosd did not print its endpoint"
+}
+
+cat >"$T/node.conf" <<EOF
+queue_limit = 30
+sync = 0
+EOF
+MODEL_ARGS=()
+HAVE_MODEL=0
+if "$BIN/llmosd" --help 2>&1 | grep -q -- '--model'; then
+    MODEL_ARGS=(--model "$MODELS/stories260K.bin" --tokenizer "$MODELS/tok512.bin")
+    HAVE_MODEL=1
+fi
+
+step "1. the library against llmosd --data-dir (model: $HAVE_MODEL)"
+start_node "$T/n1" --config "$T/node.conf" --data-dir "$T/data" "${MODEL_ARGS[@]}"
+"$LIVE" "$E" "$HAVE_MODEL" || fail "jobs_live"
+[ -d "$T/data/jobs.lmdb" ] || [ -f "$T/data/jobs.lmdb" ] || fail "no jobs.lmdb in the data dir"
+
+step "2. the CLI"
+L=("$BIN/llmos" --endpoint "$E")
+echo '{"id":"cli-1","kind":"echo","text":"from the cli"}' >"$T/job.json"
+"${L[@]}" submit "$T/job.json" >"$T/sub.out" || fail "llmos submit"
+grep -q '"id":"cli-1"' "$T/sub.out" || fail "submit output: $(cat "$T/sub.out")"
+"${L[@]}" wait cli-1 --timeout 5000 >"$T/wait.out" || fail "llmos wait"
+grep -q '"state":"done"' "$T/wait.out" && grep -q '"text":"from the cli"' "$T/wait.out" || fail "wait: $(cat "$T/wait.out")"
+"${L[@]}" status cli-1 | grep -q '"state":"done"' || fail "llmos status ID"
+"${L[@]}" status | grep -q '^node' || fail "llmos status (node) changed"
+echo '{"id":"cli-1","kind":"echo","text":"again"}' | "${L[@]}" submit - | grep -q '"existing":true' || fail "resubmit"
+echo '{"id":"cli-2","kind":"echo","text":"x","bogus":1}' >"$T/bad.json"
+if "${L[@]}" submit "$T/bad.json" 2>"$T/bad.err"; then fail "a bad job was accepted"; fi
+grep -q 'bogus: unknown field' "$T/bad.err" || fail "bad job message: $(cat "$T/bad.err")"
+echo '{"id":"cli-3","kind":"echo","text":"stuck","target":"sink"}' | "${L[@]}" submit - >/dev/null
+"${L[@]}" cancel cli-3 >/dev/null || fail "llmos cancel"
+"${L[@]}" wait cli-3 --timeout 5000 >"$T/c.out" && fail "a cancelled job waits with exit 0"
+grep -q '"state":"cancelled"' "$T/c.out" || fail "cancelled: $(cat "$T/c.out")"
+"${L[@]}" jobs --state cancelled --limit 100 | grep -q '^cli-3 ' || fail "llmos jobs --state cancelled"
+"${L[@]}" jobs --stats | grep -q '"cancelled":' || fail "llmos jobs --stats"
+"${L[@]}" submit "$T/job.json" --wait | grep -q '"state":"done"' || fail "submit --wait"
+
+step "3. llmos batch run: kinds, malformed lines, ids"
+{
+    echo '{"id":"a","kind":"echo","text":"alpha"}'
+    echo '{"kind":"echo","text":"no id here"}'
+    echo ''
+    echo '{"id":"c","kind":"echo","text":"unterminated'
+    echo 'not json at all'
+    echo '{"id":"d","kind":"teleport","text":"x"}'
+    echo '{"id":"a","kind":"echo","text":"duplicate of a"}'
+    echo '{"id":7,"kind":"echo","text":"numeric id"}'
+    echo '{"id":"f","kind":"generate","prompt":"x","max_tokens":-3}'
+    echo '   '
+    echo '{"id":"g","tasks":[{"name":"x","kind":"echo","text":"one"},{"name":"y","kind":"echo","text":"two","input_from":["x"]}]}'
+    printf '{"id":"h","kind":"echo","text":"last line, no newline"}'
+} >"$T/in.jsonl"
+"${L[@]}" batch run "$T/in.jsonl" -o "$T/out.jsonl" --concurrency 3 2>"$T/batch.err" || fail "batch run: $(cat "$T/batch.err")"
+cat "$T/batch.err"
+$PY - "$T/out.jsonl" <<'EOF' || fail "batch output"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 10, len(recs)
+lines = [r["line"] for r in recs]
+assert lines == [1, 2, 4, 5, 6, 7, 8, 9, 11, 12], lines   # input order, blank lines skipped
+by = {r["line"]: r for r in recs}
+assert by[1]["status"] == "ok" and by[1]["text"] == "alpha" and by[1]["id"] == "a", by[1]
+assert by[2]["id"] == "line-2" and by[2]["text"] == "no id here", by[2]
+assert by[4]["status"] == "error" and "line 4: not valid JSON" in by[4]["error"], by[4]
+assert by[5]["status"] == "error" and by[5]["id"] == "line-5" and "line 5" in by[5]["error"], by[5]
+assert by[6]["status"] == "error" and "kind: 'teleport'" in by[6]["error"], by[6]
+assert by[7]["status"] == "error" and "duplicate id 'a' (first on line 1)" in by[7]["error"], by[7]
+assert by[8]["status"] == "ok" and by[8]["id"] == 7 and by[8]["text"] == "numeric id", by[8]
+assert by[9]["status"] == "error" and "max_tokens" in by[9]["error"], by[9]
+assert by[11]["status"] == "ok" and by[11]["text"] == "one\ntwo" and len(by[11]["tasks"]) == 1, by[11]
+assert by[12]["status"] == "ok" and by[12]["text"] == "last line, no newline", by[12]
+assert all(r["job"].startswith(str(r["id"]) + "@") for r in recs if r["status"] == "ok")
+EOF
+cp "$T/out.jsonl" "$T/out.first"
+"${L[@]}" jobs --stats >"$T/stats1"
+"${L[@]}" batch run "$T/in.jsonl" -o "$T/out.jsonl" 2>"$T/batch2.err" || fail "second batch run"
+cmp -s "$T/out.jsonl" "$T/out.first" || fail "a second run changed the output"
+grep -q "10 from an earlier run" "$T/batch2.err" || fail "second run: $(cat "$T/batch2.err")"
+"${L[@]}" jobs --stats >"$T/stats2"
+cmp -s "$T/stats1" "$T/stats2" || fail "a second run submitted jobs: $(cat "$T/stats1") -> $(cat "$T/stats2")"
+if "${L[@]}" batch run "$T/missing.jsonl" -o "$T/o2.jsonl" 2>/dev/null; then fail "missing input accepted"; fi
+
+if [ "$HAVE_MODEL" = 1 ]; then
+    step "   generations through batch run (stories260K)"
+    for i in $(seq 1 12); do
+        echo "{\"id\":\"s$i\",\"kind\":\"generate\",\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0.8,\"seed\":$i}"
+    done >"$T/gen.jsonl"
+    "${L[@]}" batch run "$T/gen.jsonl" -o "$T/gen.out" --concurrency 4 2>"$T/gen.err" || fail "generate batch: $(cat "$T/gen.err")"
+    cat "$T/gen.err"
+    $PY - "$T/gen.out" <<'EOF' || fail "generate batch output"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 12 and all(r["status"] == "ok" and r["kind"] == "generate" for r in recs), recs[:2]
+assert all(0 < r["tokens"] <= 24 and r["text"] for r in recs)
+assert len({r["text"] for r in recs}) > 1, "different seeds, same text"
+EOF
+fi
+
+step "node stops cleanly"
+kill -TERM "$NODE_PID"
+wait "$NODE_PID" || fail "llmosd exited with $?"
+NODE_PID=
+echo "PASS"
