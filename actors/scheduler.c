@@ -1219,6 +1219,31 @@ static void on_status_or_cancel(sched_t *s, const rt_msg_t *req, bool cancel) {
     llmos__job_ref__free_unpacked(r, NULL);
 }
 
+/* A stream that starts late first gets the results of the tasks already
+ * done, so every task's event is seen exactly once per stream. */
+static void replay_done(sched_t *s, sjob_t *j, const rt_msg_t *req) {
+    for (uint32_t i = 0; i < j->ntasks; i++) {
+        const void *d;
+        size_t dl;
+        if (j->tasks[i].state != LLMOS__TASK_STATE__TASK_DONE || joblog_task_get(s->log, j->id, i, &d, &dl, NULL) != 0)
+            continue;
+        Llmos__TaskResult *r = llmos__task_result__unpack(NULL, dl, d);
+        if (!r) continue;
+        Llmos__JobEvent ev = LLMOS__JOB_EVENT__INIT;
+        ev.id = j->id;
+        ev.task = r->name;
+        ev.result = r;
+        uint8_t *buf;
+        size_t len;
+        PACK(job_event, &ev, &buf, &len);
+        if (buf)
+            out_send(s, mk_msg(s, req->from.node, req->from.id, req->corr, LLMOS__JOB_MSG_TYPE__JOB_MSG_EVENT, false, 0,
+                               NULL, buf, len));
+        free(buf);
+        llmos__task_result__free_unpacked(r, NULL);
+    }
+}
+
 static void on_wait(sched_t *s, const rt_msg_t *req) {
     Llmos__WaitRequest *w = llmos__wait_request__unpack(NULL, req->len, req->data);
     if (!w) {
@@ -1229,6 +1254,7 @@ static void on_wait(sched_t *s, const rt_msg_t *req) {
     if (j) {
         int rc = waiter_add(s, j, req, w->timeout_ms, w->stream);
         if (rc) reply_err(s, req, rc, "wait: job '%s' has too many waiters", w->id);
+        else if (w->stream) replay_done(s, j, req);
     } else if (!w->id[0] || strlen(w->id) > JOBLOG_ID_MAX) {
         reply_err(s, req, LLMOS_EINVAL, "wait: id empty or over %d bytes", JOBLOG_ID_MAX);
     } else {
