@@ -124,9 +124,12 @@ static void line_job_id(line_t *l, const char *tenant) {
     h = fnv1a(h, "\n", 1);
     h = fnv1a(h, l->text, l->len);
     size_t n = strlen(l->id);
-    if (n + 17 <= LLMOS_JOB_ID_MAX)
-        snprintf(l->job_id, sizeof l->job_id, "%s@%016llx", l->id, (unsigned long long)h);
-    else /* long ids: the hash of the id stands in for it */
+    if (n + 17 <= LLMOS_JOB_ID_MAX) {
+        char hex[20];
+        snprintf(hex, sizeof hex, "@%016llx", (unsigned long long)h);
+        memcpy(l->job_id, l->id, n);
+        memcpy(l->job_id + n, hex, 18);
+    } else /* long ids: the hash of the id stands in for it */
         snprintf(l->job_id, sizeof l->job_id, "%016llx@%016llx", (unsigned long long)fnv1a(0xcbf29ce484222325ULL, l->id, n),
                  (unsigned long long)h);
 }
