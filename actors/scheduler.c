@@ -169,6 +169,8 @@ typedef struct sched {
     double done_rate;    /* jobs finished per second, smoothed */
     uint64_t rate_t0_ms, rate_count;
     uint64_t nwaiters;
+    Llmos__Job *spec_cache;  /* see job_spec */
+    uint64_t spec_cache_seq;
     /* counters */
     uint64_t queued_tasks, running_tasks;
     uint64_t st_done, st_failed, st_retried, st_rejected, st_expired, st_cancelled, st_recovered;
@@ -444,7 +446,23 @@ static int task_index(const Llmos__Job *job, const char *name) {
     return -1;
 }
 
-static Llmos__Job *job_spec(const sjob_t *j) { return llmos__job__unpack(NULL, j->spec_len, j->spec); }
+/* The unpacked spec of j.  One is cached (the tasks of one job tend to
+ * come one after the other); borrowed until the next job_spec call or the
+ * job's end.  NULL when it does not decode (or no memory). */
+static Llmos__Job *job_spec(sched_t *s, const sjob_t *j) {
+    if (s->spec_cache && s->spec_cache_seq == j->seq) return s->spec_cache;
+    if (s->spec_cache) llmos__job__free_unpacked(s->spec_cache, NULL);
+    s->spec_cache = llmos__job__unpack(NULL, j->spec_len, j->spec);
+    s->spec_cache_seq = j->seq;
+    return s->spec_cache;
+}
+
+static void spec_forget(sched_t *s, uint64_t seq) {
+    if (s->spec_cache && s->spec_cache_seq == seq) {
+        llmos__job__free_unpacked(s->spec_cache, NULL);
+        s->spec_cache = NULL;
+    }
+}
 
 static bool terminal(uint32_t st) { return st >= LLMOS__JOB_STATE__JOB_DONE; }
 
@@ -645,7 +663,7 @@ static void send_cancel(sched_t *s, sjob_t *j, uint32_t i, const Llmos__Task *t)
 
 /* Ends a job: logs its final state, stops what runs, answers waiters, frees it. */
 static void job_end(sched_t *s, sjob_t *j, uint32_t state, const char *why) {
-    Llmos__Job *spec = job_spec(j);
+    Llmos__Job *spec = job_spec(s, j);
     uint64_t now = llmos_wall_ms();
     for (uint32_t i = 0; i < j->ntasks; i++) {
         stask_t *t = &j->tasks[i];
@@ -663,7 +681,6 @@ static void job_end(sched_t *s, sjob_t *j, uint32_t state, const char *why) {
             if (logged && spec) log_task(s, j, i, spec->tasks[i], NULL);
         }
     }
-    if (spec) llmos__job__free_unpacked(spec, NULL);
     j->state = (uint8_t)state;
     llmos_error_t err;
     if (joblog_job_update(s->log, j->id, state, j->started_ms, now, why, &err) != 0)
@@ -682,6 +699,7 @@ static void job_end(sched_t *s, sjob_t *j, uint32_t state, const char *why) {
         s->nwaiters--;
     }
     j->waiters = NULL;
+    spec_forget(s, j->seq);
     job_remove(s, j);
     free(j);
 }
@@ -737,7 +755,7 @@ static void task_failed(sched_t *s, sjob_t *j, uint32_t i, int code, const char 
 
 /* Builds and sends task i's ask. */
 static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
-    Llmos__Job *spec = job_spec(j);
+    Llmos__Job *spec = job_spec(s, j);
     if (!spec) {
         task_failed(s, j, i, LLMOS_EFORMAT, "the job's logged spec does not decode");
         return;
@@ -811,7 +829,6 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
         }
     free(input);
     if (!buf) {
-        llmos__job__free_unpacked(spec, NULL);
         task_failed(s, j, i, type ? LLMOS_ENOMEM : LLMOS_EUNSUPPORTED, type ? "no memory" : "unknown task kind");
         return;
     }
@@ -832,7 +849,6 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
         (void)joblog_job_update(s->log, j->id, j->state, now, 0, NULL, NULL);
     }
     log_task(s, j, i, t, NULL);
-    llmos__job__free_unpacked(spec, NULL);
     (void)evt_add(s, deadline + 1000, j->seq, i, st->attempts, EV_TASK_TIMEOUT);
     rt_msg_t *m = rt_msg_new(&(rt_msg_init_t){.to = rt_ref_name(0, tg->name),
                                               .from = s->self,
@@ -861,7 +877,7 @@ static void task_failed(sched_t *s, sjob_t *j, uint32_t i, int code, const char 
         j->nrunning--;
         s->running_tasks--;
     }
-    Llmos__Job *spec = job_spec(j);
+    Llmos__Job *spec = job_spec(s, j);
     Llmos__TaskResult r = LLMOS__TASK_RESULT__INIT;
     r.error_code = code;
     r.error = (char *)(why ? why : llmos_strerror(code));
@@ -875,7 +891,6 @@ static void task_failed(sched_t *s, sjob_t *j, uint32_t i, int code, const char 
         if (st->attempts > 20 || backoff > RETRY_CAP_MS) backoff = RETRY_CAP_MS;
         (void)evt_add(s, llmos_wall_ms() + backoff, j->seq, i, st->attempts, EV_RETRY);
         s->st_retried++;
-        if (spec) llmos__job__free_unpacked(spec, NULL);
         return;
     }
     st->state = LLMOS__TASK_STATE__TASK_FAILED;
@@ -889,7 +904,6 @@ static void task_failed(sched_t *s, sjob_t *j, uint32_t i, int code, const char 
     ev.task = (char *)name;
     ev.result = &r;
     stream_event(s, j, &ev);
-    if (spec) llmos__job__free_unpacked(spec, NULL);
     job_end(s, j, LLMOS__JOB_STATE__JOB_FAILED, text);
 }
 
@@ -985,7 +999,7 @@ static void on_task_reply(sched_t *s, const rt_msg_t *m) {
         task_failed(s, j, i, rc, "the target's reply does not decode as the task kind's result");
         return;
     }
-    Llmos__Job *spec = job_spec(j);
+    Llmos__Job *spec = job_spec(s, j);
     if (!spec) {
         if (hold) protobuf_c_message_free_unpacked(hold, NULL);
         task_failed(s, j, i, LLMOS_EFORMAT, "the job's logged spec does not decode");
@@ -1004,12 +1018,10 @@ static void on_task_reply(sched_t *s, const rt_msg_t *m) {
     stream_event(s, j, &ev);
     if (hold) protobuf_c_message_free_unpacked(hold, NULL);
     if (j->ndone == j->ntasks) {
-        llmos__job__free_unpacked(spec, NULL);
         job_end(s, j, LLMOS__JOB_STATE__JOB_DONE, NULL);
         return;
     }
     release_ready(s, j, spec);
-    llmos__job__free_unpacked(spec, NULL);
 }
 
 /* MODEL_MSG_GENERATE_CHUNK for one of our generations: relay to streamers. */
@@ -1019,13 +1031,12 @@ static void on_chunk(sched_t *s, const rt_msg_t *m) {
     if (!job_alive(s, m->corr >> 24, &j) || i >= j->ntasks) return;
     Llmos__GenerateChunk *c = llmos__generate_chunk__unpack(NULL, m->len, m->data);
     if (!c) return;
-    Llmos__Job *spec = job_spec(j);
+    Llmos__Job *spec = job_spec(s, j);
     char nb[16];
     Llmos__JobEvent ev = LLMOS__JOB_EVENT__INIT;
     ev.task = (char *)(spec ? task_name(spec->tasks[i], i, nb, sizeof nb) : "");
     ev.chunk = c;
     stream_event(s, j, &ev);
-    if (spec) llmos__job__free_unpacked(spec, NULL);
     llmos__generate_chunk__free_unpacked(c, NULL);
 }
 
@@ -1490,6 +1501,7 @@ static void sched_free(sched_t *s) {
     free(s->events.v);
     for (size_t i = 0; i < s->nout; i++) rt_msg_free(s->outbox[i]);
     free(s->outbox);
+    if (s->spec_cache) llmos__job__free_unpacked(s->spec_cache, NULL);
     joblog_close(&s->log);
     free(s);
 }

@@ -1,0 +1,308 @@
+/*
+ * jobs_bench.c — the job path against a real llmosd (JSON lines via bench_emit):
+ *
+ *   e2e_echo_t1 / e2e_echo_t8   echo jobs/s, each a full round trip: client
+ *       library -> gateway -> scheduler (logged, group commit) -> echo actor
+ *       -> result logged -> reply, with 1 and 8 client threads
+ *       (llmos_client_submit_wait: one round trip per job).  Baseline: raw
+ *       client pings (node actor round trips) with the same threads: the
+ *       wire's own ceiling.  Log without fsync (sync = 0), as the target
+ *       (>= 20 000/s) is about the job path, not the disk.
+ *   e2e_echo_tasks_t8           echo tasks/s through the same path when
+ *       each job carries 32 independent echo tasks (8 threads).
+ *   e2e_echo_t8_fsync           the same with fsync on every commit.
+ *   submit_fsync / submit_nosync  acknowledged submissions/s (8 threads,
+ *       no wait) with and without fsync on commit.  Baseline: raw LMDB,
+ *       one put + one fsynced commit per job, in this process, same disk:
+ *       what a log without group commit would do.
+ *   queued_bytes_per_job        llmosd's anonymous resident memory growth
+ *       with 100 000 queued jobs (echo has no capacity: target_inflight =
+ *       echo=0) per job, minus the job's own text (its packed spec);
+ *       limit 1024 bytes.
+ *
+ * llmosd is found in $LLMOS_BIN, else next to this program.
+ * Usage: jobs_bench [--quick]
+ */
+#include "bench/common/bench.h"
+#include "llmos/client.h"
+#include "runtime/base/clock.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char llmosd[PATH_MAX];
+static char tmpdir[64];
+static double secs = 2.0;
+static uint32_t queued_jobs = 100000;
+
+static void fail(const char *what, const char *detail) {
+    fprintf(stderr, "jobs_bench: %s: %s\n", what, detail);
+    exit(1);
+}
+
+typedef struct node {
+    pid_t pid;
+    char endpoint[256];
+} node_t;
+
+static void node_start(node_t *n, const char *name, const char *config) {
+    char cfgpath[160], data[160];
+    snprintf(cfgpath, sizeof cfgpath, "%s/%s.conf", tmpdir, name);
+    snprintf(data, sizeof data, "%s/%s", tmpdir, name);
+    FILE *f = fopen(cfgpath, "w");
+    if (!f) fail("config", strerror(errno));
+    fprintf(f, "listen = tcp://127.0.0.1:0\ndata_dir = %s\nlog_level = warn\n%s\n", data, config);
+    fclose(f);
+    int fds[2];
+    if (pipe(fds) != 0) fail("pipe", strerror(errno));
+    fflush(NULL);
+    n->pid = fork();
+    if (n->pid < 0) fail("fork", strerror(errno));
+    if (n->pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(llmosd, llmosd, "--config", cfgpath, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[512];
+    size_t k = 0;
+    char c;
+    while (k < sizeof line - 1 && read(fds[0], &c, 1) == 1 && c != '\n') line[k++] = c;
+    line[k] = 0;
+    close(fds[0]);
+    const char *p = strstr(line, "listening on ");
+    if (!p) fail("llmosd did not start", llmosd);
+    snprintf(n->endpoint, sizeof n->endpoint, "%s", p + 13);
+}
+
+static void node_stop(node_t *n) {
+    kill(n->pid, SIGTERM);
+    int st;
+    waitpid(n->pid, &st, 0);
+}
+
+/* RssAnon of a process in bytes. */
+static uint64_t rss_anon(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    uint64_t kb = 0;
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "RssAnon: %lu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+/* ---- client threads ---- */
+
+enum { MODE_SUBMIT_WAIT, MODE_SUBMIT, MODE_PING };
+
+typedef struct worker {
+    pthread_t t;
+    const char *endpoint;
+    int mode, index;
+    const char *prefix;
+    uint64_t count;      /* MODE_SUBMIT with a fixed count: how many; else 0 = run for secs */
+    uint32_t tasks;      /* echo tasks per job (independent) */
+    uint64_t done;
+    int errors;
+    char err[LLMOS_CLIENT_ERRMSG_MAX];
+} worker_t;
+
+static void *worker_main(void *arg) {
+    worker_t *w = arg;
+    llmos_client_t *c;
+    llmos_client_error_t err;
+    if (llmos_client_connect(w->endpoint, &(llmos_client_opts_t){.timeout_ms = 20000}, &c, &err) != 0) {
+        snprintf(w->err, sizeof w->err, "%s", err.msg);
+        w->errors++;
+        return NULL;
+    }
+    llmos_job_t *j;
+    llmos_job_new("x", &j, &err);
+    llmos_task_spec_t t = {.kind = LLMOS_TASK_ECHO, .text = "ping"};
+    for (uint32_t k = 0; k < (w->tasks ? w->tasks : 1); k++) llmos_job_add_task(j, &t, &err);
+    uint64_t t_end = llmos_now_ns() + (uint64_t)(secs * 1e9);
+    char id[96];
+    for (uint64_t i = 0;; i++) {
+        if (w->count ? i >= w->count : (i % 16 == 0 && llmos_now_ns() >= t_end)) break;
+        int rc;
+        if (w->mode == MODE_PING) {
+            rc = llmos_client_ping(c, 10000, NULL, &err);
+        } else {
+            snprintf(id, sizeof id, "%s-%d-%lu", w->prefix, w->index, (unsigned long)i);
+            llmos_job_set_id(j, id, &err);
+            if (w->mode == MODE_SUBMIT) {
+                rc = llmos_client_submit(c, j, 20000, NULL, &err);
+            } else {
+                llmos_job_status_t *st = NULL;
+                rc = llmos_client_submit_wait(c, j, 20000, &st, &err);
+                if (!rc && st->state != LLMOS_JOB_DONE) rc = -1;
+                llmos_job_status_free(&st);
+            }
+        }
+        if (rc) {
+            if (!w->errors) snprintf(w->err, sizeof w->err, "%s", err.msg);
+            w->errors++;
+            if (w->errors > 10) break;
+            continue;
+        }
+        w->done += w->mode == MODE_PING || !w->tasks ? 1 : w->tasks;
+    }
+    llmos_job_destroy(&j);
+    llmos_client_destroy(&c);
+    return NULL;
+}
+
+/* Runs `threads` workers; returns operations per second. */
+static double run_tasks(const char *endpoint, int mode, int threads, const char *prefix, uint64_t per_thread,
+                        uint32_t tasks) {
+    worker_t w[16];
+    uint64_t t0 = llmos_now_ns();
+    for (int i = 0; i < threads; i++) {
+        w[i] = (worker_t){
+            .endpoint = endpoint, .mode = mode, .index = i, .prefix = prefix, .count = per_thread, .tasks = tasks};
+        pthread_create(&w[i].t, NULL, worker_main, &w[i]);
+    }
+    uint64_t done = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(w[i].t, NULL);
+        done += w[i].done;
+        if (w[i].errors) fprintf(stderr, "jobs_bench: %s: %d errors, first: %s\n", prefix, w[i].errors, w[i].err);
+    }
+    double dt = (double)(llmos_now_ns() - t0) / 1e9;
+    return (double)done / dt;
+}
+
+static double run(const char *endpoint, int mode, int threads, const char *prefix, uint64_t per_thread) {
+    return run_tasks(endpoint, mode, threads, prefix, per_thread, 1);
+}
+
+/* Raw LMDB: one put + one commit (fsynced) per record, for secs/2 seconds. */
+static double raw_lmdb_fsync_puts(void) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/raw.lmdb", tmpdir);
+    MDB_env *env;
+    MDB_dbi dbi;
+    MDB_txn *txn;
+    if (mdb_env_create(&env) || mdb_env_set_mapsize(env, 1u << 30) || mdb_env_open(env, path, MDB_NOSUBDIR, 0664))
+        fail("raw lmdb", path);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, NULL, 0, &dbi);
+    mdb_txn_commit(txn);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val);
+    uint64_t t0 = llmos_now_ns(), end = t0 + (uint64_t)(secs / 2 * 1e9), n = 0;
+    while (llmos_now_ns() < end) {
+        snprintf(key, sizeof key, "k%lu", (unsigned long)n);
+        mdb_txn_begin(env, NULL, 0, &txn);
+        MDB_val k = {strlen(key), key}, v = {sizeof val, val};
+        mdb_put(txn, dbi, &k, &v, 0);
+        if (mdb_txn_commit(txn)) fail("raw lmdb", "commit");
+        n++;
+    }
+    double rate = (double)n / ((double)(llmos_now_ns() - t0) / 1e9);
+    mdb_env_close(env);
+    return rate;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
+        secs = 0.5;
+        queued_jobs = 20000;
+    }
+    const char *bin = getenv("LLMOS_BIN");
+    if (bin) snprintf(llmosd, sizeof llmosd, "%s/llmosd", bin);
+    else {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0) fail("readlink", strerror(errno));
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) *slash = 0;
+        snprintf(llmosd, sizeof llmosd, "%.*s/llmosd", (int)(sizeof llmosd - 8), self);
+    }
+    if (access(llmosd, X_OK) != 0) fail("no llmosd at", llmosd);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/llmos-jobs-bench-XXXXXX");
+    if (!mkdtemp(tmpdir)) fail("mkdtemp", strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+    char note[256];
+
+    /* 1. end to end, no fsync */
+    node_t n;
+    node_start(&n, "nosync", "sync = 0\nqueue_limit = 1000000");
+    run(n.endpoint, MODE_SUBMIT_WAIT, 1, "warm", 2000);
+    for (int threads = 1; threads <= 8; threads += 7) {
+        double ping = run(n.endpoint, MODE_PING, threads, "ping", 0);
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "e2e%d", threads);
+        double rate = run(n.endpoint, MODE_SUBMIT_WAIT, threads, prefix, 0);
+        char metric[32];
+        snprintf(metric, sizeof metric, "e2e_echo_t%d", threads);
+        snprintf(note, sizeof note, "client threads=%d, submit+wait one round trip per job, log sync=0; target 20000/s",
+                 threads);
+        bench_emit(&(bench_figure_t){.bench = "jobs", .metric = metric, .value = rate, .unit = "jobs/s",
+                                     .baseline = "raw client ping round trips, same threads", .baseline_value = ping,
+                                     .limit = "target", .limit_value = 20000, .note = note});
+    }
+    /* 1b. tasks/s: jobs of 32 independent echo tasks (one round trip each) */
+    double ping8 = run(n.endpoint, MODE_PING, 8, "ping", 0);
+    double tasks8 = run_tasks(n.endpoint, MODE_SUBMIT_WAIT, 8, "e2etasks", 0, 32);
+    bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "e2e_echo_tasks_t8", .value = tasks8, .unit = "tasks/s",
+                                 .baseline = "raw client ping round trips, 8 threads", .baseline_value = ping8,
+                                 .limit = "target", .limit_value = 20000,
+                                 .note = "8 client threads, jobs of 32 echo tasks, submit+wait, log sync=0"});
+    /* 2. acknowledged submissions without fsync */
+    double sub_nosync = run(n.endpoint, MODE_SUBMIT, 8, "subn", 0);
+    node_stop(&n);
+
+    /* 3. with fsync on every commit */
+    double raw = raw_lmdb_fsync_puts();
+    node_start(&n, "sync", "sync = 1\nqueue_limit = 1000000");
+    double e2e_sync = run(n.endpoint, MODE_SUBMIT_WAIT, 8, "e2es", 0);
+    bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "e2e_echo_t8_fsync", .value = e2e_sync, .unit = "jobs/s",
+                                 .baseline = "raw LMDB put + fsynced commit per job", .baseline_value = raw,
+                                 .note = "client threads=8, log fsynced at each group commit"});
+    double sub_sync = run(n.endpoint, MODE_SUBMIT, 8, "subs", 0);
+    node_stop(&n);
+    bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "submit_fsync", .value = sub_sync, .unit = "submits/s",
+                                 .baseline = "raw LMDB put + fsynced commit per job", .baseline_value = raw,
+                                 .note = "8 client threads, acknowledged after the fsynced group commit"});
+    bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "submit_nosync", .value = sub_nosync, .unit = "submits/s",
+                                 .baseline = "submit_fsync", .baseline_value = sub_sync,
+                                 .note = "8 client threads, log without fsync (MDB_NOSYNC)"});
+
+    /* 4. memory per queued job */
+    char cfg[128];
+    snprintf(cfg, sizeof cfg, "sync = 0\nqueue_limit = %u\ntarget_inflight = echo=0", queued_jobs * 2);
+    node_start(&n, "queued", cfg);
+    run(n.endpoint, MODE_SUBMIT, 1, "warmq", 1000);
+    uint64_t before = rss_anon(n.pid);
+    run(n.endpoint, MODE_SUBMIT, 8, "q", queued_jobs / 8);
+    uint64_t after = rss_anon(n.pid);
+    /* the job's own text: its packed spec (id "q-T-NNNNN" + one echo task "ping") */
+    const double text = 9 /* id */ + 4 /* text */ + 10 /* protobuf framing */;
+    uint64_t jobs = (uint64_t)(queued_jobs / 8) * 8 + 1000;
+    double per_job = (double)(after - before) / (double)(jobs - 1000) - text;
+    snprintf(note, sizeof note, "%lu jobs queued; RssAnon %.1f -> %.1f MiB; own text ~%.0f B/job subtracted",
+             (unsigned long)jobs, before / 1048576.0, after / 1048576.0, text);
+    bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "queued_bytes_per_job", .value = per_job, .unit = "bytes",
+                                 .limit = "target 1 KiB", .limit_value = 1024, .note = note});
+    node_stop(&n);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) return 1;
+    return 0;
+}
