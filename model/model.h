@@ -222,7 +222,7 @@ int model_seq_len(const model_ctx_t *c, int seq);
 int model_seq_truncate(model_ctx_t *c, int seq, int len, llmos_error_t *err);
 
 /* KV-cache accounting: blocks in use / in the pool, bytes per block (all
- * layers, K and V). */
+ * layers, K and V; on a tensor-parallel rank, of its KV heads). */
 void model_ctx_kv_usage(const model_ctx_t *c, int *used, int *total, size_t *block_bytes);
 
 /* One entry of a batch: append n_tokens tokens to sequence seq. */

@@ -31,4 +31,17 @@ void bench_emit(const bench_figure_t *f);
 /* Sustained memory read bandwidth in bytes/s with `threads` threads. */
 double bench_mem_read_bw(int threads);
 
+/* Median of v[0..n) (sorts v in place); 0 when n <= 0.  Step times on a
+ * shared machine: others' work lands on a few steps, the median is what a
+ * step costs. */
+double bench_median(double *v, int n);
+
+/* The 1-minute load average (-1 if unknown), for the notes: a second
+ * thread or rank is only worth measuring on an idle machine. */
+double bench_loadavg(void);
+
+/* A "kB" field of /proc/self/status ("VmRSS:", "VmHWM:", "RssAnon:"...)
+ * in kB; -1 if absent. */
+long bench_self_status_kb(const char *key);
+
 #endif

@@ -115,18 +115,6 @@ static model_t *load(int q8) {
     return m;
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median of n step times: other people's work on this shared machine
- * lands on a few steps; the median is what a step costs. */
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static int prompt_tok(int i) { return 3 + (i * 7919) % (VOCAB - 3); }
 
 /* A decoder: nseq sequences with short prompts of different lengths, each
@@ -179,9 +167,9 @@ static void decode_all(model_t *m, model_t *mq, int threads, int steps, double *
         if (i < 2) continue; /* warm-up */
         t1[i - 2] = a, t16[i - 2] = b, tq[i - 2] = q;
     }
-    *single = 1.0 / median(t1, steps);
-    *batch = 16.0 / median(t16, steps);
-    *q8 = mq ? 1.0 / median(tq, steps) : 0;
+    *single = 1.0 / bench_median(t1, steps);
+    *batch = 16.0 / bench_median(t16, steps);
+    *q8 = mq ? 1.0 / bench_median(tq, steps) : 0;
     model_ctx_destroy(&d1.c);
     model_ctx_destroy(&d16.c);
     if (mq) model_ctx_destroy(&dq.c);
@@ -209,27 +197,6 @@ static double prefill(model_t *m, int threads, int reps) {
     return best;
 }
 
-/* The machine is shared: the 1-minute load average goes into every note,
- * because a second thread is only worth measuring on an idle machine. */
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f && fscanf(f, "%lf", &l) != 1) l = -1;
-    if (f) fclose(f);
-    return l;
-}
-
-static long status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, key, kl)) v = atol(line + kl + 1);
-    if (f) fclose(f);
-    return v;
-}
-
 /* Child: serve 16 x 512 tokens, print "rss_bytes weight_bytes kv_bytes". */
 static int rss_child(void) {
     llmos_log_set_level(LLMOS_LOG_WARN);
@@ -254,7 +221,7 @@ static int rss_child(void) {
     int used;
     size_t bb;
     model_ctx_kv_usage(c, &used, NULL, &bb);
-    printf("%ld %zu %zu\n", status_kb("VmHWM:") * 1024, model_weight_bytes(m), (size_t)used * bb);
+    printf("%ld %zu %zu\n", bench_self_status_kb("VmHWM:") * 1024, model_weight_bytes(m), (size_t)used * bb);
     model_ctx_destroy(&c);
     model_destroy(&m);
     return 0;
@@ -283,7 +250,7 @@ int main(int argc, char **argv) {
     double single[3] = {0};
     for (int th = 1; th <= 2; th++) {
         double peak = peak_gflops(th), bw = bench_mem_read_bw(th);
-        snprintf(note, sizeof note, "threads=%d kernel=%s loadavg=%.1f", th, kernel, loadavg());
+        snprintf(note, sizeof note, "threads=%d kernel=%s loadavg=%.1f", th, kernel, bench_loadavg());
         char metric[64];
         snprintf(metric, sizeof metric, "sgemm_peak_gflops_t%d", th);
         bench_emit(&(bench_figure_t){"model", metric, peak, "GFLOP/s", NULL, 0, NULL, 0, note});

@@ -143,41 +143,10 @@ static void decode(model_ctx_t *c, int steps, double *step_s, double *ar_s, doub
     model_seq_close(c, seq);
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-    double t[MAX_STEPS * 4];
-    memcpy(t, v, sizeof(double) * (size_t)n);
-    qsort(t, (size_t)n, sizeof *t, cmp_d);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
 static double sum(const double *v, int n) {
     double s = 0;
     for (int i = 0; i < n; i++) s += v[i];
     return s;
-}
-
-static long status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t kl = strlen(key);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, key, kl)) v = atol(line + kl + 1);
-    if (f) fclose(f);
-    return v;
-}
-
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f && fscanf(f, "%lf", &l) != 1) l = -1;
-    if (f) fclose(f);
-    return l;
 }
 
 int main(int argc, char **argv) {
@@ -243,10 +212,10 @@ int main(int argc, char **argv) {
      * (plus the embedding rows it read, scratch and the libraries). */
     double rss1[4] = {0};
     if (rank == 1) {
-        rss1[0] = (double)status_kb("VmRSS:") * 1024.0;
-        rss1[1] = (double)status_kb("RssAnon:") * 1024.0;
-        rss1[2] = (double)status_kb("RssFile:") * 1024.0;
-        rss1[3] = (double)status_kb("RssShmem:") * 1024.0;
+        rss1[0] = (double)bench_self_status_kb("VmRSS:") * 1024.0;
+        rss1[1] = (double)bench_self_status_kb("RssAnon:") * 1024.0;
+        rss1[2] = (double)bench_self_status_kb("RssFile:") * 1024.0;
+        rss1[3] = (double)bench_self_status_kb("RssShmem:") * 1024.0;
         MPI_Send(rss1, 4, MPI_DOUBLE, 0, 7, MPI_COMM_WORLD);
     } else {
         MPI_Recv(rss1, 4, MPI_DOUBLE, 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -254,20 +223,20 @@ int main(int argc, char **argv) {
     if (rank == 0) {
         char note[200];
         snprintf(note, sizeof note, "T=2 one thread per rank, %d rounds, kernel=%s loadavg=%.1f", rounds, kernel,
-                 loadavg());
+                 bench_loadavg());
         double t1 = PROMPT / best_t1, t1x2 = PROMPT / best_t1x2, tp2 = PROMPT / best_tp;
         bench_emit(&(bench_figure_t){"tp", "prefill512_tok_s_tp2", tp2, "tok/s", "T=1 one thread", t1,
                                      "2 x T=1 one thread (linear)", 2 * t1, note});
         bench_emit(&(bench_figure_t){"tp", "prefill512_tok_s_tp2_vs_t1x2", tp2, "tok/s", "T=1 two threads", t1x2,
                                      NULL, 0, note});
-        double m1 = median(d1, nd), mt = median(dtp, nd), share = sum(ar, nd) / sum(dtp, nd),
+        double m1 = bench_median(d1, nd), mt = bench_median(dtp, nd), share = sum(ar, nd) / sum(dtp, nd),
                gshare = sum(ag, nd) / sum(dtp, nd);
         bench_emit(&(bench_figure_t){"tp", "decode_step_ms_tp2", mt * 1e3, "ms", "T=1 one thread", m1 * 1e3, NULL, 0,
                                      note});
         char n2[512];
         snprintf(n2, sizeof n2, "%s; %d all-reduces of %d floats per step, median %.3f ms of all-reduce per step; "
                  "logits all-gather share %.3f",
-                 note, 2 * LAYERS, DIM, median(ar, nd) * 1e3, gshare);
+                 note, 2 * LAYERS, DIM, bench_median(ar, nd) * 1e3, gshare);
         bench_emit(&(bench_figure_t){"tp", "decode_allreduce_share_tp2", share, "fraction", NULL, 0, NULL, 0, n2});
         bench_emit(&(bench_figure_t){"tp", "weights_mib_per_rank_tp2", (double)model_weight_bytes(part) / 1048576.0,
                                      "MiB", "whole model", (double)model_weight_bytes(whole) / 1048576.0, NULL, 0,

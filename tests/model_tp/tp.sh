@@ -9,6 +9,8 @@ check=${1:?usage: tp.sh path/to/model_tp_check}
 # LeakSanitizer (ASan builds) attributes their leaks to them (suppressed by
 # tests/lsan.supp); ours are still reported.
 export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
+# Ranks waiting in a collective yield the core (4 ranks share 2 cores here).
+export OMPI_MCA_mpi_yield_when_idle=1
 [ -n "${LSAN_OPTIONS:-}" ] && export LSAN_OPTIONS="$LSAN_OPTIONS:fast_unwind_on_malloc=0"
 run() { mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$@"; }
 for t in 1 2 4; do

@@ -407,9 +407,12 @@ static void check_refusals(const model_tp_t *tp) {
         CHECK(model_ctx_new(m, &co, &c, &e) == LLMOS_EINVAL, "a slice without its group was accepted");
         CHECK(model_save_llama2c(m, "/tmp/llmos_tp_never.bin", &e) == LLMOS_EINVAL, "a slice was saved");
         model_destroy(&m);
-    } else {
-        /* T = 1: a whole model with a group of 1 runs as before. */
-        (void)tp;
+        /* ... and a group needs a slice: a whole model with tp is refused. */
+        lo = (model_load_opts_t){.tokenizer_path = tok_path};
+        if (model_load(bin_path, &lo, &m, &e)) die("load", &e);
+        co.tp = tp;
+        CHECK(model_ctx_new(m, &co, &c, &e) == LLMOS_EINVAL, "a whole model with a group of %d was accepted", size);
+        model_destroy(&m);
     }
 }
 
