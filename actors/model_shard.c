@@ -50,7 +50,8 @@
 #define MS_PLAN_TAG 4242
 #define MS_PLAN_FORWARD 1
 #define MS_PLAN_STOP 2
-#define MS_PLAN_WAIT_MS 20000 /* a follower that takes no plan for this long is gone */
+#define MS_ACK_TAG 4243
+#define MS_PLAN_WAIT_MS 10000 /* a follower that acknowledges no plan for this long is gone */
 #define MS_GROUP_CHECK_NS 100000000ull
 
 enum { OP_OPEN = 1, OP_CLOSE = 2, OP_TRUNC = 3 };
@@ -104,7 +105,8 @@ typedef struct ms {
     int plan_cap;
     int32_t *ops;
     int n_ops, ops_cap;
-    MPI_Request *sreqs;
+    MPI_Request *sreqs;       /* tp - 1 plan sends, then tp - 1 acknowledgement receives */
+    int32_t *acks;
     cl_peer_info_t *peers;
     int peers_cap;
     uint64_t next_check_ns;
@@ -543,6 +545,8 @@ static int req_blocks(const ms_req_t *r) {
 
 /* ---------------------------------------------------------------- the group */
 
+static void group_check(ms_t *s);
+
 /* Sends the plan (ops since the last one + the batch) to every follower and
  * waits until each send completed.  LLMOS_EUNAVAILABLE when a follower is
  * gone or takes no plan for MS_PLAN_WAIT_MS. */
@@ -567,20 +571,33 @@ static int plan_send(ms_t *s, int kind, int ne, llmos_error_t *err) {
     }
     LLMOS_ASSERT(k <= s->plan_cap);
     s->n_ops = 0;
-    for (int f = 1; f < s->tp; f++)
-        if (MPI_Isend(p, k, MPI_INT32_T, f, MS_PLAN_TAG, s->comm, &s->sreqs[f - 1]) != MPI_SUCCESS)
+    /* Every follower acknowledges the plan before it runs it, so the leader
+     * enters the forward's collectives only with followers that are alive
+     * (a dead peer on shared memory would leave it waiting there forever). */
+    int nf = s->tp - 1;
+    for (int f = 1; f < s->tp; f++) {
+        if (MPI_Irecv(&s->acks[f], 1, MPI_INT32_T, f, MS_ACK_TAG, s->comm, &s->sreqs[nf + f - 1]) != MPI_SUCCESS ||
+            MPI_Isend(p, k, MPI_INT32_T, f, MS_PLAN_TAG, s->comm, &s->sreqs[f - 1]) != MPI_SUCCESS)
             return llmos_error_set(err, LLMOS_EUNAVAILABLE, "sending the plan to rank %d of the group failed", f);
+    }
     uint64_t until = llmos_now_ns() + (uint64_t)MS_PLAN_WAIT_MS * 1000000u;
     for (uint32_t spins = 0;; spins++) {
         int done = 0;
-        if (MPI_Testall(s->tp - 1, s->sreqs, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+        if (MPI_Testall(2 * nf, s->sreqs, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
             return llmos_error_set(err, LLMOS_EUNAVAILABLE, "sending the plan to the group failed");
         if (done) return 0;
-        if (llmos_now_ns() > until) {
-            for (int f = 1; f < s->tp; f++) MPI_Cancel(&s->sreqs[f - 1]);
-            return llmos_error_set(err, LLMOS_EUNAVAILABLE, "a follower took no plan for %d ms", MS_PLAN_WAIT_MS);
+        if ((spins & 255) == 255) group_check(s);
+        if (!s->available || llmos_now_ns() > until) {
+            for (int i = 0; i < 2 * nf; i++)
+                if (s->sreqs[i] != MPI_REQUEST_NULL) {
+                    MPI_Cancel(&s->sreqs[i]);
+                    MPI_Request_free(&s->sreqs[i]);
+                }
+            if (!s->available) return llmos_error_set(err, LLMOS_EUNAVAILABLE, "%s", s->down_why);
+            return llmos_error_set(err, LLMOS_EUNAVAILABLE, "a follower acknowledged no plan for %d ms",
+                                   MS_PLAN_WAIT_MS);
         }
-        struct timespec ts = {0, spins < 100 ? 10000 : 200000};
+        struct timespec ts = {0, spins < 200 ? 5000 : 100000};
         nanosleep(&ts, NULL);
     }
 }
@@ -815,8 +832,12 @@ static bool follower_poll(ms_t *s) {
     }
     s->posted = false;
     s->quiet_us = 0;
-    int count = 0;
+    int count = 0, one = 1;
     MPI_Get_count(&st, MPI_INT32_T, &count);
+    if (MPI_Send(&one, 1, MPI_INT32_T, 0, MS_ACK_TAG, s->comm) != MPI_SUCCESS) {
+        s->stopped = true;
+        return false;
+    }
     if (!follower_run(s, count)) {
         s->stopped = true;
         return false;
@@ -853,9 +874,10 @@ static int ms_build(ms_t *s, llmos_error_t *err) {
     s->running = calloc((size_t)s->max_seqs, sizeof *s->running);
     s->plan = malloc(sizeof(int32_t) * (size_t)s->plan_cap);
     s->ops = malloc(sizeof(int32_t) * (size_t)s->ops_cap);
-    s->sreqs = calloc((size_t)s->tp, sizeof *s->sreqs);
+    s->sreqs = calloc((size_t)s->tp * 2, sizeof *s->sreqs);
+    s->acks = calloc((size_t)s->tp, sizeof *s->acks);
     s->peers = calloc((size_t)s->peers_cap, sizeof *s->peers);
-    if (!s->logits || !s->ents || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->peers)
+    if (!s->logits || !s->ents || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->acks || !s->peers)
         return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the model actor's buffers");
     s->available = true;
     LLMOS_INFO("model %s: replica %d rank %d of %d, %d slots, %d KV blocks, budget %d rows", s->path, s->replica,
@@ -881,6 +903,7 @@ static void ms_free(ms_t *s) {
     free(s->plan);
     free(s->ops);
     free(s->sreqs);
+    free(s->acks);
     free(s->peers);
     free(s->endpoints);
     free(s->path);

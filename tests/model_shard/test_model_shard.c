@@ -3,7 +3,7 @@
  * llmosd --model stories260K (plain, or `mpirun -np 2 llmosd --tp 2` with
  * --tp 2) asked over ZeroMQ by libllmos-client.
  *
- *   test_model_shard [--tp N]
+ *   test_model_shard [--tp N] [--only PATTERN]
  *
  * Greedy text equals the llama2.c reference; stream chunks concatenate to
  * the final text; 32 concurrent clients (one handle per thread) each get
@@ -610,7 +610,10 @@ static int group_teardown(void **state) {
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--tp") == 0 && i + 1 < argc) tp = atoi(argv[++i]);
+        if (strcmp(argv[i], "--tp") == 0 && i + 1 < argc)
+            tp = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            cmocka_set_test_filter(argv[++i]);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_reference), cmocka_unit_test(test_stream_concatenates),
