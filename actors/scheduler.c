@@ -515,7 +515,8 @@ static int status_pack(sched_t *s, const char *id, const sjob_t *j, bool results
     Llmos__TaskResult **trs = calloc(n ? n : 1, sizeof *trs);
     Llmos__TaskResult *plain = calloc(n ? n : 1, sizeof *plain);
     char(*names)[16] = calloc(n ? n : 1, 16);
-    if (!trs || !plain || !names) {
+    char **free_names = calloc(n ? n : 1, sizeof *free_names);
+    if (!trs || !plain || !names || !free_names) {
         rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a status");
         goto out;
     }
@@ -540,6 +541,7 @@ static int status_pack(sched_t *s, const char *id, const sjob_t *j, bool results
             }
             if (!r->state) r->state = LLMOS__TASK_STATE__TASK_PENDING;
         }
+        if (r != &plain[i]) free_names[i] = r->name; /* put back before freeing */
         r->name = (char *)task_name(t, (uint32_t)i, names[i], sizeof names[i]);
         r->kind = t->kind;
         if (j) r->state = (Llmos__TaskState)j->tasks[i].state;
@@ -555,12 +557,13 @@ static int status_pack(sched_t *s, const char *id, const sjob_t *j, bool results
 out:
     for (size_t i = 0; trs && i < n; i++)
         if (trs[i] && trs[i] != &plain[i]) {
-            trs[i]->name = NULL; /* borrowed: do not free */
+            trs[i]->name = free_names[i];
             llmos__task_result__free_unpacked(trs[i], NULL);
         }
     free(trs);
     free(plain);
     free(names);
+    free(free_names);
     llmos__job__free_unpacked(spec, NULL);
     return rc;
 }
@@ -1579,7 +1582,7 @@ static int recover(sched_t *s, llmos_error_t *err) {
         free(a.v);
         return rc;
     }
-    qsort(a.v, a.n, sizeof *a.v, rec_cmp);
+    if (a.n) qsort(a.v, a.n, sizeof *a.v, rec_cmp);
     for (size_t k = 0; k < a.n && !rc; k++) {
         joblog_job_t rec;
         rc = joblog_job_get(s->log, a.v[k].id, true, &rec, err);
