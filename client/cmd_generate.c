@@ -7,8 +7,9 @@
  * stdout is byte for byte what `llmos generate` prints locally for the same
  * model and flags: the text, then a newline.  A one-line summary goes to
  * stderr.  With --graph the prompt is first linked by the node's `graph`
- * actor; the facts found are put in front of the prompt and listed on
- * stderr.
+ * actor; the facts found are put in front of the prompt as sentences
+ * (graph/prompt.h's layout), the triples used are listed on stderr, -n
+ * counts generated tokens and only the user's prompt is echoed.
  *
  * Links libllmos-client and the protocol only.
  */
@@ -17,6 +18,8 @@
 #include "llmos/client.h"
 #include "llmos/graph.pb-c.h"
 #include "llmos/model.pb-c.h"
+
+#include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,7 +32,7 @@
 static void gen_usage(FILE *f) {
     fprintf(f, "usage: llmos --endpoint E generate [--prompt TEXT] [-n N] [--temperature T] [--top-p P] [--top-k K]\n"
                "                                   [--repetition-penalty R] [--seed S] [--stop TEXT]... [--stream]\n"
-               "                                   [--actor model|model/R] [--graph] [--max-facts N]\n"
+               "                                   [--actor model|model/R] [--graph [--hops K] [--max-facts N]]\n"
                "       llmos --endpoint E model stats [--actor model|model/R]\n");
 }
 
@@ -54,13 +57,17 @@ static int print_piece(void *user, const char *text, size_t len, const int32_t *
     return 0;
 }
 
-/* Asks the graph actor to link text; *facts (caller frees) gets the fact
- * sentences, one per line. */
-static int graph_facts(llmos_client_t *c, const char *text, uint32_t max_facts, uint32_t timeout_ms, char **facts) {
+/* Asks the graph actor to link text (JSON answer) and builds the prompt in
+ * graph/prompt.h's layout: one fact sentence per line, an empty line, the
+ * prompt unchanged (no facts: the prompt alone).  The triples used go to
+ * stderr.  *out: caller frees. */
+static int graph_prompt(llmos_client_t *c, const char *text, uint32_t max_facts, uint32_t hops, uint32_t timeout_ms,
+                        char **out) {
     Llmos__GraphLinkRequest q = LLMOS__GRAPH_LINK_REQUEST__INIT;
     q.text = (char *)text;
     q.max_facts = max_facts;
-    q.format = "text";
+    q.hops = hops;
+    q.format = "json";
     size_t n = llmos__graph_link_request__get_packed_size(&q);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) return -1;
@@ -76,19 +83,51 @@ static int graph_facts(llmos_client_t *c, const char *text, uint32_t max_facts, 
     }
     Llmos__GraphResult *res = llmos__graph_result__unpack(NULL, r->len, r->data);
     llmos_client_reply_free(&r);
-    if (!res) {
-        fprintf(stderr, "llmos generate --graph: the graph's reply is not a GraphResult\n");
+    cJSON *j = res ? cJSON_Parse(res->text) : NULL;
+    if (res) llmos__graph_result__free_unpacked(res, NULL);
+    cJSON *facts = j ? cJSON_GetObjectItemCaseSensitive(j, "facts") : NULL;
+    if (!cJSON_IsArray(facts)) {
+        fprintf(stderr, "llmos generate --graph: the graph's answer has no facts list\n");
+        cJSON_Delete(j);
         return -1;
     }
-    *facts = strdup(res->text ? res->text : "");
-    llmos__graph_result__free_unpacked(res, NULL);
-    return *facts ? 0 : -1;
+    size_t plen = strlen(text), cap = plen + 2, len = 0;
+    cJSON *f;
+    cJSON_ArrayForEach(f, facts) {
+        cJSON *sen = cJSON_GetObjectItemCaseSensitive(f, "sentence");
+        if (cJSON_IsString(sen)) cap += strlen(sen->valuestring) + 1;
+    }
+    char *p = malloc(cap);
+    if (!p) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    int used = 0;
+    cJSON_ArrayForEach(f, facts) {
+        cJSON *sen = cJSON_GetObjectItemCaseSensitive(f, "sentence");
+        if (!cJSON_IsString(sen)) continue;
+        size_t sl = strlen(sen->valuestring);
+        memcpy(p + len, sen->valuestring, sl);
+        len += sl;
+        p[len++] = '\n';
+        cJSON *s = cJSON_GetObjectItemCaseSensitive(f, "s"), *pr = cJSON_GetObjectItemCaseSensitive(f, "p"),
+              *o = cJSON_GetObjectItemCaseSensitive(f, "o");
+        if (!used++) fprintf(stderr, "graph: triples used:\n");
+        fprintf(stderr, "  %s %s %s\n", cJSON_IsString(s) ? s->valuestring : "?",
+                cJSON_IsString(pr) ? pr->valuestring : "?", cJSON_IsString(o) ? o->valuestring : "?");
+    }
+    if (used) p[len++] = '\n';
+    else fprintf(stderr, "graph: no facts for this prompt\n");
+    memcpy(p + len, text, plen + 1);
+    cJSON_Delete(j);
+    *out = p;
+    return 0;
 }
 
 static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     const char *prompt = "", *stops[MAX_STOPS], *actor = "model";
     int n_stops = 0, stream = 0, use_graph = 0;
-    double steps = 256, max_facts = 20, d;
+    double steps = 256, max_facts = 20, hops = 1, d;
     llmos_client_gen_opts_t o = {.temperature = 1.0f, .top_p = 0.9f, .repetition_penalty = 1.0f, .seed = 42};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -135,6 +174,8 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
         } else if (!strcmp(a, "--seed") || !strcmp(a, "-s")) {
             if (num(a, v, 0, 1.8e19, &d)) return 2;
             o.seed = (uint64_t)d;
+        } else if (!strcmp(a, "--hops")) {
+            if (num(a, v, 0, 2, &hops)) return 2;
         } else if (!strcmp(a, "--max-facts")) {
             if (num(a, v, 1, 1000, &max_facts)) return 2;
         } else {
@@ -150,31 +191,29 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
         fprintf(stderr, "llmos: %s\n", err.msg);
         return 1;
     }
-    char *facts = NULL, *full = NULL;
+    char *full = NULL;
+    const char *user_prompt = prompt;
     if (use_graph) {
-        if (graph_facts(c, prompt, (uint32_t)max_facts, timeout_ms, &facts) != 0) {
+        if (graph_prompt(c, prompt, (uint32_t)max_facts, (uint32_t)hops, timeout_ms, &full) != 0) {
             llmos_client_destroy(&c);
             return 1;
         }
-        size_t fl = strlen(facts), pl = strlen(prompt);
-        if (!(full = malloc(fl + pl + 2))) {
-            free(facts);
-            llmos_client_destroy(&c);
-            return 1;
-        }
-        /* The fact sentences, then the prompt on a line of its own. */
-        memcpy(full, facts, fl);
-        size_t k = fl;
-        if (fl && facts[fl - 1] != '\n') full[k++] = '\n';
-        memcpy(full + k, prompt, pl + 1);
         prompt = full;
-        fprintf(stderr, "graph facts used:\n%s%s", facts, fl && facts[fl - 1] != '\n' ? "\n" : "");
     }
     o.actor = actor;
-    o.max_positions = (uint32_t)steps;
+    /* With --graph, -n counts generated tokens (the facts' length is the
+     * node's business) and only the user's prompt is echoed. */
+    if (use_graph)
+        o.max_tokens = (uint32_t)steps;
+    else
+        o.max_positions = (uint32_t)steps;
     o.stop = stops;
     o.n_stop = (size_t)n_stops;
-    o.echo_prompt = 1;
+    o.echo_prompt = !use_graph;
+    if (use_graph) {
+        fputs(user_prompt, stdout);
+        fflush(stdout);
+    }
     o.timeout_ms = timeout_ms == 5000 ? GEN_DEFAULT_TIMEOUT_MS : timeout_ms;
     llmos_client_gen_result_t *res = NULL;
     int rc = llmos_client_generate(c, prompt, &o, stream ? print_piece : NULL, NULL, &res, &err);
@@ -193,7 +232,6 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
     }
     llmos_client_gen_result_free(&res);
     llmos_client_destroy(&c);
-    free(facts);
     free(full);
     return status;
 }
