@@ -12,6 +12,7 @@
  * queue limit gives EOVERLOADED, never a crash; embeddings; with --tp, a
  * killed follower makes the leader answer EUNAVAILABLE (no hang).
  */
+#include "bench/common/node_proc.h"
 #include "llmos/client.h"
 #include "llmos/model.pb-c.h"
 #include "runtime/base/clock.h"
@@ -34,12 +35,7 @@
 
 static int tp = 1;
 
-typedef struct server {
-    pid_t pid;
-    char endpoint[256];          /* the leader's */
-    char endpoints[4][256];      /* every rank's */
-    int n;
-} server_t;
+typedef bench_node_t server_t;
 
 static server_t main_srv;
 
@@ -48,111 +44,20 @@ static const char *env_or(const char *k, const char *d) {
     return v && *v ? v : d;
 }
 
-/* Starts llmosd (under mpirun when tp > 1) with extra args; reads every
- * rank's endpoint and finds the leader (the one that has "model"). */
+/* Starts llmosd --model stories260K (under mpirun when tp > 1) with extra args. */
 static int server_start(server_t *s, const char *const *extra) {
-    char llmosd[PATH_MAX], model[PATH_MAX], tok[PATH_MAX], tps[16];
-    snprintf(llmosd, sizeof llmosd, "%s/llmosd", env_or("LLMOS_BIN", "."));
+    static char model[PATH_MAX], tok[PATH_MAX], tps[16];
     snprintf(model, sizeof model, "%s/stories260K.bin", env_or("LLMOS_MODELS", "."));
     snprintf(tok, sizeof tok, "%s/tok512.bin", env_or("LLMOS_MODELS", "."));
     snprintf(tps, sizeof tps, "%d", tp);
-    const char *argv[48];
-    int n = 0;
-    if (tp > 1) {
-        static char np[16];
-        snprintf(np, sizeof np, "%d", tp);
-        argv[n++] = "mpirun";
-        argv[n++] = "--allow-run-as-root";
-        argv[n++] = "--oversubscribe";
-        argv[n++] = "--enable-recovery";
-        argv[n++] = "-np";
-        argv[n++] = np;
-    }
-    argv[n++] = llmosd;
-    argv[n++] = "--listen";
-    argv[n++] = "tcp://127.0.0.1:0";
-    argv[n++] = "--workers";
-    argv[n++] = "2";
-    argv[n++] = "--log-level";
-    argv[n++] = "warn";
-    argv[n++] = "--model";
-    argv[n++] = model;
-    argv[n++] = "--tokenizer";
-    argv[n++] = tok;
-    argv[n++] = "--tp";
-    argv[n++] = tps;
-    for (int i = 0; extra && extra[i] && n < 46; i++) argv[n++] = extra[i];
+    const char *argv[32] = {"--workers", "2", "--log-level", "warn", "--model", model, "--tokenizer", tok, "--tp", tps};
+    int n = 10;
+    for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
     argv[n] = NULL;
-    int fds[2];
-    if (pipe(fds) != 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        setpgid(0, 0);
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    s->pid = pid;
-    s->n = 0;
-    char line[512];
-    size_t len = 0;
-    uint64_t until = llmos_now_ns() + 60000000000ull;
-    while (s->n < tp && llmos_now_ns() < until) {
-        struct pollfd pf = {fds[0], POLLIN, 0};
-        if (poll(&pf, 1, 100) < 0) break;
-        if (!(pf.revents & (POLLIN | POLLHUP))) continue;
-        ssize_t r = read(fds[0], line + len, 1);
-        if (r <= 0) break;
-        if (line[len] == '\n' || len == sizeof line - 2) {
-            line[len] = 0;
-            unsigned long long id;
-            if (sscanf(line, "llmosd: node %llx listening on %255s", &id, s->endpoints[s->n]) == 2) s->n++;
-            len = 0;
-        } else {
-            len++;
-        }
-    }
-    close(fds[0]);
-    if (s->n < tp) {
-        fprintf(stderr, "llmosd did not start (%d of %d ranks listening)\n", s->n, tp);
-        return -1;
-    }
-    /* The leader of replica 0 registered "model". */
-    for (int i = 0; i < s->n; i++) {
-        llmos_client_t *c;
-        llmos_client_error_t err;
-        if (llmos_client_connect(s->endpoints[i], NULL, &c, &err) != 0) continue;
-        llmos_client_reply_t *r = NULL;
-        int rc = llmos_client_call(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, NULL, 0, 10000, &r, &err);
-        llmos_client_reply_free(&r);
-        llmos_client_destroy(&c);
-        if (rc == 0) {
-            snprintf(s->endpoint, sizeof s->endpoint, "%s", s->endpoints[i]);
-            return 0;
-        }
-    }
-    fprintf(stderr, "no rank answers as `model`\n");
-    return -1;
+    return bench_node_start(s, tp, argv, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, 60000);
 }
 
-static void server_stop(server_t *s) {
-    if (s->pid <= 0) return;
-    kill(s->pid, SIGTERM);
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return;
-        }
-        usleep(50000);
-    }
-    kill(-s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
+static void server_stop(server_t *s) { bench_node_stop(s); }
 
 static llmos_client_t *client(const server_t *s) {
     llmos_client_t *c = NULL;
