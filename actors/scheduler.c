@@ -140,6 +140,7 @@ typedef struct sjob {
 typedef struct target {
     char name[64];
     uint32_t inflight, limit;
+    bool learn;         /* a model target with no configured cap: ask its ModelStats */
     uint64_t vt;        /* round robin: virtual time */
     qheap_t q;
 } target_t;
@@ -323,8 +324,12 @@ static int target_find(sched_t *s, const char *name, uint8_t *out) {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->limit = s->cfg.inflight_default;
+    t->learn = strcmp(name, "model") == 0 || strncmp(name, "model/", 6) == 0;
     for (uint32_t i = 0; i < s->cfg.nlimits; i++)
-        if (strcmp(s->cfg.limits[i].name, name) == 0) t->limit = s->cfg.limits[i].inflight;
+        if (strcmp(s->cfg.limits[i].name, name) == 0) {
+            t->limit = s->cfg.limits[i].inflight;
+            t->learn = false;
+        }
     *out = (uint8_t)s->ntargets++;
     return 0;
 }
@@ -983,11 +988,30 @@ static int result_fill(uint32_t kind, const rt_msg_t *m, Llmos__TaskResult *r, P
     }
 }
 
+/* A model's stats: its queue limit becomes the target's cap in flight
+ * (past it the model would only answer EOVERLOADED). */
+static void on_model_stats(sched_t *s, const rt_msg_t *m) {
+    uint32_t t = (uint32_t)m->corr & 0xFFFF;
+    if (t >= s->ntargets || m->status || m->type != LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS) return;
+    Llmos__ModelStats *st = llmos__model_stats__unpack(NULL, m->len, m->data);
+    if (!st) return;
+    if (st->queue_limit) {
+        s->targets[t].limit = st->queue_limit;
+        LLMOS_INFO("scheduler: target %s: at most %u tasks in flight (its queue limit)", s->targets[t].name,
+                   st->queue_limit);
+    }
+    llmos__model_stats__free_unpacked(st, NULL);
+}
+
 static void on_task_reply(sched_t *s, const rt_msg_t *m) {
     uint64_t seq = m->corr >> 24;
     uint32_t i = m->corr & 0xFFFF;
     uint8_t attempt = (uint8_t)(m->corr >> 16);
     sjob_t *j;
+    if (seq == 0) {
+        on_model_stats(s, m);
+        return;
+    }
     if (!job_alive(s, seq, &j) || i >= j->ntasks) return;
     stask_t *st = &j->tasks[i];
     if (st->state != LLMOS__TASK_STATE__TASK_RUNNING || (uint8_t)st->attempts != attempt) return; /* stale */
@@ -1439,6 +1463,17 @@ static void on_tick(sched_t *s) {
 static void pump(sched_t *s) {
     for (uint32_t t = 0; t < s->ntargets; t++) {
         target_t *tg = &s->targets[t];
+        if (tg->learn && s->self.id) {
+            /* Job seq 0 is never used: corr 0<<24 | 1<<16 | target index
+             * marks the stats ask (never 0: a zero corr is no ask). */
+            tg->learn = false;
+            rt_msg_t *m = rt_msg_new(&(rt_msg_init_t){.to = rt_ref_name(0, tg->name),
+                                                      .from = s->self,
+                                                      .type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS,
+                                                      .corr = 1u << 16 | t,
+                                                      .deadline_ms = llmos_wall_ms() + 10000});
+            if (m) rt_send_msg(s->sys, m);
+        }
         while (tg->inflight < tg->limit && tg->q.n) {
             qent_t e = qheap_pop(&tg->q);
             sjob_t *j;

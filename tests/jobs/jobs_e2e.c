@@ -158,7 +158,7 @@ static int test_stream_list_cancel(llmos_client_t *c) {
     CHECK(rc == 0 && !sr.existing, "%s", err.msg);
     int events = 0;
     llmos_job_status_t *st = NULL;
-    rc = llmos_client_stream(c, "stream-1", 500, on_event, &events, &st, &err);
+    rc = llmos_client_stream(c, "stream-1", 1500, on_event, &events, &st, &err);
     /* c goes to sink and never finishes: the wait times out with the state */
     CHECK(rc == LLMOS_CLIENT_ETIMEDOUT, "rc %d %s", rc, err.msg);
     CHECK(events == 2, "events %d", events);

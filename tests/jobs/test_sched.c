@@ -12,10 +12,12 @@
 #include "actors/gateway.h"
 #include "actors/scheduler.h"
 #include "llmos/job.pb-c.h"
+#include "llmos/model.pb-c.h"
 #include "runtime/actor.h"
 #include "runtime/base/clock.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,9 +53,14 @@ static int echo_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
     return 0;
 }
 
+/* The "blocker" task holds `slow` until the test opens the gate (at most 5 s),
+ * so the order of what queues behind it does not depend on timing. */
+static atomic_int gate_open;
+
 static int slow_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
     if (m->flags & RT_MSG_REPLY) return 0;
     char *t = echo_text(m);
+    for (int i = 0; i < 1000 && strcmp(t, "blocker") == 0 && !atomic_load(&gate_open); i++) usleep(5000);
     pthread_mutex_lock(&rec_mu);
     if (norder < 256) snprintf(order[norder++], 32, "%s", t);
     pthread_mutex_unlock(&rec_mu);
@@ -85,6 +92,20 @@ static int bad_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
 
 static int hole_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) { return 0; }
 
+/* A model that never finishes a generation and records cancels. */
+static char cancelled_rid[128];
+static int fakemodel_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
+    if (m->flags & RT_MSG_REPLY) return 0;
+    if (m->type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_CANCEL) {
+        Llmos__CancelRequest *c = llmos__cancel_request__unpack(NULL, m->len, m->data);
+        pthread_mutex_lock(&rec_mu);
+        snprintf(cancelled_rid, sizeof cancelled_rid, "%s", c ? c->request_id : "?");
+        pthread_mutex_unlock(&rec_mu);
+        if (c) llmos__cancel_request__free_unpacked(c, NULL);
+    }
+    return 0;
+}
+
 /* ---- fixture ---- */
 
 typedef struct fx {
@@ -100,7 +121,7 @@ static void start(fx_t *f) {
     static const rt_actor_def_t defs[] = {
         {"echo", NULL, echo_rx, NULL, NULL}, {"slow", NULL, slow_rx, NULL, NULL},
         {"flaky", NULL, flaky_rx, NULL, NULL}, {"bad", NULL, bad_rx, NULL, NULL},
-        {"hole", NULL, hole_rx, NULL, NULL},
+        {"hole", NULL, hole_rx, NULL, NULL}, {"fakemodel", NULL, fakemodel_rx, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         rt_spawn_opts_t o = {.name = defs[i].kind, .pinned = strcmp(defs[i].kind, "slow") == 0};
@@ -123,6 +144,8 @@ static int setup(void **st) {
     f->cfg.retry_base_ms = 50;
     llmos_error_t err;
     if (sched_limits_parse(&f->cfg, "slow=1,hole=1000", &err) != 0) return -1;
+    atomic_store(&gate_open, 0);
+    cancelled_rid[0] = 0;
     pthread_mutex_lock(&rec_mu);
     norder = 0;
     echo_count = 0;
@@ -331,6 +354,7 @@ static void run_ordered(fx_t *f, const char *const *ids, const char *const *tena
     submit_ok(f, "blocker", "z", 0, "slow", "blocker");
     usleep(3000);
     for (size_t i = 0; i < n; i++) submit_ok(f, ids[i], tenants ? tenants[i] : NULL, prios ? prios[i] : 0, "slow", ids[i]);
+    atomic_store(&gate_open, 1);
     for (size_t i = 0; i < n; i++) {
         Llmos__JobStatus *s = wait_job(f, ids[i], 10000);
         assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
@@ -370,6 +394,7 @@ static void test_priority_aging(void **st) {
     submit_ok(f, "old-low", NULL, 0, "slow", "old-low");
     usleep(100000); /* old-low has aged ~10 levels by now */
     submit_ok(f, "new-high", NULL, 5, "slow", "new-high");
+    atomic_store(&gate_open, 1);
     Llmos__JobStatus *s = wait_job(f, "new-high", 10000);
     llmos__job_status__free_unpacked(s, NULL);
     s = wait_job(f, "old-low", 10000);
@@ -445,6 +470,16 @@ static void test_deadline_and_cancel(void **st) {
     assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_CANCELLED);
     assert_string_equal(s->error, "cancelled on request");
     llmos__job_status__free_unpacked(s, NULL);
+    /* Cancelling a running generation tells the model (request_id job/task). */
+    tspec_t g = {.name = "gen", .text = "Once", .target = "fakemodel", .kind = LLMOS__TASK_KIND__TASK_GENERATE};
+    r = submit_job(f, "gx", NULL, 0, 0, &g, 1, false);
+    rt_msg_free(r);
+    usleep(20000);
+    s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_CANCEL, "gx", 1000, &code);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_CANCELLED);
+    llmos__job_status__free_unpacked(s, NULL);
+    for (int i = 0; i < 100 && !cancelled_rid[0]; i++) usleep(5000);
+    assert_string_equal(cancelled_rid, "gx/gen");
     /* A wait that times out: ETIMEDOUT with the status as payload. */
     submit_ok(f, "slowpoke", NULL, 0, "hole", "never");
     s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, "slowpoke", 100, &code);
@@ -493,7 +528,8 @@ static void test_recovery(void **st) {
     tspec_t ts[2] = {{.name = "first", .text = "kept"}, {.name = "second", .text = "later", .target = "slow", .input_from = "first"}};
     r = submit_job(f, "half", NULL, 0, 0, ts, 2, false);
     rt_msg_free(r);
-    usleep(50000);
+    for (int i = 0; i < 1000 && echo_count < 2; i++) usleep(5000);
+    usleep(20000);
     assert_int_equal(echo_count, 2); /* done-before, half/first */
     stop(f);
     /* A new runtime on the same directory, with room on slow. */
