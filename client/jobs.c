@@ -301,8 +301,8 @@ int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_
 
 /* ---- packing requests ---- */
 
-int jobs_pack_submit(const llmos_job_t *j, int wait, uint32_t wait_ms, uint8_t **buf, size_t *len,
-                       llmos_client_error_t *err) {
+int jobs_pack_submit(const llmos_job_t *j, int wait, int stream, uint32_t wait_ms, uint8_t **buf, size_t *len,
+                     llmos_client_error_t *err) {
     Llmos__Job job = LLMOS__JOB__INIT;
     job.id = j->id;
     if (j->tenant) job.tenant = j->tenant;
@@ -333,6 +333,7 @@ int jobs_pack_submit(const llmos_job_t *j, int wait, uint32_t wait_ms, uint8_t *
     req.job = &job;
     req.wait = wait;
     req.wait_timeout_ms = wait_ms;
+    req.stream = stream;
     *len = llmos__submit_request__get_packed_size(&req);
     *buf = malloc(*len ? *len : 1);
     if (*buf) llmos__submit_request__pack(&req, *buf);
@@ -484,7 +485,7 @@ int llmos_client_submit(llmos_client_t *c, const llmos_job_t *job, uint32_t time
     if (!c || !job) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client or no job");
     uint8_t *buf;
     size_t len;
-    int rc = jobs_pack_submit(job, 0, 0, &buf, &len, err);
+    int rc = jobs_pack_submit(job, 0, 0, 0, &buf, &len, err);
     if (rc) return rc;
     llmos_client_reply_t *r = NULL;
     rc = llmos_client_call(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, timeout_ms, &r, err);
@@ -525,20 +526,41 @@ static int finish_status_call(int rc, llmos_client_reply_t **r, const char *what
     return rc;
 }
 
-int llmos_client_submit_wait(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms,
-                             llmos_job_status_t **out, llmos_client_error_t *err) {
+typedef struct stream_ctx {
+    llmos_job_event_fn fn;
+    void *user;
+} stream_ctx_t;
+
+static int on_stream_event(void *user, uint32_t type, const void *data, size_t len);
+
+static int submit_and_wait(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms, stream_ctx_t *sc,
+                           llmos_job_status_t **out, llmos_client_error_t *err) {
     *out = NULL;
     if (!c || !job) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client or no job");
     if (!timeout_ms) timeout_ms = WAIT_DEFAULT_MS;
     uint8_t *buf;
     size_t len;
-    int rc = jobs_pack_submit(job, 1, timeout_ms, &buf, &len, err);
+    int rc = jobs_pack_submit(job, 1, sc != NULL, timeout_ms, &buf, &len, err);
     if (rc) return rc;
     llmos_client_reply_t *r = NULL;
-    rc = llmos_client_call(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, timeout_ms + WAIT_MARGIN_MS,
-                           &r, err);
+    uint32_t call_ms = timeout_ms + WAIT_MARGIN_MS;
+    rc = sc ? llmos_client_call_stream(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, call_ms,
+                                       on_stream_event, sc, &r, err)
+            : llmos_client_call(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, call_ms, &r, err);
     free(buf);
     return finish_status_call(rc, &r, "submit", out, err);
+}
+
+int llmos_client_submit_wait(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms,
+                             llmos_job_status_t **out, llmos_client_error_t *err) {
+    return submit_and_wait(c, job, timeout_ms, NULL, out, err);
+}
+
+int llmos_client_submit_stream(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms,
+                               llmos_job_event_fn on_event, void *user, llmos_job_status_t **out,
+                               llmos_client_error_t *err) {
+    stream_ctx_t sc = {on_event, user};
+    return submit_and_wait(c, job, timeout_ms, &sc, out, err);
 }
 
 /* Packs a JobRef / WaitRequest and asks; the reply is a JobStatus. */
@@ -578,11 +600,6 @@ int llmos_client_wait(llmos_client_t *c, const char *id, uint32_t timeout_ms, ll
     return ask_status(c, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, id, timeout_ms, 0, timeout_ms + WAIT_MARGIN_MS, NULL,
                       NULL, out, err);
 }
-
-typedef struct stream_ctx {
-    llmos_job_event_fn fn;
-    void *user;
-} stream_ctx_t;
 
 /* Decodes a JobEvent and hands it on; undecodable or foreign events are skipped. */
 static int on_stream_event(void *user, uint32_t type, const void *data, size_t len) {

@@ -16,7 +16,7 @@ int jobs_err(llmos_client_error_t *err, int code, const char *fmt, ...) __attrib
 
 /* Packs a SubmitRequest (protos/llmos/job.proto) for j into *buf (caller
  * frees): what llmos_client_submit sends.  0 or ENOMEM. */
-int jobs_pack_submit(const llmos_job_t *j, int wait, uint32_t wait_ms, uint8_t **buf, size_t *len,
+int jobs_pack_submit(const llmos_job_t *j, int wait, int stream, uint32_t wait_ms, uint8_t **buf, size_t *len,
                      llmos_client_error_t *err);
 
 /* Adds one task's result to obj as members: "task", "kind", "state", and by

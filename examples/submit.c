@@ -5,9 +5,9 @@
  * The job has two tasks: "facts" links the prompt's entities in the node's
  * knowledge graph and returns them as sentences; "story" generates from the
  * prompt with those sentences in front of it (input_from).  The program
- * submits the job, prints the generated text as it streams in, then the
- * result and where it came from.  Submitting the same id again returns the
- * first job's result (ids are idempotency keys).
+ * submits the job and streams it in one round trip, printing the generated
+ * text as it comes, then the result and where it came from.  Submitting the
+ * same id again returns the first job's result (ids are idempotency keys).
  *
  *   example_submit [--endpoint tcp://HOST:PORT] [--id ID] [--no-graph] [--tokens N] [PROMPT]
  *
@@ -72,12 +72,12 @@ int main(int argc, char **argv) {
     if ((graph && llmos_job_add_task(job, &facts, &err) != 0) || llmos_job_add_task(job, &story, &err) != 0) goto out;
     llmos_job_set_label(job, "from", "examples/submit.c", NULL);
 
-    llmos_submit_result_t sub;
-    if (llmos_client_submit(c, job, 0, &sub, &err) != 0) goto out; /* EOVERLOADED: err says when to retry */
-    fprintf(stderr, "job %s %s\n", sub.id, sub.existing ? "exists already: its first result follows" : "submitted");
-
+    /* Submit and stream in one round trip (EOVERLOADED: err says when to
+     * retry).  Or: llmos_client_submit, then llmos_client_stream or
+     * llmos_client_wait with the id, from this or any other process. */
     int streamed = 0;
-    if (llmos_client_stream(c, sub.id, 60000, on_event, &streamed, &st, &err) != 0) goto out;
+    fprintf(stderr, "job %s: submitting\n", id);
+    if (llmos_client_submit_stream(c, job, 60000, on_event, &streamed, &st, &err) != 0 && !st) goto out;
     if (streamed) putchar('\n');
 
     const llmos_task_result_t *gen = llmos_job_status_task(st, "story");

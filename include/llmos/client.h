@@ -440,6 +440,14 @@ typedef int (*llmos_job_event_fn)(const llmos_job_event_t *ev, void *user);
  * llmos_client_cancel). */
 int llmos_client_stream(llmos_client_t *c, const char *id, uint32_t timeout_ms, llmos_job_event_fn on_event,
                         void *user, llmos_job_status_t **out, llmos_client_error_t *err);
+/* Submits and streams in one round trip: like llmos_client_submit_wait,
+ * and on_event sees every chunk and task result from the job's start (a
+ * stream begun after llmos_client_submit can miss a fast task's chunks).
+ * A node that predates streamed submits answers like submit_wait, with no
+ * events.  Same errors as llmos_client_stream. */
+int llmos_client_submit_stream(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms,
+                               llmos_job_event_fn on_event, void *user, llmos_job_status_t **out,
+                               llmos_client_error_t *err);
 /* The job's current status. */
 int llmos_client_job_status(llmos_client_t *c, const char *id, uint32_t timeout_ms, llmos_job_status_t **out,
                             llmos_client_error_t *err);

@@ -113,6 +113,7 @@ static void test_dag_submit_wait(void **state) {
 }
 
 typedef struct seen {
+    const char *task; /* chunks of this task only (NULL: all) */
     int results, chunks;
     char text[4096];
     int stop_after_chunks; /* >0: abandon the stream after that many chunks */
@@ -120,7 +121,7 @@ typedef struct seen {
 
 static int on_event(const llmos_job_event_t *ev, void *user) {
     seen_t *s = user;
-    if (ev->chunk) {
+    if (ev->chunk && (!s->task || strcmp(ev->task, s->task) == 0)) {
         s->chunks++;
         strncat(s->text, ev->chunk, sizeof s->text - strlen(s->text) - 1);
         if (s->stop_after_chunks && s->chunks >= s->stop_after_chunks) return 1;
@@ -226,7 +227,7 @@ static void test_gateway_checks(void **state) {
     llmos_job_t *j = job_json("{\"id\":\"%s-bad\",\"kind\":\"echo\",\"text\":\"x\"}", run);
     uint8_t *buf;
     size_t len;
-    assert_int_equal(jobs_pack_submit(j, 0, 0, &buf, &len, &err), 0);
+    assert_int_equal(jobs_pack_submit(j, 0, 0, 0, &buf, &len, &err), 0);
     llmos_job_destroy(&j);
     uint8_t *bad = malloc(len + 16);
     memcpy(bad, buf, len);
@@ -271,27 +272,41 @@ static void test_overload(void **state) {
 
 /* ---- with a model ---- */
 
+/* Task "two" starts after "one" (400 tokens), so a stream begun right
+ * after the submit sees all of two's chunks: together they are its text. */
 static void test_stream_generate(void **state) {
     (void)state;
     if (!have_model) skip();
     llmos_client_t *c = connect_as(NULL);
     llmos_client_error_t err;
-    llmos_job_t *j = job_json("{\"id\":\"%s-g1\",\"kind\":\"generate\",\"prompt\":\"Once upon a time\","
-                              "\"max_tokens\":60,\"temperature\":0}",
+    llmos_job_t *j = job_json("{\"id\":\"%s-g1\",\"tasks\":["
+                              "{\"name\":\"one\",\"kind\":\"generate\",\"text\":\"Once upon a time\",\"max_tokens\":400},"
+                              "{\"name\":\"two\",\"kind\":\"generate\",\"text\":\"Tom\",\"after\":[\"one\"],"
+                              "\"max_tokens\":60,\"temperature\":0}]}",
                               run);
     llmos_submit_result_t r;
     assert_int_equal(llmos_client_submit(c, j, 0, &r, &err), 0);
-    seen_t s = {0};
+    seen_t s = {.task = "two"};
     llmos_job_status_t *st;
     int rc = llmos_client_stream(c, r.id, 20000, on_event, &s, &st, &err);
     if (rc) fail_msg("stream: %s", err.msg);
     assert_int_equal(st->state, LLMOS_JOB_DONE);
-    const llmos_task_result_t *t = &st->tasks[0];
+    const llmos_task_result_t *t = llmos_job_status_task(st, "two");
     assert_true(t->n_tokens > 0 && t->n_tokens <= 60);
-    /* chunks streamed after the stream began are a suffix of the text */
-    size_t tl = strlen(t->text), sl = strlen(s.text);
-    assert_true(sl <= tl);
-    assert_memory_equal(t->text + tl - sl, s.text, sl);
+    assert_true(s.chunks > 0);
+    assert_string_equal(s.text, t->text);
+    assert_int_equal(s.results, 2); /* one (replayed or live) and two */
+    llmos_job_status_free(&st);
+    llmos_job_destroy(&j);
+
+    /* submit and stream in one round trip: every chunk from the start when
+     * the node streams submits (SubmitRequest.stream); the result either way */
+    j = job_json("{\"id\":\"%s-g3\",\"kind\":\"generate\",\"prompt\":\"Lily\",\"max_tokens\":40}", run);
+    seen_t s2 = {.task = "t0"};
+    rc = llmos_client_submit_stream(c, j, 20000, on_event, &s2, &st, &err);
+    if (rc) fail_msg("submit_stream: %s", err.msg);
+    assert_int_equal(st->state, LLMOS_JOB_DONE);
+    if (s2.chunks) assert_string_equal(s2.text, st->tasks[0].text);
     llmos_job_status_free(&st);
     llmos_job_destroy(&j);
     llmos_client_destroy(&c);

@@ -26,7 +26,7 @@ static Llmos__SubmitRequest *parse(const char *text, llmos_client_error_t *err) 
     }
     uint8_t *buf;
     size_t len;
-    assert_int_equal(jobs_pack_submit(j, 0, 0, &buf, &len, err), 0);
+    assert_int_equal(jobs_pack_submit(j, 0, 0, 0, &buf, &len, err), 0);
     llmos_job_destroy(&j);
     assert_null(j);
     Llmos__SubmitRequest *r = llmos__submit_request__unpack(NULL, len, buf);
@@ -198,11 +198,12 @@ static void test_builder(void **state) {
     assert_int_equal(llmos_job_task_count(j), 2);
     uint8_t *buf;
     size_t len;
-    assert_int_equal(jobs_pack_submit(j, 1, 1234, &buf, &len, &err), 0);
+    assert_int_equal(jobs_pack_submit(j, 1, 1, 1234, &buf, &len, &err), 0);
     Llmos__SubmitRequest *r = llmos__submit_request__unpack(NULL, len, buf);
     free(buf);
     assert_non_null(r);
     assert_true(r->wait);
+    assert_true(r->stream);
     assert_int_equal(r->wait_timeout_ms, 1234);
     assert_int_equal(r->job->n_labels, 1);
     assert_string_equal(r->job->labels[0]->value, "v2");
