@@ -31,6 +31,10 @@
 #define MIN_BUDGET (16ULL << 20)
 #define STAGE_BATCH 1024 /* statements interned together */
 #define RUN_READ_BUF (24u * 10240) /* whole keys per read */
+/* Triples read / keys written between drops of the store's mapped pages
+ * (graph_store_release_pages): what a load touches in the map in between
+ * (a few tens of MiB) is all the file-backed memory it holds. */
+#define RELEASE_EVERY (1u << 18)
 
 typedef struct tcache_entry {
     uint64_t h1, h2; /* 128 bits of hash: a cache hit is trusted without a check */
@@ -379,7 +383,7 @@ static int add_triple(loader_t *l, graph_id_t s, graph_id_t p, graph_id_t o) {
     l->buf[l->buf_n].o = o;
     l->buf_n++;
     l->rep.read++;
-    if ((l->rep.read & ((1u << 20) - 1)) == 0) graph_store_release_pages(l->w->r.s);
+    if ((l->rep.read & (RELEASE_EVERY - 1)) == 0) graph_store_release_pages(l->w->r.s);
     return 0;
 }
 
@@ -533,7 +537,7 @@ static int write_order(loader_t *l, int order, key_src_t *ks, uint64_t total) {
         }
         if ((++n & 0xffff) == 0) {
             if (!l->opt->quiet) llmos_progress_update(&pr, n, 0);
-            if ((n & ((1u << 20) - 1)) == 0) graph_store_release_pages(s);
+            if ((n & (RELEASE_EVERY - 1)) == 0) graph_store_release_pages(s);
         }
     }
     mdb_cursor_close(c);

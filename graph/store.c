@@ -18,11 +18,14 @@
  * reader reset; keep a pointer into the map past its transaction.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "graph/store_internal.h"
 
@@ -152,6 +155,7 @@ int graph_store_open(const char *dir, const graph_store_options_t *opt, graph_st
     }
     s->read_only = opt->read_only;
     s->no_sync = opt->no_sync;
+    s->write_map = opt->write_map && !opt->read_only;
     int rc = mdb_env_create(&s->env);
     if (!rc) rc = mdb_env_set_maxdbs(s->env, 8);
     if (!rc) rc = mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE);
@@ -741,6 +745,28 @@ static int writer_flush_counts(graph_writer_t *w) {
     return meta_put_u64(txn, s->meta, "next_id", w->next_id);
 }
 
+/* Under MDB_WRITEMAP, LMDB's commit clears the dirty flag of every page the
+ * transaction wrote, in place: that maps the whole load back into this
+ * process (measured: a 10 M-triple load went from ~230 MiB to 631 MiB
+ * resident in its last second, all of it file pages).  While a commit runs,
+ * this thread drops the map's page-table entries every few milliseconds;
+ * the data stays in the page cache (the map is MAP_SHARED), so resident
+ * memory stays bounded and nothing changes on disk. */
+typedef struct page_releaser {
+    graph_store_t *s;
+    atomic_int stop;
+} page_releaser_t;
+
+static void *page_release_loop(void *arg) {
+    page_releaser_t *pr = arg;
+    const struct timespec nap = {0, 5 * 1000 * 1000};
+    while (!atomic_load(&pr->stop)) {
+        madvise(pr->s->map_addr, pr->s->map_len, MADV_DONTNEED);
+        nanosleep(&nap, NULL);
+    }
+    return NULL;
+}
+
 int graph_writer_commit(graph_writer_t **wp, llmos_error_t *err) {
     graph_writer_t *w = *wp;
     *wp = NULL;
@@ -751,7 +777,19 @@ int graph_writer_commit(graph_writer_t **wp, llmos_error_t *err) {
         writer_free(w);
         return graph_mdb_error(err, rc, "graph commit (counts)");
     }
+    graph_store_t *s = w->r.s;
+    page_releaser_t pr = {.s = s};
+    pthread_t th;
+    int releasing = 0;
+    if (s->write_map) {
+        if (!s->map_looked) find_map(s);
+        releasing = s->map_addr && pthread_create(&th, NULL, page_release_loop, &pr) == 0;
+    }
     rc = mdb_txn_commit(w->r.txn);
+    if (releasing) {
+        atomic_store(&pr.stop, 1);
+        pthread_join(th, NULL);
+    }
     writer_free(w);
     return rc ? graph_mdb_error(err, rc, "graph commit") : 0;
 }

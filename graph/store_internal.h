@@ -20,6 +20,7 @@ struct graph_store {
     MDB_dbi order[GRAPH_NORDERS];
     int read_only;
     int no_sync;
+    int write_map;                            /* opened MDB_WRITEMAP: writes go through the map */
     char *path;
     int map_looked;                           /* map_addr searched for */
     void *map_addr;                           /* the data file's mapping, or NULL */
