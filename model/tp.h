@@ -22,7 +22,11 @@
  * model_ctx_forward: when that is not the thread that initialised MPI, MPI
  * needs MPI_THREAD_SERIALIZED or more (model_tp_new refuses otherwise).
  * The duplicated communicator returns errors instead of aborting; a failed
- * collective makes model_ctx_forward return LLMOS_EUNAVAILABLE.
+ * collective makes model_ctx_forward return LLMOS_EUNAVAILABLE.  Several
+ * groups (replicas) in one job: split the world communicator
+ * (MPI_Comm_split) and make one model_tp_t per group.  On a shared or
+ * oversubscribed machine set OMPI_MCA_mpi_yield_when_idle=1: a rank waiting
+ * in a collective then yields its core to the partner it waits for.
  * A model_tp_t is used by one context's thread at a time.
  */
 #ifndef LLMOS_MODEL_TP_H

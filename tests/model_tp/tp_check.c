@@ -11,7 +11,9 @@
  * rows: max |diff| <= 1e-4; every rank's rows must equal rank 0's bit for
  * bit.  Models: stories260K (llama2.c fp32, GGUF, q8 at load) and a random
  * GQA model with a separate classifier and a vocabulary that does not
- * split evenly (fp32 and q8 at load, every row).  Load-time refusals: a
+ * split evenly (fp32 and q8 at load, every row), the same model from
+ * GGUF files written here with f16 and q8_0 matrices, and, with 4 ranks,
+ * two groups of 2 from MPI_Comm_split side by side.  Load-time refusals: a
  * group size that does not divide n_kv_heads / n_heads / hidden_dim, a
  * q8_0 column slice off the 32-value blocks, a slice without its group.
  *
@@ -309,6 +311,8 @@ typedef struct cmp {
     const char *what;
     double max_logit, max_hidden, tol, max_abs;
     float *buf;
+    MPI_Comm comm; /* the group */
+    int lead;      /* group rank 0: holds the whole model's rows */
 } cmp_t;
 
 /* Every rank: rows equal rank 0's bit for bit; rank 0: close to the whole
@@ -323,10 +327,10 @@ static void compare(void *arg, int step, model_ctx_t *c, int rows) {
         if (!lg || !hd) continue;
         memcpy(k->buf, lg, sizeof(float) * (size_t)V);
         memcpy(k->buf + V, hd, sizeof(float) * (size_t)D);
-        MPI_Bcast(k->buf, V + D, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        MPI_Bcast(k->buf, V + D, MPI_FLOAT, 0, k->comm);
         CHECK(!memcmp(k->buf, lg, sizeof(float) * (size_t)V) && !memcmp(k->buf + V, hd, sizeof(float) * (size_t)D),
               "%s step %d row %d: this rank's rows differ from rank 0's", k->what, step, i);
-        if (rank != 0) continue;
+        if (!k->lead) continue;
         const float *wl = rf->logits[step] + (size_t)i * V, *wh = rf->hidden[step] + (size_t)i * D;
         for (int v = 0; v < V; v++) {
             k->max_logit = fmax(k->max_logit, fabs((double)lg[v] - wl[v]));
@@ -336,33 +340,36 @@ static void compare(void *arg, int step, model_ctx_t *c, int rows) {
     }
 }
 
-/* The whole check for one model: reference on rank 0, then the group. */
+/* The whole check for one model: reference on the group's rank 0, then the
+ * group. */
 static void check_model(const char *what, const char *path, const char *tok, model_dtype_t q, int all,
                         const model_tp_t *tp, double tol) {
     run_t w = {0}, s = {0};
     ref_t rf = {.all = all};
-    if (rank == 0) {
+    MPI_Comm g = model_tp_comm(tp);
+    int lead = model_tp_rank(tp) == 0, gsize = model_tp_size(tp);
+    if (lead) {
         run_open(&w, path, tok, q, NULL, all);
         rf.vocab = model_config(w.m)->vocab_size;
         rf.dim = model_config(w.m)->dim;
         run_script(&w, rf.vocab, keep_ref, &rf);
     }
-    MPI_Bcast(&rf.vocab, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(&rf.dim, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&rf.vocab, 1, MPI_INT, 0, g);
+    MPI_Bcast(&rf.dim, 1, MPI_INT, 0, g);
     run_open(&s, path, tok, q, tp, all);
-    cmp_t k = {.rf = &rf, .what = what, .tol = tol};
+    cmp_t k = {.rf = &rf, .what = what, .tol = tol, .comm = g, .lead = lead};
     k.buf = malloc(sizeof(float) * (size_t)(rf.vocab + rf.dim));
     run_script(&s, rf.vocab, compare, &k);
-    size_t wb = model_weight_bytes(s.m), wb_whole = rank == 0 ? model_weight_bytes(w.m) : 0;
-    if (rank == 0) {
+    size_t wb = model_weight_bytes(s.m), wb_whole = lead ? model_weight_bytes(w.m) : 0;
+    if (lead) {
         printf("%-26s T=%d  max|logit diff| %.3g (max|logit| %.2f)  max|hidden diff| %.3g  weights/rank %.0f of %.0f KiB\n",
-               what, size, k.max_logit, k.max_abs, k.max_hidden, (double)wb / 1024, (double)wb_whole / 1024);
+               what, gsize, k.max_logit, k.max_abs, k.max_hidden, (double)wb / 1024, (double)wb_whole / 1024);
         /* tol < 0: relative to the largest logit (q8, see main). */
         double lim = tol >= 0 ? tol : -tol * k.max_abs;
         CHECK(k.max_logit <= lim && k.max_hidden <= lim, "%s: T=%d differs from T=1 by %g (logits) %g (hidden) > %g",
-              what, size, k.max_logit, k.max_hidden, lim);
+              what, gsize, k.max_logit, k.max_hidden, lim);
         /* A rank holds less than the whole when the group splits it. */
-        if (size > 1) CHECK(wb < wb_whole, "%s: rank 0 holds %zu weight bytes, the whole model %zu", what, wb, wb_whole);
+        if (gsize > 1) CHECK(wb < wb_whole, "%s: rank 0 holds %zu weight bytes, the whole model %zu", what, wb, wb_whole);
         for (int i = 0; i < 16; i++) free(rf.logits[i]), free(rf.hidden[i]);
         run_close(&w);
     }
@@ -514,6 +521,18 @@ int main(int argc, char **argv) {
     /* stories260K's wo has 64 columns: 16 per rank of 4 is not whole blocks. */
     expect_load_error(s8, NULL, 4, LLMOS_EUNSUPPORTED, "do not fall on 32-value blocks");
     check_refusals(tp);
+    if (size == 4) {
+        /* Two replicas of T=2 side by side, as a server forms them with
+         * MPI_Comm_split: each group runs (and checks) on its own. */
+        MPI_Comm half;
+        MPI_Comm_split(MPI_COMM_WORLD, rank / 2, rank, &half);
+        model_tp_t *tp2 = NULL;
+        if (model_tp_new(half, &tp2, &e)) die("model_tp_new (split)", &e);
+        check_model(rank < 2 ? "random GQA f32, group 0 of 2" : "random GQA f32, group 1 of 2", rnd_path, rnd_tok,
+                    MODEL_DTYPE_F32, 0, tp2, 1e-4);
+        model_tp_destroy(&tp2);
+        MPI_Comm_free(&half);
+    }
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) unlink(g16), unlink(g8), unlink(s8);
 
