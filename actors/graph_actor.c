@@ -90,19 +90,23 @@ static uint64_t request_deadline_ns(const rt_msg_t *msg, uint32_t timeout_ms) {
     return d;
 }
 
-static void reply_result(rt_ctx_t *ctx, const rt_msg_t *msg, const char *text, uint64_t facts) {
-    Llmos__GraphResult res = LLMOS__GRAPH_RESULT__INIT;
-    res.text = (char *)text;
-    res.facts = facts;
-    size_t n = llmos__graph_result__get_packed_size(&res);
+void graph_reply_packed(rt_ctx_t *ctx, const rt_msg_t *msg, const ProtobufCMessage *m) {
+    size_t n = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
         rt_reply_error(ctx, msg, LLMOS_ENOMEM, "graph: no memory for a %zu-byte reply", n);
         return;
     }
-    llmos__graph_result__pack(&res, buf);
+    protobuf_c_message_pack(m, buf);
     rt_reply(ctx, msg, msg->type, buf, n);
     free(buf);
+}
+
+static void reply_result(rt_ctx_t *ctx, const rt_msg_t *msg, const char *text, uint64_t facts) {
+    Llmos__GraphResult res = LLMOS__GRAPH_RESULT__INIT;
+    res.text = (char *)text;
+    res.facts = facts;
+    graph_reply_packed(ctx, msg, &res.base);
 }
 
 static int handle_query(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llmos_error_t *err) {

@@ -10,6 +10,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "graph/store.h"
 #include "runtime/actor.h"
 
@@ -23,6 +25,10 @@ typedef struct graph_shared {
 
 /* Drops one reference; the last one closes the store and frees sh. */
 void graph_shared_release(graph_shared_t *sh);
+
+/* Replies to msg (same type) with the packed message m; an error reply
+ * (LLMOS_ENOMEM) when there is no memory for it. */
+void graph_reply_packed(rt_ctx_t *ctx, const rt_msg_t *msg, const ProtobufCMessage *m);
 
 /* The writer actor's definition (graph_writer.c): arg = graph_shared_t *,
  * whose reference it takes over. */

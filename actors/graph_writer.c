@@ -193,18 +193,6 @@ static int session_add(graph_writer_actor_t *w, load_session_t *s, const Llmos__
     return 0;
 }
 
-static void reply_load(rt_ctx_t *ctx, const rt_msg_t *msg, const Llmos__GraphLoadResult *res) {
-    size_t n = llmos__graph_load_result__get_packed_size(res);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        rt_reply_error(ctx, msg, LLMOS_ENOMEM, "graph: no memory for a %zu-byte reply", n);
-        return;
-    }
-    llmos__graph_load_result__pack(res, buf);
-    rt_reply(ctx, msg, msg->type, buf, n);
-    free(buf);
-}
-
 /* Loads every file of the session in one transaction and answers. */
 static int session_commit(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t *msg, load_session_t *s,
                           const Llmos__GraphLoadRequest *q, llmos_error_t *err) {
@@ -261,7 +249,7 @@ static int session_commit(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t
         res.terms_added = rep.terms_added;
         res.diagnostics = diag ? diag : "";
         res.seconds = rep.seconds;
-        reply_load(ctx, msg, &res);
+        graph_reply_packed(ctx, msg, &res.base);
     }
     free(diag);
     return rc;
@@ -289,7 +277,7 @@ static int handle_load(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t *m
     } else if (!rc) {
         Llmos__GraphLoadResult res = LLMOS__GRAPH_LOAD_RESULT__INIT;
         res.received = s->received;
-        reply_load(ctx, msg, &res);
+        graph_reply_packed(ctx, msg, &res.base);
     } else if (s) {
         session_drop(s); /* a broken load never half-loads later */
     }
