@@ -283,7 +283,8 @@ void model_ctx_comm_reset(model_ctx_t *c);
  * model_ctx_logits(c, i) and model_ctx_hidden(c, i) are the full rows,
  * identical on every rank.  A collective that fails (a rank died) returns
  * LLMOS_EUNAVAILABLE; the context's sequences in that batch are then
- * undefined — close the group. */
+ * undefined — close the group.  A slice is for inference only (training
+ * and model_save_llama2c need the whole model). */
 
 /* ---------------------------------------------------------------- sampling */
 
