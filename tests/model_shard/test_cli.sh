@@ -4,7 +4,9 @@
 # prints: greedy (the llama2.c reference), sampled with a seed, a prompt with
 # a stop string, streamed; `model stats` answers; --graph links the prompt
 # through the node's graph actor and reports the triples; a bad flag value
-# is refused with a message, and the node exits cleanly on SIGTERM.
+# is refused with a message; --tp without MPI, --tp not dividing the ranks
+# and a missing model stop llmosd at start-up with the reason; the node
+# exits cleanly on SIGTERM.
 set -euo pipefail
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 M=${LLMOS_MODELS:?LLMOS_MODELS not set}
@@ -62,6 +64,16 @@ grep -q "([0-9]* prompt)" "$T/graph.err" && ! grep -q "(9 prompt)" "$T/graph.err
 
 if L generate --temperature 200 2>"$T/bad.err"; then fail "temperature 200 accepted"; fi
 grep -q "temperature" "$T/bad.err" || fail "unclear error: $(cat "$T/bad.err")"
+
+# Start-up refusals: a clear message and a non-zero exit, never a half-served model.
+if "$BIN/llmosd" --listen tcp://127.0.0.1:0 "${MODEL[@]}" --tp 2 >/dev/null 2>"$T/tp.err"; then fail "--tp 2 without MPI started"; fi
+grep -q "needs MPI" "$T/tp.err" || fail "unclear --tp error: $(cat "$T/tp.err")"
+if mpirun --allow-run-as-root --oversubscribe -np 3 "$BIN/llmosd" --listen tcp://127.0.0.1:0 "${MODEL[@]}" --tp 2 \
+    >/dev/null 2>"$T/tp3.err"; then fail "--tp 2 on 3 ranks started"; fi
+grep -q "does not divide the 3 MPI ranks" "$T/tp3.err" || fail "unclear --tp error: $(cat "$T/tp3.err")"
+if "$BIN/llmosd" --listen tcp://127.0.0.1:0 --model "$T/nonexistent.bin" >/dev/null 2>"$T/nofile.err"; then
+  fail "a missing model started"; fi
+grep -q "nonexistent.bin" "$T/nofile.err" || fail "unclear missing-model error: $(cat "$T/nofile.err")"
 
 kill -TERM "$PID"
 for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
