@@ -7,7 +7,8 @@
  * skipped; a line without an id gets "line-<N>".
  *
  * Output: exactly one record per non-blank input line,
- *   {"id":..,"line":N,"status":"ok","job":..,<the last task's result>[,"tasks":[<the others>]]}
+ *   {"id":..,"line":N,"status":"ok","job":..,"job_finished_ms":..,"latency_ms":..,
+ *    <the last task's result>[,"tasks":[<the others>]]}
  *   {"id":..,"line":N,"status":"error","error":"..."[,"job":..,"state":..]}
  * A malformed line, a duplicate id or a job the node refused, failed,
  * cancelled or expired gives an error record; nothing crashes the run.
@@ -254,7 +255,9 @@ static void emit_status(batch_t *b, line_t *l, const llmos_job_status_t *st) {
     }
     cJSON *r = record_new(l, "ok");
     uint64_t tokens = 0;
-    int ok = r && cJSON_AddStringToObject(r, "job", st->id);
+    int ok = r && cJSON_AddStringToObject(r, "job", st->id) &&
+             cJSON_AddNumberToObject(r, "job_finished_ms", (double)st->finished_ms) &&
+             cJSON_AddNumberToObject(r, "latency_ms", (double)(st->finished_ms - st->submitted_ms));
     if (ok && st->n_tasks) ok = jobs_task_result_add_json(r, &st->tasks[st->n_tasks - 1]) == 0;
     if (ok && st->n_tasks > 1) {
         cJSON *others = cJSON_AddArrayToObject(r, "tasks");

@@ -172,24 +172,31 @@ int cmd_submit(const char *endpoint, uint32_t timeout_ms, int argc, char **argv)
     }
     int status = 0;
     llmos_submit_result_t res;
-    rc = llmos_client_submit(c, job, timeout_ms, &res, &err);
-    if (rc) {
-        fprintf(stderr, "llmos submit: %s (%s)\n", err.msg, llmos_client_strerror(rc));
-        status = 1;
-    } else if (!wait && !stream) {
-        printf("{\"id\":");
-        cJSON *s = cJSON_CreateString(res.id);
-        char *q = s ? cJSON_PrintUnformatted(s) : NULL;
-        printf("%s,\"existing\":%s,\"state\":\"%s\",\"queue_position\":%llu}\n", q ? q : "\"\"",
-               res.existing ? "true" : "false", llmos_job_state_name(res.state), (unsigned long long)res.queue_position);
-        free(q);
-        cJSON_Delete(s);
+    if (!wait && !stream) {
+        rc = llmos_client_submit(c, job, timeout_ms, &res, &err);
+        if (rc) {
+            fprintf(stderr, "llmos submit: %s (%s)\n", err.msg, llmos_client_strerror(rc));
+            status = 1;
+        } else {
+            cJSON *s = cJSON_CreateString(res.id);
+            char *q = s ? cJSON_PrintUnformatted(s) : NULL;
+            printf("{\"id\":%s,\"existing\":%s,\"state\":\"%s\",\"queue_position\":%llu}\n", q ? q : "\"\"",
+                   res.existing ? "true" : "false", llmos_job_state_name(res.state),
+                   (unsigned long long)res.queue_position);
+            free(q);
+            cJSON_Delete(s);
+        }
     } else {
+        /* submit and wait (streaming) in one round trip, then keep waiting in slices */
         llmos_job_status_t *st = NULL;
-        rc = wait_final(c, res.id, wait_ms, stream, &st, &err);
+        uint32_t first = wait_ms && wait_ms < WAIT_CHUNK_MS ? wait_ms : WAIT_CHUNK_MS;
+        rc = stream ? llmos_client_submit_stream(c, job, first, print_event, NULL, &st, &err)
+                    : llmos_client_submit_wait(c, job, first, &st, &err);
+        if (rc == LLMOS_CLIENT_ETIMEDOUT && st && !llmos_job_state_final(st->state) && (!wait_ms || wait_ms > first))
+            rc = wait_final(c, llmos_job_id(job), wait_ms ? wait_ms - first : 0, stream, &st, &err);
         if (stream) putchar('\n');
         if (rc && !st) {
-            fprintf(stderr, "llmos submit: waiting for %s: %s (%s)\n", res.id, err.msg, llmos_client_strerror(rc));
+            fprintf(stderr, "llmos submit: %s: %s (%s)\n", llmos_job_id(job), err.msg, llmos_client_strerror(rc));
             status = 1;
         } else {
             status = print_status(st);

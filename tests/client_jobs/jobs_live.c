@@ -10,6 +10,7 @@
  *                                 (streamed generation, mid-stream disconnect)
  */
 #include "client/jobs_internal.h"
+#include "llmos/model.pb-c.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -343,6 +344,23 @@ static void test_disconnect_mid_stream(void **state) {
         usleep(50000);
     }
     assert_int_equal(ss.running, 0);
+    /* and the model holds no sequence and no KV block for it */
+    Llmos__ModelStats *ms = NULL;
+    for (int i = 0; i < 100; i++) {
+        llmos_client_reply_t *r = NULL;
+        assert_int_equal(llmos_client_call(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, NULL, 0, 0, &r, &err), 0);
+        if (ms) llmos__model_stats__free_unpacked(ms, NULL);
+        ms = llmos__model_stats__unpack(NULL, r->len, r->data);
+        llmos_client_reply_free(&r);
+        assert_non_null(ms);
+        if (ms->running == 0 && ms->kv_blocks_used == 0) break;
+        usleep(50000);
+    }
+    assert_int_equal(ms->running, 0);
+    assert_int_equal(ms->queued, 0);
+    assert_int_equal(ms->kv_blocks_used, 0);
+    assert_true(ms->requests_done > 0);
+    llmos__model_stats__free_unpacked(ms, NULL);
     llmos_client_destroy(&c);
 }
 

@@ -17,12 +17,13 @@ BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 MODELS=${LLMOS_MODELS:?LLMOS_MODELS not set}
 PY=/usr/bin/python3
 N=${N:-2000}
+KEEP=${KEEP:-}
 T=$(mktemp -d /tmp/llmos-batch-crash-XXXXXX)
 NODE_PID=
 BATCH_PID=
 cleanup() {
     for p in $NODE_PID $BATCH_PID; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$T"
+    [ -n "$KEEP" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -20 "$T/node.log" >&2; exit 1; }
@@ -75,9 +76,9 @@ done
 step "2. SIGKILL llmosd, then Ctrl-C the batch"
 # what the log holds as done just before the crash (a lower bound)
 "$BIN/llmos" --endpoint "$E" jobs --state done --all --json --limit 1000 >"$T/done_before" || fail "llmos jobs"
-T_KILL=$(now_ms)
 kill -KILL "$NODE_PID"
 wait "$NODE_PID" 2>/dev/null || true
+T_KILL=$(now_ms) # after its death: nothing it finished can be later
 NODE_PID=
 kill -INT "$BATCH_PID"
 rc=0
@@ -108,8 +109,8 @@ partial = [l for l in open(d + "/out.partial") if l.endswith("\n")]
 final_text = set(open(d + "/out.jsonl").read().splitlines())
 for l in partial:
     assert l.rstrip("\n") in final_text, "a record of the first run changed: " + l[:200]
-old = [r for r in final if r["finished_ms"] <= t_kill]
-new = [r for r in final if r["finished_ms"] >= t_restart]
+old = [r for r in final if r["job_finished_ms"] <= t_kill]
+new = [r for r in final if r["job_finished_ms"] >= t_restart]
 assert len(old) + len(new) == n, f"{n - len(old) - len(new)} results neither before the crash nor after the restart"
 assert len(old) >= len(partial), (len(old), len(partial))
 # jobs the log had finished before the crash come back with that result, not a new one
@@ -118,7 +119,7 @@ done_before = [json.loads(l) for l in open(d + "/done_before")]
 assert len(done_before) >= len(partial) * 0.9, (len(done_before), len(partial))
 for j in done_before:
     r = by_job[j["id"]]
-    assert r["finished_ms"] == j["finished_ms"], f"job {j['id']} finished at {j['finished_ms']} before the crash, recomputed at {r['finished_ms']}"
+    assert r["job_finished_ms"] == j["finished_ms"], f"job {j['id']} finished at {j['finished_ms']} before the crash, recomputed at {r['job_finished_ms']}"
 stats = json.loads(open(d + "/stats").read())
 # every job the restarted node completed is one of `new`: nothing of `old` ran again
 assert stats["done"] == len(new), f"scheduler done={stats['done']}, results computed after the restart={len(new)}"
