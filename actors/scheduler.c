@@ -29,6 +29,7 @@
 #include <string.h>
 
 #define TICK_MS 10
+#define SWEEP_MS 50
 #define COMMIT_AGE_MS 5
 #define COMMIT_WRITES 4096
 #define RETRY_CAP_MS 30000
@@ -55,7 +56,11 @@ typedef struct evt {   /* a timer event */
     uint8_t kind;
 } evt_t;
 
-enum { EV_RETRY = 1, EV_TASK_TIMEOUT, EV_DEADLINE, EV_WAITER };
+/* Events in the heap fire once; those of jobs that have ended are skipped.
+ * Waiters and running tasks are not events: they are checked by a sweep
+ * over the jobs that have any (see sweep), so a finished job leaves nothing
+ * behind in the heap. */
+enum { EV_RETRY = 1, EV_DEADLINE };
 
 #define HEAP_DECL(name, T, less)                                                          \
     typedef struct name {                                                                 \
@@ -124,6 +129,8 @@ typedef struct waiter {
 
 typedef struct sjob {
     struct sjob *next_id, *next_seq;  /* hash chains */
+    struct sjob *wnext, *wprev;       /* the watch list: jobs with waiters or running tasks */
+    bool watched;
     uint64_t seq, submitted_ms, started_ms, deadline_ms;
     int32_t priority;
     uint32_t max_retries;
@@ -170,6 +177,8 @@ typedef struct sched {
     double done_rate;    /* jobs finished per second, smoothed */
     uint64_t rate_t0_ms, rate_count;
     uint64_t nwaiters;
+    sjob_t *watch_head;      /* see sweep */
+    uint64_t last_sweep_ms;
     Llmos__Job *spec_cache;  /* see job_spec */
     uint64_t spec_cache_seq;
     /* counters */
@@ -592,6 +601,23 @@ static int evt_add(sched_t *s, uint64_t due, uint64_t seq, uint32_t task, uint8_
     return eheap_push(&s->events, (evt_t){due, seq, task, attempt, kind});
 }
 
+static void watch(sched_t *s, sjob_t *j) {
+    if (j->watched) return;
+    j->watched = true;
+    j->wprev = NULL;
+    j->wnext = s->watch_head;
+    if (s->watch_head) s->watch_head->wprev = j;
+    s->watch_head = j;
+}
+
+static void unwatch(sched_t *s, sjob_t *j) {
+    if (!j->watched) return;
+    if (j->wprev) j->wprev->wnext = j->wnext;
+    else s->watch_head = j->wnext;
+    if (j->wnext) j->wnext->wprev = j->wprev;
+    j->watched = false;
+}
+
 static int waiter_add(sched_t *s, sjob_t *j, const rt_msg_t *req, uint32_t timeout_ms, bool stream) {
     uint32_t n = 0;
     for (waiter_t *w = j->waiters; w; w = w->next) n++;
@@ -602,11 +628,8 @@ static int waiter_add(sched_t *s, sjob_t *j, const rt_msg_t *req, uint32_t timeo
     uint64_t dl = now + (timeout_ms ? timeout_ms : WAIT_DEFAULT_MS);
     if (!timeout_ms && req->deadline_ms && req->deadline_ms < dl) dl = req->deadline_ms;
     *w = (waiter_t){j->waiters, req->from.node, req->from.id, req->corr, dl, stream};
-    if (evt_add(s, dl, j->seq, 0, 0, EV_WAITER) != 0) {
-        free(w);
-        return LLMOS_ENOMEM;
-    }
     j->waiters = w;
+    watch(s, j);
     s->nwaiters++;
     return 0;
 }
@@ -707,6 +730,7 @@ static void job_end(sched_t *s, sjob_t *j, uint32_t state, const char *why) {
         s->nwaiters--;
     }
     j->waiters = NULL;
+    unwatch(s, j);
     spec_forget(s, j->seq);
     job_remove(s, j);
     free(j);
@@ -857,7 +881,7 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
         (void)joblog_job_update(s->log, j->id, j->state, now, 0, NULL, NULL);
     }
     log_task(s, j, i, t, NULL);
-    (void)evt_add(s, deadline + 1000, j->seq, i, st->attempts, EV_TASK_TIMEOUT);
+    watch(s, j);
     rt_msg_t *m = rt_msg_new(&(rt_msg_init_t){.to = rt_ref_name(0, tg->name),
                                               .from = s->self,
                                               .type = type,
@@ -1417,12 +1441,29 @@ static void on_event(sched_t *s, const evt_t *e, uint64_t now) {
             j->tasks[e->task].attempts == e->attempt)
             enqueue(s, j, e->task);
         return;
-    case EV_TASK_TIMEOUT:
-        if (e->task < j->ntasks && j->tasks[e->task].state == LLMOS__TASK_STATE__TASK_RUNNING &&
-            j->tasks[e->task].attempts == e->attempt)
-            task_failed(s, j, e->task, LLMOS_ETIMEDOUT, "the target did not answer in time");
-        return;
-    case EV_WAITER:
+    }
+}
+
+/* Every SWEEP_MS: waits past their deadline are answered ETIMEDOUT and
+ * dropped; running tasks whose target did not answer by their deadline
+ * (+1 s for the target's own timeout to arrive first) fail ETIMEDOUT.  Only
+ * jobs with waiters or running tasks are on the list, so queued jobs cost
+ * nothing here. */
+static void sweep(sched_t *s, uint64_t now) {
+    for (sjob_t *j = s->watch_head, *next; j; j = next) {
+        next = j->wnext;
+        uint64_t seq = j->seq;
+        for (uint32_t i = 0; i < j->ntasks && j->nrunning; i++) {
+            stask_t *t = &j->tasks[i];
+            if (t->state != LLMOS__TASK_STATE__TASK_RUNNING) continue;
+            uint64_t dl = t->started_ms + s->cfg.task_timeout_ms;
+            if (j->deadline_ms && j->deadline_ms < dl) dl = j->deadline_ms;
+            if (now > dl + 1000) {
+                task_failed(s, j, i, LLMOS_ETIMEDOUT, "the target did not answer in time");
+                if (job_by_seq(s, seq) != j) break; /* the job ended (and is freed) */
+            }
+        }
+        if (job_by_seq(s, seq) != j) continue;
         for (waiter_t **p = &j->waiters; *p;) {
             waiter_t *w = *p;
             if (w->deadline_ms <= now) {
@@ -1434,7 +1475,7 @@ static void on_event(sched_t *s, const evt_t *e, uint64_t now) {
                 p = &w->next;
             }
         }
-        return;
+        if (!j->waiters && !j->nrunning) unwatch(s, j);
     }
 }
 
@@ -1443,6 +1484,10 @@ static void on_tick(sched_t *s) {
     while (s->events.n && s->events.v[0].due_ms <= now) {
         evt_t e = eheap_pop(&s->events);
         on_event(s, &e, now);
+    }
+    if (now - s->last_sweep_ms >= SWEEP_MS) {
+        s->last_sweep_ms = now;
+        sweep(s, now);
     }
     if (now - s->rate_t0_ms >= 1000) {
         double r = (double)s->rate_count * 1000.0 / (double)(now - s->rate_t0_ms);

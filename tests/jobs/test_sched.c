@@ -489,6 +489,26 @@ static void test_deadline_and_cancel(void **st) {
     llmos__job_status__free_unpacked(s, NULL);
 }
 
+/* A target that never answers: the task fails ETIMEDOUT after its timeout
+ * (+1 s grace), found by the scheduler's sweep; no retries left -> FAILED. */
+static void test_task_timeout(void **st) {
+    fx_t *f = *st;
+    f->cfg.task_timeout_ms = 100;
+    f->cfg.max_retries_default = 0;
+    start(f);
+    uint64_t t0 = llmos_wall_ms();
+    rt_msg_t *r = submit1(f, "to", NULL, 0, "hole", "never", true);
+    assert_int_equal(r->status, 0);
+    Llmos__JobStatus *s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_FAILED);
+    assert_int_equal(s->tasks[0]->error_code, LLMOS_ETIMEDOUT);
+    assert_non_null(strstr(s->error, "did not answer in time"));
+    uint64_t took = llmos_wall_ms() - t0;
+    assert_true(took >= 1000 && took < 5000);
+    llmos__job_status__free_unpacked(s, NULL);
+}
+
 static void test_admission_control(void **st) {
     fx_t *f = *st;
     f->cfg.queue_limit = 5;
@@ -617,6 +637,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_control, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
