@@ -29,8 +29,8 @@ static int allreduce_sum(const struct model_tp *tp, float *buf, size_t n, llmos_
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Allreduce", err);
 }
 
-static int allgatherv(const struct model_tp *tp, const float *send, int n_send, float *recv, const int *counts,
-                      const int *displs, llmos_error_t *err) {
+static int allgatherv(const struct model_tp *tp, const float *send, int n_send, float *recv,
+                      const int *counts, const int *displs, llmos_error_t *err) {
     const tp_mpi_t *t = (const tp_mpi_t *)tp;
     int rc = MPI_Allgatherv(send, n_send, MPI_FLOAT, recv, counts, displs, MPI_FLOAT, t->comm);
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Allgatherv", err);
@@ -44,10 +44,11 @@ int model_tp_new(MPI_Comm comm, model_tp_t **out, llmos_error_t *err) {
     MPI_Query_thread(&level);
     MPI_Is_thread_main(&is_main);
     if (!is_main && level < MPI_THREAD_SERIALIZED)
-        return llmos_error_set(err, LLMOS_ESTATE,
-                               "model_tp_new: called off MPI's main thread, but MPI was initialised with thread level "
-                               "%d (MPI_THREAD_SERIALIZED or more is needed)",
-                               level);
+        return llmos_error_set(
+            err, LLMOS_ESTATE,
+            "model_tp_new: called off MPI's main thread, but MPI was initialised with thread level "
+            "%d (MPI_THREAD_SERIALIZED or more is needed)",
+            level);
     tp_mpi_t *t = calloc(1, sizeof *t);
     if (!t) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for a tensor-parallel group");
     int rc = MPI_Comm_dup(comm, &t->comm);
@@ -72,6 +73,12 @@ void model_tp_destroy(model_tp_t **tpp) {
     *tpp = NULL;
 }
 
-int model_tp_rank(const model_tp_t *tp) { return tp->rank; }
-int model_tp_size(const model_tp_t *tp) { return tp->size; }
-MPI_Comm model_tp_comm(const model_tp_t *tp) { return ((const tp_mpi_t *)tp)->comm; }
+int model_tp_rank(const model_tp_t *tp) {
+    return tp->rank;
+}
+int model_tp_size(const model_tp_t *tp) {
+    return tp->size;
+}
+MPI_Comm model_tp_comm(const model_tp_t *tp) {
+    return ((const tp_mpi_t *)tp)->comm;
+}

@@ -23,7 +23,8 @@ static float next(gen_t *g) {
 static void fill(gen_t *g, model_tensor_t *t, int ones) {
     float *p = t->data;
     size_t n = (size_t)t->rows * (size_t)t->cols;
-    for (size_t i = 0; i < n; i++) p[i] = ones ? 1.0f + next(g) : next(g);
+    for (size_t i = 0; i < n; i++)
+        p[i] = ones ? 1.0f + next(g) : next(g);
 }
 
 static int write_tokenizer(const char *path, int vocab, llmos_error_t *err) {
@@ -35,7 +36,8 @@ static int write_tokenizer(const char *path, int vocab, llmos_error_t *err) {
         char s[16];
         int32_t n = i < 3 ? snprintf(s, sizeof s, "<c%d>", i) : snprintf(s, sizeof s, "t%d", i);
         float score = -(float)i;
-        ok = fwrite(&score, 4, 1, f) == 1 && fwrite(&n, 4, 1, f) == 1 && fwrite(s, 1, (size_t)n, f) == (size_t)n;
+        ok = fwrite(&score, 4, 1, f) == 1 && fwrite(&n, 4, 1, f) == 1 &&
+             fwrite(s, 1, (size_t)n, f) == (size_t)n;
     }
     if (fclose(f) != 0) ok = 0;
     return ok ? 0 : llmos_error_set(err, LLMOS_EIO, "writing %s failed", path);

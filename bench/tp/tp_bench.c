@@ -66,7 +66,8 @@ static void unbind(void) {
     cpu_set_t s;
     CPU_ZERO(&s);
     long n = sysconf(_SC_NPROCESSORS_CONF);
-    for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET(i, &s);
+    for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+        CPU_SET(i, &s);
     sched_setaffinity(0, sizeof s, &s); /* best effort: the kernel keeps the cpuset's limits */
 }
 
@@ -82,7 +83,9 @@ static void idle_barrier(void) {
     }
 }
 
-static int prompt_tok(int i) { return 3 + (i * 7919) % (VOCAB - 3); }
+static int prompt_tok(int i) {
+    return 3 + (i * 7919) % (VOCAB - 3);
+}
 
 static model_t *load(const model_tp_t *tp) {
     model_load_opts_t o = {.tokenizer_path = tok_path};
@@ -104,7 +107,8 @@ static model_ctx_t *ctx(const model_t *m, int threads, const model_tp_t *tp) {
 /* Seconds of one 512-token prefill (the group's ranks start together). */
 static double prefill(model_ctx_t *c, const model_tp_t *tp) {
     static int toks[PROMPT];
-    for (int i = 0; i < PROMPT; i++) toks[i] = prompt_tok(i);
+    for (int i = 0; i < PROMPT; i++)
+        toks[i] = prompt_tok(i);
     llmos_error_t e = {0};
     int seq;
     if (model_seq_open(c, &seq, &e)) die("seq", &e);
@@ -122,7 +126,8 @@ static double prefill(model_ctx_t *c, const model_tp_t *tp) {
 static void decode(model_ctx_t *c, int steps, double *step_s, double *ar_s, double *ag_s) {
     llmos_error_t e = {0};
     int seq, toks[16];
-    for (int i = 0; i < 16; i++) toks[i] = prompt_tok(100 + i);
+    for (int i = 0; i < 16; i++)
+        toks[i] = prompt_tok(100 + i);
     if (model_seq_open(c, &seq, &e)) die("seq", &e);
     model_batch_entry_t be = {seq, toks, 16};
     if (model_ctx_forward(c, &be, 1, &e)) die("decode prompt", &e);
@@ -145,7 +150,8 @@ static void decode(model_ctx_t *c, int steps, double *step_s, double *ar_s, doub
 
 static double sum(const double *v, int n) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += v[i];
+    for (int i = 0; i < n; i++)
+        s += v[i];
     return s;
 }
 
@@ -160,7 +166,9 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (size != 2) {
-        if (rank == 0) fprintf(stderr, "usage: mpirun --allow-run-as-root -np 2 tp_bench [--quick] (got %d ranks)\n", size);
+        if (rank == 0)
+            fprintf(stderr, "usage: mpirun --allow-run-as-root -np 2 tp_bench [--quick] (got %d ranks)\n",
+                    size);
         MPI_Finalize();
         return 2;
     }
@@ -173,11 +181,20 @@ int main(int argc, char **argv) {
     snprintf(model_path, sizeof model_path, "/tmp/llmos_tp_bench_model_%d.bin", pid);
     snprintf(tok_path, sizeof tok_path, "/tmp/llmos_tp_bench_tok_%d.bin", pid);
     if (rank == 0) {
-        model_config_t c = {.arch = MODEL_ARCH_LLAMA, .dim = DIM, .hidden_dim = HIDDEN, .n_layers = LAYERS,
-                            .n_heads = HEADS, .n_kv_heads = HEADS, .vocab_size = VOCAB, .seq_len = SEQ,
-                            .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = 1};
+        model_config_t c = {.arch = MODEL_ARCH_LLAMA,
+                            .dim = DIM,
+                            .hidden_dim = HIDDEN,
+                            .n_layers = LAYERS,
+                            .n_heads = HEADS,
+                            .n_kv_heads = HEADS,
+                            .vocab_size = VOCAB,
+                            .seq_len = SEQ,
+                            .rope_theta = 10000,
+                            .norm_eps = 1e-5f,
+                            .shared_classifier = 1};
         llmos_error_t e = {0};
-        if (bench_model_write(&c, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e)) die("writing the model", &e);
+        if (bench_model_write(&c, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e))
+            die("writing the model", &e);
     }
     MPI_Barrier(MPI_COMM_WORLD);
 
@@ -223,8 +240,8 @@ int main(int argc, char **argv) {
     }
     if (rank == 0) {
         char note[200];
-        snprintf(note, sizeof note, "T=2 one thread per rank, best of %d rounds, kernel=%s loadavg=%.1f", rounds, kernel,
-                 bench_loadavg());
+        snprintf(note, sizeof note, "T=2 one thread per rank, best of %d rounds, kernel=%s loadavg=%.1f",
+                 rounds, kernel, bench_loadavg());
         double t1 = PROMPT / best_t1, t1x2 = PROMPT / best_t1x2, tp2 = PROMPT / best_tp;
         /* Also the median of the rounds' own ratios (each pair measured
          * seconds apart), which a burst of other work skews less. */
@@ -233,27 +250,33 @@ int main(int argc, char **argv) {
         bench_emit(&(bench_figure_t){"tp", "prefill512_tok_s_tp2", tp2, "tok/s", "T=1 one thread", t1,
                                      "2 x T=1 one thread (linear)", 2 * t1, pn});
         snprintf(pn, sizeof pn, "%s; median per-round ratio %.2f", note, bench_median(r2, rounds));
-        bench_emit(&(bench_figure_t){"tp", "prefill512_tok_s_tp2_vs_t1x2", tp2, "tok/s", "T=1 two threads", t1x2,
-                                     NULL, 0, pn});
+        bench_emit(&(bench_figure_t){"tp", "prefill512_tok_s_tp2_vs_t1x2", tp2, "tok/s", "T=1 two threads",
+                                     t1x2, NULL, 0, pn});
         double m1 = bench_median(d1, nd), mt = bench_median(dtp, nd), share = sum(ar, nd) / sum(dtp, nd),
                gshare = sum(ag, nd) / sum(dtp, nd);
-        bench_emit(&(bench_figure_t){"tp", "decode_step_ms_tp2", mt * 1e3, "ms", "T=1 one thread", m1 * 1e3, NULL, 0,
-                                     note});
+        bench_emit(&(bench_figure_t){"tp", "decode_step_ms_tp2", mt * 1e3, "ms", "T=1 one thread", m1 * 1e3,
+                                     NULL, 0, note});
         char n2[512];
-        snprintf(n2, sizeof n2, "%s; %d all-reduces of %d floats per step, median %.3f ms of all-reduce per step; "
+        snprintf(n2, sizeof n2,
+                 "%s; %d all-reduces of %d floats per step, median %.3f ms of all-reduce per step; "
                  "logits all-gather share %.3f",
                  note, 2 * LAYERS, DIM, bench_median(ar, nd) * 1e3, gshare);
-        bench_emit(&(bench_figure_t){"tp", "decode_allreduce_share_tp2", share, "fraction", NULL, 0, NULL, 0, n2});
-        bench_emit(&(bench_figure_t){"tp", "weights_mib_per_rank_tp2", (double)model_weight_bytes(part) / 1048576.0,
-                                     "MiB", "whole model", (double)model_weight_bytes(whole) / 1048576.0, NULL, 0,
+        bench_emit(
+            &(bench_figure_t){"tp", "decode_allreduce_share_tp2", share, "fraction", NULL, 0, NULL, 0, n2});
+        bench_emit(&(bench_figure_t){"tp", "weights_mib_per_rank_tp2",
+                                     (double)model_weight_bytes(part) / 1048576.0, "MiB", "whole model",
+                                     (double)model_weight_bytes(whole) / 1048576.0, NULL, 0,
                                      "weight bytes read per token on rank 0 (embedding table: one row)"});
         char n3[400];
-        snprintf(n3, sizeof n3,
-                 "resident set of rank 1 after the run: anon %.0f MiB (copied slices, KV, scratch), file %.0f MiB "
-                 "(mapped slices; embedding rows looked up, each with the kernel's 64 KiB fault-around; libraries), shmem %.0f MiB (MPI)",
-                 rss1[1] / 1048576.0, rss1[2] / 1048576.0, rss1[3] / 1048576.0);
-        bench_emit(&(bench_figure_t){"tp", "rss_mib_rank1_tp2", rss1[0] / 1048576.0, "MiB", "whole model's weights",
-                                     (double)model_weight_bytes(whole) / 1048576.0, "rank 1's slice weight bytes",
+        snprintf(
+            n3, sizeof n3,
+            "resident set of rank 1 after the run: anon %.0f MiB (copied slices, KV, scratch), file %.0f MiB "
+            "(mapped slices; embedding rows looked up, each with the kernel's 64 KiB fault-around; "
+            "libraries), shmem %.0f MiB (MPI)",
+            rss1[1] / 1048576.0, rss1[2] / 1048576.0, rss1[3] / 1048576.0);
+        bench_emit(&(bench_figure_t){"tp", "rss_mib_rank1_tp2", rss1[0] / 1048576.0, "MiB",
+                                     "whole model's weights", (double)model_weight_bytes(whole) / 1048576.0,
+                                     "rank 1's slice weight bytes",
                                      (double)model_weight_bytes(part) / 1048576.0, n3});
     }
     model_ctx_destroy(&ct);

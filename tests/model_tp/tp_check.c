@@ -37,14 +37,14 @@
 static int rank, size, failures;
 static char models[2048], bin_path[2300], tok_path[2300], gguf_path[2300], rnd_path[256], rnd_tok[256];
 
-#define CHECK(cond, ...)                                                                                      \
-    do {                                                                                                      \
-        if (!(cond)) {                                                                                        \
-            fprintf(stderr, "tp_check rank %d FAIL %s:%d: ", rank, __FILE__, __LINE__);                       \
-            fprintf(stderr, __VA_ARGS__);                                                                     \
-            fprintf(stderr, "\n");                                                                            \
-            failures++;                                                                                       \
-        }                                                                                                     \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "tp_check rank %d FAIL %s:%d: ", rank, __FILE__, __LINE__);                      \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fprintf(stderr, "\n");                                                                           \
+            failures++;                                                                                      \
+        }                                                                                                    \
     } while (0)
 
 static void die(const char *what, const llmos_error_t *e) {
@@ -62,11 +62,19 @@ static void die(const char *what, const llmos_error_t *e) {
 #define R_VOCAB 1001 /* 1001 / 2, 1001 / 4: uneven vocabulary slices */
 #define R_SEQ 128
 
-static void write_random_model(const char *path, const char *tok, int dim, int heads, int kv, int hidden, int vocab,
-                               int shared) {
-    model_config_t c = {.arch = MODEL_ARCH_LLAMA, .dim = dim, .hidden_dim = hidden, .n_layers = R_LAYERS,
-                        .n_heads = heads, .n_kv_heads = kv, .vocab_size = vocab, .seq_len = R_SEQ,
-                        .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = shared};
+static void write_random_model(const char *path, const char *tok, int dim, int heads, int kv, int hidden,
+                               int vocab, int shared) {
+    model_config_t c = {.arch = MODEL_ARCH_LLAMA,
+                        .dim = dim,
+                        .hidden_dim = hidden,
+                        .n_layers = R_LAYERS,
+                        .n_heads = heads,
+                        .n_kv_heads = kv,
+                        .vocab_size = vocab,
+                        .seq_len = R_SEQ,
+                        .rope_theta = 10000,
+                        .norm_eps = 1e-5f,
+                        .shared_classifier = shared};
     llmos_error_t e = {0};
     /* amp 0.25: activations and logits of order one at these widths. */
     if (bench_model_write(&c, 0x9e3779b97f4a7c15ull ^ (uint64_t)hidden, 0.25f, path, tok, &e))
@@ -106,12 +114,12 @@ static void write_gguf(model_t *m, const char *path, uint32_t type) {
     ts[n++] = (gt_t){"token_embd.weight", &w->tok_embd, 0, 0, 0};
     ts[n++] = (gt_t){"output_norm.weight", &w->final_norm, 0, 0, 0};
     if (!c->shared_classifier) ts[n++] = (gt_t){"output.weight", &w->classifier, type, 0, 0};
-    const char *names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                            "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
+    const char *names[9] = {"attn_norm", "attn_q",   "attn_k",   "attn_v", "attn_output",
+                            "ffn_norm",  "ffn_gate", "ffn_down", "ffn_up"};
     for (int l = 0; l < c->n_layers && l < 64; l++) {
         model_layer_t *L = &w->layers[l];
         const model_tensor_t *lt[9] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
-                                       &L->ffn_norm, &L->w1, &L->w2, &L->w3};
+                                       &L->ffn_norm,  &L->w1, &L->w2, &L->w3};
         for (int i = 0; i < 9; i++) {
             ts[n] = (gt_t){"", lt[i], lt[i]->rows > 1 ? type : 0, 0, 0};
             snprintf(ts[n].name, sizeof ts[n].name, "blk.%d.%s.weight", l, names[i]);
@@ -219,8 +227,8 @@ static void run_open(run_t *r, const char *path, const char *tok, model_dtype_t 
     if (tp) lo.tp_rank = model_tp_rank(tp), lo.tp_size = model_tp_size(tp);
     llmos_error_t e = {0};
     if (model_load(path, &lo, &r->m, &e)) die("model_load", &e);
-    model_ctx_opts_t co = {.threads = 1, .max_seqs = 4, .max_tokens = 64, .kv_blocks = 24, .all_logits = all_logits,
-                           .tp = tp};
+    model_ctx_opts_t co = {
+        .threads = 1, .max_seqs = 4, .max_tokens = 64, .kv_blocks = 24, .all_logits = all_logits, .tp = tp};
     if (model_ctx_new(r->m, &co, &r->c, &e)) die("model_ctx_new", &e);
 }
 
@@ -240,13 +248,13 @@ typedef struct step {
 } step_t;
 
 static const step_t script[] = {
-    {3, {0, 1, 2}, {13, 9, 3}, -1, 0, -1},     /* prefill: GEMM attention for 13 and 9, rows for 3 */
-    {3, {0, 1, 2}, {1, 1, 1}, -1, 0, -1},      /* decode */
-    {3, {2, 0, 1}, {1, 1, 20}, -1, 0, -1},     /* decode mixed with a chunk */
-    {2, {0, 1}, {1, 1}, 0, 7, -1},             /* truncate seq 0 to 7, then decode */
-    {3, {0, 1, 2}, {1, 1, 1}, -1, 0, 2},       /* close seq 2, re-open (same slot), one token */
-    {2, {2, 0}, {17, 1}, -1, 0, -1},           /* prefill the re-opened sequence */
-    {3, {0, 1, 2}, {1, 1, 1}, -1, 0, -1},      /* decode */
+    {3, {0, 1, 2}, {13, 9, 3}, -1, 0, -1}, /* prefill: GEMM attention for 13 and 9, rows for 3 */
+    {3, {0, 1, 2}, {1, 1, 1}, -1, 0, -1},  /* decode */
+    {3, {2, 0, 1}, {1, 1, 20}, -1, 0, -1}, /* decode mixed with a chunk */
+    {2, {0, 1}, {1, 1}, 0, 7, -1},         /* truncate seq 0 to 7, then decode */
+    {3, {0, 1, 2}, {1, 1, 1}, -1, 0, 2},   /* close seq 2, re-open (same slot), one token */
+    {2, {2, 0}, {17, 1}, -1, 0, -1},       /* prefill the re-opened sequence */
+    {3, {0, 1, 2}, {1, 1, 1}, -1, 0, -1},  /* decode */
 };
 
 /* Runs the script on r; after each step *check is called with the step
@@ -292,7 +300,9 @@ typedef struct ref {
     int n_out[16];
 } ref_t;
 
-static int outputs(const ref_t *rf, int step, int rows) { return rf->all ? rows : script[step].n; }
+static int outputs(const ref_t *rf, int step, int rows) {
+    return rf->all ? rows : script[step].n;
+}
 
 static void keep_ref(void *arg, int step, model_ctx_t *c, int rows) {
     ref_t *rf = arg;
@@ -301,8 +311,10 @@ static void keep_ref(void *arg, int step, model_ctx_t *c, int rows) {
     rf->logits[step] = malloc(sizeof(float) * (size_t)n * (size_t)rf->vocab);
     rf->hidden[step] = malloc(sizeof(float) * (size_t)n * (size_t)rf->dim);
     for (int i = 0; i < n; i++) {
-        memcpy(rf->logits[step] + (size_t)i * rf->vocab, model_ctx_logits(c, i), sizeof(float) * (size_t)rf->vocab);
-        memcpy(rf->hidden[step] + (size_t)i * rf->dim, model_ctx_hidden(c, i), sizeof(float) * (size_t)rf->dim);
+        memcpy(rf->logits[step] + (size_t)i * rf->vocab, model_ctx_logits(c, i),
+               sizeof(float) * (size_t)rf->vocab);
+        memcpy(rf->hidden[step] + (size_t)i * rf->dim, model_ctx_hidden(c, i),
+               sizeof(float) * (size_t)rf->dim);
     }
 }
 
@@ -328,7 +340,8 @@ static void compare(void *arg, int step, model_ctx_t *c, int rows) {
         memcpy(k->buf, lg, sizeof(float) * (size_t)V);
         memcpy(k->buf + V, hd, sizeof(float) * (size_t)D);
         MPI_Bcast(k->buf, V + D, MPI_FLOAT, 0, k->comm);
-        CHECK(!memcmp(k->buf, lg, sizeof(float) * (size_t)V) && !memcmp(k->buf + V, hd, sizeof(float) * (size_t)D),
+        CHECK(!memcmp(k->buf, lg, sizeof(float) * (size_t)V) &&
+                  !memcmp(k->buf + V, hd, sizeof(float) * (size_t)D),
               "%s step %d row %d: this rank's rows differ from rank 0's", k->what, step, i);
         if (!k->lead) continue;
         const float *wl = rf->logits[step] + (size_t)i * V, *wh = rf->hidden[step] + (size_t)i * D;
@@ -336,7 +349,8 @@ static void compare(void *arg, int step, model_ctx_t *c, int rows) {
             k->max_logit = fmax(k->max_logit, fabs((double)lg[v] - wl[v]));
             k->max_abs = fmax(k->max_abs, fabs((double)wl[v]));
         }
-        for (int d = 0; d < D; d++) k->max_hidden = fmax(k->max_hidden, fabs((double)hd[d] - wh[d]));
+        for (int d = 0; d < D; d++)
+            k->max_hidden = fmax(k->max_hidden, fabs((double)hd[d] - wh[d]));
     }
 }
 
@@ -362,15 +376,20 @@ static void check_model(const char *what, const char *path, const char *tok, mod
     run_script(&s, rf.vocab, compare, &k);
     size_t wb = model_weight_bytes(s.m), wb_whole = lead ? model_weight_bytes(w.m) : 0;
     if (lead) {
-        printf("%-26s T=%d  max|logit diff| %.3g (max|logit| %.2f)  max|hidden diff| %.3g  weights/rank %.0f of %.0f KiB\n",
+        printf("%-26s T=%d  max|logit diff| %.3g (max|logit| %.2f)  max|hidden diff| %.3g  weights/rank %.0f "
+               "of %.0f KiB\n",
                what, gsize, k.max_logit, k.max_abs, k.max_hidden, (double)wb / 1024, (double)wb_whole / 1024);
         /* tol < 0: relative to the largest logit (q8, see main). */
         double lim = tol >= 0 ? tol : -tol * k.max_abs;
-        CHECK(k.max_logit <= lim && k.max_hidden <= lim, "%s: T=%d differs from T=1 by %g (logits) %g (hidden) > %g",
-              what, gsize, k.max_logit, k.max_hidden, lim);
+        CHECK(k.max_logit <= lim && k.max_hidden <= lim,
+              "%s: T=%d differs from T=1 by %g (logits) %g (hidden) > %g", what, gsize, k.max_logit,
+              k.max_hidden, lim);
         /* A rank holds less than the whole when the group splits it. */
-        if (gsize > 1) CHECK(wb < wb_whole, "%s: rank 0 holds %zu weight bytes, the whole model %zu", what, wb, wb_whole);
-        for (int i = 0; i < 16; i++) free(rf.logits[i]), free(rf.hidden[i]);
+        if (gsize > 1)
+            CHECK(wb < wb_whole, "%s: rank 0 holds %zu weight bytes, the whole model %zu", what, wb,
+                  wb_whole);
+        for (int i = 0; i < 16; i++)
+            free(rf.logits[i]), free(rf.hidden[i]);
         run_close(&w);
     }
     free(k.buf);
@@ -385,7 +404,8 @@ static void expect_load_error(const char *path, const char *tok, int tp_size, in
     model_t *m = NULL;
     int rc = model_load(path, &lo, &m, &e);
     CHECK(rc == code, "load %s with tp %d: got %d, want %d (%s)", path, tp_size, rc, code, e.msg);
-    CHECK(strstr(e.msg, must) != NULL, "load %s with tp %d: message '%s' lacks '%s'", path, tp_size, e.msg, must);
+    CHECK(strstr(e.msg, must) != NULL, "load %s with tp %d: message '%s' lacks '%s'", path, tp_size, e.msg,
+          must);
     if (rank == 0 && rc == code) printf("refused as expected: %s\n", e.msg);
     model_destroy(&m);
 }
@@ -418,7 +438,8 @@ static void check_refusals(const model_tp_t *tp) {
         lo = (model_load_opts_t){.tokenizer_path = tok_path};
         if (model_load(bin_path, &lo, &m, &e)) die("load", &e);
         co.tp = tp;
-        CHECK(model_ctx_new(m, &co, &c, &e) == LLMOS_EINVAL, "a whole model with a group of %d was accepted", size);
+        CHECK(model_ctx_new(m, &co, &c, &e) == LLMOS_EINVAL, "a whole model with a group of %d was accepted",
+              size);
         model_destroy(&m);
     }
 }
@@ -426,7 +447,8 @@ static void check_refusals(const model_tp_t *tp) {
 /* ------------------------------------------------------------ greedy */
 
 static int greedy(int n, const model_tp_t *tp) {
-    model_load_opts_t lo = {.tokenizer_path = tok_path, .tp_rank = model_tp_rank(tp), .tp_size = model_tp_size(tp)};
+    model_load_opts_t lo = {
+        .tokenizer_path = tok_path, .tp_rank = model_tp_rank(tp), .tp_size = model_tp_size(tp)};
     llmos_error_t e = {0};
     model_t *m = NULL;
     model_ctx_t *c = NULL;
@@ -437,7 +459,8 @@ static int greedy(int n, const model_tp_t *tp) {
     model_sampler_t *smp = NULL;
     model_sample_opts_t so = {.temperature = 0};
     if (model_sampler_new(model_config(m)->vocab_size, &so, &smp, &e)) die("sampler", &e);
-    int seq, bos = model_tokenizer_bos(tok), eos = model_tokenizer_eos(tok), *toks = calloc((size_t)n + 2, sizeof(int));
+    int seq, bos = model_tokenizer_bos(tok), eos = model_tokenizer_eos(tok),
+             *toks = calloc((size_t)n + 2, sizeof(int));
     model_seq_open(c, &seq, &e);
     /* llmos-generate's loop: -n counts positions, BOS included; the last
      * sampled token is not run. */
@@ -528,8 +551,8 @@ int main(int argc, char **argv) {
         MPI_Comm_split(MPI_COMM_WORLD, rank / 2, rank, &half);
         model_tp_t *tp2 = NULL;
         if (model_tp_new(half, &tp2, &e)) die("model_tp_new (split)", &e);
-        check_model(rank < 2 ? "random GQA f32, group 0 of 2" : "random GQA f32, group 1 of 2", rnd_path, rnd_tok,
-                    MODEL_DTYPE_F32, 0, tp2, 1e-4);
+        check_model(rank < 2 ? "random GQA f32, group 0 of 2" : "random GQA f32, group 1 of 2", rnd_path,
+                    rnd_tok, MODEL_DTYPE_F32, 0, tp2, 1e-4);
         model_tp_destroy(&tp2);
         MPI_Comm_free(&half);
     }
