@@ -115,17 +115,19 @@ int bench_node_start(bench_node_t *nd, int ranks, const char *const *args, const
     return -1;
 }
 
-void bench_node_stop(bench_node_t *nd) {
-    if (!nd || nd->pid <= 0) return;
+int bench_node_stop(bench_node_t *nd) {
+    if (!nd || nd->pid <= 0) return -1;
     kill(nd->pid, SIGTERM);
     for (int i = 0; i < 200; i++) {
-        if (waitpid(nd->pid, NULL, WNOHANG) == nd->pid) {
+        int st;
+        if (waitpid(nd->pid, &st, WNOHANG) == nd->pid) {
             nd->pid = 0;
-            return;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
         }
         usleep(50000);
     }
     kill(-nd->pid, SIGKILL);
     waitpid(nd->pid, NULL, 0);
     nd->pid = 0;
+    return -1;
 }

@@ -31,8 +31,9 @@ typedef struct bench_node {
 int bench_node_start(bench_node_t *n, int ranks, const char *const *args, const char *actor, uint32_t stats_type,
                      uint32_t timeout_ms);
 
-/* SIGTERM, wait up to 10 s, then SIGKILL to the process group.  NULL-safe,
- * idempotent. */
-void bench_node_stop(bench_node_t *n);
+/* SIGTERM, wait up to 10 s, then SIGKILL to the process group.  Returns the
+ * exit status (0 = a clean shutdown; 128 + signal when killed; -1 when it
+ * had to be killed or was not running).  NULL-safe, idempotent. */
+int bench_node_stop(bench_node_t *n);
 
 #endif
