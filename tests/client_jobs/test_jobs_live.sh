@@ -120,6 +120,17 @@ grep -q "10 from an earlier run" "$T/batch2.err" || fail "second run: $(cat "$T/
 "${L[@]}" jobs --stats >"$T/stats2"
 cmp -s "$T/stats1" "$T/stats2" || fail "a second run submitted jobs: $(cat "$T/stats1") -> $(cat "$T/stats2")"
 if "${L[@]}" batch run "$T/missing.jsonl" -o "$T/o2.jsonl" 2>/dev/null; then fail "missing input accepted"; fi
+# an interrupted run's leftovers: records in arrival order, a torn last line,
+# a record of another input; the re-run completes to the same output
+{ sed -n '6p;2p;9p;1p' "$T/out.first"; echo '{"id":"zzz","line":3,"status":"ok"}'; sed -n '4p' "$T/out.first" | head -c 40; } >"$T/out.jsonl"
+"${L[@]}" batch run "$T/in.jsonl" -o "$T/out.jsonl" 2>"$T/batch3.err" || fail "resumed run: $(cat "$T/batch3.err")"
+grep -q "4 from an earlier run" "$T/batch3.err" || fail "resumed run: $(cat "$T/batch3.err")"
+cmp -s "$T/out.jsonl" "$T/out.first" || { diff "$T/out.first" "$T/out.jsonl" | head; fail "the resumed output differs"; }
+"${L[@]}" batch run "$T/in.jsonl" -o "$T/out.jsonl" --retry-errors 2>"$T/batch4.err" || fail "--retry-errors run"
+grep -q "5 from an earlier run" "$T/batch4.err" || fail "--retry-errors kept: $(cat "$T/batch4.err")"
+cmp -s "$T/out.jsonl" "$T/out.first" || fail "--retry-errors changed the output"
+"${L[@]}" jobs --stats >"$T/stats3"
+cmp -s "$T/stats1" "$T/stats3" || fail "resumed runs ran jobs again: $(cat "$T/stats1") -> $(cat "$T/stats3")"
 
 if [ "$HAVE_MODEL" = 1 ]; then
     step "   generations through batch run (stories260K)"
