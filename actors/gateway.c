@@ -124,6 +124,9 @@ static int check_job(const Llmos__Job *job, llmos_error_t *err) {
         if ((unsigned char)*p < 0x20)
             return llmos_error_set(err, LLMOS_EINVAL, "job.id contains a control character");
     if (job->n_tasks == 0) return llmos_error_set(err, LLMOS_EINVAL, "job '%s': job.tasks is empty", job->id);
+    if (job->max_retries > GATEWAY_MAX_RETRIES)
+        return llmos_error_set(err, LLMOS_EINVAL, "job '%s': job.max_retries %u is over %d", job->id, job->max_retries,
+                               GATEWAY_MAX_RETRIES);
     if (job->n_tasks > GATEWAY_MAX_TASKS)
         return llmos_error_set(err, LLMOS_EINVAL, "job '%s': %zu tasks; at most %d", job->id, job->n_tasks,
                                GATEWAY_MAX_TASKS);

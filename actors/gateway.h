@@ -25,6 +25,7 @@
 #define GATEWAY_MAX_TEXT (4u << 20)     /* bytes of one task's text */
 #define GATEWAY_MAX_NAME 64
 #define GATEWAY_MAX_LABELS 64           /* job labels and classify labels */
+#define GATEWAY_MAX_RETRIES 100         /* job.max_retries */
 
 /* Checks one request payload of `type`.  0, or LLMOS_EINVAL / EFORMAT /
  * ETOOBIG / EUNKNOWNTYPE with the field named in err.  Used by the actor and

@@ -1149,6 +1149,7 @@ static int job_new(sched_t *s, const Llmos__Job *spec, const uint8_t *packed, si
     j->deadline_ms = spec->deadline_ms;
     j->priority = spec->priority;
     j->max_retries = spec->max_retries ? spec->max_retries : s->cfg.max_retries_default;
+    if (j->max_retries > 250) j->max_retries = 250; /* attempts are counted in a byte */
     j->ntasks = (uint16_t)n;
     j->state = LLMOS__JOB_STATE__JOB_QUEUED;
     int rc = tenant_find(s, tenant, &j->tenant);

@@ -339,6 +339,24 @@ static void test_gateway_validation(void **st) {
     expect_invalid(f, "j", nosuch, 1, "input_from 'zz' names no task");
     tspec_t cls = {.text = "x", .kind = LLMOS__TASK_KIND__TASK_CLASSIFY};
     expect_invalid(f, "j", &cls, 1, "classify needs 1..64 labels");
+    /* max_retries over the cap */
+    {
+        Llmos__Task t = LLMOS__TASK__INIT, *tp = &t;
+        t.kind = LLMOS__TASK_KIND__TASK_ECHO;
+        Llmos__Job job = LLMOS__JOB__INIT;
+        job.id = "mr";
+        job.max_retries = 1000;
+        job.n_tasks = 1;
+        job.tasks = &tp;
+        Llmos__SubmitRequest sr = LLMOS__SUBMIT_REQUEST__INIT;
+        sr.job = &job;
+        uint8_t buf[256];
+        size_t len = llmos__submit_request__pack(&sr, buf);
+        rt_msg_t *r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, 2000);
+        assert_int_equal(r->status, LLMOS_EINVAL);
+        assert_non_null(strstr(r->error, "job.max_retries 1000 is over 100"));
+        rt_msg_free(r);
+    }
     /* Garbage payloads. */
     rt_msg_t *r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, "\xff\xff\xff", 3, 2000);
     assert_int_equal(r->status, LLMOS_EFORMAT);
