@@ -1423,6 +1423,7 @@ static void on_stats(sched_t *s, const rt_msg_t *req) {
     st.cancelled = s->st_cancelled;
     st.recovered = s->st_recovered;
     st.queue_limit = s->cfg.queue_limit;
+    st.waiters = s->nwaiters;
     uint8_t buf[256];
     size_t len = llmos__scheduler_stats__pack(&st, buf);
     reply_to(s, req, req->type, buf, len);

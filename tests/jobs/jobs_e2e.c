@@ -12,6 +12,7 @@
  */
 #include "llmos/client.h"
 #include "llmos/job.pb-c.h"
+#include "llmos/model.pb-c.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -42,8 +43,11 @@ typedef struct node {
     char endpoint[256];
 } node_t;
 
-/* Starts llmosd on a free port with the test's data dir (+ config lines). */
-static int node_start(node_t *n, const char *config) {
+static const char *model_args[4]; /* --model M --tokenizer T, when LLMOS_MODELS has them */
+
+/* Starts llmosd on a free port with the test's data dir (+ config lines;
+ * with_model: serve stories260K). */
+static int node_start_ex(node_t *n, const char *config, int with_model) {
     char cfgpath[128];
     snprintf(cfgpath, sizeof cfgpath, "%s/node.conf", dir);
     FILE *f = fopen(cfgpath, "w");
@@ -59,7 +63,11 @@ static int node_start(node_t *n, const char *config) {
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        execl(llmosd, llmosd, "--config", cfgpath, "--log-level", "warn", (char *)NULL);
+        if (with_model)
+            execl(llmosd, llmosd, "--config", cfgpath, "--log-level", "warn", model_args[0], model_args[1],
+                  model_args[2], model_args[3], (char *)NULL);
+        else
+            execl(llmosd, llmosd, "--config", cfgpath, "--log-level", "warn", (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -77,6 +85,8 @@ static int node_start(node_t *n, const char *config) {
     snprintf(n->endpoint, sizeof n->endpoint, "%s", p + 13);
     return 0;
 }
+
+static int node_start(node_t *n, const char *config) { return node_start_ex(n, config, 0); }
 
 static int node_kill(node_t *n, int sig) {
     kill(n->pid, sig);
@@ -291,6 +301,89 @@ static int test_recovery(void) {
     return 0;
 }
 
+static int stop_at_first_chunk(const llmos_job_event_t *ev, void *user) {
+    int *chunks = user;
+    if (ev->chunk) (*chunks)++;
+    return ev->chunk != NULL;
+}
+
+/* Raw SchedulerStats (for `waiters`, which the client's struct lacks). */
+static int sched_stats(llmos_client_t *c, uint64_t *waiters, uint64_t *queued) {
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    if (llmos_client_call(c, "gateway", LLMOS__JOB_MSG_TYPE__JOB_MSG_SCHED_STATS, "", 0, 5000, &r, &err) != 0) return -1;
+    Llmos__SchedulerStats *st = llmos__scheduler_stats__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    if (!st) return -1;
+    *waiters = st->waiters;
+    *queued = st->queued;
+    llmos__scheduler_stats__free_unpacked(st, NULL);
+    return 0;
+}
+
+static int model_kv_used(llmos_client_t *c, uint32_t *used, uint32_t *running) {
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    if (llmos_client_call(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, "", 0, 5000, &r, &err) != 0) return -1;
+    Llmos__ModelStats *st = llmos__model_stats__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    if (!st) return -1;
+    *used = st->kv_blocks_used;
+    *running = st->running + st->queued;
+    llmos__model_stats__free_unpacked(st, NULL);
+    return 0;
+}
+
+/* A client that streams a generation and goes away mid-stream leaves
+ * nothing behind: the job finishes, its waiter is dropped at its deadline,
+ * the model's KV blocks are all free again.  A cancelled generation also
+ * gives its KV blocks back. */
+static int test_model_stream_disconnect(void) {
+    llmos_client_error_t err;
+    node_t n;
+    CHECK(node_start_ex(&n, NULL, 1) == 0, "start with model");
+    llmos_client_t *c = connect_to(&n);
+    llmos_job_t *j;
+    llmos_job_new("gen-1", &j, &err);
+    llmos_task_spec_t g = {.kind = LLMOS_TASK_GENERATE, .text = "Once upon a time", .max_tokens = 300};
+    llmos_job_add_task(j, &g, &err);
+    int rc = llmos_client_submit(c, j, 5000, NULL, &err);
+    llmos_job_destroy(&j);
+    CHECK(rc == 0, "%s", err.msg);
+    int chunks = 0;
+    llmos_job_status_t *st = NULL;
+    rc = llmos_client_stream(c, "gen-1", 800, stop_at_first_chunk, &chunks, &st, &err);
+    CHECK(rc == LLMOS_CLIENT_ECANCELED || rc == 0, "stream rc %d %s", rc, err.msg);
+    llmos_job_status_free(&st);
+    llmos_client_destroy(&c); /* gone mid-stream */
+    c = connect_to(&n);
+    rc = llmos_client_wait(c, "gen-1", 10000, &st, &err);
+    CHECK(rc == 0 && st->state == LLMOS_JOB_DONE && st->tasks[0].n_tokens > 0, "gen-1 rc %d", rc);
+    llmos_job_status_free(&st);
+    /* a cancelled generation */
+    llmos_job_new("gen-2", &j, &err);
+    g.max_tokens = 500;
+    llmos_job_add_task(j, &g, &err);
+    rc = llmos_client_submit(c, j, 5000, NULL, &err);
+    llmos_job_destroy(&j);
+    CHECK(rc == 0, "%s", err.msg);
+    rc = llmos_client_cancel(c, "gen-2", 5000, &st, &err);
+    CHECK(rc == 0 && (st->state == LLMOS_JOB_CANCELLED || st->state == LLMOS_JOB_DONE), "cancel rc %d", rc);
+    llmos_job_status_free(&st);
+    /* after the stream's deadline (800 ms) + a sweep: nothing left */
+    usleep(1500000);
+    uint64_t waiters = 99, queued = 99;
+    uint32_t used = 99, running = 99;
+    CHECK(sched_stats(c, &waiters, &queued) == 0, "stats");
+    CHECK(waiters == 0 && queued == 0, "waiters %llu jobs %llu", (unsigned long long)waiters,
+          (unsigned long long)queued);
+    for (int i = 0; i < 50 && model_kv_used(c, &used, &running) == 0 && (used || running); i++) usleep(20000);
+    CHECK(used == 0 && running == 0, "model: %u KV blocks used, %u requests", used, running);
+    llmos_client_destroy(&c);
+    CHECK(node_kill(&n, SIGTERM) == 0, "llmosd did not exit cleanly on SIGTERM");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: jobs_e2e LLMOSD\n");
@@ -318,6 +411,23 @@ int main(int argc, char **argv) {
     snprintf(cmd, sizeof cmd, "rm -rf %s/data", dir);
     if (system(cmd) != 0) failures++;
     if (test_recovery() == 0) printf("ok crash recovery\n");
+    const char *models = getenv("LLMOS_MODELS");
+    static char mpath[512], tpath[512];
+    if (models) {
+        snprintf(mpath, sizeof mpath, "%s/stories260K.bin", models);
+        snprintf(tpath, sizeof tpath, "%s/tok512.bin", models);
+    }
+    if (models && access(mpath, R_OK) == 0 && access(tpath, R_OK) == 0) {
+        model_args[0] = "--model";
+        model_args[1] = mpath;
+        model_args[2] = "--tokenizer";
+        model_args[3] = tpath;
+        snprintf(cmd, sizeof cmd, "rm -rf %s/data", dir);
+        if (system(cmd) != 0) failures++;
+        if (test_model_stream_disconnect() == 0) printf("ok model: stream disconnect, cancel, nothing leaks\n");
+    } else {
+        printf("skip model part: no stories260K.bin/tok512.bin under LLMOS_MODELS\n");
+    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) failures++;
     printf("%s\n", failures ? "FAILED" : "PASSED");
