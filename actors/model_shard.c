@@ -35,6 +35,7 @@
 #include "runtime/base/log.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <mpi.h>
@@ -55,7 +56,8 @@
 #define MS_GROUP_CHECK_NS 100000000ull
 
 enum { OP_OPEN = 1, OP_CLOSE = 2, OP_TRUNC = 3 };
-typedef enum { REQ_GENERATE = 1, REQ_EMBED = 2 } req_kind_t;
+typedef enum { REQ_GENERATE = 1, REQ_EMBED = 2, REQ_SCORE = 3 } req_kind_t;
+#define MS_MAX_LABELS 64
 
 typedef struct ms_req {
     struct ms_req *next;      /* queue link */
@@ -78,8 +80,14 @@ typedef struct ms_req {
     size_t text_len, text_cap, gen_off, sent;
     uint32_t chunk_index;
     int chunk_tok;            /* first generated token not yet streamed */
-    float *vec;               /* embed: pooled hidden (dim) */
+    float *vec;               /* embed: pooled hidden (dim); score: log p of the first label
+                                 token after the shared prefix (vocab) */
     int pooled;               /* embed: rows summed */
+    /* score: each label's whole tokenization (prompt + label); toks holds
+     * the prefix all labels share (n_prompt tokens), computed once */
+    char **labels;
+    int **lab_toks, *lab_n, n_labels, cur, lab_pos;
+    double *lab_lp;
     uint64_t t_arrive_ns, t_admit_ns, t_first_ns;
 } ms_req_t;
 
@@ -223,6 +231,14 @@ static void req_free(ms_req_t *r) {
     free(r->toks);
     free(r->text);
     free(r->vec);
+    for (int i = 0; i < r->n_labels; i++) {
+        free(r->labels[i]);
+        free(r->lab_toks[i]);
+    }
+    free(r->labels);
+    free(r->lab_toks);
+    free(r->lab_n);
+    free(r->lab_lp);
     free(r);
 }
 
@@ -249,6 +265,12 @@ static void req_leave(ms_t *s, ms_req_t *r) {
     }
 }
 
+static uint32_t req_msg_type(const ms_req_t *r) {
+    return r->kind == REQ_EMBED   ? LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED
+           : r->kind == REQ_SCORE ? LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE
+                                  : LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE;
+}
+
 /* Answers r with an error and frees it (r already out of the queue). */
 static void req_fail(ms_t *s, ms_req_t *r, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void req_fail(ms_t *s, ms_req_t *r, int status, const char *fmt, ...) {
@@ -258,9 +280,7 @@ static void req_fail(ms_t *s, ms_req_t *r, int status, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     req_leave(s, r);
-    send_to_asker(s, r, r->kind == REQ_EMBED ? LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED
-                                             : LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE,
-                  true, status, msg, NULL, 0);
+    send_to_asker(s, r, req_msg_type(r), true, status, msg, NULL, 0);
     req_free(r);
 }
 
@@ -318,7 +338,33 @@ static void stream_chunk(ms_t *s, ms_req_t *r, size_t upto) {
 static void req_finish(ms_t *s, ms_req_t *r, const char *reason) {
     uint64_t now = llmos_now_ns();
     req_leave(s, r);
-    if (r->kind == REQ_EMBED) {
+    if (r->kind == REQ_SCORE) {
+        Llmos__ScoreResult sr = LLMOS__SCORE_RESULT__INIT;
+        float lp[MS_MAX_LABELS], pr[MS_MAX_LABELS];
+        double mx = -1e300, sum = 0;
+        int best = 0;
+        for (int i = 0; i < r->n_labels; i++) {
+            lp[i] = (float)r->lab_lp[i];
+            if (r->lab_lp[i] > mx) mx = r->lab_lp[best = i];
+        }
+        for (int i = 0; i < r->n_labels; i++) sum += exp(r->lab_lp[i] - mx);
+        for (int i = 0; i < r->n_labels; i++) pr[i] = (float)(exp(r->lab_lp[i] - mx) / sum);
+        sr.n_labels = sr.n_log_probs = sr.n_probs = (size_t)r->n_labels;
+        sr.labels = r->labels;
+        sr.log_probs = lp;
+        sr.probs = pr;
+        sr.best = r->labels[best];
+        size_t n = llmos__score_result__get_packed_size(&sr);
+        uint8_t *buf = malloc(n ? n : 1);
+        if (buf) {
+            llmos__score_result__pack(&sr, buf);
+            send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, true, 0, NULL, buf, n);
+        } else {
+            send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, true, LLMOS_ENOMEM, "model: no memory", NULL,
+                          0);
+        }
+        free(buf);
+    } else if (r->kind == REQ_EMBED) {
         Llmos__EmbedResult er = LLMOS__EMBED_RESULT__INIT;
         for (int i = 0; i < s->dim && r->pooled > 1; i++) r->vec[i] /= (float)r->pooled;
         er.n_vector = (size_t)s->dim;
@@ -537,9 +583,88 @@ out:
     return rc;
 }
 
+/* Each label's text is scored as the continuation of the prompt: the
+ * tokens of prompt + label after the longest prefix they share with the
+ * prompt's own tokens (so a BPE merge across the boundary is scored as the
+ * model sees it).  All labels share toks[0..n_prompt), the shortest such
+ * prefix, which runs once. */
+static int req_parse_score(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_error_t *err) {
+    Llmos__ScoreRequest *q = llmos__score_request__unpack(NULL, msg->len, msg->data);
+    if (!q) return llmos_error_set(err, LLMOS_EINVAL, "score: the payload (%zu bytes) is not a ScoreRequest", msg->len);
+    int rc = 0;
+    const char *prompt = q->prompt ? q->prompt : "";
+    size_t plen = strlen(prompt);
+    if (q->n_labels == 0 || q->n_labels > MS_MAX_LABELS) {
+        rc = llmos_error_set(err, LLMOS_EINVAL, "labels: %zu given, 1..%d allowed", q->n_labels, MS_MAX_LABELS);
+        goto out;
+    }
+    if ((rc = req_tokenize(s, r, prompt, 0, err))) goto out;
+    int n = (int)q->n_labels;
+    r->labels = calloc((size_t)n, sizeof *r->labels);
+    r->lab_toks = calloc((size_t)n, sizeof *r->lab_toks);
+    r->lab_n = calloc((size_t)n, sizeof *r->lab_n);
+    r->lab_lp = calloc((size_t)n, sizeof *r->lab_lp);
+    r->vec = malloc(sizeof(float) * (size_t)s->vocab);
+    if (!r->labels || !r->lab_toks || !r->lab_n || !r->lab_lp || !r->vec) {
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+        goto out;
+    }
+    int shared = r->n_prompt;
+    for (int i = 0; i < n && rc == 0; i++, r->n_labels++) {
+        size_t ll = strlen(q->labels[i]);
+        if (ll == 0 || ll > MS_MAX_PROMPT_BYTES) {
+            rc = llmos_error_set(err, LLMOS_EINVAL, "labels[%d]: %zu bytes (1..%u allowed)", i, ll, MS_MAX_PROMPT_BYTES);
+            break;
+        }
+        char *full = malloc(plen + ll + 1);
+        r->labels[i] = strdup(q->labels[i]);
+        int cap = (int)(plen + ll) + 3;
+        r->lab_toks[i] = malloc(sizeof(int) * (size_t)cap);
+        if (!full || !r->labels[i] || !r->lab_toks[i]) {
+            free(full);
+            rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+            break;
+        }
+        memcpy(full, prompt, plen);
+        memcpy(full + plen, q->labels[i], ll + 1);
+        rc = model_tokenize(s->tok, full, plen + ll, 1, 0, r->lab_toks[i], cap, &r->lab_n[i], err);
+        free(full);
+        if (rc) break;
+        int k = 0;
+        while (k < r->n_prompt && k < r->lab_n[i] && r->lab_toks[i][k] == r->toks[k]) k++;
+        if (k >= r->lab_n[i]) {
+            rc = llmos_error_set(err, LLMOS_EINVAL, "labels[%d]: '%s' adds no token to the prompt", i, q->labels[i]);
+            break;
+        }
+        if (r->lab_n[i] > s->seq_len) {
+            rc = llmos_error_set(err, LLMOS_ETOOBIG, "labels[%d]: prompt + label are %d tokens, more than seq_len %d",
+                                 i, r->lab_n[i], s->seq_len);
+            break;
+        }
+        if (k < shared) shared = k;
+    }
+    if (rc == 0 && shared < 1) shared = 1; /* BOS is always shared */
+    r->n_prompt = r->n_toks = shared;
+out:
+    llmos__score_request__free_unpacked(q, NULL);
+    return rc;
+}
+
+/* log p(t) under logits (vocab floats). */
+static double log_prob(const float *logits, int vocab, int t) {
+    float mx = logits[0];
+    for (int i = 1; i < vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < vocab; i++) sum += exp((double)(logits[i] - mx));
+    return (double)(logits[t] - mx) - log(sum);
+}
+
 /* Blocks a request can ever hold: every position it will run. */
 static int req_blocks(const ms_req_t *r) {
     int positions = r->kind == REQ_GENERATE ? r->n_prompt + r->max_gen - 1 : r->n_prompt;
+    for (int i = 0; r->kind == REQ_SCORE && i < r->n_labels; i++)
+        if (r->lab_n[i] - 1 > positions) positions = r->lab_n[i] - 1;
     return (positions + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
 }
 
@@ -668,8 +793,50 @@ static int admit(ms_t *s, llmos_error_t *err) {
     return 0;
 }
 
+/* Score: label cur starts at the shared prefix; the prefix's own logits
+ * (kept in r->vec) score its first token.  Labels of one token end at once. */
+static bool score_label_start(ms_t *s, ms_req_t *r) {
+    (void)s;
+    for (; r->cur < r->n_labels; r->cur++) {
+        const int *t = r->lab_toks[r->cur];
+        r->lab_lp[r->cur] = r->vec[t[r->n_prompt]];
+        r->lab_pos = r->n_prompt + 1;
+        if (r->lab_pos < r->lab_n[r->cur]) return true;
+    }
+    return false;
+}
+
+/* Score: the logits after the last fed token. */
+static void on_score(ms_t *s, ms_req_t *r, int i) {
+    const float *lg = model_ctx_logits(s->ctx, i);
+    llmos_error_t err;
+    if (r->n_fed == r->n_prompt && r->cur == 0 && r->lab_pos == 0) { /* the shared prefix ran */
+        float mx = lg[0];
+        for (int v = 1; v < s->vocab; v++)
+            if (lg[v] > mx) mx = lg[v];
+        double sum = 0;
+        for (int v = 0; v < s->vocab; v++) sum += exp((double)(lg[v] - mx));
+        for (int v = 0; v < s->vocab; v++) r->vec[v] = (float)((double)(lg[v] - mx) - log(sum));
+        if (!score_label_start(s, r)) req_finish(s, r, "done");
+        return;
+    }
+    const int *t = r->lab_toks[r->cur];
+    r->lab_lp[r->cur] += log_prob(lg, s->vocab, t[r->lab_pos]);
+    if (++r->lab_pos < r->lab_n[r->cur]) return;
+    /* Label done: back to the shared prefix for the next one. */
+    model_seq_truncate(s->ctx, r->seq, r->n_prompt, &err);
+    op_log(s, OP_TRUNC, r->seq, r->n_prompt);
+    r->n_fed = r->n_prompt;
+    r->cur++;
+    if (!score_label_start(s, r)) req_finish(s, r, "done");
+}
+
 /* Consumes entry i's output for r (all its tokens are in the cache now). */
 static void on_output(ms_t *s, ms_req_t *r, int i) {
+    if (r->kind == REQ_SCORE) {
+        on_score(s, r, i);
+        return;
+    }
     if (r->kind == REQ_EMBED) {
         const float *h = model_ctx_hidden(s->ctx, i);
         if (r->mean || r->n_fed == r->n_prompt) {
@@ -730,7 +897,8 @@ static bool leader_step(ms_t *s) {
     for (int k = 0; k < s->n_running && left > 0; k++) { /* decode steps first: one row each */
         ms_req_t *r = s->running[k];
         if (r->n_fed < r->n_prompt) continue;
-        s->ents[ne] = (model_batch_entry_t){r->seq, r->toks + r->n_fed, 1};
+        const int *t = r->kind == REQ_SCORE ? &r->lab_toks[r->cur][r->lab_pos - 1] : r->toks + r->n_fed;
+        s->ents[ne] = (model_batch_entry_t){r->seq, t, 1};
         s->ereq[ne++] = r;
         left--;
     }
@@ -763,7 +931,7 @@ static bool leader_step(ms_t *s) {
     for (int i = 0; i < ne; i++) {
         ms_req_t *r = s->ereq[i];
         r->n_fed += s->ents[i].n_tokens;
-        if (r->n_fed == r->n_toks) on_output(s, r, i);
+        if (r->n_fed == r->n_toks || (r->kind == REQ_SCORE && r->n_fed > r->n_prompt)) on_output(s, r, i);
     }
     return s->n_running > 0 || s->q_head;
 }
@@ -1013,7 +1181,9 @@ static void handle_request(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg, req_kind
         rt_reply_error(ctx, msg, LLMOS_ENOMEM, "model: no memory for a request");
         return;
     }
-    int rc = kind == REQ_GENERATE ? req_parse_generate(s, r, msg, &err) : req_parse_embed(s, r, msg, &err);
+    int rc = kind == REQ_GENERATE ? req_parse_generate(s, r, msg, &err)
+             : kind == REQ_SCORE  ? req_parse_score(s, r, msg, &err)
+                                  : req_parse_embed(s, r, msg, &err);
     if (rc == 0 && req_blocks(r) > s->kv_total)
         rc = llmos_error_set(&err, LLMOS_ETOOBIG, "the request needs %d KV blocks, the pool has %d (start with more --kv-blocks)",
                              req_blocks(r), s->kv_total);
@@ -1048,6 +1218,7 @@ static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
         return 0;
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE:
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED:
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE:
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_CANCEL:
         if (s->grank != 0) {
             rt_reply_error(ctx, msg, LLMOS_EINVAL, "model/%d/%d is a follower: send requests to model/%d", s->replica,
@@ -1058,9 +1229,10 @@ static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
             handle_cancel(s, ctx, msg);
         else
             handle_request(s, ctx, msg,
-                           msg->type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE ? REQ_GENERATE : REQ_EMBED);
+                           msg->type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE ? REQ_GENERATE
+                           : msg->type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE  ? REQ_SCORE
+                                                                                  : REQ_EMBED);
         return 0;
-    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE:
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD:
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_UNLOAD:
         rt_reply_error(ctx, msg, LLMOS_EUNSUPPORTED, "model: message type %u is not served yet", msg->type);

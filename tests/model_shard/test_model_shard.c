@@ -422,6 +422,74 @@ static void test_embed(void **state) {
     llmos_client_destroy(&c);
 }
 
+/* ---------------------------------------------------------------- score */
+
+static Llmos__ScoreResult *score(llmos_client_t *c, const char *prompt, const char **labels, size_t n) {
+    Llmos__ScoreRequest q = LLMOS__SCORE_REQUEST__INIT;
+    q.prompt = (char *)prompt;
+    q.n_labels = n;
+    q.labels = (char **)labels;
+    uint8_t buf[1024];
+    size_t len = llmos__score_request__pack(&q, buf);
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_call(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, buf, len, 20000, &r, &err);
+    if (rc) fprintf(stderr, "score: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    Llmos__ScoreResult *res = llmos__score_result__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    assert_non_null(res);
+    assert_int_equal(res->n_log_probs, n);
+    return res;
+}
+
+static void test_score(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    /* The greedy next token is the most likely of all labels (any other
+     * label's probability is at most its first token's). */
+    llmos_client_gen_opts_t o = {.max_tokens = 1};
+    llmos_client_gen_result_t *g = NULL;
+    llmos_client_error_t err;
+    const char *prompt = "Once upon a time, there was a little";
+    assert_int_equal(llmos_client_generate(c, prompt, &o, NULL, NULL, &g, &err), 0);
+    const char *labels[] = {g->text, " dog who liked to fly", " xq zz", " boy"};
+    Llmos__ScoreResult *a = score(c, prompt, labels, 4);
+    assert_string_equal(a->best, g->text);
+    double sum = 0;
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(a->log_probs[i] < 0);
+        sum += a->probs[i];
+    }
+    assert_true(sum > 0.999 && sum < 1.001);
+    /* Order does not matter: each label is scored from the same prefix. */
+    const char *rev[] = {labels[3], labels[2], labels[1], labels[0]};
+    Llmos__ScoreResult *b = score(c, prompt, rev, 4);
+    for (size_t i = 0; i < 4; i++) assert_float_equal(a->log_probs[i], b->log_probs[3 - i], 1e-4);
+    /* A label alone scores the same as among others. */
+    Llmos__ScoreResult *one = score(c, prompt, &labels[1], 1);
+    assert_float_equal(one->log_probs[0], a->log_probs[1], 1e-4);
+    llmos__score_result__free_unpacked(a, NULL);
+    llmos__score_result__free_unpacked(b, NULL);
+    llmos__score_result__free_unpacked(one, NULL);
+    llmos_client_gen_result_free(&g);
+    /* No labels, an empty label: EINVAL. */
+    Llmos__ScoreRequest q = LLMOS__SCORE_REQUEST__INIT;
+    q.prompt = "x";
+    uint8_t buf[64];
+    size_t len = llmos__score_request__pack(&q, buf);
+    assert_int_equal(call_status(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, buf, len, NULL, 0), LLMOS_CLIENT_EINVAL);
+    char *empty[] = {""};
+    q.n_labels = 1;
+    q.labels = empty;
+    len = llmos__score_request__pack(&q, buf);
+    assert_int_equal(call_status(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, buf, len, NULL, 0), LLMOS_CLIENT_EINVAL);
+    Llmos__ModelStats *st = stats(c);
+    assert_int_equal(st->kv_blocks_used, 0);
+    llmos__model_stats__free_unpacked(st, NULL);
+    llmos_client_destroy(&c);
+}
+
 /* ---------------------------------------------------------------- overload */
 
 typedef struct ov_job {
@@ -529,7 +597,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_greedy_reference), cmocka_unit_test(test_stream_concatenates),
         cmocka_unit_test(test_concurrent_equals_solo), cmocka_unit_test(test_cancel_frees_kv),
         cmocka_unit_test(test_deadline),          cmocka_unit_test(test_bad_payloads),
-        cmocka_unit_test(test_embed),             cmocka_unit_test(test_overloaded),
+        cmocka_unit_test(test_embed),             cmocka_unit_test(test_score),
+        cmocka_unit_test(test_overloaded),
         cmocka_unit_test(test_follower_dies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
