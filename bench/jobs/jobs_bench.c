@@ -15,6 +15,9 @@
  *       no wait) with and without fsync on commit.  Baseline: raw LMDB,
  *       one put + one fsynced commit per job, in this process, same disk:
  *       what a log without group commit would do.
+ *   gen_job_path_tok_s          tokens/s of 256 generate jobs (64 tokens,
+ *       stories260K, 16 client threads) through the job path; baseline the
+ *       same generations asked of the model actor directly (target >= 0.9).
  *   queued_bytes_per_job        llmosd's anonymous resident memory growth
  *       with 100 000 queued jobs (echo has no capacity: target_inflight =
  *       echo=0) per job, minus the job's own text (its packed spec);
@@ -54,7 +57,9 @@ typedef struct node {
     char endpoint[256];
 } node_t;
 
-static void node_start(node_t *n, const char *name, const char *config) {
+static const char *model_args[4]; /* --model M --tokenizer T */
+
+static void node_start_ex(node_t *n, const char *name, const char *config, int with_model) {
     char cfgpath[160], data[160];
     snprintf(cfgpath, sizeof cfgpath, "%s/%s.conf", tmpdir, name);
     snprintf(data, sizeof data, "%s/%s", tmpdir, name);
@@ -71,7 +76,11 @@ static void node_start(node_t *n, const char *name, const char *config) {
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        execl(llmosd, llmosd, "--config", cfgpath, (char *)NULL);
+        if (with_model)
+            execl(llmosd, llmosd, "--config", cfgpath, model_args[0], model_args[1], model_args[2], model_args[3],
+                  (char *)NULL);
+        else
+            execl(llmosd, llmosd, "--config", cfgpath, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -85,6 +94,8 @@ static void node_start(node_t *n, const char *name, const char *config) {
     if (!p) fail("llmosd did not start", llmosd);
     snprintf(n->endpoint, sizeof n->endpoint, "%s", p + 13);
 }
+
+static void node_start(node_t *n, const char *name, const char *config) { node_start_ex(n, name, config, 0); }
 
 static void node_stop(node_t *n) {
     kill(n->pid, SIGTERM);
@@ -218,6 +229,106 @@ static double raw_lmdb_fsync_puts(void) {
     return rate;
 }
 
+/* ---- generation: the job path against the model actor directly ---- */
+
+enum { GEN_JOBS = 256, GEN_THREADS = 16, GEN_TOKENS = 64 };
+
+typedef struct gen_worker {
+    pthread_t t;
+    const char *endpoint;
+    int via_jobs, index, round;
+    uint64_t tokens;
+    int errors;
+} gen_worker_t;
+
+static void *gen_main(void *arg) {
+    gen_worker_t *w = arg;
+    llmos_client_t *c;
+    llmos_client_error_t err;
+    if (llmos_client_connect(w->endpoint, &(llmos_client_opts_t){.timeout_ms = 60000}, &c, &err) != 0) {
+        w->errors++;
+        return NULL;
+    }
+    static const char *const starts[] = {"Once upon a time", "One day", "Lily and Ben", "The little dog",
+                                         "There was a big tree", "Tom had a red ball", "The sun was hot",
+                                         "A bird sat on a branch"};
+    for (int k = 0; k < GEN_JOBS / GEN_THREADS; k++) {
+        const char *prompt = starts[(w->index + k) % 8];
+        if (w->via_jobs) {
+            char id[64];
+            snprintf(id, sizeof id, "gen-%d-%d-%d", w->round, w->index, k);
+            llmos_job_t *j;
+            llmos_job_new(id, &j, &err);
+            llmos_task_spec_t t = {.kind = LLMOS_TASK_GENERATE, .text = prompt, .max_tokens = GEN_TOKENS};
+            llmos_job_add_task(j, &t, &err);
+            llmos_job_status_t *st = NULL;
+            int rc = llmos_client_submit_wait(c, j, 60000, &st, &err);
+            if (rc == 0 && st->state == LLMOS_JOB_DONE) w->tokens += st->tasks[0].n_tokens;
+            else w->errors++;
+            llmos_job_status_free(&st);
+            llmos_job_destroy(&j);
+        } else {
+            llmos_client_gen_opts_t o = {.max_tokens = GEN_TOKENS, .timeout_ms = 60000};
+            llmos_client_gen_result_t *r = NULL;
+            if (llmos_client_generate(c, prompt, &o, NULL, NULL, &r, &err) == 0) w->tokens += r->n_tokens;
+            else w->errors++;
+            llmos_client_gen_result_free(&r);
+        }
+    }
+    llmos_client_destroy(&c);
+    return NULL;
+}
+
+/* tokens/s of GEN_JOBS generations, GEN_THREADS at a time. */
+static double gen_rate(const char *endpoint, int via_jobs, int round) {
+    gen_worker_t w[GEN_THREADS];
+    uint64_t t0 = llmos_now_ns(), tokens = 0;
+    int errors = 0;
+    for (int i = 0; i < GEN_THREADS; i++) {
+        w[i] = (gen_worker_t){.endpoint = endpoint, .via_jobs = via_jobs, .index = i, .round = round};
+        pthread_create(&w[i].t, NULL, gen_main, &w[i]);
+    }
+    for (int i = 0; i < GEN_THREADS; i++) {
+        pthread_join(w[i].t, NULL);
+        tokens += w[i].tokens;
+        errors += w[i].errors;
+    }
+    if (errors) fprintf(stderr, "jobs_bench: %d generation errors (%s)\n", errors, via_jobs ? "jobs" : "direct");
+    return (double)tokens / ((double)(llmos_now_ns() - t0) / 1e9);
+}
+
+static void bench_generation(void) {
+    const char *models = getenv("LLMOS_MODELS");
+    static char mpath[PATH_MAX], tpath[PATH_MAX];
+    snprintf(mpath, sizeof mpath, "%s/stories260K.bin", models ? models : LLMOS_SOURCE_DIR "/../shared/models");
+    snprintf(tpath, sizeof tpath, "%s/tok512.bin", models ? models : LLMOS_SOURCE_DIR "/../shared/models");
+    if (access(mpath, R_OK) != 0 || access(tpath, R_OK) != 0) {
+        fprintf(stderr, "jobs_bench: no %s: generation figure skipped\n", mpath);
+        return;
+    }
+    model_args[0] = "--model";
+    model_args[1] = mpath;
+    model_args[2] = "--tokenizer";
+    model_args[3] = tpath;
+    node_t n;
+    node_start_ex(&n, "gen", "sync = 0", 1);
+    gen_rate(n.endpoint, 0, 0); /* warm-up */
+    /* best of two alternating rounds each, so load drift hits both sides */
+    double direct = 0, jobs = 0;
+    for (int round = 1; round <= 2; round++) {
+        double d = gen_rate(n.endpoint, 0, round), j = gen_rate(n.endpoint, 1, round);
+        if (d > direct) direct = d;
+        if (j > jobs) jobs = j;
+    }
+    node_stop(&n);
+    char note[200];
+    snprintf(note, sizeof note, "%d generate jobs of %d tokens, %d client threads, stories260K; target ratio >= 0.9",
+             GEN_JOBS, GEN_TOKENS, GEN_THREADS);
+    bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "gen_job_path_tok_s", .value = jobs, .unit = "tok/s",
+                                 .baseline = "the same generations asked of the model actor directly",
+                                 .baseline_value = direct, .note = note});
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
         secs = 0.5;
@@ -301,6 +412,7 @@ int main(int argc, char **argv) {
     bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "queued_bytes_per_job", .value = per_job, .unit = "bytes",
                                  .limit = "target 1 KiB", .limit_value = 1024, .note = note});
     node_stop(&n);
+    bench_generation();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) return 1;
