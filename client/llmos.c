@@ -381,13 +381,16 @@ static int load_send(load_req_t *L, uint32_t timeout_ms, Llmos__GraphLoadResult 
 
 /* `llmos --endpoint E graph load FILE... [--strict] [--format F] [--base IRI]
  * [--remote-path] [--chunk SIZE] [--load-timeout MS]`: sends each file's
- * content in chunks well under the frame cap (or, with --remote-path, names
- * files on the node), then commits: the node loads them all in one
- * transaction and answers with the report and any malformed lines. */
+ * content in chunks (512 KiB by default: under the frame cap of any node
+ * configured with max_frame >= 1M; the node's refusal of a bigger frame
+ * cannot name the call, so the client would only time out), or with
+ * --remote-path names files on the node, then commits: the node loads them
+ * all in one transaction and answers with the report and any malformed
+ * lines. */
 static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     const char *format = "", *base = "";
     int strict = 0, remote = 0, nfiles = 0;
-    unsigned long chunk = 4ul << 20;
+    unsigned long chunk = 512ul << 10;
     uint32_t load_timeout = 600000;
     char **files = calloc((size_t)argc, sizeof *files);
     if (!files) {

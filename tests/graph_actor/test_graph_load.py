@@ -121,6 +121,33 @@ def main():
         if triples(ep) != lines + 4:
             fail("after the multi-file and path loads: %d triples" % triples(ep))
 
+        step("the default chunk passes a node with a small frame cap (max_frame = 1M)")
+        bigger = os.path.join(tmp, "bigger.tsv")  # 2.3 MB: several default chunks
+        with open(bigger, "w") as f:
+            for i in range(100000):
+                f.write("b%d\tr%d\tb%d\n" % (i, i % 5, i + 1))
+        db2 = os.path.join(tmp, "db2")
+        run([GRAPH, "load", db2, seed, "--quiet"])
+        ep2 = "tcp://127.0.0.1:%d" % free_port()
+        node2 = subprocess.Popen([os.path.join(BIN, "llmosd"), "--listen", ep2, "--graph", db2, "--max-frame", "1M"],
+                                 stdout=log, stderr=log)
+        try:
+            for _ in range(100):
+                if run([LLMOS, "--endpoint", ep2, "--timeout", "200", "ping"], ok=False).returncode == 0:
+                    break
+                time.sleep(0.1)
+            p = run([LLMOS, "--timeout", "30000", "--endpoint", ep2, "graph", "load", umls, bigger])
+            if "(%d bytes sent)" % (size + os.path.getsize(bigger)) not in p.stdout:
+                fail("load through a small frame cap: " + p.stdout + p.stderr)
+            ref2 = os.path.join(tmp, "ref2")
+            run([GRAPH, "load", ref2, seed, umls, bigger, "--quiet"])
+            if dump(db2) != dump(ref2):
+                fail("the load through a small frame cap differs from a local load")
+        finally:
+            node2.terminate()
+            if node2.wait(timeout=30) != 0:
+                fail("the second llmosd exited with %d" % node2.returncode)
+
         step("malformed lines: reported with their line, skipped; --strict refuses and changes nothing")
         bad = os.path.join(tmp, "bad.nt")
         with open(bad, "w") as f:
