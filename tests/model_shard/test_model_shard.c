@@ -576,6 +576,53 @@ static void test_follower_dies(void **state) {
     server_stop(&s);
 }
 
+/* ---------------------------------------------------------------- replicas */
+
+/* 2 x tp ranks = two replicas: "model/0" and "model/1" answer on their
+ * leaders' nodes, each with the reference text. */
+static void test_two_replicas(void **state) {
+    (void)state;
+    if (tp < 2) skip();
+    static char model[PATH_MAX], tok[PATH_MAX], tps[16];
+    snprintf(model, sizeof model, "%s/stories260K.bin", env_or("LLMOS_MODELS", "."));
+    snprintf(tok, sizeof tok, "%s/tok512.bin", env_or("LLMOS_MODELS", "."));
+    snprintf(tps, sizeof tps, "%d", tp);
+    const char *argv[] = {"--workers", "1", "--log-level", "warn", "--model", model, "--tokenizer", tok,
+                          "--tp", tps, "--max-seqs", "4", NULL};
+    server_t s = {0};
+    assert_int_equal(bench_node_start(&s, 2 * tp, argv, "model/1", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, 60000), 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/stories260K.greedy.txt", env_or("LLMOS_MODELS", "."));
+    char *want = read_file(path);
+    assert_non_null(want);
+    want[strlen(want) - 1] = 0;
+    int found[2] = {0, 0};
+    for (int i = 0; i < s.n; i++) {
+        for (int rep = 0; rep < 2; rep++) {
+            char name[16];
+            snprintf(name, sizeof name, "model/%d", rep);
+            llmos_client_t *c = NULL;
+            llmos_client_error_t err;
+            assert_int_equal(llmos_client_connect(s.endpoints[i], NULL, &c, &err), 0);
+            llmos_client_gen_opts_t o = {.actor = name, .max_positions = 200, .echo_prompt = 1, .timeout_ms = 60000};
+            llmos_client_gen_result_t *res = NULL;
+            int rc = llmos_client_generate(c, "", &o, NULL, NULL, &res, &err);
+            if (rc == 0) {
+                assert_string_equal(res->text, want);
+                found[rep]++;
+            } else {
+                assert_int_equal(rc, LLMOS_CLIENT_ENOTFOUND); /* not this node's replica */
+            }
+            llmos_client_gen_result_free(&res);
+            llmos_client_destroy(&c);
+        }
+    }
+    assert_int_equal(found[0], 1);
+    assert_int_equal(found[1], 1);
+    free(want);
+    server_stop(&s);
+}
+
 static int group_setup(void **state) {
     (void)state;
     return server_start(&main_srv, NULL);
@@ -599,7 +646,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_deadline),          cmocka_unit_test(test_bad_payloads),
         cmocka_unit_test(test_embed),             cmocka_unit_test(test_score),
         cmocka_unit_test(test_overloaded),
-        cmocka_unit_test(test_follower_dies),
+        cmocka_unit_test(test_follower_dies),     cmocka_unit_test(test_two_replicas),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
