@@ -102,6 +102,13 @@ typedef struct ms {
     model_tp_t *tpg;          /* the group's collectives (NULL when tp == 1) */
     char (*endpoints)[CL_ENDPOINT_MAX]; /* tp endpoints of the group's nodes */
     int max_seqs, kv_blocks, budget, queue_limit, threads;
+    int kv_opt;               /* --kv-blocks (0 = default from the model) */
+    bool loaded;              /* a model and its context are in place */
+    /* LOAD of a group: the followers' answers awaited before the leader loads */
+    rt_msg_t *load_req;       /* the LOAD ask being served (owned) */
+    uint64_t *load_corr;      /* tp - 1 */
+    int load_pending, load_failed;
+    char load_err[256];
     /* built by init */
     model_ctx_t *ctx;
     const model_tokenizer_t *tok;
@@ -671,6 +678,7 @@ static int req_blocks(const ms_req_t *r) {
 /* ---------------------------------------------------------------- the group */
 
 static void group_check(ms_t *s);
+static void load_answer(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg);
 
 /* Sends the plan (ops since the last one + the batch) to every follower and
  * waits until each send completed.  LLMOS_EUNAVAILABLE when a follower is
@@ -1017,8 +1025,45 @@ static bool follower_poll(ms_t *s) {
 
 /* The context and every buffer of the iteration, on the starting thread, so
  * a bad option fails llmosd's start-up rather than a running actor. */
+static void ms_unbuild(ms_t *s) {
+    model_ctx_destroy(&s->ctx);
+    free(s->logits);
+    free(s->ents);
+    free(s->ereq);
+    free(s->running);
+    free(s->plan);
+    free(s->ops);
+    free(s->sreqs);
+    free(s->acks);
+    free(s->peers);
+    free(s->load_corr);
+    s->logits = NULL;
+    s->ents = NULL;
+    s->ereq = NULL;
+    s->running = NULL;
+    s->plan = NULL;
+    s->ops = NULL;
+    s->sreqs = NULL;
+    s->acks = NULL;
+    s->peers = NULL;
+    s->load_corr = NULL;
+    s->tok = NULL;
+    s->n_ops = 0;
+    s->loaded = false;
+}
+
 static int ms_build(ms_t *s, llmos_error_t *err) {
     const model_config_t *cfg = model_config(s->m);
+    /* Default pool: max_seqs full-length sequences, but at most 512 MiB. */
+    size_t block_bytes = (size_t)cfg->n_layers * 2 * MODEL_KV_BLOCK * (size_t)(cfg->n_kv_heads * cfg->head_dim) *
+                         sizeof(float) / (size_t)s->tp;
+    int per_seq = (cfg->seq_len + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
+    s->kv_blocks = s->kv_opt;
+    if (!s->kv_blocks) {
+        size_t want = (size_t)s->max_seqs * (size_t)per_seq, cap = ((size_t)512 << 20) / (block_bytes ? block_bytes : 1);
+        s->kv_blocks = (int)(want < cap ? want : cap);
+        if (s->kv_blocks < per_seq) s->kv_blocks = per_seq;
+    }
     s->tok = model_tokenizer(s->m);
     s->vocab = cfg->vocab_size;
     s->dim = cfg->dim;
@@ -1045,9 +1090,11 @@ static int ms_build(ms_t *s, llmos_error_t *err) {
     s->sreqs = calloc((size_t)s->tp * 2, sizeof *s->sreqs);
     s->acks = calloc((size_t)s->tp, sizeof *s->acks);
     s->peers = calloc((size_t)s->peers_cap, sizeof *s->peers);
-    if (!s->logits || !s->ents || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->acks || !s->peers)
+    if (!s->logits || !s->ents || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->acks ||
+        !s->peers)
         return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the model actor's buffers");
     s->available = true;
+    s->loaded = true;
     LLMOS_INFO("model %s: replica %d rank %d of %d, %d slots, %d KV blocks, budget %d rows", s->path, s->replica,
                s->grank, s->tp, s->max_seqs, s->kv_total, s->budget);
     return 0;
@@ -1060,19 +1107,11 @@ static int ms_init(rt_ctx_t *ctx, void *arg, void **state) {
 }
 
 static void ms_free(ms_t *s) {
-    model_ctx_destroy(&s->ctx);
+    ms_unbuild(s);
     model_tp_destroy(&s->tpg);
     model_destroy(&s->m);
     if (s->comm != MPI_COMM_NULL) MPI_Comm_free(&s->comm);
-    free(s->logits);
-    free(s->ents);
-    free(s->ereq);
-    free(s->running);
-    free(s->plan);
-    free(s->ops);
-    free(s->sreqs);
-    free(s->acks);
-    free(s->peers);
+    rt_msg_free(s->load_req);
     free(s->endpoints);
     free(s->path);
     free(s);
@@ -1085,9 +1124,10 @@ static void group_stop(ms_t *s) {
     llmos_error_t err;
     if (s->tp <= 1) return;
     if (s->grank == 0) {
-        if (s->available && !s->shut) plan_send(s, MS_PLAN_STOP, 0, &err);
+        if (s->loaded && s->available && !s->shut) plan_send(s, MS_PLAN_STOP, 0, &err);
         return;
     }
+    if (!s->loaded) return;
     uint64_t until = llmos_now_ns() + 10000000000ull;
     while (!s->stopped && llmos_now_ns() < until) follower_poll(s);
     if (s->posted) {
@@ -1098,9 +1138,13 @@ static void group_stop(ms_t *s) {
 }
 
 static void ms_deinit(rt_ctx_t *ctx, void *state) {
-    (void)ctx;
     ms_t *s = state;
     if (s->grank == 0) fail_all(s, LLMOS_EUNAVAILABLE, "model: the node is shutting down");
+    if (s->load_req) {
+        rt_reply_error(ctx, s->load_req, LLMOS_EUNAVAILABLE, "model: the node is shutting down");
+        rt_msg_free(s->load_req);
+        s->load_req = NULL;
+    }
     group_stop(s);
     ms_free(s);
 }
@@ -1110,10 +1154,10 @@ static void reply_stats(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
     int used = 0, total = 0;
     size_t bb;
     if (s->ctx) model_ctx_kv_usage(s->ctx, &used, &total, &bb);
-    st.model = s->path;
+    st.model = s->loaded ? s->path : "";
     st.replica = (uint32_t)s->replica;
     st.tp = (uint32_t)s->tp;
-    st.available = s->available && !s->shut;
+    st.available = s->loaded && s->available && !s->shut;
     st.running = (uint32_t)s->n_running;
     st.queued = (uint32_t)s->n_queued;
     st.kv_blocks_used = (uint32_t)used;
@@ -1161,9 +1205,12 @@ static void handle_cancel(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
 }
 
 static void handle_request(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg, req_kind_t kind) {
-    if (!s->available || s->shut) {
+    if (!s->loaded || !s->available || s->shut) {
         rt_reply_error(ctx, msg, LLMOS_EUNAVAILABLE, "%s",
-                       s->shut ? "model: the group was shut down" : s->down_why);
+                       s->shut        ? "model: the group was shut down"
+                       : s->load_req  ? "model: a model is being loaded"
+                       : !s->loaded   ? "model: no model is loaded (send MODEL_MSG_LOAD)"
+                                      : s->down_why);
         return;
     }
     if (s->n_queued >= s->queue_limit) {
@@ -1200,21 +1247,195 @@ static void handle_request(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg, req_kind
     s->n_queued++;
 }
 
+/* ---------------------------------------------------------------- control */
+
+/* The ref of follower rank f's actor (on its node, named model/<r>/<f>). */
+static int follower_ref(ms_t *s, int f, char *name, size_t cap, rt_ref_t *out) {
+    cl_peer_info_t peers[64];
+    size_t n = s->tr ? cl_transport_peers(s->tr, peers, 64) : 0;
+    if (n > 64) n = 64;
+    snprintf(name, cap, "model/%d/%d", s->replica, f);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(peers[i].endpoint, s->endpoints[f]) == 0 && peers[i].node_id && peers[i].alive) {
+            *out = rt_ref_name(peers[i].node_id, name);
+            return 0;
+        }
+    return LLMOS_EUNAVAILABLE;
+}
+
+/* Drops the model on this rank; the leader first answers every request,
+ * stops the followers' plan loop and tells them (a message, not MPI). */
+static void unload(ms_t *s, rt_ctx_t *ctx, const char *why) {
+    if (s->grank == 0) {
+        fail_all(s, LLMOS_EUNAVAILABLE, why);
+        group_stop(s);
+        for (int f = 1; f < s->tp && s->loaded; f++) {
+            char name[32];
+            rt_ref_t ref;
+            if (follower_ref(s, f, name, sizeof name, &ref) == 0)
+                rt_tell(ctx, ref, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_UNLOAD, NULL, 0);
+        }
+    } else if (s->posted) {
+        MPI_Cancel(&s->rreq);
+        MPI_Wait(&s->rreq, MPI_STATUS_IGNORE);
+        s->posted = false;
+    }
+    ms_unbuild(s);
+    model_destroy(&s->m);
+}
+
+/* Loads path on this rank (its slice of the group) and builds the context. */
+static int load_local(ms_t *s, const Llmos__ModelLoadRequest *q, llmos_error_t *err) {
+    model_load_opts_t lo = {.tokenizer_path = q->tokenizer && q->tokenizer[0] ? q->tokenizer : NULL,
+                            .quantize = q->q8 ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32,
+                            .tp_rank = s->grank,
+                            .tp_size = s->tp};
+    char *path = strdup(q->path);
+    if (!path) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    free(s->path);
+    s->path = path;
+    int rc = model_load(q->path, &lo, &s->m, err);
+    if (rc == 0) rc = ms_build(s, err);
+    if (rc) {
+        ms_unbuild(s);
+        model_destroy(&s->m);
+        return rc;
+    }
+    s->stopped = false;
+    s->posted = false;
+    s->quiet_us = 0;
+    return 0;
+}
+
+/* LOAD: replaces the model.  A leader of T > 1 asks every follower to load
+ * its slice first (asks over the cluster), and loads its own when all have
+ * answered (load_answer); the caller's ask is answered then. */
+static void handle_load(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
+    if (s->shut || s->load_req) {
+        rt_reply_error(ctx, msg, LLMOS_ESTATE, "model: %s", s->shut ? "the group was shut down" : "a load is in progress");
+        return;
+    }
+    Llmos__ModelLoadRequest *q = llmos__model_load_request__unpack(NULL, msg->len, msg->data);
+    if (!q || !q->path || !q->path[0]) {
+        rt_reply_error(ctx, msg, LLMOS_EINVAL, "load: %s",
+                       q ? "path is empty" : "the payload is not a ModelLoadRequest");
+        if (q) llmos__model_load_request__free_unpacked(q, NULL);
+        return;
+    }
+    llmos_error_t err = {0};
+    if (s->loaded) unload(s, ctx, "model: the model is being replaced");
+    if (s->grank == 0 && s->tp > 1) {
+        if (!(s->load_corr = calloc((size_t)s->tp, sizeof *s->load_corr))) {
+            rt_reply_error(ctx, msg, LLMOS_ENOMEM, "no memory");
+            llmos__model_load_request__free_unpacked(q, NULL);
+            return;
+        }
+        s->load_failed = 0;
+        s->load_pending = 0;
+        for (int f = 1; f < s->tp; f++) {
+            char name[32];
+            rt_ref_t ref;
+            int rc = follower_ref(s, f, name, sizeof name, &ref);
+            if (rc == 0) rc = rt_ask(ctx, ref, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, msg->data, msg->len, 600000,
+                                     &s->load_corr[f]);
+            if (rc) {
+                s->load_failed = rc;
+                snprintf(s->load_err, sizeof s->load_err, "rank %d (%s) cannot be asked: %s", f, s->endpoints[f],
+                         llmos_strerror(rc));
+            } else {
+                s->load_pending++;
+            }
+        }
+        rt_msg_init_t in = {.to = msg->to, .from = msg->from, .type = msg->type, .corr = msg->corr,
+                            .deadline_ms = msg->deadline_ms, .data = msg->data, .len = msg->len};
+        s->load_req = rt_msg_new(&in);
+        llmos__model_load_request__free_unpacked(q, NULL);
+        if (!s->load_req) {
+            rt_reply_error(ctx, msg, LLMOS_ENOMEM, "no memory");
+            return;
+        }
+        if (s->load_pending == 0) load_answer(s, ctx, NULL);
+        return;
+    }
+    int rc = load_local(s, q, &err);
+    llmos__model_load_request__free_unpacked(q, NULL);
+    if (rc) {
+        rt_reply_error(ctx, msg, rc, "load: %s", err.msg);
+        return;
+    }
+    s->available = true;
+    reply_stats(s, ctx, msg);
+}
+
+/* A follower's answer to LOAD (msg), or NULL when none is awaited any more. */
+static void load_answer(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
+    if (!s->load_req || !s->load_corr) return;
+    if (msg) {
+        int f = 1;
+        while (f < s->tp && s->load_corr[f] != msg->corr) f++;
+        if (f == s->tp) return; /* not ours */
+        s->load_corr[f] = 0;
+        s->load_pending--;
+        if (msg->status) {
+            s->load_failed = msg->status;
+            snprintf(s->load_err, sizeof s->load_err, "rank %d: %s", f, msg->error ? msg->error : llmos_strerror(msg->status));
+        }
+        if (s->load_pending > 0) return;
+    }
+    rt_msg_t *req = s->load_req;
+    s->load_req = NULL;
+    free(s->load_corr);
+    s->load_corr = NULL;
+    llmos_error_t err = {0};
+    int rc = s->load_failed;
+    if (rc) {
+        llmos_error_set(&err, rc, "%s", s->load_err);
+    } else {
+        Llmos__ModelLoadRequest *q = llmos__model_load_request__unpack(NULL, req->len, req->data);
+        rc = q ? load_local(s, q, &err) : llmos_error_set(&err, LLMOS_EINVAL, "the load request does not decode");
+        if (q) llmos__model_load_request__free_unpacked(q, NULL);
+    }
+    if (rc) {
+        rt_reply_error(ctx, req, rc, "load: %s", err.msg);
+    } else {
+        s->available = true;
+        reply_stats(s, ctx, req);
+    }
+    rt_msg_free(req);
+}
+
 static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
     ms_t *s = state;
-    if (msg->flags & RT_MSG_REPLY) return 0;
+    if (msg->flags & RT_MSG_REPLY) {
+        load_answer(s, ctx, msg);
+        return 0;
+    }
     switch (msg->type) {
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS:
         reply_stats(s, ctx, msg);
         return 0;
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SHUTDOWN:
-        if (s->grank == 0 && !s->shut) {
-            fail_all(s, LLMOS_EUNAVAILABLE, "model: the group was shut down");
-            group_stop(s);
+        if (!s->shut) {
+            if (s->load_req) {
+                rt_reply_error(ctx, s->load_req, LLMOS_EUNAVAILABLE, "model: the group was shut down");
+                rt_msg_free(s->load_req);
+                s->load_req = NULL;
+            }
+            unload(s, ctx, "model: the group was shut down");
             s->shut = true;
-            model_ctx_destroy(&s->ctx);
         }
         rt_reply(ctx, msg, msg->type, NULL, 0);
+        return 0;
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_UNLOAD:
+        if (s->load_req) {
+            rt_reply_error(ctx, msg, LLMOS_ESTATE, "model: a load is in progress");
+            return 0;
+        }
+        unload(s, ctx, "model: the model was unloaded");
+        reply_stats(s, ctx, msg);
+        return 0;
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD:
+        handle_load(s, ctx, msg);
         return 0;
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE:
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED:
@@ -1233,10 +1454,6 @@ static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
                            : msg->type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE  ? REQ_SCORE
                                                                                   : REQ_EMBED);
         return 0;
-    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD:
-    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_UNLOAD:
-        rt_reply_error(ctx, msg, LLMOS_EUNSUPPORTED, "model: message type %u is not served yet", msg->type);
-        return 0;
     default:
         return LLMOS_EUNKNOWNTYPE;
     }
@@ -1245,7 +1462,7 @@ static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
 static bool ms_idle(rt_ctx_t *ctx, void *state) {
     (void)ctx;
     ms_t *s = state;
-    if (s->shut) return false;
+    if (s->shut || !s->loaded) return false;
     return s->grank == 0 ? leader_step(s) : follower_poll(s);
 }
 
@@ -1305,17 +1522,7 @@ int actors_model_start(rt_system_t *sys, cl_transport_t *tr, const actors_model_
                             .tp_rank = s->grank,
                             .tp_size = tp};
     if ((rc = model_load(o->model, &lo, &s->m, err))) goto fail;
-    const model_config_t *cfg = model_config(s->m);
-    /* Default pool: max_seqs full-length sequences, but at most 512 MiB. */
-    size_t block_bytes = (size_t)cfg->n_layers * 2 * MODEL_KV_BLOCK * (size_t)(cfg->n_kv_heads * cfg->head_dim) *
-                         sizeof(float) / (size_t)tp;
-    int per_seq = (cfg->seq_len + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
-    s->kv_blocks = o->kv_blocks;
-    if (!s->kv_blocks) {
-        size_t want = (size_t)s->max_seqs * (size_t)per_seq, cap = ((size_t)512 << 20) / (block_bytes ? block_bytes : 1);
-        s->kv_blocks = (int)(want < cap ? want : cap);
-        if (s->kv_blocks < per_seq) s->kv_blocks = per_seq;
-    }
+    s->kv_opt = o->kv_blocks;
     if ((rc = ms_build(s, err))) goto fail;
     char names[3][32];
     snprintf(names[0], sizeof names[0], "model/%d/%d", s->replica, s->grank);

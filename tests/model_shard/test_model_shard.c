@@ -490,6 +490,72 @@ static void test_score(void **state) {
     llmos_client_destroy(&c);
 }
 
+/* ---------------------------------------------------------------- load / unload */
+
+static int control(llmos_client_t *c, uint32_t type, const char *path, const char *tok, char *msg, size_t cap) {
+    Llmos__ModelLoadRequest q = LLMOS__MODEL_LOAD_REQUEST__INIT;
+    q.path = (char *)path;
+    q.tokenizer = (char *)tok;
+    uint8_t buf[2048];
+    size_t len = type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD ? llmos__model_load_request__pack(&q, buf) : 0;
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_call(c, "model", type, buf, len, 60000, &r, &err);
+    if (msg) snprintf(msg, cap, "%s", rc ? err.msg : "");
+    llmos_client_reply_free(&r);
+    return rc;
+}
+
+static void greedy_check(llmos_client_t *c) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/stories260K.greedy.txt", env_or("LLMOS_MODELS", "."));
+    char *want = read_file(path);
+    assert_non_null(want);
+    want[strlen(want) - 1] = 0;
+    llmos_client_gen_opts_t o = {.max_positions = 200, .echo_prompt = 1};
+    llmos_client_gen_result_t *res = NULL;
+    llmos_client_error_t err;
+    assert_int_equal(llmos_client_generate(c, "", &o, NULL, NULL, &res, &err), 0);
+    assert_string_equal(res->text, want);
+    llmos_client_gen_result_free(&res);
+    free(want);
+}
+
+/* Control over messages: unload frees the model (requests get
+ * EUNAVAILABLE), a bad path is an error and leaves nothing loaded, a load
+ * (of the GGUF, then the llama2.c file again) serves the same text — on
+ * every rank of the group. */
+static void test_load_unload(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    char msg[512], bin[PATH_MAX], gguf[PATH_MAX], tok[PATH_MAX];
+    snprintf(bin, sizeof bin, "%s/stories260K.bin", env_or("LLMOS_MODELS", "."));
+    snprintf(gguf, sizeof gguf, "%s/stories260K.gguf", env_or("LLMOS_MODELS", "."));
+    snprintf(tok, sizeof tok, "%s/tok512.bin", env_or("LLMOS_MODELS", "."));
+    assert_int_equal(control(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_UNLOAD, NULL, NULL, msg, sizeof msg), 0);
+    Llmos__ModelStats *st = stats(c);
+    assert_false(st->available);
+    assert_int_equal(st->kv_blocks_total, 0);
+    llmos__model_stats__free_unpacked(st, NULL);
+    llmos_client_gen_opts_t o = {.max_tokens = 3};
+    llmos_client_error_t err;
+    assert_int_equal(llmos_client_generate(c, "x", &o, NULL, NULL, NULL, &err), LLMOS_CLIENT_EUNAVAILABLE);
+    assert_non_null(strstr(err.msg, "no model"));
+    assert_int_equal(control(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, "/nonexistent/m.bin", NULL, msg, sizeof msg),
+                     LLMOS_CLIENT_ENOTFOUND);
+    assert_non_null(strstr(msg, "/nonexistent/m.bin"));
+    assert_int_equal(call_status(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, "\xff\xff", 2, NULL, 0), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(control(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, gguf, NULL, msg, sizeof msg), 0);
+    greedy_check(c);
+    assert_int_equal(control(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, bin, tok, msg, sizeof msg), 0);
+    greedy_check(c);
+    st = stats(c);
+    assert_true(st->available);
+    assert_non_null(strstr(st->model, "stories260K.bin"));
+    llmos__model_stats__free_unpacked(st, NULL);
+    llmos_client_destroy(&c);
+}
+
 /* ---------------------------------------------------------------- overload */
 
 typedef struct ov_job {
@@ -645,6 +711,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_concurrent_equals_solo), cmocka_unit_test(test_cancel_frees_kv),
         cmocka_unit_test(test_deadline),          cmocka_unit_test(test_bad_payloads),
         cmocka_unit_test(test_embed),             cmocka_unit_test(test_score),
+        cmocka_unit_test(test_load_unload),
         cmocka_unit_test(test_overloaded),
         cmocka_unit_test(test_follower_dies),     cmocka_unit_test(test_two_replicas),
     };
