@@ -1,6 +1,7 @@
 /*
  * cmd_generate.c — `llmos --endpoint E generate ...` and `llmos --endpoint E
- * model stats`: generation on a node's model actor (llmosd --model M).
+ * model stats|load|unload`: generation on a node's model actor (llmosd
+ * --model M) and its control.
  *
  * The flags and their defaults are llmos-generate's (-n = positions, prompt
  * included; the prompt is echoed; temperature 1, top-p 0.9, seed 42), and
@@ -33,7 +34,8 @@ static void gen_usage(FILE *f) {
     fprintf(f, "usage: llmos --endpoint E generate [--prompt TEXT] [-n N] [--temperature T] [--top-p P] [--top-k K]\n"
                "                                   [--repetition-penalty R] [--seed S] [--stop TEXT]... [--stream]\n"
                "                                   [--actor model|model/R] [--graph [--hops K] [--max-facts N]]\n"
-               "       llmos --endpoint E model stats [--actor model|model/R]\n");
+               "       llmos --endpoint E model stats|unload [--actor model|model/R]\n"
+               "       llmos --endpoint E model load PATH [--tokenizer FILE] [--q8] [--actor model|model/R]\n");
 }
 
 static int num(const char *flag, const char *v, double lo, double hi, double *out) {
@@ -236,23 +238,51 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
     return status;
 }
 
+/* `model stats|unload|load PATH [--tokenizer T] [--q8]`: each answers ModelStats. */
 static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
-    const char *actor = "model";
-    for (int i = 1; i < argc; i++) {
+    const char *actor = "model", *sub = argv[0];
+    Llmos__ModelLoadRequest q = LLMOS__MODEL_LOAD_REQUEST__INIT;
+    uint32_t type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS;
+    int i = 1;
+    if (!strcmp(sub, "unload")) type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_UNLOAD;
+    if (!strcmp(sub, "load")) {
+        type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD;
+        if (argc < 2) {
+            gen_usage(stderr);
+            return 2;
+        }
+        q.path = argv[i++];
+    }
+    for (; i < argc; i++) {
         if (!strcmp(argv[i], "--actor") && i + 1 < argc) {
             actor = argv[++i];
+        } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--tokenizer") && i + 1 < argc) {
+            q.tokenizer = argv[++i];
+        } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--q8")) {
+            q.q8 = 1;
         } else {
             gen_usage(stderr);
             return 2;
         }
     }
+    uint8_t buf[8192];
+    size_t len = 0;
+    if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD) {
+        if (llmos__model_load_request__get_packed_size(&q) > sizeof buf) {
+            fprintf(stderr, "llmos model load: paths too long\n");
+            return 2;
+        }
+        len = llmos__model_load_request__pack(&q, buf);
+    }
     llmos_client_opts_t co = {.timeout_ms = timeout_ms};
     llmos_client_t *c = NULL;
     llmos_client_error_t err;
     llmos_client_reply_t *r = NULL;
+    /* A load reads a whole model: give it minutes unless --timeout said otherwise. */
+    uint32_t t = type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && timeout_ms == 5000 ? GEN_DEFAULT_TIMEOUT_MS : 0;
     if (llmos_client_connect(endpoint, &co, &c, &err) != 0 ||
-        llmos_client_call(c, actor, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, NULL, 0, 0, &r, &err) != 0) {
-        fprintf(stderr, "llmos model stats: %s\n", err.msg);
+        llmos_client_call(c, actor, type, buf, len, t, &r, &err) != 0) {
+        fprintf(stderr, "llmos model %s: %s\n", sub, err.msg);
         llmos_client_reply_free(&r);
         llmos_client_destroy(&c);
         return 1;
@@ -287,7 +317,8 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
 
 int cmd_generate_main(const char *endpoint, uint32_t timeout_ms, const char *cmd, int argc, char **argv) {
     if (strcmp(cmd, "generate") == 0) return cmd_generate(endpoint, timeout_ms, argc, argv);
-    if (argc >= 1 && strcmp(argv[0], "stats") == 0) return cmd_model_stats(endpoint, timeout_ms, argc, argv);
+    if (argc >= 1 && (!strcmp(argv[0], "stats") || !strcmp(argv[0], "load") || !strcmp(argv[0], "unload")))
+        return cmd_model_stats(endpoint, timeout_ms, argc, argv);
     gen_usage(stderr);
     return 2;
 }

@@ -7,7 +7,8 @@
 #include <stdint.h>
 
 /* `llmos --endpoint E generate ...` (cmd "generate") and `llmos --endpoint E
- * model stats` (cmd "model"); argv starts after cmd.  Returns the exit code. */
+ * model stats|load|unload` (cmd "model"); argv starts after cmd.  Returns the
+ * exit code. */
 int cmd_generate_main(const char *endpoint, uint32_t timeout_ms, const char *cmd, int argc, char **argv);
 
 #endif

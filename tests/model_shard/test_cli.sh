@@ -2,7 +2,8 @@
 # test_cli.sh — `llmos --endpoint E generate` against a real llmosd --model
 # prints byte for byte what the local `llmos generate` (llmos-generate)
 # prints: greedy (the llama2.c reference), sampled with a seed, a prompt with
-# a stop string, streamed; `model stats` answers; --graph links the prompt
+# a stop string, streamed; `model stats` answers; `model unload|load` (GGUF,
+# --q8 equal to the local --quantize q8) control it; --graph links the prompt
 # through the node's graph actor and reports the triples; a bad flag value
 # is refused with a message; --tp without MPI, --tp not dividing the ranks
 # and a missing model stop llmosd at start-up with the reason; the node
@@ -64,6 +65,21 @@ grep -q "([0-9]* prompt)" "$T/graph.err" && ! grep -q "(9 prompt)" "$T/graph.err
 
 if L generate --temperature 200 2>"$T/bad.err"; then fail "temperature 200 accepted"; fi
 grep -q "temperature" "$T/bad.err" || fail "unclear error: $(cat "$T/bad.err")"
+
+# Control: unload, reload from GGUF (same text), int8 at load, back to the llama2.c file.
+L model unload >"$T/unload.txt" || fail "model unload"
+grep -q "^available *no" "$T/unload.txt" || fail "unload: $(cat "$T/unload.txt")"
+if L generate -n 20 2>"$T/unl.err"; then fail "generate after unload"; fi
+grep -q "no model is loaded" "$T/unl.err" || fail "unclear: $(cat "$T/unl.err")"
+L model load "$M/stories260K.gguf" >/dev/null || fail "model load gguf"
+L generate -n 200 --temperature 0 2>/dev/null | cmp - "$M/stories260K.greedy.txt" || fail "text after reload differs"
+L model load "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --q8 >/dev/null || fail "model load --q8"
+"$BIN/llmos-generate" "${MODEL[@]}" --quantize q8 -n 120 --temperature 0 >"$T/q8l.txt" 2>/dev/null
+L generate -n 120 --temperature 0 >"$T/q8r.txt" 2>/dev/null
+cmp "$T/q8l.txt" "$T/q8r.txt" || fail "q8 remote differs from local --quantize q8"
+if L model load "$T/none.bin" 2>"$T/load.err"; then fail "loading a missing file succeeded"; fi
+grep -q "none.bin" "$T/load.err" || fail "unclear load error: $(cat "$T/load.err")"
+L model load "$M/stories260K.bin" --tokenizer "$M/tok512.bin" >/dev/null || fail "model load bin"
 
 # Start-up refusals: a clear message and a non-zero exit, never a half-served model.
 if "$BIN/llmosd" --listen tcp://127.0.0.1:0 "${MODEL[@]}" --tp 2 >/dev/null 2>"$T/tp.err"; then fail "--tp 2 without MPI started"; fi
