@@ -16,8 +16,10 @@
  * communicator (one point-to-point message per follower: sequence opens /
  * closes / truncations and the batch's tokens), runs model_ctx_forward with
  * them, samples, detokenizes, checks stop strings, streams GenerateChunk
- * messages and replies.  Followers execute plans only.  Control (stats,
- * shutdown) arrives as protobuf messages, never over MPI.
+ * messages and replies (Generate, Embed, Score).  Followers execute plans
+ * only.  Control (stats, load, unload, shutdown) arrives as protobuf
+ * messages, never over MPI: a LOAD to the leader becomes a LOAD ask to each
+ * follower actor before the leader loads its own slice.
  *
  * Admission reserves a request's worst-case KV blocks (prompt + max tokens),
  * so a running request never runs out of cache: when slots or blocks are
