@@ -85,6 +85,7 @@ typedef struct batch {
     /* counts (under out_lock) */
     uint64_t ok, errors, tokens, done;
     atomic_int fatal; /* 1: stop taking work (node gone for good, or a write failed) */
+    atomic_int active; /* workers still running */
     char fatal_msg[1024];
 } batch_t;
 
@@ -229,7 +230,7 @@ static cJSON *record_new(const line_t *l, const char *status) {
     cJSON *r = cJSON_CreateObject();
     if (!r) return NULL;
     int ok = (l->id_numeric ? cJSON_AddNumberToObject(r, "id", strtod(l->id, NULL)) != NULL
-                            : cJSON_AddStringToObject(r, "id", l->id) != NULL) &&
+                            : jobs_json_add_string(r, "id", l->id)) &&
              cJSON_AddNumberToObject(r, "line", l->lineno) && cJSON_AddStringToObject(r, "status", status);
     if (!ok) cJSON_Delete(r);
     return ok ? r : NULL;
@@ -237,8 +238,8 @@ static cJSON *record_new(const line_t *l, const char *status) {
 
 static void emit_error(batch_t *b, line_t *l, const char *job, const llmos_job_status_t *st, const char *msg) {
     cJSON *r = record_new(l, "error");
-    if (r && !cJSON_AddStringToObject(r, "error", msg)) cJSON_Delete(r), r = NULL;
-    if (r && job && !cJSON_AddStringToObject(r, "job", job)) cJSON_Delete(r), r = NULL;
+    if (r && !jobs_json_add_string(r, "error", msg)) cJSON_Delete(r), r = NULL;
+    if (r && job && !jobs_json_add_string(r, "job", job)) cJSON_Delete(r), r = NULL;
     if (r && st && !cJSON_AddStringToObject(r, "state", llmos_job_state_name(st->state))) cJSON_Delete(r), r = NULL;
     emit(b, l, r, 0, 0);
 }
@@ -255,7 +256,7 @@ static void emit_status(batch_t *b, line_t *l, const llmos_job_status_t *st) {
     }
     cJSON *r = record_new(l, "ok");
     uint64_t tokens = 0;
-    int ok = r && cJSON_AddStringToObject(r, "job", st->id) &&
+    int ok = r && jobs_json_add_string(r, "job", st->id) &&
              cJSON_AddNumberToObject(r, "job_finished_ms", (double)st->finished_ms) &&
              cJSON_AddNumberToObject(r, "latency_ms", (double)(st->finished_ms - st->submitted_ms));
     if (ok && st->n_tasks) ok = jobs_task_result_add_json(r, &st->tasks[st->n_tasks - 1]) == 0;
@@ -484,6 +485,7 @@ static void *worker(void *arg) {
         snprintf(b->fatal_msg, sizeof b->fatal_msg, "%s", err.msg);
         atomic_store(&b->fatal, 1);
         pthread_mutex_unlock(&b->out_lock);
+        atomic_fetch_sub(&b->active, 1);
         return NULL;
     }
     while (!stopping(b)) {
@@ -492,6 +494,7 @@ static void *worker(void *arg) {
         run_line(b, c, &b->lines[b->todo[k]]);
     }
     llmos_client_destroy(&c);
+    atomic_fetch_sub(&b->active, 1);
     return NULL;
 }
 
@@ -593,6 +596,7 @@ int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) 
         free(slots);
     }
 
+    const uint64_t dup_done = b.done; /* duplicate-id errors, recorded before any worker starts */
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     struct sigaction old_int, old_term;
@@ -607,8 +611,11 @@ int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) 
     unsigned nthreads = b.concurrency < b.n_todo ? b.concurrency : (unsigned)b.n_todo;
     pthread_t *threads = calloc(nthreads ? nthreads : 1, sizeof *threads);
     unsigned started = 0;
-    for (unsigned i = 0; threads && i < nthreads; i++)
+    atomic_store(&b.active, (int)nthreads);
+    for (unsigned i = 0; threads && i < nthreads; i++) {
         if (pthread_create(&threads[i], NULL, worker, &b) == 0) started++;
+        else atomic_fetch_sub(&b.active, 1);
+    }
     pthread_sigmask(SIG_SETMASK, &prev, NULL);
     if (nthreads && !started) {
         fprintf(stderr, "llmos batch: cannot start worker threads\n");
@@ -621,14 +628,13 @@ int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) 
     const char *base = strrchr(b.in_path, '/');
     snprintf(label, sizeof label, "batch %s", base ? base + 1 : b.in_path);
     llmos_progress_t prog;
-    uint64_t dup_done = b.done; /* duplicate-id errors recorded before the run */
     llmos_progress_init(&prog, label, "jobs", b.n_todo + dup_done);
     for (;;) {
         pthread_mutex_lock(&b.out_lock);
         uint64_t done = b.done, errors = b.errors;
         pthread_mutex_unlock(&b.out_lock);
         llmos_progress_update(&prog, done, errors);
-        if (done >= b.n_todo + dup_done || stopping(&b)) break;
+        if (done >= b.n_todo + dup_done || stopping(&b) || atomic_load(&b.active) == 0) break;
         llmos_sleep_ms(100);
     }
     for (unsigned i = 0; i < started; i++) pthread_join(threads[i], NULL);

@@ -91,6 +91,8 @@ static int check_id(const char *id, const char *what, llmos_client_error_t *err)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
             return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s: control character at byte %zu", what, i);
+    size_t bad = jobs_utf8_check(id, n);
+    if (bad < n) return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s: not valid UTF-8 at byte %zu", what, bad);
     return 0;
 }
 
@@ -247,6 +249,8 @@ int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_
         (rc = check_deps(j, "input_from", t->input_from, t->n_input_from, name, err)))
         return rc;
     int has_text = t->text && t->text[0];
+    size_t tlen = has_text ? strlen(t->text) : 0, tbad = has_text ? jobs_utf8_check(t->text, tlen) : 0;
+    if (tbad < tlen) return jobs_err(err, LLMOS_CLIENT_EINVAL, "text: not valid UTF-8 at byte %zu", tbad);
     if (!has_text && !(t->kind == LLMOS_TASK_GENERATE && t->n_input_from))
         return jobs_err(err, LLMOS_CLIENT_EINVAL, "text: a %s task needs a text", llmos_task_kind_name(t->kind));
     if (t->kind == LLMOS_TASK_CLASSIFY && t->n_labels < 2)

@@ -14,6 +14,15 @@
 /* Fills *err (may be NULL) and returns code. */
 int jobs_err(llmos_client_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Offset of the first byte of s[0..n) that is not part of valid UTF-8, or n. */
+size_t jobs_utf8_check(const char *s, size_t n);
+
+/* A cJSON string of s with every invalid UTF-8 byte replaced by U+FFFD, so
+ * what llmos prints is always valid JSON.  NULL = no memory. */
+cJSON *jobs_json_string(const char *s);
+/* Adds jobs_json_string(s) to obj under key; 1 ok, 0 no memory. */
+int jobs_json_add_string(cJSON *obj, const char *key, const char *s);
+
 /* Packs a SubmitRequest (protos/llmos/job.proto) for j into *buf (caller
  * frees): what llmos_client_submit sends.  0 or ENOMEM. */
 int jobs_pack_submit(const llmos_job_t *j, int wait, int stream, uint32_t wait_ms, uint8_t **buf, size_t *len,

@@ -17,6 +17,71 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- UTF-8 ---- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) len = 3;
+    else if (c == 0xED) len = 3, hi = 0x9F;
+    else if (c == 0xF0) len = 4, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else if (c == 0xF4) len = 4, hi = 0x8F;
+    else return 0;
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
+size_t jobs_utf8_check(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(u + i, n - i);
+        if (!k) return i;
+        i += k;
+    }
+    return n;
+}
+
+cJSON *jobs_json_string(const char *s) {
+    size_t n = strlen(s);
+    if (jobs_utf8_check(s, n) == n) return cJSON_CreateString(s);
+    char *fixed = malloc(3 * n + 1), *w = fixed;
+    if (!fixed) return NULL;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(u + i, n - i);
+        if (k) {
+            memcpy(w, s + i, k);
+            w += k;
+            i += k;
+        } else {
+            memcpy(w, "\xEF\xBF\xBD", 3); /* U+FFFD */
+            w += 3;
+            i++;
+        }
+    }
+    *w = 0;
+    cJSON *j = cJSON_CreateString(fixed);
+    free(fixed);
+    return j;
+}
+
+int jobs_json_add_string(cJSON *obj, const char *key, const char *s) {
+    cJSON *j = jobs_json_string(s);
+    if (!j || !cJSON_AddItemToObject(obj, key, j)) {
+        cJSON_Delete(j);
+        return 0;
+    }
+    return 1;
+}
+
 /* ---- reading ---- */
 
 #define MAX_SAFE_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact doubles */
@@ -252,7 +317,7 @@ static int syntax_err(const char *text, size_t len, size_t at, llmos_client_erro
     }
     char near[24] = "";
     size_t k = 0;
-    for (size_t i = at; i < len && k < 16 && text[i] != '\n'; i++) near[k++] = (char)((unsigned char)text[i] < 0x20 ? ' ' : text[i]);
+    for (size_t i = at; i < len && k < 16 && text[i] != '\n'; i++) near[k++] = (char)((unsigned char)text[i] < 0x20 ? ' ' : (unsigned char)text[i] >= 0x80 ? '?' : text[i]);
     near[k] = 0;
     if (at >= len) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: the text ends early (offset %zu)", at);
     return jobs_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON at offset %zu (line %zu, column %zu) near '%s'", at,
@@ -263,6 +328,10 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
                         llmos_client_error_t *err) {
     *out = NULL;
     if (!json) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no JSON text");
+    const char *nul = memchr(json, 0, len);
+    if (nul) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: a NUL byte at offset %zu", (size_t)(nul - json));
+    size_t bad = jobs_utf8_check(json, len);
+    if (bad < len) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "not valid UTF-8 at offset %zu", bad);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root) return syntax_err(json, len, end && end >= json ? (size_t)(end - json) : 0, err);
@@ -376,17 +445,17 @@ static cJSON *float_array(const float *v, size_t n) {
 }
 
 int jobs_task_result_add_json(cJSON *o, const llmos_task_result_t *t) {
-    int ok = cJSON_AddStringToObject(o, "task", t->name) && cJSON_AddStringToObject(o, "kind", llmos_task_kind_name(t->kind)) &&
+    int ok = jobs_json_add_string(o, "task", t->name) && cJSON_AddStringToObject(o, "kind", llmos_task_kind_name(t->kind)) &&
              cJSON_AddStringToObject(o, "state", llmos_task_state_name(t->state));
-    if (ok && (t->kind != LLMOS_TASK_EMBED && t->kind != LLMOS_TASK_CLASSIFY)) ok = cJSON_AddStringToObject(o, "text", t->text) != NULL;
+    if (ok && (t->kind != LLMOS_TASK_EMBED && t->kind != LLMOS_TASK_CLASSIFY)) ok = jobs_json_add_string(o, "text", t->text);
     if (ok && t->kind == LLMOS_TASK_GENERATE) {
         ok = cJSON_AddNumberToObject(o, "tokens", (double)t->n_tokens) &&
-             cJSON_AddStringToObject(o, "finish_reason", t->finish_reason);
+             jobs_json_add_string(o, "finish_reason", t->finish_reason);
     }
     if (ok && t->kind == LLMOS_TASK_CLASSIFY) {
         cJSON *labels = cJSON_CreateArray();
         for (size_t i = 0; labels && i < t->n_labels; i++) {
-            cJSON *x = cJSON_CreateString(t->labels[i]);
+            cJSON *x = jobs_json_string(t->labels[i]);
             if (!x || !cJSON_AddItemToArray(labels, x)) {
                 cJSON_Delete(x);
                 cJSON_Delete(labels);
@@ -398,7 +467,7 @@ int jobs_task_result_add_json(cJSON *o, const llmos_task_result_t *t) {
         cJSON *probs = ok ? float_array(t->probs, t->n_labels) : NULL;
         ok = probs && cJSON_AddItemToObject(o, "probs", probs);
         if (!ok) cJSON_Delete(probs);
-        if (ok) ok = cJSON_AddStringToObject(o, "best", t->best) != NULL;
+        if (ok) ok = jobs_json_add_string(o, "best", t->best);
     }
     if (ok && t->kind == LLMOS_TASK_EMBED) {
         cJSON *vec = float_array(t->vector, t->n_vector);
@@ -409,7 +478,7 @@ int jobs_task_result_add_json(cJSON *o, const llmos_task_result_t *t) {
     if (ok) ok = cJSON_AddNumberToObject(o, "attempts", t->attempts) && cJSON_AddNumberToObject(o, "started_ms", (double)t->started_ms) &&
                  cJSON_AddNumberToObject(o, "finished_ms", (double)t->finished_ms);
     if (ok && (t->error_code || t->error[0])) {
-        ok = cJSON_AddStringToObject(o, "error", t->error[0] ? t->error : llmos_client_strerror(t->error_code)) &&
+        ok = jobs_json_add_string(o, "error", t->error[0] ? t->error : llmos_client_strerror(t->error_code)) &&
              cJSON_AddStringToObject(o, "error_code", llmos_client_strerror(t->error_code));
     }
     return ok ? 0 : LLMOS_CLIENT_ENOMEM;
@@ -417,16 +486,16 @@ int jobs_task_result_add_json(cJSON *o, const llmos_task_result_t *t) {
 
 cJSON *jobs_status_json(const llmos_job_status_t *s) {
     cJSON *o = cJSON_CreateObject(), *tasks = NULL, *labels = NULL;
-    int ok = o && cJSON_AddStringToObject(o, "id", s->id) && cJSON_AddStringToObject(o, "state", llmos_job_state_name(s->state)) &&
-             cJSON_AddStringToObject(o, "tenant", s->tenant) && cJSON_AddNumberToObject(o, "priority", s->priority) &&
+    int ok = o && jobs_json_add_string(o, "id", s->id) && cJSON_AddStringToObject(o, "state", llmos_job_state_name(s->state)) &&
+             jobs_json_add_string(o, "tenant", s->tenant) && cJSON_AddNumberToObject(o, "priority", s->priority) &&
              cJSON_AddNumberToObject(o, "submitted_ms", (double)s->submitted_ms) &&
              cJSON_AddNumberToObject(o, "started_ms", (double)s->started_ms) &&
              cJSON_AddNumberToObject(o, "finished_ms", (double)s->finished_ms);
-    if (ok && s->error[0]) ok = cJSON_AddStringToObject(o, "error", s->error) != NULL;
+    if (ok && s->error[0]) ok = jobs_json_add_string(o, "error", s->error);
     if (ok && s->n_labels) {
         ok = (labels = cJSON_AddObjectToObject(o, "labels")) != NULL;
         for (size_t i = 0; ok && i < s->n_labels; i++)
-            ok = cJSON_AddStringToObject(labels, s->label_keys[i], s->label_values[i]) != NULL;
+            ok = jobs_json_add_string(labels, s->label_keys[i], s->label_values[i]);
     }
     if (ok) ok = (tasks = cJSON_AddArrayToObject(o, "tasks")) != NULL;
     for (size_t i = 0; ok && i < s->n_tasks; i++) {

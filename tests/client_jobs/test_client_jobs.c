@@ -130,6 +130,9 @@ static void test_json_errors(void **state) {
     expect_error("{\"id\":\"a\",\n \"kind\" \"echo\"}", LLMOS_CLIENT_EFORMAT, "line 2");
     expect_error("{\"kind\":\"echo\",\"text\":\"x\"} trailing", LLMOS_CLIENT_EFORMAT, "offset 27 (line 1, column 28)");
     expect_error("[1,2]", LLMOS_CLIENT_EINVAL, "object");
+    expect_error("{\"id\":\"a\",\"kind\":\"echo\",\"text\":\"caf\xc3\"}", LLMOS_CLIENT_EFORMAT,
+                 "not valid UTF-8 at offset 35");
+    expect_error("{\"id\":\"a\xed\xa0\x80\",\"kind\":\"echo\",\"text\":\"x\"}", LLMOS_CLIENT_EFORMAT, "UTF-8");
     expect_error("{\"id\":\"a\",\"kind\":\"echo\",\"txt\":\"x\"}", LLMOS_CLIENT_EINVAL, "txt: unknown field");
     expect_error("{\"id\":\"a\",\"kind\":\"dance\",\"text\":\"x\"}", LLMOS_CLIENT_EINVAL, "kind: 'dance'");
     expect_error("{\"id\":\"a\",\"text\":\"x\"}", LLMOS_CLIENT_EINVAL, "kind: missing");
@@ -163,9 +166,13 @@ static void test_json_errors(void **state) {
     expect_error(big, LLMOS_CLIENT_EINVAL, "over the 128-byte limit");
     llmos_client_error_t err;
     llmos_job_t *j = (llmos_job_t *)&err;
-    assert_int_equal(llmos_job_from_json("{\"kind\":\"echo\",\"text\":\"x\"}", 27, NULL, &j, &err), LLMOS_CLIENT_EINVAL);
+    const char *noid = "{\"kind\":\"echo\",\"text\":\"x\"}";
+    assert_int_equal(llmos_job_from_json(noid, strlen(noid), NULL, &j, &err), LLMOS_CLIENT_EINVAL);
     assert_null(j);
     assert_non_null(strstr(err.msg, "id: missing"));
+    /* a NUL inside the text is an error, not the end of it */
+    assert_int_equal(llmos_job_from_json(noid, strlen(noid) + 1, NULL, &j, &err), LLMOS_CLIENT_EFORMAT);
+    assert_non_null(strstr(err.msg, "NUL byte at offset 26"));
     /* not NUL-terminated: only len bytes are read */
     const char text[] = "{\"id\":\"z\",\"kind\":\"echo\",\"text\":\"x\"}GARBAGE";
     assert_int_equal(llmos_job_from_json(text, sizeof text - 1 - 7, NULL, &j, &err), 0);
@@ -243,6 +250,19 @@ static void test_status_json(void **state) {
     assert_non_null(strstr(json, "\"tokens\":3"));
     assert_non_null(strstr(json, "\"finish_reason\":\"length\""));
     assert_string_equal(llmos_job_status_text(&s), "he said \"hi\"\n");
+    free(json);
+    /* bytes that are not UTF-8 (a model may emit half a character) print as U+FFFD */
+    tasks[1].text = "ok \xe2\x82 \xff \xe2\x82\xac";
+    assert_int_equal(llmos_job_status_to_json(&s, &json, &err), 0);
+    assert_non_null(strstr(json, "\"text\":\"ok \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd \xe2\x82\xac\""));
+    assert_int_equal(jobs_utf8_check(json, strlen(json)), strlen(json));
+    /* the builder refuses such text */
+    llmos_job_t *j;
+    assert_int_equal(llmos_job_new("u", &j, &err), 0);
+    llmos_task_spec_t e = {.kind = LLMOS_TASK_ECHO, .text = "a\xc0\xaf" "b"};
+    assert_int_equal(llmos_job_add_task(j, &e, &err), LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(err.msg, "text: not valid UTF-8 at byte 1"));
+    llmos_job_destroy(&j);
     assert_ptr_equal(llmos_job_status_task(&s, "c"), &tasks[0]);
     assert_null(llmos_job_status_task(&s, "zz"));
     free(json);

@@ -132,6 +132,38 @@ cmp -s "$T/out.jsonl" "$T/out.first" || fail "--retry-errors changed the output"
 "${L[@]}" jobs --stats >"$T/stats3"
 cmp -s "$T/stats1" "$T/stats3" || fail "resumed runs ran jobs again: $(cat "$T/stats1") -> $(cat "$T/stats3")"
 
+step "   400 mutated lines (seeded): one record each, no crash"
+$PY - "$T/in.jsonl" "$T/fuzz.jsonl" <<'EOF'
+import random, sys
+random.seed(6)
+seeds = [l.rstrip("\n") for l in open(sys.argv[1]) if l.strip()]
+seeds += ['{"id":"g%d","kind":"generate","prompt":"Once","max_tokens":4,"graph":true,"stop":["."]}',
+          '{"id":"k","kind":"classify","text":"x","labels":["a","b"]}', '{"id":"q","kind":"query","query":"ASK {}"}']
+out = []
+for i in range(400):
+    b = bytearray(random.choice(seeds).replace("%d", str(i)).encode())
+    for _ in range(random.randint(1, 4)):
+        op, k = random.randint(0, 3), random.randrange(len(b) or 1)
+        if op == 0 and b: del b[k]
+        elif op == 1: b.insert(k, random.choice(b'{}[]",:0123456789\\ ae\x00\xff\t'))
+        elif op == 2 and b: b[k] = random.randrange(256)
+        else: b[k:k] = random.choice([b'"id":', b'-1', b'1e999', b'null', b'[[[[', b'"\\u0000"'])
+    out.append(bytes(b).replace(b"\n", b" ") + b"\n")
+open(sys.argv[2], "wb").write(b"".join(out))
+EOF
+"${L[@]}" batch run "$T/fuzz.jsonl" -o "$T/fuzz.out" --concurrency 4 --job-timeout 20000 2>"$T/fuzz.err" ||
+    fail "fuzz batch: $(tail -3 "$T/fuzz.err")"
+$PY - "$T/fuzz.jsonl" "$T/fuzz.out" <<'EOF' || fail "fuzz batch output"
+import json, sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+want = [i + 1 for i, l in enumerate(lines) if l.rstrip(b"\r").strip(b" \t")]
+recs = [json.loads(l) for l in open(sys.argv[2], "rb")]
+assert [r["line"] for r in recs] == want, (len(recs), len(want))
+assert all(r["status"] in ("ok", "error") for r in recs)
+print(f"{len(recs)} records: {sum(r['status'] == 'ok' for r in recs)} ok, {sum(r['status'] == 'error' for r in recs)} errors")
+EOF
+"${L[@]}" ping >/dev/null || fail "the node died under mutated jobs"
+
 if [ "$HAVE_MODEL" = 1 ]; then
     step "   generations through batch run (stories260K)"
     for i in $(seq 1 12); do
