@@ -210,6 +210,9 @@ static void test_concurrent_equals_solo(void **state) {
         j->o.seed = 1000 + (uint64_t)i;
         assert_int_equal(llmos_client_generate(c, j->prompt, &j->o, NULL, NULL, &j->solo, &err), 0);
     }
+    Llmos__ModelStats *st0 = stats(c);
+    uint64_t it0 = st0->iterations, tok0 = st0->tokens_generated;
+    llmos__model_stats__free_unpacked(st0, NULL);
     pthread_t th[N_CLIENTS];
     for (int i = 0; i < N_CLIENTS; i++) pthread_create(&th[i], NULL, job_main, &jobs[i]);
     for (int i = 0; i < N_CLIENTS; i++) pthread_join(th[i], NULL);
@@ -223,9 +226,10 @@ static void test_concurrent_equals_solo(void **state) {
         llmos_client_gen_result_free(&j->solo);
         llmos_client_gen_result_free(&j->conc);
     }
-    /* The batch really was shared: fewer iterations than tokens. */
+    /* The batch really was shared: far fewer iterations than tokens. */
     Llmos__ModelStats *st = stats(c);
     assert_true(st->running == 0 && st->queued == 0);
+    assert_true(st->tokens_generated - tok0 > 2 * (st->iterations - it0));
     llmos__model_stats__free_unpacked(st, NULL);
     llmos_client_destroy(&c);
     free(jobs);
