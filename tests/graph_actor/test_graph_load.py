@@ -13,7 +13,9 @@ messages).  Checks:
     load is refused with FILE:LINE and the store is unchanged (dump equal);
   - a large load (synthetic TSV) runs on the writer while queries keep being
     answered quickly, during the load itself, from the snapshot before it;
-    two loads sent at once both commit (they run one after the other).
+    two loads sent at once both commit (they run one after the other);
+  - the node killed (-9) in the middle of a load: the store is exactly as
+    before, consistent, and served again by a new node.
 """
 import calendar
 import os
@@ -240,6 +242,49 @@ def main():
         run([GRAPH, "check", db])
         if run([LLMOS, "--timeout", "30000", "--endpoint", ep, "ping"], ok=False).returncode != 0:
             fail("the node stopped answering")
+        node.terminate()
+        if node.wait(timeout=30) != 0:
+            fail("llmosd exit status %d" % node.returncode)
+        node = None
+
+        step("kill -9 of the node during a load: the store is as before, and served again")
+        before = dump(db)
+        node = subprocess.Popen([os.path.join(BIN, "llmosd"), "--listen", ep, "--graph", db], stdout=log, stderr=log)
+        for _ in range(100):
+            if run([LLMOS, "--endpoint", ep, "--timeout", "200", "ping"], ok=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        log_at = os.path.getsize(os.path.join(tmp, "node.log"))
+        # Short timeouts: the commit's answer never comes.
+        loader = subprocess.Popen([LLMOS, "--timeout", "4000", "--endpoint", ep, "graph", "load", big,
+                                   "--load-timeout", "4000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            log.flush()
+            with open(os.path.join(tmp, "node.log")) as f:
+                f.seek(log_at)
+                if "started (1 files, %d bytes sent)" % size in f.read():
+                    break
+            time.sleep(0.01)
+        else:
+            fail("the load never started")
+        time.sleep(0.2)
+        node.kill()
+        node.wait()
+        node = None
+        loader.communicate(timeout=60)
+        if loader.returncode == 0:
+            fail("the load reported success although the node was killed")
+        run([GRAPH, "check", db])
+        if dump(db) != before:
+            fail("a load killed before its commit changed the store")
+        node = subprocess.Popen([os.path.join(BIN, "llmosd"), "--listen", ep, "--graph", db], stdout=log, stderr=log)
+        for _ in range(100):
+            if run([LLMOS, "--endpoint", ep, "--timeout", "200", "ping"], ok=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        if triples(ep) != len(before):
+            fail("the restarted node serves %d triples, want %d" % (triples(ep), len(before)))
         node.terminate()
         if node.wait(timeout=30) != 0:
             fail("llmosd exit status %d" % node.returncode)
