@@ -238,9 +238,12 @@ static cJSON *record_new(const line_t *l, const char *status) {
 
 static void emit_error(batch_t *b, line_t *l, const char *job, const llmos_job_status_t *st, const char *msg) {
     cJSON *r = record_new(l, "error");
-    if (r && !jobs_json_add_string(r, "error", msg)) cJSON_Delete(r), r = NULL;
-    if (r && job && !jobs_json_add_string(r, "job", job)) cJSON_Delete(r), r = NULL;
-    if (r && st && !cJSON_AddStringToObject(r, "state", llmos_job_state_name(st->state))) cJSON_Delete(r), r = NULL;
+    int ok = r && jobs_json_add_string(r, "error", msg) && (!job || jobs_json_add_string(r, "job", job)) &&
+             (!st || cJSON_AddStringToObject(r, "state", llmos_job_state_name(st->state)));
+    if (!ok) {
+        cJSON_Delete(r);
+        r = NULL; /* emit reports the missing record */
+    }
     emit(b, l, r, 0, 0);
 }
 
@@ -271,7 +274,10 @@ static void emit_status(batch_t *b, line_t *l, const llmos_job_status_t *st) {
     }
     for (size_t i = 0; i < st->n_tasks; i++)
         if (st->tasks[i].kind == LLMOS_TASK_GENERATE) tokens += st->tasks[i].n_tokens;
-    if (!ok) cJSON_Delete(r), r = NULL;
+    if (!ok) {
+        cJSON_Delete(r);
+        r = NULL;
+    }
     emit(b, l, r, 1, tokens);
 }
 

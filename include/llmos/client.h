@@ -403,7 +403,10 @@ typedef struct llmos_submit_result {
 } llmos_submit_result_t;
 
 /* ---- calls (all: 0 or a negative code, *err filled) ----
- * timeout_ms 0 = the handle's default.  The node's errors come back as
+ * timeout_ms 0 = the handle's default, except for the calls that wait for
+ * a job to finish (submit_wait, submit_stream, wait, stream): 30 s.  A wait
+ * that ends before the job does returns ETIMEDOUT with *out set to its
+ * current status; call again to keep waiting.  The node's errors come back as
  * their codes with its message: EINVAL (the field named), EOVERLOADED
  * ("overloaded: N jobs queued, retry after M ms"), ENOTFOUND (no such job).
  * Transport errors: ETIMEDOUT, EIO, EUNAVAILABLE, ETOOBIG, EFORMAT, ENOMEM. */
