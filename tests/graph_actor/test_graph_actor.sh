@@ -124,8 +124,10 @@ grep -q ETIMEDOUT "$T/err" || fail "not ETIMEDOUT"
 [ "$ms" -lt 10000 ] || fail "the deadline was not honoured (${ms} ms)"
 "$BIN/llmos" --endpoint "$E" ping >/dev/null || fail "node died after a timed-out query"
 
-step "garbage payloads"
+step "garbage payloads and broken loads"
+"$BIN/llmos-graph" dump "$T/db" | sort > "$T/before.nt"
 "$GARBAGE" "$E" || fail "garbage payloads"
+"$BIN/llmos-graph" dump "$T/db" | sort | cmp -s - "$T/before.nt" || fail "a refused load changed the store"
 
 step "local dispatch unchanged without --endpoint"
 LLMOS_ENDPOINT="$E" "$BIN/llmos" graph query "$T/db" 'ASK { ?s ?p ?o }' | grep -q true || fail "llmos graph query DB"
