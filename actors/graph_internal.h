@@ -16,11 +16,11 @@
 #include "runtime/actor.h"
 
 typedef struct graph_shared {
-    graph_store_t *store;        /* owned: closed by the last actor to end */
-    int writable;                /* 0: opened read-only (loads answer LLMOS_EPERM) */
-    atomic_int refs;             /* actors holding this struct */
+    graph_store_t *store;            /* owned: closed by the last actor to end */
+    int writable;                    /* 0: opened read-only (loads answer LLMOS_EPERM) */
+    atomic_int refs;                 /* actors holding this struct */
     atomic_uint_fast64_t generation; /* +1 per committed load: cached linkers are stale */
-    rt_ref_t writer;             /* the writer actor (by id) */
+    rt_ref_t writer;                 /* the writer actor (by id) */
 } graph_shared_t;
 
 /* Drops one reference; the last one closes the store and frees sh. */

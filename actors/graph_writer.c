@@ -86,7 +86,8 @@ static int writer_init(rt_ctx_t *ctx, void *arg, void **state) {
 static void writer_deinit(rt_ctx_t *ctx, void *state) {
     (void)ctx;
     graph_writer_actor_t *w = state;
-    for (int i = 0; i < SESSIONS_MAX; i++) session_drop(&w->s[i]);
+    for (int i = 0; i < SESSIONS_MAX; i++)
+        session_drop(&w->s[i]);
     graph_shared_release(w->sh);
     free(w);
 }
@@ -109,7 +110,8 @@ static int session_get(graph_writer_actor_t *w, const char *id, load_session_t *
         if (!s->used && !free_slot) free_slot = s;
     }
     if (!free_slot)
-        return llmos_error_set(err, LLMOS_EOVERLOADED, "load: %d loads are already open; retry later", SESSIONS_MAX);
+        return llmos_error_set(err, LLMOS_EOVERLOADED, "load: %d loads are already open; retry later",
+                               SESSIONS_MAX);
     free_slot->used = 1;
     snprintf(free_slot->id, sizeof free_slot->id, "%s", id);
     free_slot->last_ns = now;
@@ -166,7 +168,8 @@ static int file_start(graph_writer_actor_t *w, load_session_t *s, const Llmos__G
 static int session_add(graph_writer_actor_t *w, load_session_t *s, const Llmos__GraphLoadRequest *q,
                        llmos_error_t *err) {
     int has_path = q->path && q->path[0], has_data = q->data.len > 0;
-    if (has_path && has_data) return llmos_error_set(err, LLMOS_EINVAL, "load: a request has data or a path, not both");
+    if (has_path && has_data)
+        return llmos_error_set(err, LLMOS_EINVAL, "load: a request has data or a path, not both");
     if (!has_path && !has_data && !(q->name && q->name[0])) return 0; /* a bare commit */
     int started = 0;
     if (q->file == (uint32_t)s->nfiles) {
@@ -174,18 +177,20 @@ static int session_add(graph_writer_actor_t *w, load_session_t *s, const Llmos__
         if (rc) return rc;
         started = 1;
     } else if (q->file + 1 != (uint32_t)s->nfiles) {
-        return llmos_error_set(err, LLMOS_EINVAL, "load: file index %u, expected %d (a message was lost or repeated)",
-                               q->file, s->nfiles);
+        return llmos_error_set(err, LLMOS_EINVAL,
+                               "load: file index %u, expected %d (a message was lost or repeated)", q->file,
+                               s->nfiles);
     }
     load_file_t *f = &s->files[q->file];
     if (has_path || f->path) {
         if (started) return 0;
-        return llmos_error_set(err, LLMOS_EINVAL, "load: file %u: a path is one message, it takes no chunks", q->file);
+        return llmos_error_set(err, LLMOS_EINVAL, "load: file %u: a path is one message, it takes no chunks",
+                               q->file);
     }
     if (q->offset != f->size)
         return llmos_error_set(err, LLMOS_EINVAL,
-                               "load: %s: chunk at offset %llu, expected %llu (a chunk was lost or repeated)", f->name,
-                               (unsigned long long)q->offset, (unsigned long long)f->size);
+                               "load: %s: chunk at offset %llu, expected %llu (a chunk was lost or repeated)",
+                               f->name, (unsigned long long)q->offset, (unsigned long long)f->size);
     if (has_data && fwrite(q->data.data, 1, q->data.len, f->f) != q->data.len)
         return llmos_error_set(err, LLMOS_EIO, "load: %s: writing the spool: %s", f->name, strerror(errno));
     f->size += q->data.len;
@@ -206,14 +211,16 @@ static int session_commit(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t
         src[i] = (graph_load_source_t){.f = f->f, .name = f->name, .format = f->format, .size = f->size};
         if (f->path) {
             if (!(opened[i] = fopen(f->path, "rb"))) {
-                rc = llmos_error_set(err, llmos_err_from_errno(errno), "load: %s: %s", f->path, strerror(errno));
+                rc = llmos_error_set(err, llmos_err_from_errno(errno), "load: %s: %s", f->path,
+                                     strerror(errno));
                 break;
             }
             src[i].f = opened[i];
             if (fseek(opened[i], 0, SEEK_END) == 0) src[i].size = (uint64_t)ftell(opened[i]);
             rewind(opened[i]);
         } else if (fflush(f->f) != 0 || fseek(f->f, 0, SEEK_SET) != 0) {
-            rc = llmos_error_set(err, LLMOS_EIO, "load: %s: reading the spool back: %s", f->name, strerror(errno));
+            rc = llmos_error_set(err, LLMOS_EIO, "load: %s: reading the spool back: %s", f->name,
+                                 strerror(errno));
         }
     }
     FILE *df = rc ? NULL : open_memstream(&diag, &diag_len);
@@ -229,7 +236,8 @@ static int session_commit(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t
         LLMOS_INFO("graph: load '%s' started (%d files, %llu bytes sent)", s->id, s->nfiles,
                    (unsigned long long)s->received);
         rc = graph_load_streams(w->sh->store, src, s->nfiles, &o, &rep, err);
-        LLMOS_INFO("graph: load '%s' (%d files, %llu bytes sent): %s, %llu new triples, %llu malformed lines, %.2f s",
+        LLMOS_INFO("graph: load '%s' (%d files, %llu bytes sent): %s, %llu new triples, %llu malformed "
+                   "lines, %.2f s",
                    s->id, s->nfiles, (unsigned long long)s->received, rc ? "refused" : "committed",
                    (unsigned long long)rep.added, (unsigned long long)rep.errors,
                    (double)(llmos_now_ns() - t0) / 1e9);
@@ -257,7 +265,9 @@ static int session_commit(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t
 
 static int handle_load(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t *msg, llmos_error_t *err) {
     Llmos__GraphLoadRequest *q = llmos__graph_load_request__unpack(NULL, msg->len, msg->data);
-    if (!q) return llmos_error_set(err, LLMOS_EFORMAT, "load: the payload (%zu bytes) is not a GraphLoadRequest", msg->len);
+    if (!q)
+        return llmos_error_set(err, LLMOS_EFORMAT, "load: the payload (%zu bytes) is not a GraphLoadRequest",
+                               msg->len);
     int rc = 0;
     load_session_t *s = NULL;
     const char *id = q->load_id ? q->load_id : "";
@@ -271,7 +281,8 @@ static int handle_load(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t *m
     if (!rc) rc = session_get(w, id, &s, err);
     if (!rc) rc = session_add(w, s, q, err);
     if (!rc && q->commit) {
-        if (!s->nfiles) rc = llmos_error_set(err, LLMOS_EINVAL, "load: nothing to load (no data and no path)");
+        if (!s->nfiles)
+            rc = llmos_error_set(err, LLMOS_EINVAL, "load: nothing to load (no data and no path)");
         if (!rc) rc = session_commit(w, ctx, msg, s, q, err);
         session_drop(s);
     } else if (!rc) {

@@ -15,7 +15,8 @@
 int graph_prompt_layout(const char *const *sentences, size_t n, const char *prompt, size_t len, char **out,
                         size_t *out_len, size_t *prefix_len, llmos_error_t *err) {
     size_t pre = 0;
-    for (size_t i = 0; i < n; i++) pre += strlen(sentences[i]) + 1;
+    for (size_t i = 0; i < n; i++)
+        pre += strlen(sentences[i]) + 1;
     if (n) pre++; /* the empty line between the facts and the prompt */
     char *s = malloc(pre + len + 1);
     if (!s) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for a %zu-byte prompt", pre + len);
@@ -64,7 +65,8 @@ int graph_link_prompt(const graph_linker_t *l, graph_reader_t *r, const char *te
         graph_prompt_deinit(out);
         return llmos_error_set(err, LLMOS_ENOMEM, "no memory for %zu facts", n);
     }
-    for (size_t i = 0; i < n; i++) sent[i] = out->link.facts[i].sentence;
+    for (size_t i = 0; i < n; i++)
+        sent[i] = out->link.facts[i].sentence;
     size_t k = n;
     if (o->max_prefix != GRAPH_PROMPT_NO_LIMIT && n) {
         size_t base = 0, cost = 0;

@@ -59,11 +59,11 @@ typedef struct graph_prompt_opts {
 /* The answer of graph_link_prompt.  Everything is owned by the struct until
  * graph_prompt_deinit. */
 typedef struct graph_prompt {
-    char *text;                /* the full prompt in the layout above (NUL-terminated) */
-    size_t len, prefix_len;    /* its length; the bytes before the user's prompt */
+    char *text;                     /* the full prompt in the layout above (NUL-terminated) */
+    size_t len, prefix_len;         /* its length; the bytes before the user's prompt */
     const graph_link_fact_t *facts; /* the facts in the prefix, in order (points into link) */
-    size_t nfacts;             /* facts used */
-    graph_link_result_t link;  /* everything linked (link.nfacts >= nfacts: the rest were dropped) */
+    size_t nfacts;                  /* facts used */
+    graph_link_result_t link;       /* everything linked (link.nfacts >= nfacts: the rest were dropped) */
 } graph_prompt_t;
 
 /* Links `text` (graph_link_text), keeps as many of the facts as the budget

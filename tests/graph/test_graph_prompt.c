@@ -36,8 +36,11 @@ static int fx_setup(void **state) {
     graph_store_options_t o = {.create = 1, .no_sync = 1, .map_size = 1ULL << 26};
     llmos_error_t e;
     graph_writer_t *w = NULL;
-    static const char *tr[][3] = {{"lily", "owns", "tom"}, {"lily", "likes", "ball"}, {"tom", "is_a", "cat"},
-                                  {"cat", "eats", "fish"}, {"sun", "is", "hot"}};
+    static const char *tr[][3] = {{"lily", "owns", "tom"},
+                                  {"lily", "likes", "ball"},
+                                  {"tom", "is_a", "cat"},
+                                  {"cat", "eats", "fish"},
+                                  {"sun", "is", "hot"}};
     if (graph_store_open(f->dir, &o, &f->s, &e) || graph_writer_begin(f->s, &w, &e)) return -1;
     for (size_t i = 0; i < sizeof tr / sizeof tr[0]; i++) {
         char iri[3][64];
@@ -48,7 +51,8 @@ static int fx_setup(void **state) {
         }
         if (graph_writer_add_terms(w, &t[0], &t[1], &t[2], NULL, &e)) return -1;
     }
-    if (graph_writer_commit(&w, &e) || graph_reader_begin(f->s, &f->r, &e) || graph_linker_new(f->r, &f->l, &e))
+    if (graph_writer_commit(&w, &e) || graph_reader_begin(f->s, &f->r, &e) ||
+        graph_linker_new(f->r, &f->l, &e))
         return -1;
     *state = f;
     return 0;
@@ -91,7 +95,8 @@ static void test_layout(void **state) {
 /* The prompt's facts, by sentence. */
 static void expect_sentences(const graph_prompt_t *p, const char *const *want, size_t n) {
     assert_int_equal(p->nfacts, n);
-    for (size_t i = 0; i < n; i++) assert_string_equal(p->facts[i].sentence, want[i]);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(p->facts[i].sentence, want[i]);
 }
 
 static void test_link_prompt(void **state) {
@@ -109,8 +114,8 @@ static void test_link_prompt(void **state) {
     assert_string_equal(p.facts[0].p, "<" K "owns>");
     assert_string_equal(p.facts[0].o, "<" K "tom>");
     char want[256];
-    snprintf(want, sizeof want, "%s\n%s\n%s\n\n%s", p.facts[0].sentence, p.facts[1].sentence, p.facts[2].sentence,
-             text);
+    snprintf(want, sizeof want, "%s\n%s\n%s\n\n%s", p.facts[0].sentence, p.facts[1].sentence,
+             p.facts[2].sentence, text);
     assert_string_equal(p.text, want);
     assert_int_equal(p.len, strlen(want));
     assert_int_equal(p.prefix_len, strlen(want) - strlen(text));
@@ -142,7 +147,8 @@ static void test_budget_bytes(void **state) {
     graph_prompt_t p;
     llmos_error_t e;
     /* Room for the first sentence, its newline and the empty line only. */
-    graph_prompt_opts_t o = {.link = {.hops = 1, .max_facts = 20}, .max_prefix = strlen("lily owns tom.") + 2};
+    graph_prompt_opts_t o = {.link = {.hops = 1, .max_facts = 20},
+                             .max_prefix = strlen("lily owns tom.") + 2};
     assert_int_equal(graph_link_prompt(f->l, f->r, text, strlen(text), &o, &p, &e), 0);
     const char *one[] = {"lily owns tom."};
     expect_sentences(&p, one, 1);
@@ -188,7 +194,8 @@ static void test_budget_measure(void **state) {
     assert_int_equal(graph_link_prompt(f->l, f->r, text, strlen(text), &o, &p, &e), 0);
     assert_int_equal(p.link.nfacts, 4);
     assert_int_equal(p.nfacts, 2); /* 7 words fit in 7, 10 do not */
-    for (size_t i = 0; i < 2; i++) assert_int_equal(p.facts[i].hop, 1);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(p.facts[i].hop, 1);
     assert_true(calls >= 2 && calls <= 5); /* a binary search, not one call per count */
     assert_int_equal(strncmp(p.text, p.facts[0].sentence, strlen(p.facts[0].sentence)), 0);
     graph_prompt_deinit(&p);
