@@ -11,8 +11,9 @@
  *
  * Thin: it decodes the request, runs the graph library on a fresh read
  * snapshot and replies with the text `llmos-graph` would print.  The actor
- * is pinned (its own thread: LMDB reads may take long) and holds the store
- * handle; a query stops at the earlier of the envelope's deadline and the
+ * is pinned (its own thread: LMDB reads may take long); loads go on to a
+ * second pinned actor, the writer, so a long load never holds a query up
+ * (LMDB: many readers, one writer).  A query stops at the earlier of the envelope's deadline and the
  * request's timeout and then answers LLMOS_ETIMEDOUT.  Bad requests (an
  * undecodable payload, a SPARQL syntax error with line and column) get an
  * error reply; the actor goes on.
