@@ -9,8 +9,8 @@
  * A real llmosd is started, with T = 1 and then T = 2 under `mpirun -np 2`
  * (only the given T with --tp); every
  * client streams its generation and notes when its first text arrives.
- * Baseline: the 1-client rate measured in the same run (the issue's target:
- * 32 clients >= 6 x 1 client).  Limit of the 1-client rate: memory
+ * Baseline: the 1-client rate measured in the same run, the better of two
+ * (the issue's target: 32 clients >= 6 x 1 client).  Limit of the 1-client rate: memory
  * bandwidth / the bytes of weights a decode step reads (measured here).
  */
 #include "bench/common/bench.h"
@@ -172,8 +172,12 @@ static void run_one(const model_config_t *cfgp) {
     double ttft[256];
     int nt = 0;
     run_clients(1, 1, ttft, &nt); /* warm-up: page the weights in */
-    double c1 = run_clients(1, 4, ttft, &nt);
-    double t1_p50 = percentile(ttft, nt, 0.5);
+    /* The 1-client rate is the baseline: the better of two runs, so a burst
+     * of the machine's other work does not inflate the ratios. */
+    double c1 = run_clients(1, 2, ttft, &nt), t1_p50 = percentile(ttft, nt, 0.5);
+    double c1b = run_clients(1, 2, ttft, &nt), t1b_p50 = percentile(ttft, nt, 0.5);
+    if (c1b > c1) c1 = c1b;
+    if (t1b_p50 < t1_p50) t1_p50 = t1b_p50;
     double c8 = run_clients(8, 1, ttft, &nt);
     double c32 = run_clients(32, 1, ttft, &nt);
     double p50 = percentile(ttft, nt, 0.5), p99 = percentile(ttft, nt, 0.99);
