@@ -1,7 +1,8 @@
 /*
  * graph_actor.c — the `graph` actor (see graph_actor.h).  One pinned actor
  * answers the reads and holds the entity linker (built on the first link
- * request, then reused until a load commits: a built linker is immutable).
+ * request, then reused while the store's triple and term counts stay the
+ * same: a built linker is immutable).
  * Each request runs on its own read snapshot, so a load (LMDB's single
  * writer: the writer actor of graph_writer.c, or an outside `llmos-graph
  * load`) never blocks it and is seen by the next request.  Loads are
@@ -27,7 +28,7 @@ typedef struct graph_actor {
     graph_shared_t *sh;      /* one reference */
     graph_store_t *store;    /* borrowed: sh->store */
     graph_linker_t *linker;  /* owned; NULL until the first link request */
-    uint64_t linker_gen;     /* sh->generation the linker was built at */
+    graph_stats_t linker_at; /* the snapshot's counts when the linker was built */
 } graph_actor_t;
 
 void graph_shared_release(graph_shared_t *sh) {
@@ -164,11 +165,15 @@ static int handle_link(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llm
     char *out = NULL;
     size_t len = 0;
     if (!rc) rc = graph_reader_begin(g->store, &r, err);
-    uint64_t gen = atomic_load(&g->sh->generation);
-    if (!rc && g->linker && g->linker_gen != gen) graph_linker_destroy(&g->linker); /* a load came in */
+    /* A load since (ours, or an outside llmos-graph load) changes the counts:
+     * the label index is rebuilt from this snapshot. */
+    graph_stats_t now;
+    if (!rc) rc = graph_store_stats(r, &now, err);
+    if (!rc && g->linker && (now.triples != g->linker_at.triples || now.terms != g->linker_at.terms))
+        graph_linker_destroy(&g->linker);
     if (!rc && !g->linker) {
         rc = graph_linker_new(r, &g->linker, err);
-        g->linker_gen = gen;
+        g->linker_at = now;
     }
     graph_link_opts_t lo = {.hops = (int)q->hops, .max_facts = q->max_facts ? q->max_facts : 20};
     size_t tlen = strlen(q->text);
@@ -362,7 +367,6 @@ int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err) {
         return llmos_error_prefix(err, "opening the graph %s: ", db);
     }
     atomic_init(&sh->refs, 2);
-    atomic_init(&sh->generation, 0);
     rt_spawn_opts_t wo = {.name = NULL, .pinned = true};
     rc = rt_spawn(sys, &graph_writer_def, sh, &wo, &sh->writer, err);
     if (rc) {

@@ -2,7 +2,7 @@
  * graph_internal.h — what the graph actor (graph_actor.c, the readers) and
  * its writer (graph_writer.c, loads) share: the one store handle of the
  * process (LMDB allows one environment handle per process; it is
- * thread-safe) and a generation counter.  Not for other rooms.
+ * thread-safe).  Not for other rooms.
  */
 #ifndef LLMOS_ACTORS_GRAPH_INTERNAL_H
 #define LLMOS_ACTORS_GRAPH_INTERNAL_H
@@ -19,7 +19,6 @@ typedef struct graph_shared {
     graph_store_t *store;            /* owned: closed by the last actor to end */
     int writable;                    /* 0: opened read-only (loads answer LLMOS_EPERM) */
     atomic_int refs;                 /* actors holding this struct */
-    atomic_uint_fast64_t generation; /* +1 per committed load: cached linkers are stale */
     rt_ref_t writer;                 /* the writer actor (by id) */
 } graph_shared_t;
 

@@ -246,7 +246,6 @@ static int session_commit(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t
     for (int i = 0; i < s->nfiles; i++)
         if (opened[i]) fclose(opened[i]);
     if (!rc) {
-        atomic_fetch_add(&w->sh->generation, 1);
         Llmos__GraphLoadResult res = LLMOS__GRAPH_LOAD_RESULT__INIT;
         res.received = s->received;
         res.committed = 1;

@@ -115,12 +115,21 @@ def main():
         out = run([LLMOS, "--timeout", "30000", "--endpoint", ep, "graph", "link", "a new thing and alpha"]).stdout
         if "<http://x/new_thing>" not in out or "<http://llmos.local/kg/alpha>" not in out:
             fail("link does not see newly loaded entities:\n" + out)
+        # An outside llmos-graph load into the served directory (LMDB: one
+        # writer at a time, across processes) is seen by the next link too.
+        outside = os.path.join(tmp, "outside.tsv")
+        with open(outside, "w") as f:
+            f.write("zeta_thing\trel\talpha\n")
+        run([GRAPH, "load", db, outside, "--quiet"])
+        out = run([LLMOS, "--timeout", "30000", "--endpoint", ep, "graph", "link", "the zeta thing"]).stdout
+        if "<http://llmos.local/kg/zeta_thing>" not in out:
+            fail("link does not see an outside load:\n" + out)
         # A file on the node's side.
         side = os.path.join(tmp, "side.tsv")
         with open(side, "w") as f:
             f.write("gamma\trel\tdelta\n")
         run([LLMOS, "--timeout", "30000", "--endpoint", ep, "graph", "load", "--remote-path", side])
-        if triples(ep) != lines + 4:
+        if triples(ep) != lines + 5:
             fail("after the multi-file and path loads: %d triples" % triples(ep))
 
         step("the default chunk passes a node with a small frame cap (max_frame = 1M)")
