@@ -1326,12 +1326,11 @@ static void on_wait(sched_t *s, const rt_msg_t *req) {
     llmos__wait_request__free_unpacked(w, NULL);
 }
 
+/* Ids of the jobs a list page holds (collected first: the log may not be
+ * called from inside its walk). */
 typedef struct list_acc {
-    Llmos__JobStatus *items;
-    Llmos__JobStatus **ptrs;
-    char **strs;   /* id, tenant per item */
+    char **ids;
     size_t n, cap;
-    sched_t *s;
     int oom;
 } list_acc_t;
 
@@ -1339,40 +1338,36 @@ static int list_each(void *user, const char *id, size_t id_len, const joblog_job
     list_acc_t *a = user;
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 32;
-        Llmos__JobStatus *it = realloc(a->items, cap * sizeof *it);
-        if (it) a->items = it;
-        char **st = realloc(a->strs, cap * 3 * sizeof *st);
-        if (st) a->strs = st;
-        if (!it || !st) {
+        char **p = realloc(a->ids, cap * sizeof *p);
+        if (!p) {
             a->oom = 1;
             return 1;
         }
+        a->ids = p;
         a->cap = cap;
     }
-    Llmos__JobStatus init = LLMOS__JOB_STATUS__INIT;
-    Llmos__JobStatus *js = &a->items[a->n];
-    *js = init;
-    char **str = &a->strs[a->n * 3];
-    str[0] = strndup(id, id_len);
-    str[1] = strndup(rec->tenant, rec->tenant_len);
-    str[2] = strndup(rec->error, rec->error_len);
-    a->n++;
-    if (!str[0] || !str[1] || !str[2]) {
+    a->ids[a->n] = strndup(id, id_len);
+    if (!a->ids[a->n]) {
         a->oom = 1;
         return 1;
     }
-    js->id = str[0];
-    js->tenant = str[1];
-    js->error = str[2];
-    sjob_t *j = job_by_id(a->s, str[0]);
-    js->state = j ? (Llmos__JobState)j->state : (Llmos__JobState)rec->state;
-    js->submitted_ms = rec->submitted_ms;
-    js->started_ms = rec->started_ms;
-    js->finished_ms = rec->finished_ms;
-    js->priority = rec->priority;
+    a->n++;
     return 0;
 }
 
+/* Appends a protobuf length-delimited field (tag, varint length, bytes). */
+static int put_field(FILE *f, uint8_t tag, const void *data, size_t len) {
+    uint8_t v[11];
+    size_t k = 0;
+    v[k++] = tag;
+    for (uint64_t x = len;; x >>= 7) {
+        v[k++] = (uint8_t)((x & 0x7F) | (x > 0x7F ? 0x80 : 0));
+        if (x <= 0x7F) break;
+    }
+    return fwrite(v, 1, k, f) == k && fwrite(data, 1, len, f) == len ? 0 : -1;
+}
+
+/* A JobList: each job's JobStatus with task states but no results. */
 static void on_list(sched_t *s, const rt_msg_t *req) {
     Llmos__ListRequest *q = llmos__list_request__unpack(NULL, req->len, req->data);
     if (!q) {
@@ -1381,32 +1376,31 @@ static void on_list(sched_t *s, const rt_msg_t *req) {
     }
     uint32_t limit = q->limit ? q->limit : 100;
     if (limit > LIST_LIMIT_MAX) limit = LIST_LIMIT_MAX;
-    list_acc_t a = {.s = s};
+    list_acc_t a = {0};
     char next[JOBLOG_ID_MAX + 1];
     llmos_error_t err;
     int rc = joblog_list(s->log, q->tenant, (uint32_t)q->state, q->after, limit, LIST_SCAN_MAX, list_each, &a, next,
                          sizeof next, &err);
-    if (a.oom) rc = llmos_error_set(&err, LLMOS_ENOMEM, "list: no memory");
-    if (rc) {
-        reply_err(s, req, rc, "list: %s", err.msg);
-    } else {
-        Llmos__JobList l = LLMOS__JOB_LIST__INIT;
-        a.ptrs = calloc(a.n ? a.n : 1, sizeof *a.ptrs);
-        for (size_t i = 0; a.ptrs && i < a.n; i++) a.ptrs[i] = &a.items[i];
-        l.n_jobs = a.n;
-        l.jobs = a.ptrs;
-        l.next = next;
-        uint8_t *buf = NULL;
+    if (!rc && a.oom) rc = llmos_error_set(&err, LLMOS_ENOMEM, "list: no memory");
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *f = rc ? NULL : open_memstream(&out, &outlen);
+    if (!rc && !f) rc = llmos_error_set(&err, LLMOS_ENOMEM, "list: no memory");
+    for (size_t i = 0; !rc && i < a.n; i++) {
+        uint8_t *buf;
         size_t len;
-        if (a.ptrs) PACK(job_list, &l, &buf, &len);
-        if (buf) reply_to(s, req, req->type, buf, len);
-        else reply_err(s, req, LLMOS_ENOMEM, "list: no memory");
+        rc = status_pack(s, a.ids[i], job_by_id(s, a.ids[i]), false, &buf, &len, &err);
+        if (!rc && put_field(f, 0x0A, buf, len) != 0) rc = llmos_error_set(&err, LLMOS_ENOMEM, "list: no memory");
         free(buf);
-        free(a.ptrs);
     }
-    for (size_t i = 0; i < a.n * 3; i++) free(a.strs[i]);
-    free(a.strs);
-    free(a.items);
+    if (!rc && next[0] && put_field(f, 0x12, next, strlen(next)) != 0)
+        rc = llmos_error_set(&err, LLMOS_ENOMEM, "list: no memory");
+    if (f && fclose(f) != 0 && !rc) rc = llmos_error_set(&err, LLMOS_ENOMEM, "list: no memory");
+    if (rc) reply_err(s, req, rc, "list: %s", err.msg);
+    else reply_to(s, req, req->type, out, outlen);
+    free(out);
+    for (size_t i = 0; i < a.n; i++) free(a.ids[i]);
+    free(a.ids);
     llmos__list_request__free_unpacked(q, NULL);
 }
 

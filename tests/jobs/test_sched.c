@@ -622,6 +622,11 @@ static void test_list(void **st) {
     assert_string_equal(l->jobs[0]->id, "L01");
     assert_string_equal(l->jobs[3]->id, "L05");
     assert_string_equal(l->next, "L05");
+    /* tasks: state only, no results */
+    assert_int_equal(l->jobs[0]->n_tasks, 1);
+    assert_int_equal(l->jobs[0]->tasks[0]->state, LLMOS__TASK_STATE__TASK_DONE);
+    assert_string_equal(l->jobs[0]->tasks[0]->text, "");
+    assert_string_equal(l->jobs[0]->tenant, "y");
     q.after = l->next;
     len = llmos__list_request__pack(&q, buf);
     r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_LIST, buf, len, 2000);
