@@ -79,6 +79,7 @@ step "2. SIGKILL llmosd, then Ctrl-C the batch"
 kill -KILL "$NODE_PID"
 wait "$NODE_PID" 2>/dev/null || true
 T_KILL=$(now_ms) # after its death: nothing it finished can be later
+echo "$T_KILL" >"$T/t_kill"
 NODE_PID=
 kill -INT "$BATCH_PID"
 rc=0
@@ -90,6 +91,7 @@ echo "first run: $(wc -l <"$T/out.partial") records before the crash"
 
 step "3. restart llmosd on the same data dir; the same batch again"
 T_RESTART=$(now_ms)
+echo "$T_RESTART" >"$T/t_restart"
 start_node
 "$BIN/llmos" --endpoint "$E" batch run "$T/in.jsonl" -o "$T/out.jsonl" --concurrency 4 2>"$T/batch2.err" ||
     fail "second run: $(cat "$T/batch2.err")"
@@ -112,11 +114,11 @@ for l in partial:
 old = [r for r in final if r["job_finished_ms"] <= t_kill]
 new = [r for r in final if r["job_finished_ms"] >= t_restart]
 assert len(old) + len(new) == n, f"{n - len(old) - len(new)} results neither before the crash nor after the restart"
-assert len(old) >= len(partial), (len(old), len(partial))
+assert len(old) >= len(partial), f"{len(old)} results from before the crash, {len(partial)} records written then"
 # jobs the log had finished before the crash come back with that result, not a new one
 by_job = {r["job"]: r for r in final}
 done_before = [json.loads(l) for l in open(d + "/done_before")]
-assert len(done_before) >= len(partial) * 0.9, (len(done_before), len(partial))
+assert len(done_before) >= 300, f"the log listed {len(done_before)} done jobs before the crash"
 for j in done_before:
     r = by_job[j["id"]]
     assert r["job_finished_ms"] == j["finished_ms"], f"job {j['id']} finished at {j['finished_ms']} before the crash, recomputed at {r['job_finished_ms']}"
