@@ -168,6 +168,72 @@ static void test_stream_concatenates(void **state) {
     llmos_client_destroy(&c);
 }
 
+/* The primitive under llmos_client_generate: every chunk of the ask, in
+ * order (index 0, 1, ...), then the reply; a callback that stops abandons
+ * the call, and the late chunks and reply of that ask are dropped by the
+ * next call on the handle. */
+typedef struct events {
+    uint32_t next_index;
+    int chunks, out_of_order, stop_at;
+} events_t;
+
+static int on_event(void *user, uint32_t type, const void *data, size_t len) {
+    events_t *e = user;
+    if (type != LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE_CHUNK) return 0;
+    Llmos__GenerateChunk *ch = llmos__generate_chunk__unpack(NULL, len, data);
+    if (!ch || ch->index != e->next_index) e->out_of_order++;
+    if (ch) e->next_index = ch->index + 1;
+    if (ch) llmos__generate_chunk__free_unpacked(ch, NULL);
+    e->chunks++;
+    return e->stop_at && e->chunks >= e->stop_at;
+}
+
+static void test_call_stream(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    Llmos__GenerateRequest q = LLMOS__GENERATE_REQUEST__INIT;
+    q.prompt = "Once upon a time";
+    q.max_tokens = 60;
+    q.stream = 1;
+    uint8_t buf[256];
+    size_t len = llmos__generate_request__pack(&q, buf);
+    events_t e = {0};
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    assert_int_equal(llmos_client_call_stream(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, len, 20000,
+                                              on_event, &e, &r, &err),
+                     0);
+    assert_int_equal(r->type, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE);
+    Llmos__GenerateResult *res = llmos__generate_result__unpack(NULL, r->len, r->data);
+    assert_non_null(res);
+    assert_int_equal(e.out_of_order, 0);
+    assert_int_equal(e.chunks, (int)res->n_tokens); /* one chunk per token without stop strings */
+    llmos__generate_result__free_unpacked(res, NULL);
+    llmos_client_reply_free(&r);
+    /* Abandon after 3 chunks; the next call on the handle still gets its own reply. */
+    events_t e2 = {.stop_at = 3};
+    q.max_tokens = 200;
+    q.request_id = "abandoned-1";
+    len = llmos__generate_request__pack(&q, buf);
+    assert_int_equal(llmos_client_call_stream(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, len, 20000,
+                                              on_event, &e2, &r, &err),
+                     LLMOS_CLIENT_ECANCELED);
+    assert_null(r);
+    int found = 0;
+    assert_int_equal(llmos_client_generate_cancel(c, NULL, "abandoned-1", 5000, &found, &err), 0);
+    events_t e3 = {0};
+    q.max_tokens = 10;
+    q.request_id = NULL;
+    len = llmos__generate_request__pack(&q, buf);
+    assert_int_equal(llmos_client_call_stream(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, len, 20000,
+                                              on_event, &e3, &r, &err),
+                     0);
+    assert_int_equal(e3.out_of_order, 0);
+    assert_int_equal(e3.chunks, 10);
+    llmos_client_reply_free(&r);
+    llmos_client_destroy(&c);
+}
+
 /* ---------------------------------------------------------------- concurrency */
 
 #define N_CLIENTS 32
@@ -712,6 +778,7 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_reference), cmocka_unit_test(test_stream_concatenates),
+        cmocka_unit_test(test_call_stream),
         cmocka_unit_test(test_concurrent_equals_solo), cmocka_unit_test(test_cancel_frees_kv),
         cmocka_unit_test(test_deadline),          cmocka_unit_test(test_bad_payloads),
         cmocka_unit_test(test_embed),             cmocka_unit_test(test_score),
