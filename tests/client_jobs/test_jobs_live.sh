@@ -165,18 +165,24 @@ EOF
 "${L[@]}" ping >/dev/null || fail "the node died under mutated jobs"
 
 if [ "$HAVE_MODEL" = 1 ]; then
-    step "   generations through batch run (stories260K)"
+    step "   generations, a classification and an embedding through batch run (stories260K)"
     for i in $(seq 1 12); do
         echo "{\"id\":\"s$i\",\"kind\":\"generate\",\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0.8,\"seed\":$i}"
     done >"$T/gen.jsonl"
+    echo '{"id":"c1","kind":"classify","text":"Once upon a time there was a","labels":["girl","dog","car"]}' >>"$T/gen.jsonl"
+    echo '{"id":"e1","kind":"embed","text":"Once upon a time"}' >>"$T/gen.jsonl"
     "${L[@]}" batch run "$T/gen.jsonl" -o "$T/gen.out" --concurrency 4 2>"$T/gen.err" || fail "generate batch: $(cat "$T/gen.err")"
     cat "$T/gen.err"
     $PY - "$T/gen.out" <<'EOF' || fail "generate batch output"
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
-assert len(recs) == 12 and all(r["status"] == "ok" and r["kind"] == "generate" for r in recs), recs[:2]
-assert all(0 < r["tokens"] <= 24 and r["text"] for r in recs)
-assert len({r["text"] for r in recs}) > 1, "different seeds, same text"
+assert len(recs) == 14 and all(r["status"] == "ok" for r in recs), [r for r in recs if r["status"] != "ok"]
+gen, (c, e) = recs[:12], recs[12:]
+assert all(r["kind"] == "generate" and 0 < r["tokens"] <= 24 and r["text"] for r in gen)
+assert len({r["text"] for r in gen}) > 1, "different seeds, same text"
+assert c["kind"] == "classify" and c["labels"] == ["girl", "dog", "car"] and c["best"] in c["labels"], c
+assert abs(sum(c["probs"]) - 1) < 1e-3 and c["probs"][c["labels"].index(c["best"])] == max(c["probs"]), c
+assert e["kind"] == "embed" and len(e["vector"]) == 64 and any(x != 0 for x in e["vector"]), e
 EOF
 fi
 
