@@ -3,7 +3,7 @@
  * llmosd --model stories260K (plain, or `mpirun -np 2 llmosd --tp 2` with
  * --tp 2) asked over ZeroMQ by libllmos-client.
  *
- *   test_model_shard [--tp N] [--only PATTERN]
+ *   test_model_shard [--tp N] [--only PATTERN] [--skip PATTERN]
  *
  * Greedy text equals the llama2.c reference; stream chunks concatenate to
  * the final text; 32 concurrent clients (one handle per thread) each get
@@ -775,6 +775,8 @@ int main(int argc, char **argv) {
             tp = atoi(argv[++i]);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             cmocka_set_test_filter(argv[++i]);
+        else if (strcmp(argv[i], "--skip") == 0 && i + 1 < argc)
+            cmocka_set_skip_filter(argv[++i]);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_reference), cmocka_unit_test(test_stream_concatenates),
