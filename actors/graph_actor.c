@@ -352,12 +352,16 @@ static const rt_actor_def_t graph_def = {"graph", graph_actor_init, graph_actor_
 int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err) {
     graph_shared_t *sh = calloc(1, sizeof *sh);
     if (!sh) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the graph actor");
-    /* Read-write for loads over messages; a store this process may not
-     * write is still served, read-only. */
-    graph_store_options_t so = {0};
+    /* Read-write for loads over messages, writing through the file mapping
+     * (MDB_WRITEMAP, as llmos-graph load does): a load's pages then live in
+     * the page cache, not in this process's heap (measured on a 1.5 M-triple
+     * wire load: private peak 286 MiB with heap-held dirty pages).  A store
+     * this process may not write is still served, read-only. */
+    graph_store_options_t so = {.write_map = 1};
     int rc = graph_store_open(db, &so, &sh->store, err);
     if (rc == LLMOS_EPERM) {
         so.read_only = 1;
+        so.write_map = 0;
         rc = graph_store_open(db, &so, &sh->store, err);
     } else if (!rc) {
         sh->writable = 1;

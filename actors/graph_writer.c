@@ -39,6 +39,7 @@
 #define SESSION_ID_MAX 64
 #define SESSION_IDLE_NS (300ull * 1000000000ull)
 #define DIAG_MAX 50 /* malformed lines listed in a reply */
+#define LOAD_BUDGET (256ull << 20) /* a load's sort buffers and term cache (graph_load_options) */
 
 typedef struct load_file {
     char *name;          /* owned: the client's name for it */
@@ -229,7 +230,8 @@ static int session_commit(graph_writer_actor_t *w, rt_ctx_t *ctx, const rt_msg_t
                               .base = q->base_iri && q->base_iri[0] ? q->base_iri : NULL,
                               .quiet = 1,
                               .diag = df,
-                              .max_diag = DIAG_MAX};
+                              .max_diag = DIAG_MAX,
+                              .mem_budget = LOAD_BUDGET};
     graph_load_report_t rep = {0};
     if (!rc) {
         uint64_t t0 = llmos_now_ns();
