@@ -80,7 +80,7 @@ int joblog_open(const char *dir, const joblog_opts_t *opts, joblog_t **out, llmo
         free(log);
         return llmos_error_set(err, LLMOS_EINVAL, "data directory path '%s' is too long", dir);
     }
-    unsigned flags = MDB_NOSUBDIR | MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0);
+    unsigned flags = MDB_NOSUBDIR | MDB_NOTLS | (o.nosync ? MDB_NOSYNC | MDB_WRITEMAP : 0);
     MDB_txn *txn = NULL;
     int m = mdb_env_create(&log->env);
     if (!m) m = mdb_env_set_maxdbs(log->env, 4);

@@ -19,9 +19,11 @@
  * job is written before it is acknowledged" holds at a fraction of the cost
  * of a commit per job.  Reads see the open transaction's own writes.
  *
- * With opts.sync false the environment is opened MDB_NOSYNC: commits are
- * not flushed to disk (a crash of the machine, not of the process, may lose
- * the last commits).  The default flushes each commit.
+ * With opts.nosync the environment is opened MDB_NOSYNC | MDB_WRITEMAP:
+ * commits are not flushed to disk (a crash of the machine, not of the
+ * process, may lose the last commits) and pages are written in place
+ * through the map (no write() per commit; the file then shows the map size
+ * as its length, sparse).  The default flushes each commit.
  *
  * Records use host byte order (the log is local to its node); keys are
  * big-endian so they sort.
