@@ -846,12 +846,10 @@ static void on_output(ms_t *s, ms_req_t *r, int i) {
         return;
     }
     if (r->kind == REQ_EMBED) {
+        /* mean: called after every row (one per iteration); last: once. */
         const float *h = model_ctx_hidden(s->ctx, i);
-        if (r->mean || r->n_fed == r->n_prompt) {
-            if (!r->mean) memset(r->vec, 0, sizeof(float) * (size_t)s->dim);
-            for (int d = 0; d < s->dim; d++) r->vec[d] += h[d];
-            r->pooled = r->mean ? r->pooled + 1 : 1;
-        }
+        for (int d = 0; d < s->dim; d++) r->vec[d] += h[d];
+        r->pooled++;
         if (r->n_fed == r->n_prompt) req_finish(s, r, "done");
         return;
     }
@@ -939,7 +937,11 @@ static bool leader_step(ms_t *s) {
     for (int i = 0; i < ne; i++) {
         ms_req_t *r = s->ereq[i];
         r->n_fed += s->ents[i].n_tokens;
-        if (r->n_fed == r->n_toks || (r->kind == REQ_SCORE && r->n_fed > r->n_prompt)) on_output(s, r, i);
+        /* Outputs wanted: the last row of the tokens so far; for a score
+         * every label step; for a mean embedding every row (fed one by one). */
+        if (r->n_fed == r->n_toks || (r->kind == REQ_SCORE && r->n_fed > r->n_prompt) ||
+            (r->kind == REQ_EMBED && r->mean))
+            on_output(s, r, i);
     }
     return s->n_running > 0 || s->q_head;
 }

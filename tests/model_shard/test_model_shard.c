@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -485,10 +486,33 @@ static void test_embed(void **state) {
     assert_int_equal(nb, dim);
     assert_int_equal(nl, dim);
     assert_memory_equal(a, b, sizeof(float) * dim); /* mean is the default, and deterministic */
-    assert_memory_not_equal(a, l, sizeof(float) * dim);
+    /* The mean over [BOS, Lily, was] (three tokens in tok512) is the mean of
+     * the last-token states of "", "Lily" and "Lily was" (a causal model:
+     * each row sees only its prefix). */
+    float *p0, *p1, *p2;
+    size_t n0, n1, n2;
+    embed(c, "", "last", &p0, &n0);
+    embed(c, "Lily", "last", &p1, &n1);
+    embed(c, "Lily was", "last", &p2, &n2);
+    float *m;
+    size_t nm;
+    embed(c, "Lily was", "mean", &m, &nm);
+    double maxdiff = 0, spread = 0;
+    for (size_t i = 0; i < dim; i++) {
+        double want = ((double)p0[i] + p1[i] + p2[i]) / 3, d = fabs(want - m[i]);
+        if (d > maxdiff) maxdiff = d;
+        if (fabs((double)m[i] - p2[i]) > spread) spread = fabs((double)m[i] - p2[i]);
+    }
+    if (maxdiff >= 1e-4) fprintf(stderr, "mean vs prefixes: max diff %g, spread %g\n", maxdiff, spread);
+    assert_true(maxdiff < 1e-4);
+    assert_true(spread > 1e-2); /* and it is not the last state */
     free(a);
     free(b);
     free(l);
+    free(p0);
+    free(p1);
+    free(p2);
+    free(m);
     llmos_client_destroy(&c);
 }
 
