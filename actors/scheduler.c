@@ -799,8 +799,6 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
     size_t len = 0;
     uint32_t type = 0;
     char rid[JOBLOG_ID_MAX + 32], nb[16];
-    bool stream = false;
-    for (waiter_t *w = j->waiters; w; w = w->next) stream |= w->stream;
     if (input) switch (t->kind) {
         case LLMOS__TASK_KIND__TASK_ECHO: {
             Llmos__EchoTask e = LLMOS__ECHO_TASK__INIT;
@@ -816,7 +814,9 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
             g.sampling = t->sampling;
             g.n_stop = t->n_stop;
             g.stop = t->stop;
-            g.stream = stream;
+            /* Always streamed: a client may start streaming the job after
+             * this task started; chunks nobody streams are dropped early. */
+            g.stream = true;
             snprintf(rid, sizeof rid, "%s/%s", j->id, task_name(t, i, nb, sizeof nb));
             g.request_id = rid;
             PACK(generate_request, &g, &buf, &len);
@@ -1080,6 +1080,9 @@ static void on_chunk(sched_t *s, const rt_msg_t *m) {
     sjob_t *j;
     uint32_t i = m->corr & 0xFFFF;
     if (!job_alive(s, m->corr >> 24, &j) || i >= j->ntasks) return;
+    bool any = false;
+    for (waiter_t *w = j->waiters; w; w = w->next) any |= w->stream;
+    if (!any) return;
     Llmos__GenerateChunk *c = llmos__generate_chunk__unpack(NULL, m->len, m->data);
     if (!c) return;
     Llmos__Job *spec = job_spec(s, j);
