@@ -1526,6 +1526,12 @@ static void pump(sched_t *s) {
                 continue; /* stale: the job ended or the entry was superseded */
             s->queued_tasks--;
             if (s->cfg.policy == SCHED_ROUND_ROBIN) tg->vt = (uint64_t)e.k1;
+            if (j->deadline_ms && j->deadline_ms <= llmos_wall_ms()) {
+                /* (it passed while queued, or while the node was down) */
+                j->tasks[e.task].state = LLMOS__TASK_STATE__TASK_PENDING;
+                job_end(s, j, LLMOS__JOB_STATE__JOB_EXPIRED, "deadline passed");
+                continue;
+            }
             task_start(s, j, e.task);
         }
     }

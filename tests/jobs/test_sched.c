@@ -566,10 +566,15 @@ static void test_recovery(void **st) {
     tspec_t ts[2] = {{.name = "first", .text = "kept"}, {.name = "second", .text = "later", .target = "slow", .input_from = "first"}};
     r = submit_job(f, "half", NULL, 0, 0, ts, 2, false);
     rt_msg_free(r);
+    /* its deadline passes while the node is down: expired after the restart */
+    tspec_t late = {.text = "late", .target = "slow"};
+    r = submit_job(f, "late-dl", NULL, 0, llmos_wall_ms() + 200, &late, 1, false);
+    rt_msg_free(r);
     for (int i = 0; i < 1000 && echo_count < 2; i++) usleep(5000);
     usleep(20000);
     assert_int_equal(echo_count, 2); /* done-before, half/first */
     stop(f);
+    usleep(250000); /* late-dl's deadline passes while the node is down */
     /* A new runtime on the same directory, with room on slow. */
     f->cfg.nlimits = 0;
     assert_int_equal(sched_limits_parse(&f->cfg, "slow=4", &err), 0);
@@ -579,6 +584,9 @@ static void test_recovery(void **st) {
     Llmos__JobStatus *s = wait_job(f, "pending-1", 5000);
     assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
     assert_string_equal(s->tasks[0]->text, "p1");
+    llmos__job_status__free_unpacked(s, NULL);
+    s = wait_job(f, "late-dl", 5000);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_EXPIRED);
     llmos__job_status__free_unpacked(s, NULL);
     s = wait_job(f, "half", 5000);
     assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
@@ -594,9 +602,35 @@ static void test_recovery(void **st) {
     r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SCHED_STATS, "", 0, 2000);
     Llmos__SchedulerStats *ss = llmos__scheduler_stats__unpack(NULL, r->len, r->data);
     rt_msg_free(r);
-    assert_int_equal(ss->recovered, 2);
+    assert_int_equal(ss->recovered, 3);
     assert_string_equal(ss->policy, "fifo");
     llmos__scheduler_stats__free_unpacked(ss, NULL);
+}
+
+/* Finished jobs are purged retention_s after they finished. */
+static void test_retention(void **st) {
+    fx_t *f = *st;
+    f->cfg.retention_s = 1;
+    start(f);
+    rt_msg_t *r = submit1(f, "short-lived", NULL, 0, NULL, "x", true);
+    rt_msg_free(r);
+    int code;
+    Llmos__JobStatus *s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "short-lived", 1000, &code);
+    assert_int_equal(code, 0);
+    llmos__job_status__free_unpacked(s, NULL);
+    for (int i = 0; i < 60; i++) { /* purge passes run every second */
+        usleep(100000);
+        s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "short-lived", 1000, &code);
+        if (s) llmos__job_status__free_unpacked(s, NULL);
+        if (code == LLMOS_ENOTFOUND) break;
+    }
+    assert_int_equal(code, LLMOS_ENOTFOUND);
+    /* the id is free again: a new job, not the old one */
+    r = submit1(f, "short-lived", NULL, 0, NULL, "y", false);
+    Llmos__SubmitResult *sr = llmos__submit_result__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_false(sr->existing);
+    llmos__submit_result__free_unpacked(sr, NULL);
 }
 
 static void test_list(void **st) {
@@ -663,6 +697,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_task_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_control, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
