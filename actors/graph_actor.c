@@ -1,13 +1,17 @@
 /*
- * graph_actor.c — the `graph` actor (see graph_actor.h).  One pinned actor
- * answers the reads and holds the entity linker (built on the first link
- * request, then reused while the store's triple and term counts stay the
- * same: a built linker is immutable).
+ * graph_actor.c — the `graph` actor (see graph_actor.h): a front actor
+ * registered as "graph" that only forwards, GRAPH_READERS pinned readers
+ * that answer reads, and the writer (graph_writer.c) that runs loads.  The
+ * front hands each read to an idle reader (one that has emptied its
+ * mailbox), so a long query ties up one reader, not the graph.  Each
+ * reader holds its own entity linker (built on its first link request, then
+ * reused while the store's triple and term counts stay the same: a built
+ * linker is immutable).
  * Each request runs on its own read snapshot, so a load (LMDB's single
  * writer: the writer actor of graph_writer.c, or an outside `llmos-graph
- * load`) never blocks it and is seen by the next request.  Loads are
- * forwarded to the writer unchanged (same sender and correlation id), which
- * answers the client itself.  The text of a reply is what `llmos-graph
+ * load`) never blocks it and is seen by the next request.  Requests are
+ * forwarded unchanged (same sender and correlation id): the reader or
+ * writer answers the client itself.  The text of a reply is what `llmos-graph
  * query|link` prints, so the two can be compared.
  */
 #include "actors/graph_actor.h"
@@ -24,8 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A reader's state. */
 typedef struct graph_actor {
     graph_shared_t *sh;      /* one reference */
+    int index;               /* in sh->readers */
     graph_store_t *store;    /* borrowed: sh->store */
     graph_linker_t *linker;  /* owned; NULL until the first link request */
     graph_stats_t linker_at; /* the snapshot's counts when the linker was built */
@@ -39,15 +45,25 @@ void graph_shared_release(graph_shared_t *sh) {
 
 static int graph_actor_init(rt_ctx_t *ctx, void *arg, void **state) {
     (void)ctx;
+    const graph_reader_slot_t *slot = arg;
     graph_actor_t *g = calloc(1, sizeof *g);
     if (!g) {
-        graph_shared_release(arg);
+        graph_shared_release(slot->sh);
         return LLMOS_ENOMEM;
     }
-    g->sh = arg;
+    g->sh = slot->sh;
+    g->index = slot->index;
     g->store = g->sh->store;
     *state = g;
     return 0;
+}
+
+/* The mailbox is empty: the front may hand this reader the next request. */
+static bool graph_actor_idle(rt_ctx_t *ctx, void *state) {
+    (void)ctx;
+    graph_actor_t *g = state;
+    atomic_store(&g->sh->busy[g->index], 0);
+    return false;
 }
 
 static void graph_actor_deinit(rt_ctx_t *ctx, void *state) {
@@ -58,9 +74,11 @@ static void graph_actor_deinit(rt_ctx_t *ctx, void *state) {
     free(g);
 }
 
-/* Hands a load to the writer as it came: the writer answers the asker. */
-static int forward_load(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llmos_error_t *err) {
-    rt_msg_init_t in = {.to = g->sh->writer,
+/* Hands a request on as it came (same sender and correlation id): the
+ * actor it goes to answers the asker.  Undeliverable (the actor gone, its
+ * mailbox full): the runtime answers the asker. */
+static int forward(rt_ctx_t *ctx, rt_ref_t to, const rt_msg_t *msg, llmos_error_t *err) {
+    rt_msg_init_t in = {.to = to,
                         .from = msg->from,
                         .type = msg->type,
                         .corr = msg->corr,
@@ -70,8 +88,7 @@ static int forward_load(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, ll
                         .data = msg->data,
                         .len = msg->len};
     rt_msg_t *m = rt_msg_new(&in);
-    if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "load: no memory to forward %zu bytes", msg->len);
-    /* Undeliverable (writer gone, mailbox full): the runtime answers the asker. */
+    if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "graph: no memory to forward %zu bytes", msg->len);
     (void)rt_send_msg(rt_ctx_system(ctx), m);
     return 0;
 }
@@ -336,9 +353,6 @@ static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS:
         rc = handle_stats(g, ctx, msg, &err);
         break;
-    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LOAD:
-        rc = forward_load(g, ctx, msg, &err);
-        break;
     default:
         return LLMOS_EUNKNOWNTYPE;
     }
@@ -347,7 +361,78 @@ static int graph_actor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
     return 0;
 }
 
-static const rt_actor_def_t graph_def = {"graph", graph_actor_init, graph_actor_receive, graph_actor_deinit, NULL};
+static const rt_actor_def_t graph_reader_def = {"graph-reader", graph_actor_init, graph_actor_receive,
+                                                graph_actor_deinit, graph_actor_idle};
+
+/* ---- the front: "graph" hands reads to an idle reader, loads to the writer ---- */
+
+typedef struct graph_front {
+    graph_shared_t *sh; /* one reference */
+    int next;           /* round-robin start */
+} graph_front_t;
+
+static int graph_front_init(rt_ctx_t *ctx, void *arg, void **state) {
+    (void)ctx;
+    graph_front_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        graph_shared_release(arg);
+        return LLMOS_ENOMEM;
+    }
+    f->sh = arg;
+    *state = f;
+    return 0;
+}
+
+static void graph_front_deinit(rt_ctx_t *ctx, void *state) {
+    (void)ctx;
+    graph_front_t *f = state;
+    graph_shared_release(f->sh);
+    free(f);
+}
+
+/* The first idle reader from the round-robin position; when all are busy,
+ * the next in turn (it queues there).  Approximate by design: a reader that
+ * just emptied its mailbox may look busy for a moment. */
+static int pick_reader(graph_front_t *f) {
+    int n = f->sh->nreaders;
+    for (int k = 0; k < n; k++) {
+        int i = (f->next + k) % n;
+        int idle = 0;
+        if (atomic_compare_exchange_strong(&f->sh->busy[i], &idle, 1)) {
+            f->next = (i + 1) % n;
+            return i;
+        }
+    }
+    int i = f->next;
+    f->next = (i + 1) % n;
+    return i;
+}
+
+static int graph_front_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
+    graph_front_t *f = state;
+    if (msg->flags & RT_MSG_REPLY) return 0;
+    llmos_error_t err = {0};
+    int rc;
+    switch (msg->type) {
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_QUERY:
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK:
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_NEIGHBORS:
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_PATH:
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS:
+        rc = forward(ctx, f->sh->readers[pick_reader(f)], msg, &err);
+        break;
+    case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LOAD:
+        rc = forward(ctx, f->sh->writer, msg, &err);
+        break;
+    default:
+        return LLMOS_EUNKNOWNTYPE;
+    }
+    if (rc) rt_reply_error(ctx, msg, rc, "%s", err.msg[0] ? err.msg : llmos_strerror(rc));
+    return 0;
+}
+
+static const rt_actor_def_t graph_front_def = {"graph", graph_front_init, graph_front_receive, graph_front_deinit,
+                                               NULL};
 
 int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err) {
     graph_shared_t *sh = calloc(1, sizeof *sh);
@@ -370,22 +455,42 @@ int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err) {
         free(sh);
         return llmos_error_prefix(err, "opening the graph %s: ", db);
     }
-    atomic_init(&sh->refs, 2);
-    rt_spawn_opts_t wo = {.name = NULL, .pinned = true};
-    rc = rt_spawn(sys, &graph_writer_def, sh, &wo, &sh->writer, err);
+    /* One reference per actor; each drops its own when it stops.  Ours
+     * covers the actors not spawned yet. */
+    atomic_init(&sh->refs, 1);
+    rt_ref_t started[GRAPH_READERS + 1];
+    int nstarted = 0;
+    rt_spawn_opts_t po = {.name = NULL, .pinned = true};
+    atomic_fetch_add(&sh->refs, 1);
+    rc = rt_spawn(sys, &graph_writer_def, sh, &po, &sh->writer, err);
     if (rc) {
-        sh->refs = 1;
-        graph_shared_release(sh);
-        return llmos_error_prefix(err, "starting the graph writer: ");
+        atomic_fetch_sub(&sh->refs, 1);
+        llmos_error_prefix(err, "starting the graph writer: ");
+    } else {
+        started[nstarted++] = sh->writer;
     }
-    rt_spawn_opts_t o = {.name = "graph", .pinned = true};
-    rt_ref_t ref;
-    rc = rt_spawn(sys, &graph_def, sh, &o, &ref, err);
-    if (rc) {
-        /* The writer holds its reference and drops it when it stops. */
-        graph_shared_release(sh);
-        (void)rt_stop(sys, sh->writer);
-        return llmos_error_prefix(err, "starting the graph actor: ");
+    for (int i = 0; i < GRAPH_READERS && !rc; i++) {
+        sh->slots[i] = (graph_reader_slot_t){sh, i};
+        atomic_init(&sh->busy[i], 0);
+        atomic_fetch_add(&sh->refs, 1);
+        rc = rt_spawn(sys, &graph_reader_def, &sh->slots[i], &po, &sh->readers[i], err);
+        if (rc) {
+            atomic_fetch_sub(&sh->refs, 1);
+            llmos_error_prefix(err, "starting graph reader %d: ", i);
+        } else {
+            started[nstarted++] = sh->readers[i];
+            sh->nreaders++;
+        }
     }
-    return 0;
+    if (!rc) {
+        /* The front's reference is ours. */
+        rt_spawn_opts_t o = {.name = "graph"};
+        rt_ref_t ref;
+        rc = rt_spawn(sys, &graph_front_def, sh, &o, &ref, err);
+        if (!rc) return 0;
+        llmos_error_prefix(err, "starting the graph actor: ");
+    }
+    for (int i = 0; i < nstarted; i++) (void)rt_stop(sys, started[i]);
+    graph_shared_release(sh);
+    return rc;
 }

@@ -10,10 +10,12 @@
  *                    transaction each; run by the writer actor, graph_writer.c)
  *
  * Thin: it decodes the request, runs the graph library on a fresh read
- * snapshot and replies with the text `llmos-graph` would print.  The actor
- * is pinned (its own thread: LMDB reads may take long); loads go on to a
- * second pinned actor, the writer, so a long load never holds a query up
- * (LMDB: many readers, one writer).  A query stops at the earlier of the envelope's deadline and the
+ * snapshot and replies with the text `llmos-graph` would print.  "graph"
+ * itself only forwards: reads to one of several pinned readers (their own
+ * threads: LMDB reads may take long; an idle one is chosen, so a long
+ * query does not hold the others up), loads to one pinned writer, so a long
+ * load never holds a query up either (LMDB: many readers, one writer).  A
+ * query stops at the earlier of the envelope's deadline and the
  * request's timeout and then answers LLMOS_ETIMEDOUT.  Bad requests (an
  * undecodable payload, a SPARQL syntax error with line and column) get an
  * error reply; the actor goes on.
@@ -25,9 +27,9 @@
 
 /* Opens the store in directory `db` (read-write; read-only when this
  * process may not write it, and then loads are refused with LLMOS_EPERM),
- * spawns the writer (pinned, anonymous: loads reach it through "graph") and
- * the actor registered as "graph".  The two own the store from then on; the
- * last to stop closes it.  Errors: those of graph_store_open and rt_spawn. */
+ * spawns the writer and the readers (pinned, anonymous: requests reach them
+ * through "graph") and the front registered as "graph".  They own the store
+ * from then on; the last to stop closes it.  Errors: those of graph_store_open and rt_spawn. */
 int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err);
 
 #endif

@@ -124,6 +124,22 @@ grep -q ETIMEDOUT "$T/err" || fail "not ETIMEDOUT"
 [ "$ms" -lt 10000 ] || fail "the deadline was not honoured (${ms} ms)"
 "$BIN/llmos" --endpoint "$E" ping >/dev/null || fail "node died after a timed-out query"
 
+step "a long query does not hold the others up (several readers)"
+"$BIN/llmos" --endpoint "$E" --timeout 20000 graph query 'SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }' \
+    --query-timeout 10000 >/dev/null 2>"$T/long.err" &
+LONG_PID=$!
+sleep 0.5
+start=$(date +%s%N)
+for i in 1 2 3 4 5 6; do
+    "$BIN/llmos" --endpoint "$E" --timeout 20000 graph stats >/dev/null || fail "stats during a long query"
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+kill -0 "$LONG_PID" 2>/dev/null || fail "the long query ended before the short ones were asked"
+echo "6 stats answered in ${ms} ms while a long query ran"
+[ "$ms" -lt 8000 ] || fail "short queries waited for the long one (${ms} ms)"
+wait "$LONG_PID" && fail "the long query did not time out"
+grep -q ETIMEDOUT "$T/long.err" || fail "the long query: $(cat "$T/long.err")"
+
 step "garbage payloads and broken loads"
 "$BIN/llmos-graph" dump "$T/db" | sort > "$T/before.nt"
 "$GARBAGE" "$E" || fail "garbage payloads"
