@@ -8,13 +8,17 @@
 #include "actors/joblog.h"
 
 #include "runtime/base/clock.h"
+#include "runtime/base/log.h"
 
 #include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_MAP_SIZE ((size_t)16 << 30)
 #define REC_VERSION 1u
@@ -40,6 +44,7 @@ struct joblog {
     bool rtxn_live;
     uint32_t pending;   /* writes in wtxn */
     uint64_t first_write_ns;
+    int owner_fd;       /* flock'ed DIR/jobs.owner: who else uses this log */
     char path[4096];
 };
 
@@ -76,6 +81,7 @@ int joblog_open(const char *dir, const joblog_opts_t *opts, joblog_t **out, llmo
     if (rc) return rc;
     joblog_t *log = calloc(1, sizeof *log);
     if (!log) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the job log");
+    log->owner_fd = -1;
     if ((size_t)snprintf(log->path, sizeof log->path, "%s/%s", dir, JOBLOG_FILE) >= sizeof log->path) {
         free(log);
         return llmos_error_set(err, LLMOS_EINVAL, "data directory path '%s' is too long", dir);
@@ -104,6 +110,16 @@ int joblog_open(const char *dir, const joblog_opts_t *opts, joblog_t **out, llmo
         rc = lmdb_err(err, m, "creating its databases", log->path);
         goto fail;
     }
+    /* Two nodes on one log would each re-run the other's unfinished jobs
+     * after a restart.  LMDB itself allows it, so only warn (several test
+     * nodes started in one directory share the default data dir). */
+    char owner[4200];
+    snprintf(owner, sizeof owner, "%s/jobs.owner", dir);
+    log->owner_fd = open(owner, O_RDWR | O_CREAT | O_CLOEXEC, 0664);
+    if (log->owner_fd >= 0 && flock(log->owner_fd, LOCK_EX | LOCK_NB) != 0)
+        LLMOS_WARN("job log %s is already open in another process: each node should have its own data directory "
+                   "(--data-dir), or jobs may run twice",
+                   log->path);
     *out = log;
     return 0;
 fail:
@@ -118,6 +134,7 @@ void joblog_close(joblog_t **logp) {
     (void)joblog_commit(log, NULL);
     if (log->rtxn) mdb_txn_abort(log->rtxn);
     mdb_env_close(log->env);
+    if (log->owner_fd >= 0) close(log->owner_fd);
     free(log);
     *logp = NULL;
 }
