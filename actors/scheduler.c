@@ -1410,7 +1410,7 @@ static void on_list(sched_t *s, const rt_msg_t *req) {
 static void on_stats(sched_t *s, const rt_msg_t *req) {
     Llmos__SchedulerStats st = LLMOS__SCHEDULER_STATS__INIT;
     st.policy = (char *)sched_policy_name(s->cfg.policy);
-    st.queued = s->njobs - 0; /* unfinished jobs */
+    st.queued = s->njobs; /* unfinished jobs (queued or running) */
     st.running = s->running_tasks;
     st.done = s->st_done;
     st.failed = s->st_failed;
