@@ -1599,6 +1599,7 @@ static int sched_init(rt_ctx_t *ctx, void *arg, void **state) {
     s->self = rt_ctx_self(ctx);
     s->sys = rt_ctx_system(ctx);
     int rc = rt_timer_start(s->sys, s->self, TICK_MS, TICK_MS, RT_MSG_TIMER, 1, NULL);
+    if (rc == LLMOS_ESTATE) rc = 0; /* the system is already stopping: no ticks needed, deinit will run */
     if (rc) {
         /* deinit will not run (the runtime only calls it after a good init) */
         sched_free(s);
