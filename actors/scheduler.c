@@ -1012,17 +1012,21 @@ static int result_fill(uint32_t kind, const rt_msg_t *m, Llmos__TaskResult *r, P
     }
 }
 
-/* A model's stats: its queue limit becomes the target's cap in flight
- * (past it the model would only answer EOVERLOADED). */
+/* A model's stats set the target's cap in flight to what it can run at
+ * once: the full-length sequences its KV cache holds (blocks of 16 tokens),
+ * so what waits beyond that waits here, in the policy's order, not in the
+ * model's own FIFO queue.  Without KV figures: its queue limit. */
 static void on_model_stats(sched_t *s, const rt_msg_t *m) {
     uint32_t t = (uint32_t)m->corr & 0xFFFF;
     if (t >= s->ntargets || m->status || m->type != LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS) return;
     Llmos__ModelStats *st = llmos__model_stats__unpack(NULL, m->len, m->data);
     if (!st) return;
-    if (st->queue_limit) {
-        s->targets[t].limit = st->queue_limit;
-        LLMOS_INFO("scheduler: target %s: at most %u tasks in flight (its queue limit)", s->targets[t].name,
-                   st->queue_limit);
+    uint64_t cap = st->seq_len && st->kv_blocks_total ? (uint64_t)st->kv_blocks_total * 16u / st->seq_len
+                                                      : st->queue_limit;
+    if (cap) {
+        s->targets[t].limit = (uint32_t)(cap > 1000000 ? 1000000 : cap);
+        LLMOS_INFO("scheduler: target %s: at most %u tasks in flight (learned from its stats)", s->targets[t].name,
+                   s->targets[t].limit);
     }
     llmos__model_stats__free_unpacked(st, NULL);
 }
