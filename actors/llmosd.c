@@ -248,16 +248,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "llmosd: %s\n", err.msg);
         goto out;
     }
-    if (actors_jobs_start(sys, &cfg, rank, &err) != 0) {
-        fprintf(stderr, "llmosd: %s\n", err.msg);
-        goto out;
-    }
     if (graph_db && actors_graph_start(sys, graph_db, &err) != 0) {
         fprintf(stderr, "llmosd: %s\n", err.msg);
         goto out;
     }
     if (model.model && actors_model_start(sys, tr, &model, mpi_on, &err) != 0) {
         fprintf(stderr, "llmosd: --model %s: %s\n", model.model, err.msg);
+        goto out;
+    }
+    /* The scheduler comes last: at start-up it re-queues the job log's
+     * unfinished jobs, whose tasks must find the graph and model actors
+     * already registered (else a recovered generation fails ENOTFOUND). */
+    if (actors_jobs_start(sys, &cfg, rank, &err) != 0) {
+        fprintf(stderr, "llmosd: %s\n", err.msg);
         goto out;
     }
     printf("llmosd: node %016" PRIx64 " listening on %s\n", node_id, cl_transport_endpoint(tr));

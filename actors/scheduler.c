@@ -618,6 +618,7 @@ static void unwatch(sched_t *s, sjob_t *j) {
     j->watched = false;
 }
 
+static void replay_done(sched_t *s, sjob_t *j, const rt_msg_t *req);
 static int waiter_add(sched_t *s, sjob_t *j, const rt_msg_t *req, uint32_t timeout_ms, bool stream) {
     uint32_t n = 0;
     for (waiter_t *w = j->waiters; w; w = w->next) n++;
@@ -1205,8 +1206,9 @@ static void on_submit(sched_t *s, const rt_msg_t *req) {
     llmos_error_t err;
     if (j) { /* idempotent: the first job */
         if (sr->wait) {
-            int rc = waiter_add(s, j, req, wait_ms, false);
+            int rc = waiter_add(s, j, req, wait_ms, sr->stream);
             if (rc) reply_err(s, req, rc, "job '%s': too many waiters", id);
+            else if (sr->stream) replay_done(s, j, req);
         } else {
             submit_reply(s, req, id, true, j->state, s->njobs);
         }
@@ -1263,7 +1265,7 @@ static void on_submit(sched_t *s, const rt_msg_t *req) {
     }
     if (j->deadline_ms) (void)evt_add(s, j->deadline_ms, j->seq, 0, 0, EV_DEADLINE);
     if (sr->wait) {
-        rc = waiter_add(s, j, req, wait_ms, false);
+        rc = waiter_add(s, j, req, wait_ms, sr->stream);
         if (rc) reply_err(s, req, rc, "job '%s': no memory for the waiter", id);
     } else {
         submit_reply(s, req, id, false, LLMOS__JOB_STATE__JOB_QUEUED, s->njobs);

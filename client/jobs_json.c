@@ -101,7 +101,7 @@ static int get_uint(const cJSON *v, const char *path, double max, uint64_t *out,
 }
 
 static int get_u32(const cJSON *v, const char *path, uint32_t *out, llmos_client_error_t *err) {
-    uint64_t x;
+    uint64_t x = 0;
     int rc = get_uint(v, path, 4294967295.0, &x, err);
     if (rc == 0) *out = (uint32_t)x;
     return rc;
@@ -169,7 +169,7 @@ static void task_in_free(task_in_t *t) {
 static int task_field(task_in_t *t, const cJSON *v, const char *path, llmos_client_error_t *err) {
     const char *k = v->string;
     llmos_task_spec_t *s = &t->spec;
-    uint64_t u;
+    uint64_t u = 0;
     int rc;
     if (strcmp(k, "name") == 0) return get_str(v, path, &s->name, err);
     if (strcmp(k, "kind") == 0) return get_str(v, path, &t->kind_name, err);
@@ -377,11 +377,11 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
             }
             llmos_job_set_priority(j, (int32_t)v->valuedouble);
         } else if (strcmp(k, "deadline_ms") == 0) {
-            uint64_t u;
+            uint64_t u = 0;
             if ((rc = get_uint(v, "", MAX_SAFE_INT, &u, err))) goto done;
             llmos_job_set_deadline(j, u);
         } else if (strcmp(k, "max_retries") == 0) {
-            uint32_t u;
+            uint32_t u = 0;
             if ((rc = get_u32(v, "", &u, err))) goto done;
             llmos_job_set_max_retries(j, u);
         } else if (strcmp(k, "labels") == 0 && cJSON_IsObject(v)) {
