@@ -14,10 +14,23 @@
  * non-reply messages carrying its correlation id (GenerateChunk...) to the
  * caller's callback, in order, before the reply.  Every reply's size is checked before it is decoded.
  *
+ * Asynchronous requests (client_async_send / client_async_collect, used by
+ * llmos_client_submit_async / llmos_client_poll in jobs.c) live in a fixed
+ * table of max_inflight slots allocated at connect.  An async correlation
+ * id has its top bit set (sync ids start below 2^48 and count up, so the two
+ * never meet) and carries its slot index in the low 20 bits and a sequence
+ * number above, so a reply finds its slot in O(1) and a late reply to a
+ * timed-out (freed, maybe reused) slot does not match.  Whoever reads the
+ * socket — a sync call's wait_reply or a poll — files async replies into
+ * their slot and onto the ready ring (completion order); a sync call never
+ * drops them and a poll drops only stale sync replies.  Finished slots stay
+ * taken until collected, so in-flight = sent but not yet handed back.
+ *
  * Links protos, ZeroMQ and runtime/base only; never MPI, model, graph or
  * the runtime's workers.
  */
 #include "llmos/client.h"
+#include "client/client_internal.h"
 
 #include "llmos/envelope.pb-c.h"
 #include "runtime/base/clock.h"
@@ -35,6 +48,22 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_MAX_FRAME ((size_t)64 << 20)
 #define CLIENT_ACTOR_ID 1 /* our from.id: any non-zero id; the node keys us by routing id */
+#define DEFAULT_MAX_INFLIGHT 1024u
+#define MAX_INFLIGHT_CAP (1u << 20)
+#define ASYNC_BIT (1ull << 63)
+#define ASYNC_SLOT_BITS 20
+#define ASYNC_SLOT_MASK ((1ull << ASYNC_SLOT_BITS) - 1)
+
+enum { SLOT_FREE, SLOT_WAITING, SLOT_DONE };
+
+typedef struct async_slot {
+    uint64_t corr;          /* ASYNC_BIT | seq << 20 | index */
+    uint64_t until_ns;      /* its timeout (monotonic) */
+    void *user;
+    Llmos__Envelope *env;   /* the reply once DONE (owned); NULL = timed out */
+    int kind;
+    int state;
+} async_slot_t;
 
 struct llmos_client {
     pthread_mutex_t lock;
@@ -44,6 +73,15 @@ struct llmos_client {
     uint32_t timeout_ms;
     size_t max_frame;
     uint64_t next_corr;
+    /* async table (see the top of the file) */
+    async_slot_t *slots;
+    uint32_t cap, used;         /* slots; taken (waiting or done) */
+    uint32_t *free_idx;         /* stack of free slot indices */
+    uint32_t n_free;
+    uint32_t *ready;            /* ring of DONE slot indices, completion order */
+    uint32_t ready_head, ready_n;
+    uint64_t async_seq;
+    uint64_t next_deadline_ns;  /* earliest until_ns of a waiting slot (a lower bound) */
 };
 
 /* ---- the process's one context ---- */
@@ -99,10 +137,25 @@ int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, 
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
     c->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     c->max_frame = opts && opts->max_frame ? opts->max_frame : DEFAULT_MAX_FRAME;
-    if (opts && opts->tenant && !(c->tenant = strdup(opts->tenant))) {
+    c->cap = opts && opts->max_inflight ? opts->max_inflight : DEFAULT_MAX_INFLIGHT;
+    if (c->cap > MAX_INFLIGHT_CAP) {
+        free(c);
+        return cerr(err, LLMOS_CLIENT_EINVAL, "max_inflight %u is over %u", opts->max_inflight, MAX_INFLIGHT_CAP);
+    }
+    c->slots = calloc(c->cap, sizeof *c->slots);
+    c->free_idx = malloc(c->cap * sizeof *c->free_idx);
+    c->ready = malloc(c->cap * sizeof *c->ready);
+    if ((opts && opts->tenant && !(c->tenant = strdup(opts->tenant))) || !c->slots || !c->free_idx || !c->ready) {
+        free(c->slots);
+        free(c->free_idx);
+        free(c->ready);
+        free(c->tenant);
         free(c);
         return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a client");
     }
+    for (uint32_t i = 0; i < c->cap; i++) c->free_idx[i] = c->cap - 1 - i;
+    c->n_free = c->cap;
+    c->next_deadline_ns = UINT64_MAX;
     if (getrandom(&c->next_corr, sizeof c->next_corr, 0) != (ssize_t)sizeof c->next_corr) c->next_corr = llmos_now_ns();
     c->next_corr = (c->next_corr >> 16) | 1;
     void *ctx = ctx_acquire();
@@ -125,6 +178,11 @@ int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, 
     rid[0] |= 1; /* routing ids must not start with a zero byte */
     int zero = 0;
     int64_t maxmsg = (int64_t)c->max_frame + 4096;
+    /* room for every in-flight request and its reply: a full receive pipe
+     * would make the node's ROUTER drop replies */
+    int hwm = c->cap + 64 > 1000 ? (int)c->cap + 64 : 1000;
+    zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, rid, sizeof rid);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
@@ -145,6 +203,11 @@ void llmos_client_destroy(llmos_client_t **cp) {
     if (c->sock) zmq_close(c->sock);
     ctx_release();
     pthread_mutex_destroy(&c->lock);
+    for (uint32_t i = 0; c->slots && i < c->cap; i++)
+        if (c->slots[i].env) llmos__envelope__free_unpacked(c->slots[i].env, NULL);
+    free(c->slots);
+    free(c->free_idx);
+    free(c->ready);
     free(c->tenant);
     free(c);
     *cp = NULL;
@@ -202,6 +265,142 @@ int llmos_client_send(llmos_client_t *c, const char *actor, uint32_t type, const
     return rc;
 }
 
+/* ---- asynchronous requests (the slot table; see the top of the file) ---- */
+
+/* Marks slot i done (env NULL = timed out) and queues it for collection. */
+static void async_done(llmos_client_t *c, uint32_t i, Llmos__Envelope *env) {
+    async_slot_t *s = &c->slots[i];
+    s->state = SLOT_DONE;
+    s->env = env;
+    c->ready[(c->ready_head + c->ready_n++) % c->cap] = i;
+}
+
+/* 1 when env belongs to the async table (filed, or dropped as stale, or a
+ * non-reply event: async requests do not stream); 0 = not an async id. */
+static int async_file(llmos_client_t *c, Llmos__Envelope *env) {
+    if (!(env->correlation_id & ASYNC_BIT)) return 0;
+    uint64_t i = env->correlation_id & ASYNC_SLOT_MASK;
+    if (env->is_reply && i < c->cap && c->slots[i].state == SLOT_WAITING && c->slots[i].corr == env->correlation_id)
+        async_done(c, (uint32_t)i, env);
+    else
+        llmos__envelope__free_unpacked(env, NULL);
+    return 1;
+}
+
+/* Times out every waiting slot whose deadline passed. */
+static void async_expire(llmos_client_t *c, uint64_t now) {
+    if (now < c->next_deadline_ns) return;
+    uint64_t next = UINT64_MAX;
+    for (uint32_t i = 0; i < c->cap; i++) {
+        async_slot_t *s = &c->slots[i];
+        if (s->state != SLOT_WAITING) continue;
+        if (s->until_ns <= now) async_done(c, i, NULL);
+        else if (s->until_ns < next) next = s->until_ns;
+    }
+    c->next_deadline_ns = next;
+}
+
+int client_async_send(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
+                      uint32_t timeout_ms, int kind, void *user, uint64_t *token, llmos_client_error_t *err) {
+    if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
+    if (timeout_ms == 0) timeout_ms = c->timeout_ms;
+    pthread_mutex_lock(&c->lock);
+    int rc;
+    if (c->n_free == 0) {
+        rc = cerr(err, LLMOS_CLIENT_EOVERLOADED, "%u requests in flight (the handle's max_inflight): poll first",
+                  c->cap);
+    } else {
+        uint32_t i = c->free_idx[c->n_free - 1];
+        uint64_t corr = ASYNC_BIT | ((++c->async_seq << ASYNC_SLOT_BITS) & ~ASYNC_BIT) | i;
+        rc = send_envelope(c, actor, type, data, len, corr, llmos_wall_ms() + timeout_ms, ZMQ_DONTWAIT, err);
+        if (rc == 0) {
+            c->n_free--;
+            c->used++;
+            async_slot_t *s = &c->slots[i];
+            *s = (async_slot_t){.corr = corr,
+                                .until_ns = llmos_now_ns() + (uint64_t)timeout_ms * 1000000u,
+                                .user = user,
+                                .kind = kind,
+                                .state = SLOT_WAITING};
+            if (s->until_ns < c->next_deadline_ns) c->next_deadline_ns = s->until_ns;
+            *token = corr;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+uint32_t client_async_inflight(llmos_client_t *c) {
+    pthread_mutex_lock(&c->lock);
+    uint32_t n = c->used;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* Reads every message waiting on the socket (without blocking) into the
+ * table; 0 or EIO/ETOOBIG. */
+static int async_drain(llmos_client_t *c, llmos_client_error_t *err) {
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            if (e == EAGAIN) return 0;
+            if (e == EINTR) continue;
+            return cerr(err, LLMOS_CLIENT_EIO, "receive from %s: %s", c->endpoint, zmq_strerror(e));
+        }
+        size_t len = zmq_msg_size(&m);
+        int more = zmq_msg_more(&m);
+        Llmos__Envelope *env = len <= c->max_frame ? llmos__envelope__unpack(NULL, len, zmq_msg_data(&m)) : NULL;
+        zmq_msg_close(&m);
+        while (more) {
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, c->sock, 0) < 0) more = 0; else more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (!env) continue; /* undecodable or over the cap: whose it was cannot be known; its owner times out */
+        if (!async_file(c, env)) llmos__envelope__free_unpacked(env, NULL); /* a sync call's late reply */
+    }
+}
+
+int client_async_collect(llmos_client_t *c, uint32_t timeout_ms, client_async_fn fn, void *ctx, size_t max,
+                         size_t *n, llmos_client_error_t *err) {
+    *n = 0;
+    if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
+    pthread_mutex_lock(&c->lock);
+    uint64_t until = llmos_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int rc = 0;
+    for (;;) {
+        rc = async_drain(c, err);
+        if (rc) break;
+        uint64_t now = llmos_now_ns();
+        async_expire(c, now);
+        while (c->ready_n && *n < max) {
+            uint32_t i = c->ready[c->ready_head];
+            c->ready_head = (c->ready_head + 1) % c->cap;
+            c->ready_n--;
+            async_slot_t *s = &c->slots[i];
+            fn(ctx, *n, s->corr, s->user, s->kind, s->env);
+            if (s->env) llmos__envelope__free_unpacked(s->env, NULL);
+            *s = (async_slot_t){.state = SLOT_FREE};
+            c->free_idx[c->n_free++] = i;
+            c->used--;
+            (*n)++;
+        }
+        if (*n || c->used == 0 || now >= until) break;
+        uint64_t wake = until < c->next_deadline_ns ? until : c->next_deadline_ns;
+        long ms = wake > now ? (long)((wake - now + 999999) / 1000000) : 0;
+        zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, ms) < 0 && errno != EINTR) {
+            rc = cerr(err, LLMOS_CLIENT_EIO, "poll: %s", zmq_strerror(errno));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
 /* Waits for the reply to corr; 1 = got it (decoded into *out), 0 = time is up.
  * Non-reply messages carrying corr go to on_event (when not NULL) in arrival
  * order; its non-zero return abandons the wait with LLMOS_CLIENT_ECANCELED. */
@@ -237,6 +436,7 @@ static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos
             return cerr(err, LLMOS_CLIENT_ETOOBIG, "a %zu-byte reply from %s is over the %zu-byte cap", len,
                         c->endpoint, c->max_frame);
         if (!env) continue; /* not ours to report: keep waiting for the real reply */
+        if (async_file(c, env)) continue;
         if (env->correlation_id == corr && !env->is_reply && on_event) {
             int stop = on_event(user, env->type, env->payload.data, env->payload.len);
             llmos__envelope__free_unpacked(env, NULL);

@@ -9,11 +9,17 @@
  * twice.  Replies are decoded and deep-copied into the plain C structs of
  * the public header, which exposes no protobuf type.
  *
+ * Asynchronous submission (llmos_client_submit_async / llmos_client_poll)
+ * packs the same SubmitRequest and hands it to client.c's slot table
+ * (client_internal.h); poll decodes each finished slot's reply straight
+ * into the caller's result array.
+ *
  * Thread-safety: a job description has one owner; the calls take the
  * handle's lock through llmos_client_call (client.c) like every other call.
  * Never links model, graph or MPI.
  */
 #include "client/jobs_internal.h"
+#include "client/client_internal.h"
 
 #include "llmos/job.pb-c.h"
 
@@ -253,9 +259,9 @@ int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_
     if (tbad < tlen) return jobs_err(err, LLMOS_CLIENT_EINVAL, "text: not valid UTF-8 at byte %zu", tbad);
     if (!has_text && !(t->kind == LLMOS_TASK_GENERATE && t->n_input_from))
         return jobs_err(err, LLMOS_CLIENT_EINVAL, "text: a %s task needs a text", llmos_task_kind_name(t->kind));
-    if (t->kind == LLMOS_TASK_CLASSIFY && t->n_labels < 2)
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "labels: a classify task needs at least 2 labels (has %zu)",
-                        t->n_labels);
+    if (t->kind == LLMOS_TASK_CLASSIFY && t->n_labels == 1) /* none: the node's classifier (llmosd --classifier) */
+        return jobs_err(err, LLMOS_CLIENT_EINVAL, "labels: a classify task needs at least 2 labels, or none for the "
+                        "node's classifier (has 1)");
     if (t->kind != LLMOS_TASK_CLASSIFY && t->n_labels)
         return jobs_err(err, LLMOS_CLIENT_EINVAL, "labels: only classify tasks take labels");
     if (t->hops > 2) return jobs_err(err, LLMOS_CLIENT_EINVAL, "hops: %u (at most 2)", t->hops);
@@ -457,10 +463,10 @@ static llmos_job_status_t *status_copy(const Llmos__JobStatus *m) {
 }
 
 /* Decodes a JobStatus payload into *out. */
-static int decode_status(const llmos_client_reply_t *r, const char *what, llmos_job_status_t **out,
+static int decode_status(const uint8_t *data, size_t len, const char *what, llmos_job_status_t **out,
                          llmos_client_error_t *err) {
-    Llmos__JobStatus *m = llmos__job_status__unpack(NULL, r->len, r->data);
-    if (!m) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "%s: the reply (%zu bytes) is not a JobStatus", what, r->len);
+    Llmos__JobStatus *m = llmos__job_status__unpack(NULL, len, data);
+    if (!m) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "%s: the reply (%zu bytes) is not a JobStatus", what, len);
     *out = status_copy(m);
     llmos__job_status__free_unpacked(m, NULL);
     return *out ? 0 : jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job status");
@@ -518,7 +524,7 @@ static int finish_status_call(int rc, llmos_client_reply_t **r, const char *what
                               llmos_client_error_t *err) {
     if ((rc == 0 || rc == LLMOS_CLIENT_ETIMEDOUT) && *r && (*r)->len) {
         llmos_client_error_t derr;
-        int drc = decode_status(*r, what, out, &derr);
+        int drc = decode_status((*r)->data, (*r)->len, what, out, &derr);
         if (drc && rc == 0) {
             rc = drc;
             if (err) *err = derr;
@@ -664,6 +670,109 @@ int llmos_client_cancel(llmos_client_t *c, const char *id, uint32_t timeout_ms, 
     else llmos_job_status_free(&s);
     return rc;
 }
+
+/* ---- asynchronous submission ---- */
+
+int llmos_client_submit_async(llmos_client_t *c, const llmos_job_t *job, llmos_async_kind_t kind,
+                              uint32_t timeout_ms, void *user, uint64_t *token, llmos_client_error_t *err) {
+    if (!c || !job || !token) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client, job or token");
+    if (kind != LLMOS_ASYNC_SUBMIT && kind != LLMOS_ASYNC_SUBMIT_WAIT)
+        return jobs_err(err, LLMOS_CLIENT_EINVAL, "kind %d is not LLMOS_ASYNC_SUBMIT or LLMOS_ASYNC_SUBMIT_WAIT",
+                        (int)kind);
+    int wait = kind == LLMOS_ASYNC_SUBMIT_WAIT;
+    if (wait && !timeout_ms) timeout_ms = WAIT_DEFAULT_MS;
+    uint8_t *buf;
+    size_t len;
+    int rc = jobs_pack_submit(job, wait, 0, wait ? timeout_ms : 0, &buf, &len, err);
+    if (rc) return rc;
+    rc = client_async_send(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len,
+                           wait ? timeout_ms + WAIT_MARGIN_MS : timeout_ms, kind, user, token, err);
+    free(buf);
+    return rc;
+}
+
+int llmos_client_call_async(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
+                            uint32_t timeout_ms, void *user, uint64_t *token, llmos_client_error_t *err) {
+    if (!token) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no token");
+    return client_async_send(c, actor, type, data, len, timeout_ms, LLMOS_ASYNC_CALL, user, token, err);
+}
+
+/* A reply's copy for a LLMOS_ASYNC_CALL result; NULL = no memory. */
+static llmos_client_reply_t *reply_copy(const Llmos__Envelope *env) {
+    llmos_client_reply_t *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->type = env->type;
+    r->status = env->status;
+    r->len = env->payload.len;
+    int bad = r->len && !(r->data = malloc(r->len));
+    if (r->data) memcpy(r->data, env->payload.data, r->len);
+    if (!bad && env->status &&
+        !(r->error = strdup(env->error && env->error[0] ? env->error : llmos_client_strerror(env->status))))
+        bad = 1;
+    if (bad) llmos_client_reply_free(&r);
+    return r;
+}
+
+/* Decodes one finished request into results[i] (client_async_fn). */
+static void on_async_done(void *ctx, size_t i, uint64_t token, void *user, int kind, const Llmos__Envelope *env) {
+    llmos_async_result_t *r = &((llmos_async_result_t *)ctx)[i];
+    memset(r, 0, sizeof *r);
+    r->token = token;
+    r->user = user;
+    r->kind = (llmos_async_kind_t)kind;
+    if (!env) {
+        r->rc = jobs_err(&r->err, LLMOS_CLIENT_ETIMEDOUT, "no answer from the node within the request's timeout");
+        return;
+    }
+    if (env->status)
+        r->rc = jobs_err(&r->err, env->status, "%s: %s", kind == LLMOS_ASYNC_CALL ? "node" : GATEWAY,
+                         env->error && env->error[0] ? env->error : llmos_client_strerror(env->status));
+    if (kind == LLMOS_ASYNC_CALL) {
+        if (!(r->reply = reply_copy(env))) r->rc = jobs_err(&r->err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
+        return;
+    }
+    if (kind == LLMOS_ASYNC_SUBMIT) {
+        if (r->rc) return;
+        Llmos__SubmitResult *m = llmos__submit_result__unpack(NULL, env->payload.len, env->payload.data);
+        if (!m) {
+            r->rc = jobs_err(&r->err, LLMOS_CLIENT_EFORMAT, "submit: the reply (%zu bytes) is not a SubmitResult",
+                             env->payload.len);
+            return;
+        }
+        snprintf(r->submit.id, sizeof r->submit.id, "%s", m->id);
+        r->submit.existing = m->existing;
+        r->submit.state = (llmos_job_state_t)m->state;
+        r->submit.queue_position = m->queue_position;
+        llmos__submit_result__free_unpacked(m, NULL);
+        return;
+    }
+    if ((r->rc == 0 || r->rc == LLMOS_CLIENT_ETIMEDOUT) && env->payload.len) {
+        llmos_client_error_t derr;
+        int drc = decode_status(env->payload.data, env->payload.len, "submit", &r->status, &derr);
+        if (drc && r->rc == 0) {
+            r->rc = drc;
+            r->err = derr;
+        }
+    } else if (r->rc == 0) {
+        r->rc = jobs_err(&r->err, LLMOS_CLIENT_EFORMAT, "submit: an empty reply where a JobStatus was expected");
+    }
+}
+
+int llmos_client_poll(llmos_client_t *c, uint32_t timeout_ms, llmos_async_result_t *results, size_t max,
+                      size_t *n, llmos_client_error_t *err) {
+    if (n) *n = 0;
+    if (!c || !results || !max || !n) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client, results or count");
+    return client_async_collect(c, timeout_ms, on_async_done, results, max, n, err);
+}
+
+void llmos_async_results_free(llmos_async_result_t *results, size_t n) {
+    for (size_t i = 0; results && i < n; i++) {
+        llmos_job_status_free(&results[i].status);
+        llmos_client_reply_free(&results[i].reply);
+    }
+}
+
+uint32_t llmos_client_inflight(llmos_client_t *c) { return c ? client_async_inflight(c) : 0; }
 
 void llmos_job_list_free(llmos_job_list_t **lp) {
     if (!lp || !*lp) return;

@@ -19,7 +19,7 @@
  *
  * Thread-safety: a handle may be shared by threads; each call takes the
  * handle's lock for its whole duration, so calls on one handle run one at a
- * time.  For parallel requests use one handle per thread (handles are cheap:
+ * time (llmos_client_poll holds it while it waits, too).  For parallel requests use one handle per thread (handles are cheap:
  * one socket each; they share one ZeroMQ context per process).
  */
 #ifndef LLMOS_CLIENT_H
@@ -61,6 +61,8 @@ typedef struct llmos_client_opts {
     uint32_t timeout_ms;  /* default for calls given timeout 0; 0 = 5000 */
     size_t max_frame;     /* largest reply accepted; 0 = 64 MiB */
     const char *tenant;   /* sent with every request; NULL = none (copied) */
+    uint32_t max_inflight; /* async requests in flight at once (llmos_client_submit_async);
+                              0 = 1024, at most 1048576 */
 } llmos_client_opts_t;
 
 /* Creates a handle connected to endpoint ("tcp://HOST:PORT").  Connecting
@@ -202,6 +204,30 @@ void llmos_client_gen_result_free(llmos_client_gen_result_t **r);
  * gets LLMOS_CLIENT_ECANCELED. */
 int llmos_client_generate_cancel(llmos_client_t *c, const char *actor, const char *request_id, uint32_t timeout_ms,
                                  int *found, llmos_client_error_t *err);
+
+/* ======================================================================
+ * Classification (client/classify.c)
+ *
+ * The fine-tuned classifier a node serves with its model (llmosd
+ * --classifier DIR: a checkpoint of llmos-train) labels a text: a
+ * ScoreRequest without labels to the model actor.
+ * ====================================================================== */
+
+/* One answer.  Owned by the caller: llmos_client_cls_result_free. */
+typedef struct llmos_client_cls_result {
+    size_t n;                     /* classes returned, most probable first */
+    char **labels;                /* [n] class names */
+    float *probs;                 /* [n] softmax probabilities of the head */
+    char *best;                   /* == labels[0] (same string) */
+} llmos_client_cls_result_t;
+
+/* Classifies text with the classifier on actor (NULL = "model").  top_k:
+ * classes returned (0 = all).  timeout_ms 0 = the handle's default.
+ * Errors: those of llmos_client_call, and what the node answers: EINVAL
+ * (no classifier is loaded, an empty text), EOVERLOADED, EUNAVAILABLE. */
+int llmos_client_classify(llmos_client_t *c, const char *actor, const char *text, uint32_t top_k,
+                          uint32_t timeout_ms, llmos_client_cls_result_t **out, llmos_client_error_t *err);
+void llmos_client_cls_result_free(llmos_client_cls_result_t **r);
 
 /* A short name for a code ("ETIMEDOUT"); never NULL. */
 const char *llmos_client_strerror(int code);
@@ -451,6 +477,82 @@ int llmos_client_stream(llmos_client_t *c, const char *id, uint32_t timeout_ms, 
 int llmos_client_submit_stream(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms,
                                llmos_job_event_fn on_event, void *user, llmos_job_status_t **out,
                                llmos_client_error_t *err);
+/* ---- asynchronous submission (many jobs in flight from one thread) ----
+ *
+ *   llmos_client_opts_t o = {.max_inflight = 256};
+ *   llmos_client_connect(ep, &o, &c, &err);
+ *   uint64_t tok;
+ *   llmos_client_submit_async(c, job, LLMOS_ASYNC_SUBMIT_WAIT, 30000, user, &tok, &err); // returns at once
+ *   llmos_async_result_t res[64];
+ *   size_t n;
+ *   llmos_client_poll(c, 1000, res, 64, &n, &err);    // replies as they come
+ *   for (size_t i = 0; i < n; i++) { ... res[i].rc, res[i].status ...; }
+ *   llmos_async_results_free(res, n);
+ *
+ * A request takes one of the handle's max_inflight slots (llmos_client_opts_t)
+ * from submit_async until its result is handed back by poll; when all are
+ * taken, submit_async returns EOVERLOADED at once and the caller polls
+ * (back-pressure).  Each request completes exactly once: with the node's
+ * answer, or with ETIMEDOUT when none came within its timeout (a node that
+ * died, a reply lost).  Requests are told apart by a correlation id of their
+ * own (the token): replies to async requests that arrive while a synchronous
+ * call on the same handle waits are kept for poll, and a late reply to a
+ * request already timed out is dropped.  Synchronous calls may be mixed
+ * freely with async ones on one handle.  Thread-safety: like every call,
+ * submit_async and poll take the handle's lock, and poll keeps it while it
+ * waits (up to its timeout), so other threads' calls on that handle wait
+ * too: give each thread its own handle, or poll with short timeouts. */
+
+typedef enum llmos_async_kind {
+    LLMOS_ASYNC_SUBMIT = 1,      /* like llmos_client_submit: the result is the ack */
+    LLMOS_ASYNC_SUBMIT_WAIT = 2, /* like llmos_client_submit_wait: the result is the final status */
+    LLMOS_ASYNC_CALL = 3,        /* like llmos_client_call: the result is the reply */
+} llmos_async_kind_t;
+
+/* One finished async request, filled by llmos_client_poll. */
+typedef struct llmos_async_result {
+    uint64_t token;                /* as returned by llmos_client_submit_async */
+    void *user;                    /* as given to it */
+    llmos_async_kind_t kind;
+    int rc;                        /* 0 or a negative code (the node's answer, or ETIMEDOUT) */
+    llmos_client_error_t err;      /* what went wrong when rc != 0 */
+    llmos_submit_result_t submit;  /* LLMOS_ASYNC_SUBMIT with rc 0: the ack */
+    llmos_job_status_t *status;    /* LLMOS_ASYNC_SUBMIT_WAIT: the job's status (final when rc 0; its
+                                      state so far with a node-answered ETIMEDOUT), else NULL; owned by the
+                                      result: llmos_async_results_free */
+    llmos_client_reply_t *reply;   /* LLMOS_ASYNC_CALL: the reply when the node answered (also with an
+                                      error status), else NULL; owned by the result */
+} llmos_async_result_t;
+
+/* Sends job (copied: the caller keeps it and may change and resend it at
+ * once) and returns without waiting.  timeout_ms bounds the whole request
+ * (0 = the handle's default for SUBMIT, 30 s for SUBMIT_WAIT, whose node-side
+ * wait is timeout_ms).  user comes back in the result.  *token identifies the
+ * request.  Errors: EOVERLOADED (max_inflight requests taken: poll, then
+ * retry; or the socket's queue is full), EINVAL, ETOOBIG, EIO, ENOMEM. */
+int llmos_client_submit_async(llmos_client_t *c, const llmos_job_t *job, llmos_async_kind_t kind,
+                              uint32_t timeout_ms, void *user, uint64_t *token, llmos_client_error_t *err);
+
+/* The generic form: sends `type` with payload (copied) to `actor` like
+ * llmos_client_call and returns without waiting; poll hands back the reply
+ * (kind LLMOS_ASYNC_CALL).  timeout_ms 0 = the handle's default.  Same
+ * errors as llmos_client_submit_async. */
+int llmos_client_call_async(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
+                            uint32_t timeout_ms, void *user, uint64_t *token, llmos_client_error_t *err);
+
+/* Hands back up to max finished requests, oldest completion first, in
+ * results[0..*n).  Waits up to timeout_ms for the first (0 = do not wait),
+ * and returns at once with *n 0 when nothing is in flight.  Every result's
+ * own failure is in its rc; the call itself fails only for EINVAL or EIO. */
+int llmos_client_poll(llmos_client_t *c, uint32_t timeout_ms, llmos_async_result_t *results, size_t max,
+                      size_t *n, llmos_client_error_t *err);
+
+/* Frees what the n results own (status, reply) and clears those.  NULL-safe. */
+void llmos_async_results_free(llmos_async_result_t *results, size_t n);
+
+/* Async requests sent on c and not yet handed back by poll. */
+uint32_t llmos_client_inflight(llmos_client_t *c);
+
 /* The job's current status. */
 int llmos_client_job_status(llmos_client_t *c, const char *id, uint32_t timeout_ms, llmos_job_status_t **out,
                             llmos_client_error_t *err);

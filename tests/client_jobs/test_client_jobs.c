@@ -3,7 +3,9 @@
  * building jobs (validation names the field), the JSON form (both shapes,
  * every kind, syntax and field errors with their place), what is packed on
  * the wire (decoded back from the SubmitRequest), results as JSON, and a
- * call to an endpoint where nothing listens (ETIMEDOUT, no crash).
+ * call to an endpoint where nothing listens (ETIMEDOUT, no crash), and the
+ * async calls' own rules there: argument errors, the in-flight bound, every
+ * request timing out exactly once, a poll with nothing in flight.
  */
 #include "client/jobs_internal.h"
 #include "llmos/job.pb-c.h"
@@ -301,11 +303,71 @@ static void test_no_node(void **state) {
     llmos_client_destroy(&c);
 }
 
+static void test_async_no_node(void **state) {
+    (void)state;
+    llmos_client_t *c;
+    llmos_client_error_t err;
+    llmos_client_opts_t o = {.timeout_ms = 200, .max_inflight = 3};
+    llmos_client_opts_t huge = {.max_inflight = (1u << 20) + 1};
+    assert_int_equal(llmos_client_connect("tcp://127.0.0.1:9", &huge, &c, &err), LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(err.msg, "max_inflight"));
+    assert_int_equal(llmos_client_connect("tcp://127.0.0.1:9", &o, &c, &err), 0);
+    llmos_job_t *j;
+    assert_int_equal(llmos_job_from_json("{\"id\":\"x\",\"kind\":\"echo\",\"text\":\"x\"}", 35, NULL, &j, &err), 0);
+    uint64_t tok[4] = {0};
+    llmos_async_result_t res[8];
+    size_t n = 7;
+    /* nothing in flight: poll returns at once */
+    assert_int_equal(llmos_client_poll(c, 5000, res, 8, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(llmos_client_poll(c, 0, res, 0, &n, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_submit_async(c, j, (llmos_async_kind_t)7, 0, NULL, &tok[0], &err),
+                     LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_submit_async(c, j, LLMOS_ASYNC_SUBMIT, 0, NULL, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_inflight(c), 0);
+    /* three fit, the fourth is refused */
+    assert_int_equal(llmos_client_submit_async(c, j, LLMOS_ASYNC_SUBMIT, 150, (void *)1, &tok[0], &err), 0);
+    assert_int_equal(llmos_client_submit_async(c, j, LLMOS_ASYNC_SUBMIT_WAIT, 100, (void *)2, &tok[1], &err), 0);
+    assert_int_equal(llmos_client_submit_async(c, j, LLMOS_ASYNC_SUBMIT, 0, (void *)3, &tok[2], &err), 0);
+    assert_int_equal(llmos_client_submit_async(c, j, LLMOS_ASYNC_SUBMIT, 0, (void *)4, &tok[3], &err),
+                     LLMOS_CLIENT_EOVERLOADED);
+    assert_int_equal(llmos_client_inflight(c), 3);
+    assert_true(tok[0] != tok[1] && tok[1] != tok[2] && tok[0] != tok[2]);
+    /* a sync call meanwhile times out on its own */
+    assert_int_equal(llmos_client_ping(c, 50, NULL, &err), LLMOS_CLIENT_ETIMEDOUT);
+    /* each times out once, with its kind and user; the SUBMIT_WAIT one at
+     * 100 + the 2 s margin, so it comes last */
+    int seen[4] = {0};
+    size_t got = 0;
+    for (int round = 0; round < 100 && got < 3; round++) {
+        assert_int_equal(llmos_client_poll(c, 1000, res, 8, &n, &err), 0);
+        for (size_t k = 0; k < n; k++) {
+            uintptr_t u = (uintptr_t)res[k].user;
+            assert_true(u >= 1 && u <= 3);
+            assert_int_equal(res[k].token, tok[u - 1]);
+            assert_int_equal(res[k].rc, LLMOS_CLIENT_ETIMEDOUT);
+            assert_int_equal(res[k].kind, u == 2 ? LLMOS_ASYNC_SUBMIT_WAIT : LLMOS_ASYNC_SUBMIT);
+            assert_null(res[k].status);
+            assert_int_equal(u == 2, got == 2);
+            seen[u]++;
+            got++;
+        }
+        llmos_async_results_free(res, n);
+    }
+    assert_int_equal(got, 3);
+    assert_true(seen[1] == 1 && seen[2] == 1 && seen[3] == 1);
+    assert_int_equal(llmos_client_inflight(c), 0);
+    /* room again */
+    assert_int_equal(llmos_client_submit_async(c, j, LLMOS_ASYNC_SUBMIT, 50, NULL, &tok[0], &err), 0);
+    llmos_job_destroy(&j);
+    llmos_client_destroy(&c); /* with one request outstanding: freed, no leak */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_short_forms), cmocka_unit_test(test_full_form), cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_builder),     cmocka_unit_test(test_status_json), cmocka_unit_test(test_names),
-        cmocka_unit_test(test_no_node),
+        cmocka_unit_test(test_no_node),     cmocka_unit_test(test_async_no_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

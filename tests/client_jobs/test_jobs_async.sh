@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# test_jobs_async.sh JOBS_ASYNC_LIVE — asynchronous submission end to end:
+# starts llmosd with a fresh --data-dir (log without fsync, a queue that
+# holds 10 000 jobs) on a system-chosen port and runs jobs_async_live
+# against it; its last test SIGKILLs the node.
+set -euo pipefail
+
+LIVE=${1:?usage: test_jobs_async.sh JOBS_ASYNC_LIVE}
+BIN=${LLMOS_BIN:?LLMOS_BIN not set}
+T=$(mktemp -d /tmp/llmos-jobs-async-XXXXXX)
+NODE_PID=
+cleanup() {
+    if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then kill -9 "$NODE_PID"; fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -30 "$T/node.log" >&2; exit 1; }
+
+cat >"$T/node.conf" <<CONF
+queue_limit = 100000
+sync = 0
+CONF
+"$BIN/llmosd" --listen tcp://127.0.0.1:0 --config "$T/node.conf" --data-dir "$T/data" >"$T/node.out" 2>"$T/node.log" &
+NODE_PID=$!
+E=
+for _ in $(seq 300); do
+    E=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$T/node.out" 2>/dev/null | head -1)
+    [ -n "$E" ] && break
+    kill -0 "$NODE_PID" 2>/dev/null || fail "llmosd exited: $(cat "$T/node.log")"
+    sleep 0.05
+done
+[ -n "$E" ] || fail "llmosd did not print its endpoint"
+"$LIVE" "$E" "$NODE_PID" || fail "jobs_async_live"
+wait "$NODE_PID" 2>/dev/null || true
+NODE_PID=
+echo "ok"
