@@ -4,6 +4,8 @@
  *
  *   llmos-eval --ckpt run1 [--ckpt run2 ... --ensemble vote|avg] \
  *       --data banking77/test.csv [--label-col category] [--predictions p.jsonl]
+ *   llmos-eval --ckpt run1 --data banking77/train.csv --val-frac 0.1 --split-seed 1
+ *       (the validation split llmos-train held out of that file)
  *
  * Prints accuracy, macro- and micro-F1, per-class precision/recall/F1 and
  * the most-confused (gold -> predicted) pairs.  Every member must have the
@@ -26,6 +28,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: llmos-eval --ckpt DIR [--ckpt DIR ...] --data FILE [--text-col text] [--label-col category]\n"
                "                  [--ensemble avg|vote] [--which best|latest] [--predictions OUT.jsonl]\n"
+               "                  [--val-frac F --split-seed N]  (llmos-train's validation split of --data)\n"
                "                  [--confused N] [--batch N] [--threads N] [--model M --tokenizer TOK]\n");
 }
 
@@ -43,6 +46,8 @@ int main(int argc, char **argv) {
     const char *ckpts[MAX_MEMBERS], *data = NULL, *text_col = "text", *label_col = "category", *ens = "avg",
                *pred_path = NULL, *model = NULL, *tok = NULL;
     int n_ck = 0, which = 1, confused = 10, batch = 32, threads = 1;
+    float val_frac = 0; /* > 0: evaluate llmos-train's validation split of --data */
+    uint64_t split_seed = 1;
     static char b1[1100], b2[1100], b3[1100];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -60,6 +65,8 @@ int main(int argc, char **argv) {
         else if (ARG("--text-col")) text_col = v;
         else if (ARG("--label-col")) label_col = v;
         else if (ARG("--ensemble")) ens = v;
+        else if (ARG("--val-frac")) val_frac = strtof(v, NULL);
+        else if (ARG("--split-seed")) split_seed = strtoull(v, NULL, 10);
         else if (ARG("--which")) which = strcmp(v, "latest") != 0;
         else if (ARG("--predictions")) pred_path = v;
         else if (ARG("--confused")) confused = atoi(v);
@@ -97,6 +104,21 @@ int main(int argc, char **argv) {
         if (!same) rc = llmos_error_set(&err, LLMOS_EINVAL, "%s: its labels differ from %s's", ckpts[k], ckpts[0]);
     }
     if (!rc) rc = train_dataset_load(&ds, data, text_col, label_col, &mem[0].labels, &err);
+    int n_all = ds.n; /* the examples array is reordered in place; deinit needs nothing else */
+    if (!rc && val_frac > 0) {
+        int *perm = malloc(sizeof(int) * (size_t)ds.n);
+        train_example_t *ex = malloc(sizeof *ex * (size_t)ds.n);
+        if (!perm || !ex) rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
+        else {
+            int n_val = train_split(ds.n, val_frac, split_seed, perm);
+            for (int i = 0; i < ds.n; i++) ex[i] = ds.ex[perm[i]];
+            memcpy(ds.ex, ex, sizeof *ex * (size_t)ds.n);
+            ds.n = n_val;
+            if (!n_val) rc = llmos_error_set(&err, LLMOS_EINVAL, "--val-frac %g of %d examples is empty", val_frac, n_all);
+        }
+        free(perm);
+        free(ex);
+    }
     if (!rc) {
         probs = malloc(sizeof(float) * (size_t)ds.n * C);
         avg = calloc((size_t)ds.n * C, sizeof(float));
@@ -179,6 +201,7 @@ int main(int argc, char **argv) {
         printf("macro-F1 %.4f\nmicro-F1 %.4f\naccuracy %.4f\n", macro, acc, acc);
     }
     for (int k = 0; k < n_ck; k++) train_loaded_deinit(&mem[k]);
+    ds.n = n_all;
     train_dataset_deinit(&ds);
     free(probs);
     free(avg);

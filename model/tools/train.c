@@ -42,6 +42,7 @@ static void usage(FILE *f) {
             "  --labels FILE                    JSON array of label names (default: from the data)\n"
             "  --val FILE | --val-frac F        validation file, or a fraction of --train (0.1)\n"
             "  --pool mean|last --dropout P     classification head (mean, 0.1)\n"
+            "  --label-smoothing E              classification target (1-E)·one-hot + E/C (0)\n"
             "  --lora-rank R --lora-alpha A     LoRA (8, 16)\n"
             "  --batch N --micro N --seq T      global batch, micro-batch (accumulation), tokens (16 16 64)\n"
             "  --steps N | --epochs N           length (1 epoch)\n"
@@ -92,6 +93,7 @@ int main(int argc, char **argv) {
             }
             o.pool = !strcmp(v, "last") ? TRAIN_POOL_LAST : TRAIN_POOL_MEAN;
         } else if (ARG("--dropout")) o.dropout = strtof(v, NULL);
+        else if (ARG("--label-smoothing")) o.label_smoothing = strtof(v, NULL);
         else if (ARG("--lora-rank")) o.lora_rank = atoi(v);
         else if (ARG("--lora-alpha")) o.lora_alpha = strtof(v, NULL);
         else if (ARG("--batch")) o.batch = atoi(v);

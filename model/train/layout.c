@@ -70,6 +70,8 @@ int train_layout_init(train_layout_t *l, const model_config_t *cfg_in, const tra
     }
     if (!(o->dropout >= 0 && o->dropout < 1))
         return llmos_error_set(err, LLMOS_EINVAL, "train: dropout %g is not in [0,1)", o->dropout);
+    if (!(o->label_smoothing >= 0 && o->label_smoothing < 1))
+        return llmos_error_set(err, LLMOS_EINVAL, "train: label smoothing %g is not in [0,1)", o->label_smoothing);
     if (o->mode == TRAIN_MODE_LORA && (o->lora_rank < 1 || o->lora_rank > cfg.dim || !(o->lora_alpha > 0)))
         return llmos_error_set(err, LLMOS_EINVAL, "train: LoRA needs rank 1..%d and alpha > 0 (got %d, %g)",
                                cfg.dim, o->lora_rank, o->lora_alpha);

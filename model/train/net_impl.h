@@ -549,7 +549,11 @@ int FN(net_forward)(struct NET *n, const train_batch_t *bt, int train, double *l
             }
             for (int j = 0; j < C; j++) s += (z[j] = exp(z[j] - mx));
             for (int j = 0; j < C; j++) z[j] /= s;
-            loss -= log((double)z[n->lab[b]] + 1e-300);
+            /* Cross-entropy against (1-e)·one-hot + e/C. */
+            double e = lay->opts.label_smoothing, all = 0;
+            if (e > 0)
+                for (int j = 0; j < C; j++) all += log((double)z[j] + 1e-300);
+            loss -= (1 - e) * log((double)z[n->lab[b]] + 1e-300) + e / C * all;
             cnt++;
         }
     }
@@ -581,10 +585,11 @@ void FN(net_backward)(struct NET *n, float scale_f) {
         if (n->body_train) FN(mm)(n, V, D, N, 1, n->logits, 1, V, n->XF, D, 1, 1, FN(gw)(n, lay->classifier), D);
     } else {
         int C = n->C;
-        for (int b = 0; b < B; b++) {
+        R e = (R)lay->opts.label_smoothing, u = e / (R)C;
+        for (int b = 0; b < B; b++) { /* d loss / d logits = p - target */
             R *z = n->logits + (size_t)b * C;
-            for (int j = 0; j < C; j++) z[j] *= scale;
-            z[n->lab[b]] -= scale;
+            for (int j = 0; j < C; j++) z[j] = (z[j] - u) * scale;
+            z[n->lab[b]] -= (1 - e) * scale;
         }
         R *gW = FN(gw)(n, lay->head_w), *gb = FN(gw)(n, lay->head_b);
         FN(mm)(n, C, D, B, 1, n->logits, 1, C, n->drop, D, 1, 1, gW, D);

@@ -66,6 +66,8 @@ typedef struct train_net_opts {
     int n_classes;     /* TRAIN_TASK_CLS: head outputs */
     train_pool_t pool; /* TRAIN_TASK_CLS */
     float dropout;     /* on the pooled vector, [0,1) */
+    float label_smoothing; /* TRAIN_TASK_CLS, [0,1): the target is (1-e)·one-hot + e/C
+                              (the loss is cross-entropy against it); 0 = off */
     int lora_rank;     /* TRAIN_MODE_LORA: r >= 1 */
     float lora_alpha;  /* adapter scale is alpha / r */
     int batch;         /* B: sequences per forward */

@@ -78,6 +78,12 @@ static void order_perm(int *perm, int n, uint64_t seed) {
     }
 }
 
+int train_split(int n, float val_frac, uint64_t split_seed, int *perm) {
+    order_perm(perm, n, split_seed);
+    int n_val = (int)(val_frac * (float)n);
+    return n_val >= n ? n - 1 : n_val < 0 ? 0 : n_val;
+}
+
 /* Example at position k of the endless stream of epochs. */
 static int order_at(order_t *o, int64_t k) {
     int64_t e = k / o->n;
@@ -128,6 +134,7 @@ static char *meta_build(const train_run_opts_t *o, const train_net_t *n, const t
     cJSON_AddNumberToObject(m, "n_classes", l->opts.n_classes);
     cJSON_AddStringToObject(m, "pool", l->opts.pool == TRAIN_POOL_LAST ? "last" : "mean");
     cJSON_AddNumberToObject(m, "dropout", l->opts.dropout);
+    cJSON_AddNumberToObject(m, "label_smoothing", l->opts.label_smoothing);
     cJSON_AddNumberToObject(m, "lora_rank", l->opts.lora_rank);
     cJSON_AddNumberToObject(m, "lora_alpha", l->opts.lora_alpha);
     cJSON_AddNumberToObject(m, "seq", o->seq);
@@ -241,10 +248,9 @@ int train_run(const train_run_opts_t *o, train_run_result_t *res, llmos_error_t 
     if (rc) goto done;
 
     /* Validation split from the training file (seeded), unless a file is given. */
-    int n_val = o->val_path ? 0 : (int)(o->val_frac * (float)all.n);
-    if (n_val >= all.n) n_val = all.n - 1;
     {
         int *perm = malloc(sizeof(int) * (size_t)all.n);
+        int n_val = perm ? train_split(all.n, o->val_path ? 0 : o->val_frac, o->split_seed, perm) : 0;
         tr.T = va.T = o->seq;
         tr.n = all.n - n_val;
         va.n = o->val_path ? tk_val.n : n_val;
@@ -259,7 +265,6 @@ int train_run(const train_run_opts_t *o, train_run_result_t *res, llmos_error_t 
             rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for the data split");
             goto done;
         }
-        order_perm(perm, all.n, o->split_seed);
         for (int i = 0; i < all.n; i++) {
             train_tokens_t *dst = i < n_val ? &va : &tr;
             int j = i < n_val ? i : i - n_val, s = perm[i];
@@ -279,7 +284,8 @@ int train_run(const train_run_opts_t *o, train_run_result_t *res, llmos_error_t 
             if (tr.len[i] < 2) tr.len[i] = 2, tr.ids[(size_t)i * o->seq + 1] = model_tokenizer_eos(model_tokenizer(model));
 
     train_net_opts_t no = {.task = cls ? TRAIN_TASK_CLS : TRAIN_TASK_LM, .mode = o->mode, .n_classes = labels.n,
-                           .pool = o->pool, .dropout = o->dropout, .lora_rank = o->lora_rank,
+                           .pool = o->pool, .dropout = o->dropout,
+                           .label_smoothing = cls ? o->label_smoothing : 0, .lora_rank = o->lora_rank,
                            .lora_alpha = o->lora_alpha, .batch = o->micro, .seq = o->seq, .threads = o->threads};
     rc = train_net_new(model_config(model), &no, &net, err);
     if (!rc) rc = train_net_load_model(net, model, err);
@@ -512,7 +518,9 @@ int train_loaded_open(train_loaded_t *ld, const char *dir, int which, const char
         train_net_opts_t no = {.task = task && !strcmp(task, "cls") ? TRAIN_TASK_CLS : TRAIN_TASK_LM,
                                .mode = mode ? mode_parse(mode) : 0, .n_classes = (int)jnum(m, "n_classes", 0),
                                .pool = pool && !strcmp(pool, "last") ? TRAIN_POOL_LAST : TRAIN_POOL_MEAN,
-                               .dropout = (float)jnum(m, "dropout", 0), .lora_rank = (int)jnum(m, "lora_rank", 0),
+                               .dropout = (float)jnum(m, "dropout", 0),
+                               .label_smoothing = (float)jnum(m, "label_smoothing", 0),
+                               .lora_rank = (int)jnum(m, "lora_rank", 0),
                                .lora_alpha = (float)jnum(m, "lora_alpha", 0), .batch = batch, .seq = ld->seq,
                                .threads = threads};
         if (!rc) rc = train_net_new(model_config(ld->model), &no, &ld->net, err);

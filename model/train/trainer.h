@@ -34,6 +34,7 @@ typedef struct train_run_opts {
     train_mode_t mode;
     train_pool_t pool;
     float dropout;
+    float label_smoothing; /* classification: 0 = plain cross-entropy */
     int lora_rank;
     float lora_alpha;
     int batch, micro, seq;
@@ -87,6 +88,13 @@ void train_loaded_deinit(train_loaded_t *ld);
 /* Class probabilities of every example of tk (n x n_classes, caller
  * provides out), in batches of the net's size. */
 int train_predict(train_net_t *n, const train_tokens_t *tk, float *out, llmos_error_t *err);
+
+/* The validation split of an n-example training file: perm (caller
+ * provides n ints) becomes the seeded permutation whose first returned
+ * count entries are the held-out examples (val_frac · n, at most n - 1) and
+ * the rest the training examples.  train_run and llmos-eval --val-frac use
+ * it, so both see the same split. */
+int train_split(int n, float val_frac, uint64_t split_seed, int *perm);
 
 /* name itself when it exists (or is absolute), else the models folder's
  * (models = 1) or data folder's entry of that name when that exists, else

@@ -10,7 +10,9 @@ as real processes on BANKING77 with stories260K:
             loads completely (llmos-ckpt export);
   eval      llmos-eval prints accuracy/macro-F1/micro-F1, writes one
             prediction per test line whose accuracy equals the printed one;
-            ensembles by vote and by average run;
+            ensembles by vote and by average run; --val-frac evaluates the
+            validation split llmos-train held out (its accuracy is the
+            best checkpoint's validation metric);
   errors    unknown label and empty text are refused with file:line.
 
 Usage: cli_test.py BIN_DIR [TEST...]   (default: all; LLMOS_MODELS / LLMOS_DATA
@@ -116,7 +118,8 @@ def run_eval(args):
 def test_eval(tmp):
     a, e2 = os.path.join(tmp, "a"), os.path.join(tmp, "e2")
     subprocess.run(base_args(a, 12, ("--mode", "lora")), check=True)
-    subprocess.run(base_args(e2, 10, ("--mode", "head", "--lr", "1e-2", "--seed", "2")), check=True)
+    subprocess.run(base_args(e2, 10, ("--mode", "head", "--lr", "1e-2", "--seed", "2", "--label-smoothing", "0.1")),
+                   check=True)
     pred = os.path.join(tmp, "pred.jsonl")
     test = os.path.join(DATA, "banking77/test.csv")
     vals, out = run_eval(["--ckpt", a, "--data", test, "--predictions", pred])
@@ -132,6 +135,13 @@ def test_eval(tmp):
     for how in ("vote", "avg"):
         v2, out2 = run_eval(["--ckpt", a, "--ckpt", e2, "--ensemble", how, "--data", small])
         assert "member 2" in out2 and 0 <= v2["accuracy"] <= 1
+    # --val-frac: the split llmos-train validated on; its accuracy is the best version's validation metric.
+    ls = subprocess.run([os.path.join(BIN, "llmos-ckpt"), "ls", a], capture_output=True, text=True, check=True).stdout
+    best = [l.split() for l in ls.splitlines()[1:] if l.rstrip().endswith("best")]
+    assert len(best) == 1, ls
+    train = os.path.join(DATA, "banking77/train.csv")
+    vv, outv = run_eval(["--ckpt", a, "--data", train, "--val-frac", "0.1", "--split-seed", "1"])
+    assert "examples 1000," in outv and abs(vv["accuracy"] - float(best[0][4])) < 1e-4, (vv, ls)
     print(f"eval: accuracy {vals['accuracy']:.4f} macro-F1 {vals['macro-F1']:.4f}; predictions agree; vote/avg ensembles run")
 
 

@@ -140,6 +140,42 @@ static void test_grad_head_only(void **st) {
     (void)st;
     gradcheck(opts_for(TRAIN_TASK_CLS, TRAIN_MODE_HEAD, TRAIN_POOL_MEAN, 0.2f));
 }
+static void test_grad_cls_label_smoothing(void **st) {
+    (void)st;
+    train_net_opts_t o = opts_for(TRAIN_TASK_CLS, TRAIN_MODE_FULL, TRAIN_POOL_MEAN, 0.3f);
+    o.label_smoothing = 0.2f;
+    gradcheck(o);
+    o = opts_for(TRAIN_TASK_CLS, TRAIN_MODE_LORA, TRAIN_POOL_LAST, 0);
+    o.label_smoothing = 0.5f;
+    gradcheck(o);
+}
+
+/* The smoothed loss is (1-e)·CE(label) + e·mean over classes of -log p,
+ * from the probabilities the same forward reports; e = 0 is plain CE. */
+static void test_label_smoothing_loss(void **st) {
+    (void)st;
+    model_config_t cfg = tiny_cfg();
+    for (int k = 0; k < 2; k++) {
+        train_net_opts_t o = opts_for(TRAIN_TASK_CLS, TRAIN_MODE_FULL, TRAIN_POOL_MEAN, 0);
+        o.label_smoothing = k ? 0.3f : 0;
+        train_net64_t *n = NULL;
+        llmos_error_t err = {0};
+        assert_int_equal(train64_net_new(&cfg, &o, &n, &err), 0);
+        randomize64(n);
+        train_batch_t b = tiny_batch();
+        double ls, want = 0;
+        int64_t cnt;
+        assert_int_equal(train64_net_forward(n, &b, 0, &ls, &cnt, &err), 0);
+        for (int i = 0; i < TB; i++) {
+            const double *p = train64_net_class_probs(n, i);
+            double mean = 0;
+            for (int j = 0; j < 4; j++) mean -= log(p[j]) / 4;
+            want += (1 - o.label_smoothing) * -log(p[labels[i]]) + o.label_smoothing * mean;
+        }
+        assert_true(fabs(ls - want) <= 1e-9 * fabs(want));
+        train64_net_destroy(&n);
+    }
+}
 
 /* The fp32 net (BLIS sgemm, float math) against the fp64 one: per tensor,
  * |g32 - g64| / |g64| (L2 norms) <= 1e-3. */
@@ -386,6 +422,10 @@ static void test_bad_input(void **st) {
     bad = o;
     bad.dropout = 1.0f;
     assert_int_equal(train_net_new(&cfg, &bad, &n, &err), LLMOS_EINVAL);
+    bad = o;
+    bad.label_smoothing = -0.1f;
+    assert_int_equal(train_net_new(&cfg, &bad, &n, &err), LLMOS_EINVAL);
+    assert_non_null(strstr(err.msg, "label smoothing"));
     assert_null(n);
 }
 
@@ -541,7 +581,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_lm_full),       cmocka_unit_test(test_grad_cls_mean_dropout),
         cmocka_unit_test(test_grad_cls_last_lora), cmocka_unit_test(test_grad_lm_lora),
-        cmocka_unit_test(test_grad_head_only),     cmocka_unit_test(test_f32_vs_f64),
+        cmocka_unit_test(test_grad_head_only),     cmocka_unit_test(test_grad_cls_label_smoothing),
+        cmocka_unit_test(test_label_smoothing_loss), cmocka_unit_test(test_f32_vs_f64),
         cmocka_unit_test(test_forward_matches_engine), cmocka_unit_test(test_lora_merge),
         cmocka_unit_test(test_adamw_and_schedule), cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_banking77_csv),      cmocka_unit_test(test_data_errors),
