@@ -8,6 +8,15 @@
  *       client pings (node actor round trips) with the same threads: the
  *       wire's own ceiling.  Log without fsync (sync = 0), as the target
  *       (>= 20 000/s) is about the job path, not the disk.
+ *   e2e_echo_async_t1 / e2e_echo_async_t8   the same echo jobs submitted
+ *       asynchronously (llmos_client_submit_async + llmos_client_poll,
+ *       submit-and-wait kind: the result is the finished JobStatus), a
+ *       window of 256 jobs in flight per client thread — what one pipeline
+ *       thread can push.  Baseline: pings pipelined the same way
+ *       (llmos_client_call_async, 256 in flight per thread): the wire's and
+ *       the node's own ceiling for tiny messages, so the ratio is the share
+ *       of it the job path keeps.  Log sync = 0; e2e_echo_async_t8_fsync
+ *       with fsync at every group commit.
  *   e2e_echo_tasks_t8           echo tasks/s through the same path when
  *       each job carries 32 independent echo tasks (8 threads).
  *   e2e_echo_t8_fsync           the same with fsync on every commit.
@@ -24,7 +33,8 @@
  *       limit 1024 bytes.
  *
  * llmosd is found in $LLMOS_BIN, else next to this program.
- * Usage: jobs_bench [--quick]
+ * Usage: jobs_bench [--quick] [--e2e]   (--e2e: the echo and submission
+ * figures only, no memory or generation runs)
  */
 #include "bench/common/bench.h"
 #include "llmos/client.h"
@@ -119,7 +129,8 @@ static uint64_t proc_status(pid_t pid, const char *key) {
 
 /* ---- client threads ---- */
 
-enum { MODE_SUBMIT_WAIT, MODE_SUBMIT, MODE_PING };
+enum { MODE_SUBMIT_WAIT, MODE_SUBMIT, MODE_PING, MODE_ASYNC_WAIT, MODE_ASYNC_PING };
+#define ASYNC_WINDOW 256
 
 typedef struct worker {
     pthread_t t;
@@ -132,6 +143,71 @@ typedef struct worker {
     int errors;
     char err[LLMOS_CLIENT_ERRMSG_MAX];
 } worker_t;
+
+/* Pipelined: keeps ASYNC_WINDOW requests in flight for secs, then drains. */
+static void *async_main(void *arg) {
+    worker_t *w = arg;
+    llmos_client_t *c;
+    llmos_client_error_t err;
+    llmos_client_opts_t o = {.timeout_ms = 20000, .max_inflight = ASYNC_WINDOW};
+    if (llmos_client_connect(w->endpoint, &o, &c, &err) != 0) {
+        snprintf(w->err, sizeof w->err, "%s", err.msg);
+        w->errors++;
+        return NULL;
+    }
+    llmos_job_t *j;
+    llmos_job_new("x", &j, &err);
+    llmos_task_spec_t t = {.kind = LLMOS_TASK_ECHO, .text = "ping"};
+    llmos_job_add_task(j, &t, &err);
+    static llmos_async_result_t res_static[16][64]; /* per worker index: no 45 KiB on the thread stack */
+    llmos_async_result_t *res = res_static[w->index];
+    uint64_t t_end = llmos_now_ns() + (uint64_t)(secs * 1e9);
+    char id[96];
+    uint64_t i = 0;
+    for (;;) {
+        int sending = llmos_now_ns() < t_end && w->errors <= 10;
+        while (sending) {
+            int rc;
+            uint64_t tok;
+            if (w->mode == MODE_ASYNC_PING) {
+                rc = llmos_client_call_async(c, "node", 2 /* PING */, NULL, 0, 20000, NULL, &tok, &err);
+            } else {
+                snprintf(id, sizeof id, "%s-%d-%lu", w->prefix, w->index, (unsigned long)i);
+                llmos_job_set_id(j, id, &err);
+                rc = llmos_client_submit_async(c, j, LLMOS_ASYNC_SUBMIT_WAIT, 20000, NULL, &tok, &err);
+            }
+            if (rc == LLMOS_CLIENT_EOVERLOADED) break;
+            if (rc) {
+                if (!w->errors) snprintf(w->err, sizeof w->err, "%s", err.msg);
+                if (++w->errors > 10) break;
+                continue;
+            }
+            i++;
+        }
+        if (!sending && llmos_client_inflight(c) == 0) break;
+        size_t n;
+        if (llmos_client_poll(c, 1000, res, 64, &n, &err) != 0) {
+            snprintf(w->err, sizeof w->err, "%s", err.msg);
+            w->errors++;
+            break;
+        }
+        for (size_t k = 0; k < n; k++) {
+            int bad = res[k].rc != 0 ||
+                      (res[k].kind == LLMOS_ASYNC_SUBMIT_WAIT ? res[k].status->state != LLMOS_JOB_DONE
+                                                               : res[k].reply->type != 3 /* PONG */);
+            if (bad) {
+                if (!w->errors) snprintf(w->err, sizeof w->err, "%s", res[k].rc ? res[k].err.msg : "not done");
+                w->errors++;
+            } else {
+                w->done++;
+            }
+        }
+        llmos_async_results_free(res, n);
+    }
+    llmos_job_destroy(&j);
+    llmos_client_destroy(&c);
+    return NULL;
+}
 
 static void *worker_main(void *arg) {
     worker_t *w = arg;
@@ -186,7 +262,7 @@ static double run_tasks(const char *endpoint, int mode, int threads, const char 
     for (int i = 0; i < threads; i++) {
         w[i] = (worker_t){
             .endpoint = endpoint, .mode = mode, .index = i, .prefix = prefix, .count = per_thread, .tasks = tasks};
-        pthread_create(&w[i].t, NULL, worker_main, &w[i]);
+        pthread_create(&w[i].t, NULL, mode >= MODE_ASYNC_WAIT ? async_main : worker_main, &w[i]);
     }
     uint64_t done = 0;
     for (int i = 0; i < threads; i++) {
@@ -331,9 +407,16 @@ static void bench_generation(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
-        secs = 0.5;
-        queued_jobs = 20000;
+    int e2e_only = 0;
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--quick") == 0) {
+            secs = 0.5;
+            queued_jobs = 20000;
+        } else if (strcmp(argv[a], "--e2e") == 0) {
+            e2e_only = 1;
+        } else {
+            fail("usage", "jobs_bench [--quick] [--e2e]");
+        }
     }
     const char *bin = getenv("LLMOS_BIN");
     if (bin) snprintf(llmosd, sizeof llmosd, "%s/llmosd", bin);
@@ -369,6 +452,20 @@ int main(int argc, char **argv) {
                                      .baseline = "raw client ping round trips, same threads", .baseline_value = ping,
                                      .limit = "target", .limit_value = 20000, .note = note});
     }
+    /* 1a. pipelined: 256 jobs in flight per thread */
+    for (int threads = 1; threads <= 8; threads += 7) {
+        double ping = run(n.endpoint, MODE_ASYNC_PING, threads, "aping", 0);
+        char prefix[16], metric[32];
+        snprintf(prefix, sizeof prefix, "async%d", threads);
+        double rate = run(n.endpoint, MODE_ASYNC_WAIT, threads, prefix, 0);
+        snprintf(metric, sizeof metric, "e2e_echo_async_t%d", threads);
+        snprintf(note, sizeof note,
+                 "client threads=%d, async submit-and-wait, %d jobs in flight per thread, log sync=0; target 20000/s",
+                 threads, ASYNC_WINDOW);
+        bench_emit(&(bench_figure_t){.bench = "jobs", .metric = metric, .value = rate, .unit = "jobs/s",
+                                     .baseline = "client pings pipelined the same way (256 in flight per thread)",
+                                     .baseline_value = ping, .limit = "target", .limit_value = 20000, .note = note});
+    }
     /* 1b. tasks/s: jobs of 32 independent echo tasks (one round trip each) */
     double ping8 = run(n.endpoint, MODE_PING, 8, "ping", 0);
     double tasks8 = run_tasks(n.endpoint, MODE_SUBMIT_WAIT, 8, "e2etasks", 0, 32);
@@ -387,6 +484,12 @@ int main(int argc, char **argv) {
     bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "e2e_echo_t8_fsync", .value = e2e_sync, .unit = "jobs/s",
                                  .baseline = "raw LMDB put + fsynced commit per job", .baseline_value = raw,
                                  .note = "client threads=8, log fsynced at each group commit"});
+    double async_sync = run(n.endpoint, MODE_ASYNC_WAIT, 8, "asyncs", 0);
+    bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "e2e_echo_async_t8_fsync", .value = async_sync,
+                                 .unit = "jobs/s", .baseline = "raw LMDB put + fsynced commit per job",
+                                 .baseline_value = raw, .limit = "target", .limit_value = 20000,
+                                 .note = "client threads=8, async, 256 in flight per thread, log fsynced at each "
+                                         "group commit"});
     double sub_sync = run(n.endpoint, MODE_SUBMIT, 8, "subs", 0);
     node_stop(&n);
     bench_emit(&(bench_figure_t){.bench = "jobs", .metric = "submit_fsync", .value = sub_sync, .unit = "submits/s",
@@ -397,6 +500,7 @@ int main(int argc, char **argv) {
                                  .note = "8 client threads, log without fsync (MDB_NOSYNC)"});
 
     /* 4. memory per queued job */
+    if (e2e_only) goto done;
     char cfg[128];
     snprintf(cfg, sizeof cfg, "sync = 0\nqueue_limit = %u\ntarget_inflight = echo=0", queued_jobs * 2);
     node_start(&n, "queued", cfg);
@@ -417,6 +521,7 @@ int main(int argc, char **argv) {
                                  .limit = "target 1 KiB", .limit_value = 1024, .note = note});
     node_stop(&n);
     bench_generation();
+done:;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) return 1;
