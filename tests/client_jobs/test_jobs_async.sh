@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# test_jobs_async.sh JOBS_ASYNC_LIVE — asynchronous submission end to end:
-# starts llmosd with a fresh --data-dir (log without fsync, a queue that
-# holds 10 000 jobs) on a system-chosen port and runs jobs_async_live
-# against it; its last test SIGKILLs the node.
+# test_jobs_async.sh JOBS_ASYNC_LIVE [README_ASYNC] — asynchronous
+# submission end to end: starts llmosd with a fresh --data-dir (log without
+# fsync, a queue that holds 10 000 jobs) on a system-chosen port, runs
+# README.md's async example (built from the README by CMake: 10 000 echo
+# jobs, must report none failed), then jobs_async_live, whose last test
+# SIGKILLs the node.
 set -euo pipefail
 
-LIVE=${1:?usage: test_jobs_async.sh JOBS_ASYNC_LIVE}
+LIVE=${1:?usage: test_jobs_async.sh JOBS_ASYNC_LIVE [README_ASYNC]}
+README_ASYNC=${2:-}
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 T=$(mktemp -d /tmp/llmos-jobs-async-XXXXXX)
 NODE_PID=
@@ -30,6 +33,11 @@ for _ in $(seq 300); do
     sleep 0.05
 done
 [ -n "$E" ] || fail "llmosd did not print its endpoint"
+if [ -n "$README_ASYNC" ]; then
+    "$README_ASYNC" "$E" >"$T/readme.out" || fail "README example: $(tail -3 "$T/readme.out")"
+    grep -q '^10000 jobs, 0 failed$' "$T/readme.out" || fail "README example said: $(tail -3 "$T/readme.out")"
+    grep -q '^echo-[0-9]*: hello$' "$T/readme.out" || fail "README example printed no result"
+fi
 "$LIVE" "$E" "$NODE_PID" || fail "jobs_async_live"
 wait "$NODE_PID" 2>/dev/null || true
 NODE_PID=
