@@ -267,6 +267,31 @@ int llmos_client_send(llmos_client_t *c, const char *actor, uint32_t type, const
 
 /* ---- asynchronous requests (the slot table; see the top of the file) ---- */
 
+/* Receives one message without blocking: 1 = one (*env its decoding, NULL
+ * when it is over the cap or does not decode; *len its size), 0 = none
+ * waiting, -errno = the socket failed. */
+static int recv_one(llmos_client_t *c, Llmos__Envelope **env, size_t *len) {
+    *env = NULL;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        zmq_msg_close(&m);
+        return e == EAGAIN ? 0 : -e;
+    }
+    *len = zmq_msg_size(&m);
+    int more = zmq_msg_more(&m);
+    if (*len <= c->max_frame) *env = llmos__envelope__unpack(NULL, *len, zmq_msg_data(&m));
+    zmq_msg_close(&m);
+    while (more) { /* a node never sends more than one frame to a client; drop extras */
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->sock, 0) < 0) more = 0; else more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    return 1;
+}
+
 /* Marks slot i done (env NULL = timed out) and queues it for collection. */
 static void async_done(llmos_client_t *c, uint32_t i, Llmos__Envelope *env) {
     async_slot_t *s = &c->slots[i];
@@ -341,24 +366,11 @@ uint32_t client_async_inflight(llmos_client_t *c) {
  * table; 0 or EIO/ETOOBIG. */
 static int async_drain(llmos_client_t *c, llmos_client_error_t *err) {
     for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-            zmq_msg_close(&m);
-            if (e == EAGAIN) return 0;
-            if (e == EINTR) continue;
-            return cerr(err, LLMOS_CLIENT_EIO, "receive from %s: %s", c->endpoint, zmq_strerror(e));
-        }
-        size_t len = zmq_msg_size(&m);
-        int more = zmq_msg_more(&m);
-        Llmos__Envelope *env = len <= c->max_frame ? llmos__envelope__unpack(NULL, len, zmq_msg_data(&m)) : NULL;
-        zmq_msg_close(&m);
-        while (more) {
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, c->sock, 0) < 0) more = 0; else more = zmq_msg_more(&m);
-            zmq_msg_close(&m);
-        }
+        Llmos__Envelope *env;
+        size_t len;
+        int got = recv_one(c, &env, &len);
+        if (got == 0) return 0;
+        if (got < 0) return cerr(err, LLMOS_CLIENT_EIO, "receive from %s: %s", c->endpoint, zmq_strerror(-got));
         if (!env) continue; /* undecodable or over the cap: whose it was cannot be known; its owner times out */
         if (!async_file(c, env)) llmos__envelope__free_unpacked(env, NULL); /* a sync call's late reply */
     }
@@ -417,21 +429,9 @@ static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos
             return cerr(err, LLMOS_CLIENT_EIO, "poll: %s", zmq_strerror(errno));
         }
         if (n == 0) continue;
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            continue;
-        }
-        size_t len = zmq_msg_size(&m);
-        int more = zmq_msg_more(&m);
-        Llmos__Envelope *env = len <= c->max_frame ? llmos__envelope__unpack(NULL, len, zmq_msg_data(&m)) : NULL;
-        zmq_msg_close(&m);
-        while (more) { /* a node never sends more than one frame to a client; drop extras */
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, c->sock, 0) < 0) more = 0; else more = zmq_msg_more(&m);
-            zmq_msg_close(&m);
-        }
+        Llmos__Envelope *env;
+        size_t len;
+        if (recv_one(c, &env, &len) <= 0) continue;
         if (len > c->max_frame) /* size checked before decoding: whose reply it was cannot be known */
             return cerr(err, LLMOS_CLIENT_ETOOBIG, "a %zu-byte reply from %s is over the %zu-byte cap", len,
                         c->endpoint, c->max_frame);
