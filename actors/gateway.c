@@ -94,9 +94,10 @@ static int check_task(const Llmos__Job *job, size_t i, llmos_error_t *err) {
             return llmos_error_set(err, LLMOS_EINVAL, "job.tasks[%zu] '%s': %zu stop strings; at most 16", i, name, t->n_stop);
         break;
     case LLMOS__TASK_KIND__TASK_CLASSIFY:
-        if (t->n_labels == 0 || t->n_labels > GATEWAY_MAX_LABELS)
-            return llmos_error_set(err, LLMOS_EINVAL, "job.tasks[%zu] '%s': classify needs 1..%d labels (got %zu)", i,
-                                   name, GATEWAY_MAX_LABELS, t->n_labels);
+        /* No labels: the model's fine-tuned classifier labels the text. */
+        if (t->n_labels > GATEWAY_MAX_LABELS)
+            return llmos_error_set(err, LLMOS_EINVAL, "job.tasks[%zu] '%s': classify takes at most %d labels (got %zu)",
+                                   i, name, GATEWAY_MAX_LABELS, t->n_labels);
         for (size_t k = 0; k < t->n_labels; k++)
             if (!t->labels[k][0])
                 return llmos_error_set(err, LLMOS_EINVAL, "job.tasks[%zu] '%s': labels[%zu] is empty", i, name, k);

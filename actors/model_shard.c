@@ -28,6 +28,8 @@
  */
 #include "actors/model_shard.h"
 
+#include "actors/model_cls.h"
+
 #include "llmos/model.pb-c.h"
 #include "model/model.h"
 #include "model/tp.h"
@@ -56,7 +58,7 @@
 #define MS_GROUP_CHECK_NS 100000000ull
 
 enum { OP_OPEN = 1, OP_CLOSE = 2, OP_TRUNC = 3 };
-typedef enum { REQ_GENERATE = 1, REQ_EMBED = 2, REQ_SCORE = 3 } req_kind_t;
+typedef enum { REQ_GENERATE = 1, REQ_EMBED = 2, REQ_SCORE = 3, REQ_CLASSIFY = 4 } req_kind_t;
 #define MS_MAX_LABELS 64
 
 typedef struct ms_req {
@@ -82,7 +84,8 @@ typedef struct ms_req {
     int chunk_tok;            /* first generated token not yet streamed */
     float *vec;               /* embed: pooled hidden (dim); score: log p of the first label
                                  token after the shared prefix (vocab) */
-    int pooled;               /* embed: rows summed */
+    int pooled;               /* embed, classify: rows summed */
+    int top_k;                /* classify: classes answered (0 = all) */
     /* score: each label's whole tokenization (prompt + label); toks holds
      * the prefix all labels share (n_prompt tokens), computed once */
     char **labels;
@@ -104,6 +107,7 @@ typedef struct ms {
     int max_seqs, kv_blocks, budget, queue_limit, threads;
     int kv_opt;               /* --kv-blocks (0 = default from the model) */
     bool loaded;              /* a model and its context are in place */
+    actors_cls_t *cls;        /* the fine-tuned classifier served with it, or NULL */
     /* LOAD of a group: the followers' answers awaited before the leader loads */
     rt_msg_t *load_req;       /* the LOAD ask being served (owned) */
     uint64_t *load_corr;      /* tp - 1 */
@@ -161,7 +165,7 @@ int actors_model_parse_flag(actors_model_opts_t *o, int argc, char **argv, int *
         return 1;
     }
     static const char *const flags[] = {"--model", "--tokenizer", "--tp", "--max-seqs", "--kv-blocks",
-                                        "--token-budget", "--queue-limit", "--model-threads"};
+                                        "--token-budget", "--queue-limit", "--model-threads", "--classifier"};
     size_t k = 0;
     while (k < sizeof flags / sizeof flags[0] && strcmp(a, flags[k]) != 0) k++;
     if (k == sizeof flags / sizeof flags[0]) return 0;
@@ -176,6 +180,7 @@ int actors_model_parse_flag(actors_model_opts_t *o, int argc, char **argv, int *
     case 4: rc = parse_int(a, v, 1, 1 << 24, &o->kv_blocks, err); break;
     case 5: rc = parse_int(a, v, 1, 1 << 20, &o->token_budget, err); break;
     case 6: rc = parse_int(a, v, 1, 1 << 24, &o->queue_limit, err); break;
+    case 8: o->classifier = v; break;
     default: rc = parse_int(a, v, 1, 256, &o->threads, err); break;
     }
     return rc ? rc : 1;
@@ -184,6 +189,8 @@ int actors_model_parse_flag(actors_model_opts_t *o, int argc, char **argv, int *
 const char *actors_model_usage(void) {
     return "  --model FILE              serve this model (llama2.c .bin or GGUF) as actor `model`\n"
            "  --tokenizer FILE          tokenizer.bin for a llama2.c model\n"
+           "  --classifier DIR          serve the fine-tuned classifier in DIR/ckpt.lmdb (Score without labels);\n"
+           "                            its base model unless --model/--tokenizer replace it\n"
            "  --tp N                    ranks per tensor-parallel replica (mpirun -np a multiple of N)\n"
            "  --q8                      quantize the weights to int8 at load\n"
            "  --max-seqs N              sequences batched at once (default 32)\n"
@@ -273,8 +280,8 @@ static void req_leave(ms_t *s, ms_req_t *r) {
 }
 
 static uint32_t req_msg_type(const ms_req_t *r) {
-    return r->kind == REQ_EMBED   ? LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED
-           : r->kind == REQ_SCORE ? LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE
+    return r->kind == REQ_EMBED                               ? LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED
+           : r->kind == REQ_SCORE || r->kind == REQ_CLASSIFY ? LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE
                                   : LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE;
 }
 
@@ -342,10 +349,58 @@ static void stream_chunk(ms_t *s, ms_req_t *r, size_t upto) {
     r->chunk_tok = r->generated;
 }
 
+/* Classify: the head on the pooled hidden state; the classes by falling
+ * probability (top_k of them, or all). */
+static void classify_reply(ms_t *s, ms_req_t *r) {
+    const actors_cls_t *c = s->cls;
+    int C = c->n_classes, k = r->top_k > 0 && r->top_k < C ? r->top_k : C;
+    for (int i = 0; i < s->dim && r->pooled > 1; i++) r->vec[i] /= (float)r->pooled;
+    double *p = (double *)r->lab_lp; /* C doubles, from parsing */
+    actors_cls_apply(c, r->vec, p);
+    char **names = malloc(sizeof(char *) * (size_t)k);
+    float *lp = malloc(sizeof(float) * (size_t)k), *pr = malloc(sizeof(float) * (size_t)k);
+    int *idx = malloc(sizeof(int) * (size_t)C);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (names && lp && pr && idx) {
+        for (int i = 0; i < C; i++) idx[i] = i;
+        for (int i = 0; i < k; i++) { /* partial selection sort: k of C, ties by class order */
+            int m = i;
+            for (int j = i + 1; j < C; j++)
+                if (p[idx[j]] > p[idx[m]]) m = j;
+            int t = idx[i];
+            idx[i] = idx[m];
+            idx[m] = t;
+            names[i] = c->labels[idx[i]];
+            pr[i] = (float)p[idx[i]];
+            lp[i] = (float)log(p[idx[i]]);
+        }
+        Llmos__ScoreResult sr = LLMOS__SCORE_RESULT__INIT;
+        sr.n_labels = sr.n_log_probs = sr.n_probs = (size_t)k;
+        sr.labels = names;
+        sr.log_probs = lp;
+        sr.probs = pr;
+        sr.best = names[0];
+        n = llmos__score_result__get_packed_size(&sr);
+        if ((buf = malloc(n ? n : 1))) llmos__score_result__pack(&sr, buf);
+    }
+    if (buf)
+        send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, true, 0, NULL, buf, n);
+    else
+        send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, true, LLMOS_ENOMEM, "model: no memory", NULL, 0);
+    free(buf);
+    free(names);
+    free(lp);
+    free(pr);
+    free(idx);
+}
+
 static void req_finish(ms_t *s, ms_req_t *r, const char *reason) {
     uint64_t now = llmos_now_ns();
     req_leave(s, r);
-    if (r->kind == REQ_SCORE) {
+    if (r->kind == REQ_CLASSIFY) {
+        classify_reply(s, r);
+    } else if (r->kind == REQ_SCORE) {
         Llmos__ScoreResult sr = LLMOS__SCORE_RESULT__INIT;
         float lp[MS_MAX_LABELS], pr[MS_MAX_LABELS];
         double mx = -1e300, sum = 0;
@@ -590,6 +645,28 @@ out:
     return rc;
 }
 
+/* Classify (a ScoreRequest without labels): the text with BOS, cut at the
+ * classifier's training length as llmos-eval cuts it; pooled like an
+ * embedding (mean: one row per iteration; last: the prefill's last row). */
+static int req_parse_classify(ms_t *s, ms_req_t *r, const char *text, uint32_t top_k, llmos_error_t *err) {
+    if (!s->cls)
+        return llmos_error_set(err, LLMOS_EINVAL, "labels: none given and no classifier is loaded (give 1..%d labels, "
+                               "or start llmosd with --classifier DIR)", MS_MAX_LABELS);
+    if (!text[0]) return llmos_error_set(err, LLMOS_EINVAL, "classify: the text is empty");
+    r->kind = REQ_CLASSIFY;
+    r->mean = !s->cls->pool_last;
+    r->top_k = (int)(top_k > (uint32_t)s->cls->n_classes ? (uint32_t)s->cls->n_classes : top_k);
+    int rc = req_tokenize(s, r, text, 0, err);
+    if (rc) return rc;
+    int limit = s->cls->seq < s->seq_len ? s->cls->seq : s->seq_len;
+    if (r->n_prompt > limit) r->n_prompt = limit;
+    r->n_toks = r->n_prompt;
+    r->vec = calloc((size_t)s->dim, sizeof(float));
+    r->lab_lp = calloc((size_t)s->cls->n_classes, sizeof(double));
+    if (!r->vec || !r->lab_lp) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    return 0;
+}
+
 /* Each label's text is scored as the continuation of the prompt: the
  * tokens of prompt + label after the longest prefix they share with the
  * prompt's own tokens (so a BPE merge across the boundary is scored as the
@@ -601,7 +678,11 @@ static int req_parse_score(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_erro
     int rc = 0;
     const char *prompt = q->prompt ? q->prompt : "";
     size_t plen = strlen(prompt);
-    if (q->n_labels == 0 || q->n_labels > MS_MAX_LABELS) {
+    if (q->n_labels == 0) {
+        rc = req_parse_classify(s, r, prompt, q->top_k, err);
+        goto out;
+    }
+    if (q->n_labels > MS_MAX_LABELS) {
         rc = llmos_error_set(err, LLMOS_EINVAL, "labels: %zu given, 1..%d allowed", q->n_labels, MS_MAX_LABELS);
         goto out;
     }
@@ -845,7 +926,7 @@ static void on_output(ms_t *s, ms_req_t *r, int i) {
         on_score(s, r, i);
         return;
     }
-    if (r->kind == REQ_EMBED) {
+    if (r->kind == REQ_EMBED || r->kind == REQ_CLASSIFY) {
         /* mean: called after every row (one per iteration); last: once. */
         const float *h = model_ctx_hidden(s->ctx, i);
         for (int d = 0; d < s->dim; d++) r->vec[d] += h[d];
@@ -912,7 +993,7 @@ static bool leader_step(ms_t *s) {
         ms_req_t *r = s->running[k];
         if (r->n_fed >= r->n_prompt) continue;
         int n = r->n_prompt - r->n_fed;
-        if (r->kind == REQ_EMBED && r->mean) n = 1; /* every row's hidden state is pooled */
+        if ((r->kind == REQ_EMBED || r->kind == REQ_CLASSIFY) && r->mean) n = 1; /* every row's state is pooled */
         if (n > left) n = left;
         s->ents[ne] = (model_batch_entry_t){r->seq, r->toks + r->n_fed, n};
         s->ereq[ne++] = r;
@@ -940,7 +1021,7 @@ static bool leader_step(ms_t *s) {
         /* Outputs wanted: the last row of the tokens so far; for a score
          * every label step; for a mean embedding every row (fed one by one). */
         if (r->n_fed == r->n_toks || (r->kind == REQ_SCORE && r->n_fed > r->n_prompt) ||
-            (r->kind == REQ_EMBED && r->mean))
+            ((r->kind == REQ_EMBED || r->kind == REQ_CLASSIFY) && r->mean))
             on_output(s, r, i);
     }
     return s->n_running > 0 || s->q_head;
@@ -1112,6 +1193,7 @@ static void ms_free(ms_t *s) {
     ms_unbuild(s);
     model_tp_destroy(&s->tpg);
     model_destroy(&s->m);
+    actors_cls_destroy(&s->cls);
     if (s->comm != MPI_COMM_NULL) MPI_Comm_free(&s->comm);
     rt_msg_free(s->load_req);
     free(s->endpoints);
@@ -1173,6 +1255,11 @@ static void reply_stats(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
     st.vocab_size = (uint32_t)s->vocab;
     st.seq_len = (uint32_t)s->seq_len;
     st.dim = (uint32_t)s->dim;
+    if (s->loaded && s->cls) {
+        st.classifier = s->cls->dir;
+        st.classes = (uint32_t)s->cls->n_classes;
+        st.classifier_version = (uint32_t)s->cls->version;
+    }
     reply_packed(ctx, msg, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, &st.base);
 }
 
@@ -1284,23 +1371,57 @@ static void unload(ms_t *s, rt_ctx_t *ctx, const char *why) {
     }
     ms_unbuild(s);
     model_destroy(&s->m);
+    actors_cls_destroy(&s->cls);
+}
+
+/* This rank's slice of the model (path; with a classifier: the body its
+ * checkpoint gives, path and tokenizer then override the checkpoint's base
+ * model) into s->m, the classifier into s->cls.  s->path names what is
+ * served. */
+static int ms_load(ms_t *s, const char *path, const char *tokenizer, bool q8, const char *classifier,
+                   llmos_error_t *err) {
+    actors_cls_t *cls = NULL;
+    int rc = 0;
+    if (classifier && classifier[0]) {
+        if ((rc = actors_cls_open(classifier, path, tokenizer, &cls, err))) return rc;
+        path = cls->load_path;
+        tokenizer = cls->tokenizer;
+    }
+    char *name = strdup(cls && cls->temp ? classifier : path ? path : ""); /* a temporary file's name means nothing */
+    if (!name) {
+        actors_cls_destroy(&cls);
+        return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    }
+    free(s->path);
+    s->path = name;
+    model_load_opts_t lo = {.tokenizer_path = tokenizer,
+                            .quantize = q8 ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32,
+                            .tp_rank = s->grank,
+                            .tp_size = s->tp};
+    rc = model_load(path, &lo, &s->m, err);
+    actors_cls_drop_temp(cls); /* mapped (or read) by now; nothing stays on disk */
+    if (rc == 0 && cls && model_config(s->m)->dim != cls->dim)
+        rc = llmos_error_set(err, LLMOS_EINVAL, "classifier %s: its head takes %d values, the model's dim is %d",
+                             classifier, cls->dim, model_config(s->m)->dim);
+    if (rc) {
+        model_destroy(&s->m);
+        actors_cls_destroy(&cls);
+        return rc;
+    }
+    actors_cls_destroy(&s->cls);
+    s->cls = cls;
+    return 0;
 }
 
 /* Loads path on this rank (its slice of the group) and builds the context. */
 static int load_local(ms_t *s, const Llmos__ModelLoadRequest *q, llmos_error_t *err) {
-    model_load_opts_t lo = {.tokenizer_path = q->tokenizer && q->tokenizer[0] ? q->tokenizer : NULL,
-                            .quantize = q->q8 ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32,
-                            .tp_rank = s->grank,
-                            .tp_size = s->tp};
-    char *path = strdup(q->path);
-    if (!path) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
-    free(s->path);
-    s->path = path;
-    int rc = model_load(q->path, &lo, &s->m, err);
+    int rc = ms_load(s, q->path && q->path[0] ? q->path : NULL, q->tokenizer && q->tokenizer[0] ? q->tokenizer : NULL,
+                     q->q8, q->classifier, err);
     if (rc == 0) rc = ms_build(s, err);
     if (rc) {
         ms_unbuild(s);
         model_destroy(&s->m);
+        actors_cls_destroy(&s->cls);
         return rc;
     }
     s->stopped = false;
@@ -1318,9 +1439,9 @@ static void handle_load(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
         return;
     }
     Llmos__ModelLoadRequest *q = llmos__model_load_request__unpack(NULL, msg->len, msg->data);
-    if (!q || !q->path || !q->path[0]) {
+    if (!q || ((!q->path || !q->path[0]) && (!q->classifier || !q->classifier[0]))) {
         rt_reply_error(ctx, msg, LLMOS_EINVAL, "load: %s",
-                       q ? "path is empty" : "the payload is not a ModelLoadRequest");
+                       q ? "path is empty (and no classifier given)" : "the payload is not a ModelLoadRequest");
         if (q) llmos__model_load_request__free_unpacked(q, NULL);
         return;
     }
@@ -1496,10 +1617,6 @@ int actors_model_start(rt_system_t *sys, cl_transport_t *tr, const actors_model_
     s->queue_limit = o->queue_limit > 0 ? o->queue_limit : 1024;
     s->threads = o->threads > 0 ? o->threads : 1;
     int rc = 0;
-    if (!(s->path = strdup(o->model))) {
-        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
-        goto fail;
-    }
     if (tp > 1) { /* the group: tp consecutive world ranks; their node endpoints, to watch them */
         if (MPI_Comm_split(MPI_COMM_WORLD, s->replica, s->grank, &s->comm) != MPI_SUCCESS) {
             rc = llmos_error_set(err, LLMOS_EUNAVAILABLE, "MPI_Comm_split into replicas of %d failed", tp);
@@ -1519,11 +1636,7 @@ int actors_model_start(rt_system_t *sys, cl_transport_t *tr, const actors_model_
         }
         if ((rc = model_tp_new(s->comm, &s->tpg, err))) goto fail;
     }
-    model_load_opts_t lo = {.tokenizer_path = o->tokenizer,
-                            .quantize = o->q8 ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32,
-                            .tp_rank = s->grank,
-                            .tp_size = tp};
-    if ((rc = model_load(o->model, &lo, &s->m, err))) goto fail;
+    if ((rc = ms_load(s, o->model, o->tokenizer, o->q8, o->classifier, err))) goto fail;
     s->kv_opt = o->kv_blocks;
     if ((rc = ms_build(s, err))) goto fail;
     char names[3][32];

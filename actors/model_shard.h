@@ -42,6 +42,8 @@
 typedef struct actors_model_opts {
     const char *model;      /* llama2.c .bin or GGUF; NULL = no model actors (borrowed) */
     const char *tokenizer;  /* tokenizer.bin for llama2.c files (borrowed) */
+    const char *classifier; /* a fine-tuned classifier's checkpoint folder (actors/model_cls.h);
+                               model/tokenizer then default to its base model (borrowed) */
     int tp;                 /* ranks per replica; 0 = 1 */
     bool q8;                /* quantize to int8 at load */
     int max_seqs;           /* sequences in the batch at once; 0 = 32 */
@@ -52,7 +54,7 @@ typedef struct actors_model_opts {
 } actors_model_opts_t;
 
 /* If argv[*i] is one of the model flags (--model --tokenizer --tp --q8
- * --max-seqs --kv-blocks --token-budget --queue-limit --model-threads),
+ * --max-seqs --kv-blocks --token-budget --queue-limit --model-threads --classifier),
  * consumes it and its value (advancing *i) and returns 1; 0 when it is not
  * a model flag; LLMOS_EINVAL (message in err) for a missing or bad value.
  * Values are borrowed from argv. */

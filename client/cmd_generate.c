@@ -35,7 +35,7 @@ static void gen_usage(FILE *f) {
                "                                   [--repetition-penalty R] [--seed S] [--stop TEXT]... [--stream]\n"
                "                                   [--actor model|model/R] [--graph [--hops K] [--max-facts N]]\n"
                "       llmos --endpoint E model stats|unload [--actor model|model/R]\n"
-               "       llmos --endpoint E model load PATH [--tokenizer FILE] [--q8] [--actor model|model/R]\n");
+               "       llmos --endpoint E model load PATH|'' [--tokenizer FILE] [--q8] [--classifier DIR] [--actor model|model/R]\n");
 }
 
 static int num(const char *flag, const char *v, double lo, double hi, double *out) {
@@ -258,6 +258,8 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
             actor = argv[++i];
         } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--tokenizer") && i + 1 < argc) {
             q.tokenizer = argv[++i];
+        } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--classifier") && i + 1 < argc) {
+            q.classifier = argv[++i]; /* PATH "" = the checkpoint's base model */
         } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--q8")) {
             q.q8 = 1;
         } else {
@@ -311,6 +313,8 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
     printf("vocab_size         %u\n", s->vocab_size);
     printf("seq_len            %u\n", s->seq_len);
     printf("dim                %u\n", s->dim);
+    if (s->classifier && s->classifier[0])
+        printf("classifier         %s (version %u, %u classes)\n", s->classifier, s->classifier_version, s->classes);
     llmos__model_stats__free_unpacked(s, NULL);
     return 0;
 }

@@ -21,6 +21,7 @@
  * Exit codes: 0 ok, 1 the node did not answer or answered an error, 2 usage.
  * Talks to nodes only through libllmos-client; links no MPI, model or graph.
  */
+#include "client/cmd_classify.h"
 #include "client/cmd_generate.h"
 #include "llmos/client.h"
 #include "client/cmd_jobs.h"
@@ -53,6 +54,7 @@ static void usage(FILE *f) {
             "  jobs [--tenant T] [--state S] [--limit N] [--after ID] [--all] [--json]   list jobs\n"
             "  jobs --stats     the scheduler's counters\n"
             "  batch run IN.jsonl -o OUT.jsonl [--concurrency N]   one job per line, resumable\n"
+            "  classify TEXT... [--file F] [--top K] [--json]   label texts (llmosd --classifier)\n"
             "  help             this text\n"
             "  X ...            runs llmos-X (e.g. llmos generate, llmos graph, llmos train,\n"
             "                   llmos eval, llmos ckpt) from llmos's directory or PATH\n"
@@ -613,6 +615,7 @@ int main(int argc, char **argv) {
     if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
         (strcmp(argv[i], "neighbors") == 0 || strcmp(argv[i], "path") == 0))
         return cmd_graph_walk(endpoint, timeout_ms, argc - i, argv + i);
+    if (strcmp(cmd, "classify") == 0) return cmd_classify(endpoint, timeout_ms, argc - i, argv + i);
     if (explicit_endpoint && (strcmp(cmd, "generate") == 0 || strcmp(cmd, "model") == 0))
         return cmd_generate_main(endpoint, timeout_ms, cmd, argc - i, argv + i);
     /* Subcommands that talk to a node use the same endpoint. */

@@ -321,7 +321,7 @@ typedef struct llmos_task_spec {
     uint64_t seed;                   /* generate: sampling seed */
     const char *const *stop;         /* generate: stop strings */
     size_t n_stop;
-    const char *const *labels;       /* classify: candidate labels (at least 2) */
+    const char *const *labels;       /* classify: candidate labels (at least 2; none: the node's classifier) */
     size_t n_labels;
     uint32_t hops;                   /* link: neighbourhood hops (0..2) */
     uint32_t max_facts;              /* link: 0 = the graph actor's default */

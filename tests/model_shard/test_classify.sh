@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# test_classify.sh — a fine-tuned classifier served by llmosd --classifier
+# answers like llmos-eval --ckpt on the same texts.
+#
+# Trains two tiny classifiers on 4 BANKING77 intents (stories260K, a few
+# seconds each): LoRA with mean pooling (served as a merged body) and head
+# only with last-token pooling (served on the base file).  Then, for
+# llmosd --classifier at T = 1 and (LoRA) under mpirun -np 2 --tp 2, the CLI's
+# `classify --json` must give llmos-eval's predicted label for every test
+# text exactly and its probability within 1e-4; --top K returns the K most
+# probable; a classify job through the scheduler (no labels) returns the same
+# label; `model stats` names the classifier; `model load --classifier` swaps
+# it at run time; without a classifier a Score without labels is EINVAL with
+# a clear message; an empty text is EINVAL; a garbage checkpoint is refused
+# (at start-up: exit 2; by `model load`: an error) and the node lives.
+set -euo pipefail
+BIN=${LLMOS_BIN:?LLMOS_BIN not set}
+M=${LLMOS_MODELS:?LLMOS_MODELS not set}
+DATA=${LLMOS_DATA:?LLMOS_DATA not set}
+PY=/usr/bin/python3
+T=$(mktemp -d /tmp/llmos-classify-XXXXXX)
+PID=
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -9 "$PID" 2>/dev/null || true; fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -20 "$T/node.log" >&2; exit 1; }
+MODEL=(--model "$M/stories260K.bin" --tokenizer "$M/tok512.bin")
+
+# Data: 4 intents, 40 training and 12 test texts each (texts with line breaks left out of the test file).
+"$PY" - "$DATA/banking77/train.csv" "$T" <<'PYEOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline='')))
+by = {}
+for r in rows[1:]:
+    by.setdefault(r[1], []).append(r)
+labs = sorted(by)[:4]
+with open(sys.argv[2] + '/train.csv', 'w', newline='') as f:
+    w = csv.writer(f); w.writerow(rows[0])
+    for l in labs: w.writerows(by[l][:40])
+with open(sys.argv[2] + '/test.csv', 'w', newline='') as f:
+    w = csv.writer(f); w.writerow(rows[0])
+    for l in labs: w.writerows([r for r in by[l][40:60] if '\n' not in r[0]][:12])
+PYEOF
+"$BIN/llmos-train" "${MODEL[@]}" --train "$T/train.csv" --out "$T/lora" --mode lora --pool mean --steps 20 \
+  --batch 16 --seq 48 --lr 3e-3 --quiet >"$T/train1.log" 2>&1 || fail "train lora: $(tail -3 "$T/train1.log")"
+"$BIN/llmos-train" "${MODEL[@]}" --train "$T/train.csv" --out "$T/head" --mode head --pool last --steps 20 \
+  --batch 16 --seq 32 --lr 1e-2 --quiet >"$T/train2.log" 2>&1 || fail "train head: $(tail -3 "$T/train2.log")"
+for k in lora head; do
+  "$BIN/llmos-eval" --ckpt "$T/$k" --data "$T/test.csv" --predictions "$T/$k.eval.jsonl" >"$T/$k.eval.txt" 2>/dev/null \
+    || fail "eval $k"
+done
+"$PY" -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" "$T/lora.eval.jsonl" >"$T/texts.txt"
+[ "$(wc -l <"$T/texts.txt")" -ge 40 ] || fail "too few test texts"
+
+# Compares classify --json output ($1) with llmos-eval's predictions ($2).
+compare() {
+  "$PY" - "$1" "$2" <<'PYEOF' || fail "served predictions differ from llmos-eval's ($3)"
+import json, sys
+srv = [json.loads(l) for l in open(sys.argv[1])]
+ev = [json.loads(l) for l in open(sys.argv[2])]
+assert len(srv) == len(ev), (len(srv), len(ev))
+worst = 0
+for s, e in zip(srv, ev):
+    assert s['text'] == e['text'], (s['text'], e['text'])
+    assert s['best'] == e['pred'] == s['labels'][0], (s, e)
+    worst = max(worst, abs(s['probs'][0] - e['prob']))
+    assert abs(sum(s['probs']) - 1) < 1e-4 and s['probs'] == sorted(s['probs'], reverse=True), s
+assert worst < 1e-4, worst
+print('%d texts, labels equal, max |dp| %.2e' % (len(srv), worst))
+PYEOF
+}
+
+MPI=0
+start_node() { # the llmosd command line (MPI=1: under mpirun); sets PID and E
+  : >"$T/node.out"
+  "$@" >"$T/node.out" 2>"$T/node.log" &
+  PID=$!
+  # under mpirun every rank prints its endpoint; the info log says which is rank 0's
+  E=
+  for _ in $(seq 300); do
+    if [ "$MPI" = 1 ]; then
+      E=$(cat "$T/node.out" "$T/node.log" | grep -o "(rank0) listening on tcp://[0-9.:]*" | awk '{print $NF; exit}' || true)
+    else
+      E=$(awk '/listening on/ {print $NF; exit}' "$T/node.out")
+    fi
+    [ -n "$E" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$E" ] || fail "llmosd did not start: $(cat "$T/node.out" "$T/node.log")"
+  for _ in $(seq 300); do "$BIN/llmos" --endpoint "$E" model stats >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "the model actor on $E does not answer: $(cat "$T/node.out")"
+}
+stop_node() {
+  kill -TERM "$PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$PID" 2>/dev/null && fail "llmosd did not stop on SIGTERM"
+  wait "$PID" 2>/dev/null || true
+  PID=
+}
+L() { "$BIN/llmos" --endpoint "$E" "$@"; }
+
+# ---- T = 1, LoRA (merged body), with the job path
+start_node "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level info --classifier "$T/lora" --data-dir "$T/data"
+L classify --json --file "$T/texts.txt" >"$T/srv.jsonl" || fail "classify"
+compare "$T/srv.jsonl" "$T/lora.eval.jsonl" "lora, T=1"
+L classify --top 2 "$(head -1 "$T/texts.txt")" >"$T/top2.txt" || fail "classify --top 2"
+[ "$(wc -l <"$T/top2.txt")" -eq 2 ] || fail "--top 2 gave: $(cat "$T/top2.txt")"
+first=$("$PY" -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['pred'])" "$T/lora.eval.jsonl")
+[ "$(head -1 "$T/top2.txt" | cut -f1)" = "$first" ] || fail "--top 2 does not start with the best label"
+L model stats >"$T/stats.txt" || fail "model stats"
+grep -q "^classifier .*lora (version [0-9]*, 4 classes)" "$T/stats.txt" || fail "stats: $(cat "$T/stats.txt")"
+body=$(sed -n 's/.*body from \(.*llmos-cls-[A-Za-z0-9]*\).*/\1/p' "$T/node.log" | head -1)
+[ -n "$body" ] || fail "the log names no merged body file"
+[ ! -e "$body" ] || fail "the temporary body file $body is left on disk"
+# a classify job without labels goes through the scheduler to the classifier
+text=$(sed -n 5p "$T/texts.txt")
+want=$(sed -n 5p "$T/lora.eval.jsonl" | "$PY" -c "import json,sys; print(json.loads(sys.stdin.read())['pred'])")
+"$PY" -c "import json,sys; print(json.dumps({'id':'cls-1','kind':'classify','text':sys.argv[1]}))" "$text" \
+  | L submit - --wait >"$T/job.json" 2>"$T/job.err" || fail "classify job: $(cat "$T/job.err" "$T/job.json")"
+"$PY" - "$T/job.json" "$want" <<'PYEOF' || fail "the job's label differs: $(cat "$T/job.json")"
+import json, sys
+j = json.loads(open(sys.argv[1]).read())
+assert j['state'] == 'done' and j['tasks'][0]['best'] == sys.argv[2], (j, sys.argv[2])
+PYEOF
+# bad requests: an empty text; the node lives
+if L classify "" 2>"$T/empty.err"; then fail "an empty text was classified"; fi
+grep -q "EINVAL" "$T/empty.err" || fail "empty text: $(cat "$T/empty.err")"
+# a garbage checkpoint at run time is refused, the classifier stays... replaced by nothing, the node lives
+mkdir -p "$T/garbage"; head -c 65536 /dev/urandom >"$T/garbage/ckpt.lmdb"
+if L model load "" --classifier "$T/garbage" >"$T/gload.out" 2>"$T/gload.err"; then fail "a garbage checkpoint loaded"; fi
+grep -q "classifier .*garbage" "$T/gload.err" || fail "garbage load: $(cat "$T/gload.err")"
+# swap in the head-only classifier (last pooling, base body) at run time
+L model load "" --classifier "$T/head" >/dev/null || fail "model load --classifier head"
+L classify --json --file "$T/texts.txt" >"$T/srv_head.jsonl" || fail "classify (head)"
+compare "$T/srv_head.jsonl" "$T/head.eval.jsonl" "head, last pooling, T=1"
+stop_node
+
+# ---- no classifier: a Score without labels is EINVAL, clearly
+start_node "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level warn "${MODEL[@]}" --data-dir "$T/data2"
+if L classify "hello" 2>"$T/nocls.err"; then fail "classified without a classifier"; fi
+grep -q "no classifier is loaded.*--classifier" "$T/nocls.err" || fail "no classifier: $(cat "$T/nocls.err")"
+grep -q "EINVAL" "$T/nocls.err" || fail "no classifier: $(cat "$T/nocls.err")"
+L model stats >/dev/null || fail "the node died"
+stop_node
+
+# ---- a garbage checkpoint at start-up: exit 2 with the reason
+if "$BIN/llmosd" --listen tcp://127.0.0.1:0 --classifier "$T/garbage" --data-dir "$T/data3" >"$T/g.out" 2>"$T/g.err"; then
+  fail "llmosd started with a garbage checkpoint"
+fi
+grep -q "classifier .*garbage" "$T/g.err" || fail "garbage start: $(cat "$T/g.err")"
+
+# ---- T = 2 (tensor parallel), LoRA: every rank merges the same body and loads its slices
+if command -v mpirun >/dev/null; then
+  MPI=1
+  start_node env OMPI_MCA_mpi_yield_when_idle=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
+    "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level info --classifier "$T/lora" --tp 2 --data-dir "$T/data4"
+  L classify --json --file "$T/texts.txt" >"$T/srv2.jsonl" || fail "classify (T=2)"
+  compare "$T/srv2.jsonl" "$T/lora.eval.jsonl" "lora, T=2"
+  L model stats | grep -q "^tp *2" || fail "not a T=2 group"
+  stop_node
+fi
+echo "ok"
