@@ -253,8 +253,10 @@ int main(int argc, char **argv) {
         goto out;
     }
     if ((model.model || model.classifier) && actors_model_start(sys, tr, &model, mpi_on, &err) != 0) {
-        fprintf(stderr, "llmosd: --%s %s: %s\n", model.classifier ? "classifier" : "model",
-                model.classifier ? model.classifier : model.model, err.msg);
+        if (model.classifier) /* the message names the checkpoint */
+            fprintf(stderr, "llmosd: %s\n", err.msg);
+        else
+            fprintf(stderr, "llmosd: --model %s: %s\n", model.model, err.msg);
         goto out;
     }
     /* The scheduler comes last: at start-up it re-queues the job log's
