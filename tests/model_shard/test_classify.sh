@@ -128,6 +128,8 @@ import json, sys
 j = json.loads(open(sys.argv[1]).read())
 assert j['state'] == 'done' and j['tasks'][0]['best'] == sys.argv[2], (j, sys.argv[2])
 PYEOF
+# bad requests: payloads that are no ScoreRequest, a huge top_k, bad bytes; an empty text; the node lives
+"$BIN/cls_garbage" "$E" 4 || fail "bad Classify requests"
 # bad requests: an empty text; the node lives
 if L classify "" 2>"$T/empty.err"; then fail "an empty text was classified"; fi
 grep -q "EINVAL" "$T/empty.err" || fail "empty text: $(cat "$T/empty.err")"
