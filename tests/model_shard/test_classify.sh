@@ -157,7 +157,7 @@ if "$BIN/llmosd" --listen tcp://127.0.0.1:0 --classifier "$T/garbage" --data-dir
 fi
 grep -q "classifier .*garbage" "$T/g.err" || fail "garbage start: $(cat "$T/g.err")"
 
-# ---- T = 2 (tensor parallel), LoRA: every rank merges the same body and loads its slices
+# ---- T = 2 (tensor parallel), LoRA: every rank merges the same body and loads its slices; then head-only by LOAD
 if command -v mpirun >/dev/null; then
   MPI=1
   start_node env OMPI_MCA_mpi_yield_when_idle=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
@@ -165,6 +165,10 @@ if command -v mpirun >/dev/null; then
   L classify --json --file "$T/texts.txt" >"$T/srv2.jsonl" || fail "classify (T=2)"
   compare "$T/srv2.jsonl" "$T/lora.eval.jsonl" "lora, T=2"
   L model stats | grep -q "^tp *2" || fail "not a T=2 group"
+  # LOAD over messages: the leader asks the follower to load the same classifier's body first
+  L model load "" --classifier "$T/head" >/dev/null || fail "model load --classifier head (T=2)"
+  L classify --json --file "$T/texts.txt" >"$T/srv2_head.jsonl" || fail "classify (head, T=2)"
+  compare "$T/srv2_head.jsonl" "$T/head.eval.jsonl" "head, last pooling, T=2"
   stop_node
 fi
 echo "ok"
