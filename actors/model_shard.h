@@ -27,6 +27,11 @@
  * they are refused with LLMOS_EOVERLOADED ("overloaded: ... retry after N
  * ms").  Cancel and finish free the blocks at once.
  *
+ * Classifier (--classifier DIR, actors/model_cls.h): a fine-tuned
+ * checkpoint served with its body on every rank; a Score request without
+ * labels is a Classify, prefilled and pooled like an embedding, answered
+ * by the leader with the head's classes and softmax probabilities.
+ *
  * A follower whose node the transport declares dead takes the group down:
  * the leader answers every request, queued and new, with LLMOS_EUNAVAILABLE
  * and stats say available = false.
