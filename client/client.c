@@ -110,8 +110,7 @@ static void ctx_release(void) {
 
 /* ---- errors ---- */
 
-static int cerr(llmos_client_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int cerr(llmos_client_error_t *err, int code, const char *fmt, ...) {
+int client_err(llmos_client_error_t *err, int code, const char *fmt, ...) {
     if (err) {
         err->code = code;
         va_list ap;
@@ -130,9 +129,9 @@ int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, 
                          llmos_client_error_t *err) {
     *out = NULL;
     if (!endpoint || strncmp(endpoint, "tcp://", 6) != 0 || strlen(endpoint) >= 256)
-        return cerr(err, LLMOS_CLIENT_EINVAL, "endpoint '%s' is not tcp://HOST:PORT", endpoint ? endpoint : "(null)");
+        return client_err(err, LLMOS_CLIENT_EINVAL, "endpoint '%s' is not tcp://HOST:PORT", endpoint ? endpoint : "(null)");
     llmos_client_t *c = calloc(1, sizeof *c);
-    if (!c) return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a client");
+    if (!c) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a client");
     pthread_mutex_init(&c->lock, NULL);
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
     c->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -140,7 +139,7 @@ int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, 
     c->cap = opts && opts->max_inflight ? opts->max_inflight : DEFAULT_MAX_INFLIGHT;
     if (c->cap > MAX_INFLIGHT_CAP) {
         free(c);
-        return cerr(err, LLMOS_CLIENT_EINVAL, "max_inflight %u is over %u", opts->max_inflight, MAX_INFLIGHT_CAP);
+        return client_err(err, LLMOS_CLIENT_EINVAL, "max_inflight %u is over %u", opts->max_inflight, MAX_INFLIGHT_CAP);
     }
     c->slots = calloc(c->cap, sizeof *c->slots);
     c->free_idx = malloc(c->cap * sizeof *c->free_idx);
@@ -151,7 +150,7 @@ int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, 
         free(c->ready);
         free(c->tenant);
         free(c);
-        return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a client");
+        return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a client");
     }
     for (uint32_t i = 0; i < c->cap; i++) c->free_idx[i] = c->cap - 1 - i;
     c->n_free = c->cap;
@@ -162,12 +161,12 @@ int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, 
     if (!ctx) {
         free(c->tenant);
         free(c);
-        return cerr(err, LLMOS_CLIENT_EIO, "zmq_ctx_new: %s", zmq_strerror(errno));
+        return client_err(err, LLMOS_CLIENT_EIO, "zmq_ctx_new: %s", zmq_strerror(errno));
     }
     c->sock = zmq_socket(ctx, ZMQ_DEALER);
     int rc = 0;
     if (!c->sock) {
-        rc = cerr(err, LLMOS_CLIENT_EIO, "zmq_socket: %s", zmq_strerror(errno));
+        rc = client_err(err, LLMOS_CLIENT_EIO, "zmq_socket: %s", zmq_strerror(errno));
         goto fail;
     }
     uint8_t rid[7];
@@ -187,7 +186,7 @@ int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, 
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (zmq_connect(c->sock, endpoint) != 0) {
-        rc = cerr(err, LLMOS_CLIENT_EINVAL, "connect %s: %s", endpoint, zmq_strerror(errno));
+        rc = client_err(err, LLMOS_CLIENT_EINVAL, "connect %s: %s", endpoint, zmq_strerror(errno));
         goto fail;
     }
     *out = c;
@@ -225,9 +224,9 @@ void llmos_client_reply_free(llmos_client_reply_t **r) {
 
 static int send_envelope(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
                          uint64_t corr, uint64_t deadline_ms, int flags, llmos_client_error_t *err) {
-    if (!actor || !actor[0]) return cerr(err, LLMOS_CLIENT_EINVAL, "no actor name given");
-    if (len && !data) return cerr(err, LLMOS_CLIENT_EINVAL, "payload of %zu bytes with no data", len);
-    if (len > c->max_frame) return cerr(err, LLMOS_CLIENT_ETOOBIG, "payload of %zu bytes is over the cap", len);
+    if (!actor || !actor[0]) return client_err(err, LLMOS_CLIENT_EINVAL, "no actor name given");
+    if (len && !data) return client_err(err, LLMOS_CLIENT_EINVAL, "payload of %zu bytes with no data", len);
+    if (len > c->max_frame) return client_err(err, LLMOS_CLIENT_ETOOBIG, "payload of %zu bytes is over the cap", len);
     Llmos__ActorRef to = LLMOS__ACTOR_REF__INIT, from = LLMOS__ACTOR_REF__INIT;
     to.name = (char *)actor;
     from.id = CLIENT_ACTOR_ID;
@@ -243,14 +242,14 @@ static int send_envelope(llmos_client_t *c, const char *actor, uint32_t type, co
     size_t n = llmos__envelope__get_packed_size(&env);
     uint8_t stackbuf[1024];
     uint8_t *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
-    if (!buf) return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a %zu-byte request", n);
+    if (!buf) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a %zu-byte request", n);
     llmos__envelope__pack(&env, buf);
     int rc = 0;
     if (zmq_send(c->sock, buf, n, flags) < 0) {
         if (errno == EAGAIN)
-            rc = cerr(err, LLMOS_CLIENT_EOVERLOADED, "send queue to %s is full", c->endpoint);
+            rc = client_err(err, LLMOS_CLIENT_EOVERLOADED, "send queue to %s is full", c->endpoint);
         else
-            rc = cerr(err, LLMOS_CLIENT_EIO, "send to %s: %s", c->endpoint, zmq_strerror(errno));
+            rc = client_err(err, LLMOS_CLIENT_EIO, "send to %s: %s", c->endpoint, zmq_strerror(errno));
     }
     if (buf != stackbuf) free(buf);
     return rc;
@@ -258,7 +257,7 @@ static int send_envelope(llmos_client_t *c, const char *actor, uint32_t type, co
 
 int llmos_client_send(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
                       llmos_client_error_t *err) {
-    if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
+    if (!c) return client_err(err, LLMOS_CLIENT_EINVAL, "no client");
     pthread_mutex_lock(&c->lock);
     int rc = send_envelope(c, actor, type, data, len, 0, 0, ZMQ_DONTWAIT, err);
     pthread_mutex_unlock(&c->lock);
@@ -327,12 +326,12 @@ static void async_expire(llmos_client_t *c, uint64_t now) {
 
 int client_async_send(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
                       uint32_t timeout_ms, int kind, void *user, uint64_t *token, llmos_client_error_t *err) {
-    if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
+    if (!c) return client_err(err, LLMOS_CLIENT_EINVAL, "no client");
     if (timeout_ms == 0) timeout_ms = c->timeout_ms;
     pthread_mutex_lock(&c->lock);
     int rc;
     if (c->n_free == 0) {
-        rc = cerr(err, LLMOS_CLIENT_EOVERLOADED, "%u requests in flight (the handle's max_inflight): poll first",
+        rc = client_err(err, LLMOS_CLIENT_EOVERLOADED, "%u requests in flight (the handle's max_inflight): poll first",
                   c->cap);
     } else {
         uint32_t i = c->free_idx[c->n_free - 1];
@@ -370,7 +369,7 @@ static int async_drain(llmos_client_t *c, llmos_client_error_t *err) {
         size_t len;
         int got = recv_one(c, &env, &len);
         if (got == 0) return 0;
-        if (got < 0) return cerr(err, LLMOS_CLIENT_EIO, "receive from %s: %s", c->endpoint, zmq_strerror(-got));
+        if (got < 0) return client_err(err, LLMOS_CLIENT_EIO, "receive from %s: %s", c->endpoint, zmq_strerror(-got));
         if (!env) continue; /* undecodable or over the cap: whose it was cannot be known; its owner times out */
         if (!async_file(c, env)) llmos__envelope__free_unpacked(env, NULL); /* a sync call's late reply */
     }
@@ -379,7 +378,7 @@ static int async_drain(llmos_client_t *c, llmos_client_error_t *err) {
 int client_async_collect(llmos_client_t *c, uint32_t timeout_ms, client_async_fn fn, void *ctx, size_t max,
                          size_t *n, llmos_client_error_t *err) {
     *n = 0;
-    if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
+    if (!c) return client_err(err, LLMOS_CLIENT_EINVAL, "no client");
     pthread_mutex_lock(&c->lock);
     uint64_t until = llmos_now_ns() + (uint64_t)timeout_ms * 1000000u;
     int rc = 0;
@@ -405,7 +404,7 @@ int client_async_collect(llmos_client_t *c, uint32_t timeout_ms, client_async_fn
         long ms = wake > now ? (long)((wake - now + 999999) / 1000000) : 0;
         zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&it, 1, ms) < 0 && errno != EINTR) {
-            rc = cerr(err, LLMOS_CLIENT_EIO, "poll: %s", zmq_strerror(errno));
+            rc = client_err(err, LLMOS_CLIENT_EIO, "poll: %s", zmq_strerror(errno));
             break;
         }
     }
@@ -426,21 +425,21 @@ static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos
         int n = zmq_poll(&it, 1, ms);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return cerr(err, LLMOS_CLIENT_EIO, "poll: %s", zmq_strerror(errno));
+            return client_err(err, LLMOS_CLIENT_EIO, "poll: %s", zmq_strerror(errno));
         }
         if (n == 0) continue;
         Llmos__Envelope *env;
         size_t len;
         if (recv_one(c, &env, &len) <= 0) continue;
         if (len > c->max_frame) /* size checked before decoding: whose reply it was cannot be known */
-            return cerr(err, LLMOS_CLIENT_ETOOBIG, "a %zu-byte reply from %s is over the %zu-byte cap", len,
+            return client_err(err, LLMOS_CLIENT_ETOOBIG, "a %zu-byte reply from %s is over the %zu-byte cap", len,
                         c->endpoint, c->max_frame);
         if (!env) continue; /* not ours to report: keep waiting for the real reply */
         if (async_file(c, env)) continue;
         if (env->correlation_id == corr && !env->is_reply && on_event) {
             int stop = on_event(user, env->type, env->payload.data, env->payload.len);
             llmos__envelope__free_unpacked(env, NULL);
-            if (stop) return cerr(err, LLMOS_CLIENT_ECANCELED, "call abandoned by its event callback (%d)", stop);
+            if (stop) return client_err(err, LLMOS_CLIENT_ECANCELED, "call abandoned by its event callback (%d)", stop);
             continue;
         }
         if (env->correlation_id != corr || !env->is_reply) {
@@ -450,15 +449,15 @@ static int wait_reply(llmos_client_t *c, uint64_t corr, uint64_t until_ns, llmos
         llmos_client_reply_t *r = calloc(1, sizeof *r);
         int rc = 1;
         if (!r) {
-            rc = cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
+            rc = client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
         } else {
             r->type = env->type;
             r->status = env->status;
             r->len = env->payload.len;
-            if (r->len && !(r->data = malloc(r->len))) rc = cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
+            if (r->len && !(r->data = malloc(r->len))) rc = client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
             if (r->data) memcpy(r->data, env->payload.data, r->len);
             if (env->status && !(r->error = strdup(env->error && env->error[0] ? env->error : llmos_strerror(env->status))))
-                rc = cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
+                rc = client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
         }
         llmos__envelope__free_unpacked(env, NULL);
         if (rc != 1) {
@@ -479,7 +478,7 @@ int llmos_client_call_stream(llmos_client_t *c, const char *actor, uint32_t type
                              uint32_t timeout_ms, llmos_client_event_fn on_event, void *user,
                              llmos_client_reply_t **reply, llmos_client_error_t *err) {
     *reply = NULL;
-    if (!c) return cerr(err, LLMOS_CLIENT_EINVAL, "no client");
+    if (!c) return client_err(err, LLMOS_CLIENT_EINVAL, "no client");
     if (timeout_ms == 0) timeout_ms = c->timeout_ms;
     pthread_mutex_lock(&c->lock);
     uint64_t corr = c->next_corr++;
@@ -488,12 +487,12 @@ int llmos_client_call_stream(llmos_client_t *c, const char *actor, uint32_t type
     if (rc == 0) {
         int got = wait_reply(c, corr, until, on_event, user, reply, err);
         if (got == 0)
-            rc = cerr(err, LLMOS_CLIENT_ETIMEDOUT, "no answer from %s within %u ms (is the node running?)",
+            rc = client_err(err, LLMOS_CLIENT_ETIMEDOUT, "no answer from %s within %u ms (is the node running?)",
                       c->endpoint, timeout_ms);
         else if (got < 0)
             rc = got;
         else if ((*reply)->status != 0)
-            rc = cerr(err, (*reply)->status, "%s: %s", actor, (*reply)->error);
+            rc = client_err(err, (*reply)->status, "%s: %s", actor, (*reply)->error);
     }
     pthread_mutex_unlock(&c->lock);
     return rc;
@@ -505,7 +504,7 @@ int llmos_client_ping(llmos_client_t *c, uint32_t timeout_ms, uint64_t *rtt_ns, 
     int rc = llmos_client_call(c, "node", 2 /* MSG_PING */, NULL, 0, timeout_ms, &r, err);
     uint64_t t1 = llmos_now_ns();
     if (rc == 0 && r->type != 3 /* MSG_PONG */)
-        rc = cerr(err, LLMOS_CLIENT_EFORMAT, "ping answered with message type %u, not PONG", r->type);
+        rc = client_err(err, LLMOS_CLIENT_EFORMAT, "ping answered with message type %u, not PONG", r->type);
     if (rc == 0 && rtt_ns) *rtt_ns = t1 - t0;
     llmos_client_reply_free(&r);
     return rc;
@@ -540,7 +539,7 @@ int llmos_client_status(llmos_client_t *c, uint32_t timeout_ms, llmos_client_sta
     }
     Llmos__NodeStatus *ns = llmos__node_status__unpack(NULL, r->len, r->data);
     llmos_client_reply_free(&r);
-    if (!ns) return cerr(err, LLMOS_CLIENT_EFORMAT, "status reply does not decode as NodeStatus");
+    if (!ns) return client_err(err, LLMOS_CLIENT_EFORMAT, "status reply does not decode as NodeStatus");
     llmos_client_status_t *s = calloc(1, sizeof *s);
     if (!s) goto oom;
     s->node_id = ns->node_id;
@@ -573,5 +572,5 @@ int llmos_client_status(llmos_client_t *c, uint32_t timeout_ms, llmos_client_sta
 oom:
     llmos__node_status__free_unpacked(ns, NULL);
     llmos_client_status_free(&s);
-    return cerr(err, LLMOS_CLIENT_ENOMEM, "no memory for the status");
+    return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for the status");
 }

@@ -14,6 +14,10 @@
 #include "llmos/client.h"
 #include "llmos/envelope.pb-c.h"
 
+/* Fills *err (may be NULL) with code and a printf-style message; returns
+ * code.  The one error setter of the client library's files. */
+int client_err(llmos_client_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* One finished request: the i-th of this collection; env is the reply
  * (borrowed for the call) or NULL when the request timed out. */
 typedef void (*client_async_fn)(void *ctx, size_t i, uint64_t token, void *user, int kind,

@@ -10,6 +10,7 @@
  * makes us send a CancelRequest (by request id) so the node frees the
  * sequence at once instead of generating into the void.
  */
+#include "client/client_internal.h"
 #include "llmos/client.h"
 
 #include "llmos/model.pb-c.h"
@@ -19,18 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int gen_err(llmos_client_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int gen_err(llmos_client_error_t *err, int code, const char *fmt, ...) {
-    if (err) {
-        err->code = code;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 typedef struct gen_stream {
     llmos_client_text_fn fn;
@@ -61,12 +50,12 @@ void llmos_client_gen_result_free(llmos_client_gen_result_t **r) {
 
 int llmos_client_generate_cancel(llmos_client_t *c, const char *actor, const char *request_id, uint32_t timeout_ms,
                         int *found, llmos_client_error_t *err) {
-    if (!request_id || !request_id[0]) return gen_err(err, LLMOS_CLIENT_EINVAL, "cancel: no request id");
+    if (!request_id || !request_id[0]) return client_err(err, LLMOS_CLIENT_EINVAL, "cancel: no request id");
     Llmos__CancelRequest q = LLMOS__CANCEL_REQUEST__INIT;
     q.request_id = (char *)request_id;
     uint8_t buf[512];
     size_t n = llmos__cancel_request__get_packed_size(&q);
-    if (n > sizeof buf) return gen_err(err, LLMOS_CLIENT_EINVAL, "cancel: request id of %zu bytes is too long", n);
+    if (n > sizeof buf) return client_err(err, LLMOS_CLIENT_EINVAL, "cancel: request id of %zu bytes is too long", n);
     llmos__cancel_request__pack(&q, buf);
     llmos_client_reply_t *r = NULL;
     int rc = llmos_client_call(c, actor ? actor : "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_CANCEL, buf, n,
@@ -74,7 +63,7 @@ int llmos_client_generate_cancel(llmos_client_t *c, const char *actor, const cha
     if (rc == 0) {
         Llmos__CancelResult *cr = llmos__cancel_result__unpack(NULL, r->len, r->data);
         if (!cr)
-            rc = gen_err(err, LLMOS_CLIENT_EFORMAT, "cancel: the reply (%zu bytes) is not a CancelResult", r->len);
+            rc = client_err(err, LLMOS_CLIENT_EFORMAT, "cancel: the reply (%zu bytes) is not a CancelResult", r->len);
         else if (found)
             *found = cr->found;
         if (cr) llmos__cancel_result__free_unpacked(cr, NULL);
@@ -116,7 +105,7 @@ int llmos_client_generate(llmos_client_t *c, const char *prompt, const llmos_cli
     }
     size_t n = llmos__generate_request__get_packed_size(&q);
     uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) return gen_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a %zu-byte request", n);
+    if (!buf) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a %zu-byte request", n);
     llmos__generate_request__pack(&q, buf);
     gen_stream_t st = {on_text, user, 0};
     llmos_client_reply_t *reply = NULL;
@@ -126,7 +115,7 @@ int llmos_client_generate(llmos_client_t *c, const char *prompt, const llmos_cli
     if (rc == LLMOS_CLIENT_ECANCELED && !reply) { /* our callback stopped: stop the node too */
         llmos_client_error_t e2;
         llmos_client_generate_cancel(c, actor, q.request_id, 0, NULL, &e2);
-        return gen_err(err, LLMOS_CLIENT_ECANCELED, "generate: stopped by the text callback");
+        return client_err(err, LLMOS_CLIENT_ECANCELED, "generate: stopped by the text callback");
     }
     if (rc) {
         llmos_client_reply_free(&reply);
@@ -134,8 +123,8 @@ int llmos_client_generate(llmos_client_t *c, const char *prompt, const llmos_cli
     }
     Llmos__GenerateResult *res = llmos__generate_result__unpack(NULL, reply->len, reply->data);
     llmos_client_reply_free(&reply);
-    if (!res) return gen_err(err, LLMOS_CLIENT_EFORMAT, "generate: the reply is not a GenerateResult");
-    if (st.bad) rc = gen_err(err, LLMOS_CLIENT_EFORMAT, "generate: %d stream chunks did not decode", st.bad);
+    if (!res) return client_err(err, LLMOS_CLIENT_EFORMAT, "generate: the reply is not a GenerateResult");
+    if (st.bad) rc = client_err(err, LLMOS_CLIENT_EFORMAT, "generate: %d stream chunks did not decode", st.bad);
     if (rc == 0 && out) {
         llmos_client_gen_result_t *r = calloc(1, sizeof *r);
         size_t tl = res->text ? strlen(res->text) : 0;
@@ -145,7 +134,7 @@ int llmos_client_generate(llmos_client_t *c, const char *prompt, const llmos_cli
         }
         if (!r || !r->text || !r->tokens) {
             llmos_client_gen_result_free(&r);
-            rc = gen_err(err, LLMOS_CLIENT_ENOMEM, "no memory for the result");
+            rc = client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for the result");
         } else {
             memcpy(r->text, res->text ? res->text : "", tl + 1);
             r->text_len = tl;

@@ -44,17 +44,6 @@ struct llmos_job {
     size_t n_tasks;
 };
 
-int jobs_err(llmos_client_error_t *err, int code, const char *fmt, ...) {
-    if (err) {
-        err->code = code;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- names ---- */
 
 static const char *const kind_names[] = {"none", "echo", "generate", "classify", "embed", "graph_query", "link"};
@@ -90,15 +79,15 @@ int llmos_job_state_final(llmos_job_state_t s) { return s >= LLMOS_JOB_DONE && s
 /* ---- job descriptions ---- */
 
 static int check_id(const char *id, const char *what, llmos_client_error_t *err) {
-    if (!id || !id[0]) return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s: empty", what);
+    if (!id || !id[0]) return client_err(err, LLMOS_CLIENT_EINVAL, "%s: empty", what);
     size_t n = strlen(id);
     if (n > LLMOS_JOB_ID_MAX)
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s: %zu bytes, over the %d-byte limit", what, n, LLMOS_JOB_ID_MAX);
+        return client_err(err, LLMOS_CLIENT_EINVAL, "%s: %zu bytes, over the %d-byte limit", what, n, LLMOS_JOB_ID_MAX);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
-            return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s: control character at byte %zu", what, i);
+            return client_err(err, LLMOS_CLIENT_EINVAL, "%s: control character at byte %zu", what, i);
     size_t bad = jobs_utf8_check(id, n);
-    if (bad < n) return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s: not valid UTF-8 at byte %zu", what, bad);
+    if (bad < n) return client_err(err, LLMOS_CLIENT_EINVAL, "%s: not valid UTF-8 at byte %zu", what, bad);
     return 0;
 }
 
@@ -127,7 +116,7 @@ int llmos_job_new(const char *id, llmos_job_t **out, llmos_client_error_t *err) 
     llmos_job_t *j = calloc(1, sizeof *j);
     if (!j || !(j->id = strdup(id))) {
         free(j);
-        return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job");
+        return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job");
     }
     *out = j;
     return 0;
@@ -157,7 +146,7 @@ int llmos_job_set_id(llmos_job_t *j, const char *id, llmos_client_error_t *err) 
     int rc = check_id(id, "job id", err);
     if (rc) return rc;
     char *s = strdup(id);
-    if (!s) return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job id");
+    if (!s) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job id");
     free(j->id);
     j->id = s;
     return 0;
@@ -168,7 +157,7 @@ int llmos_job_set_tenant(llmos_job_t *j, const char *tenant, llmos_client_error_
     if (tenant) {
         int rc = check_id(tenant, "tenant", err);
         if (rc) return rc;
-        if (!(s = strdup(tenant))) return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a tenant");
+        if (!(s = strdup(tenant))) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a tenant");
     }
     free(j->tenant);
     j->tenant = s;
@@ -180,9 +169,9 @@ void llmos_job_set_deadline(llmos_job_t *j, uint64_t unix_ms) { j->deadline_ms =
 void llmos_job_set_max_retries(llmos_job_t *j, uint32_t max_retries) { j->max_retries = max_retries; }
 
 int llmos_job_set_label(llmos_job_t *j, const char *key, const char *value, llmos_client_error_t *err) {
-    if (!key || !key[0] || !value) return jobs_err(err, LLMOS_CLIENT_EINVAL, "labels: empty key or no value");
+    if (!key || !key[0] || !value) return client_err(err, LLMOS_CLIENT_EINVAL, "labels: empty key or no value");
     char *v = strdup(value);
-    if (!v) return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a label");
+    if (!v) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a label");
     for (size_t i = 0; i < j->n_labels; i++)
         if (strcmp(j->label_keys[i], key) == 0) {
             free(j->label_values[i]);
@@ -197,7 +186,7 @@ int llmos_job_set_label(llmos_job_t *j, const char *key, const char *value, llmo
     if (!k || !nk || !nv) {
         free(k);
         free(v);
-        return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a label");
+        return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a label");
     }
     j->label_keys[j->n_labels] = k;
     j->label_values[j->n_labels++] = v;
@@ -227,21 +216,21 @@ static int copy_strings(const char *const *src, size_t n, char ***dst, size_t *n
 static int check_deps(const llmos_job_t *j, const char *field, const char *const *names, size_t n,
                       const char *self, llmos_client_error_t *err) {
     for (size_t i = 0; i < n; i++) {
-        if (!names[i] || !names[i][0]) return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s[%zu]: empty task name", field, i);
+        if (!names[i] || !names[i][0]) return client_err(err, LLMOS_CLIENT_EINVAL, "%s[%zu]: empty task name", field, i);
         if (strcmp(names[i], self) == 0)
-            return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s[%zu]: task '%s' names itself", field, i, self);
+            return client_err(err, LLMOS_CLIENT_EINVAL, "%s[%zu]: task '%s' names itself", field, i, self);
         if (!find_task(j, names[i]))
-            return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s[%zu]: no earlier task named '%s'", field, i, names[i]);
+            return client_err(err, LLMOS_CLIENT_EINVAL, "%s[%zu]: no earlier task named '%s'", field, i, names[i]);
     }
     return 0;
 }
 
 int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_error_t *err) {
-    if (!j || !t) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no job or no task");
+    if (!j || !t) return client_err(err, LLMOS_CLIENT_EINVAL, "no job or no task");
     if (j->n_tasks >= LLMOS_JOB_TASKS_MAX)
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "tasks: more than %d", LLMOS_JOB_TASKS_MAX);
+        return client_err(err, LLMOS_CLIENT_EINVAL, "tasks: more than %d", LLMOS_JOB_TASKS_MAX);
     if (t->kind < LLMOS_TASK_ECHO || t->kind > LLMOS_TASK_LINK)
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "kind: %d is not a task kind", (int)t->kind);
+        return client_err(err, LLMOS_CLIENT_EINVAL, "kind: %d is not a task kind", (int)t->kind);
     char autoname[24];
     const char *name = t->name;
     if (!name) {
@@ -250,33 +239,33 @@ int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_
     }
     int rc = check_id(name, "name", err);
     if (rc) return rc;
-    if (find_task(j, name)) return jobs_err(err, LLMOS_CLIENT_EINVAL, "name: a task '%s' exists already", name);
+    if (find_task(j, name)) return client_err(err, LLMOS_CLIENT_EINVAL, "name: a task '%s' exists already", name);
     if ((rc = check_deps(j, "after", t->after, t->n_after, name, err)) ||
         (rc = check_deps(j, "input_from", t->input_from, t->n_input_from, name, err)))
         return rc;
     int has_text = t->text && t->text[0];
     size_t tlen = has_text ? strlen(t->text) : 0, tbad = has_text ? jobs_utf8_check(t->text, tlen) : 0;
-    if (tbad < tlen) return jobs_err(err, LLMOS_CLIENT_EINVAL, "text: not valid UTF-8 at byte %zu", tbad);
+    if (tbad < tlen) return client_err(err, LLMOS_CLIENT_EINVAL, "text: not valid UTF-8 at byte %zu", tbad);
     if (!has_text && !(t->kind == LLMOS_TASK_GENERATE && t->n_input_from))
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "text: a %s task needs a text", llmos_task_kind_name(t->kind));
+        return client_err(err, LLMOS_CLIENT_EINVAL, "text: a %s task needs a text", llmos_task_kind_name(t->kind));
     if (t->kind == LLMOS_TASK_CLASSIFY && t->n_labels == 1) /* none: the node's classifier (llmosd --classifier) */
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "labels: a classify task needs at least 2 labels, or none for the "
+        return client_err(err, LLMOS_CLIENT_EINVAL, "labels: a classify task needs at least 2 labels, or none for the "
                         "node's classifier (has 1)");
     if (t->kind != LLMOS_TASK_CLASSIFY && t->n_labels)
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "labels: only classify tasks take labels");
-    if (t->hops > 2) return jobs_err(err, LLMOS_CLIENT_EINVAL, "hops: %u (at most 2)", t->hops);
+        return client_err(err, LLMOS_CLIENT_EINVAL, "labels: only classify tasks take labels");
+    if (t->hops > 2) return client_err(err, LLMOS_CLIENT_EINVAL, "hops: %u (at most 2)", t->hops);
     if (t->temperature < 0 || t->top_p < 0 || t->top_p > 1 || t->repetition_penalty < 0)
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s: out of range",
+        return client_err(err, LLMOS_CLIENT_EINVAL, "%s: out of range",
                         t->temperature < 0 ? "temperature" : t->top_p < 0 || t->top_p > 1 ? "top_p"
                                                                                          : "repetition_penalty");
     if (t->format && t->format[0] && strcmp(t->format, "tsv") != 0 && strcmp(t->format, "json") != 0)
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "format: '%s' (tsv or json)", t->format);
+        return client_err(err, LLMOS_CLIENT_EINVAL, "format: '%s' (tsv or json)", t->format);
 
     Llmos__Task **grown = realloc(j->tasks, (j->n_tasks + 1) * sizeof *grown);
-    if (!grown) return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a task");
+    if (!grown) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a task");
     j->tasks = grown;
     Llmos__Task *p = calloc(1, sizeof *p);
-    if (!p) return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a task");
+    if (!p) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a task");
     llmos__task__init(p);
     p->name = p->text = p->format = p->target = NULL;
     p->kind = (Llmos__TaskKind)t->kind;
@@ -303,7 +292,7 @@ int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_
     }
     if (bad) {
         task_free(p);
-        return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a task");
+        return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a task");
     }
     j->tasks[j->n_tasks++] = p;
     return 0;
@@ -328,7 +317,7 @@ int jobs_pack_submit(const llmos_job_t *j, int wait, int stream, uint32_t wait_m
         if (!entries || !eps) {
             free(entries);
             free(eps);
-            return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a request");
+            return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a request");
         }
         for (size_t i = 0; i < j->n_labels; i++) {
             llmos__job__labels_entry__init(&entries[i]);
@@ -349,7 +338,7 @@ int jobs_pack_submit(const llmos_job_t *j, int wait, int stream, uint32_t wait_m
     if (*buf) llmos__submit_request__pack(&req, *buf);
     free(entries);
     free(eps);
-    return *buf ? 0 : jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a %zu-byte request", *len);
+    return *buf ? 0 : client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a %zu-byte request", *len);
 }
 
 /* ---- decoding replies ---- */
@@ -466,10 +455,10 @@ static llmos_job_status_t *status_copy(const Llmos__JobStatus *m) {
 static int decode_status(const uint8_t *data, size_t len, const char *what, llmos_job_status_t **out,
                          llmos_client_error_t *err) {
     Llmos__JobStatus *m = llmos__job_status__unpack(NULL, len, data);
-    if (!m) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "%s: the reply (%zu bytes) is not a JobStatus", what, len);
+    if (!m) return client_err(err, LLMOS_CLIENT_EFORMAT, "%s: the reply (%zu bytes) is not a JobStatus", what, len);
     *out = status_copy(m);
     llmos__job_status__free_unpacked(m, NULL);
-    return *out ? 0 : jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job status");
+    return *out ? 0 : client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job status");
 }
 
 const llmos_task_result_t *llmos_job_status_task(const llmos_job_status_t *s, const char *name) {
@@ -485,14 +474,14 @@ const char *llmos_job_status_text(const llmos_job_status_t *s) {
 /* ---- calls ---- */
 
 static int check_call(llmos_client_t *c, const char *id, llmos_client_error_t *err) {
-    if (!c) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client");
+    if (!c) return client_err(err, LLMOS_CLIENT_EINVAL, "no client");
     return check_id(id, "job id", err);
 }
 
 int llmos_client_submit(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms, llmos_submit_result_t *out,
                         llmos_client_error_t *err) {
     if (out) memset(out, 0, sizeof *out);
-    if (!c || !job) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client or no job");
+    if (!c || !job) return client_err(err, LLMOS_CLIENT_EINVAL, "no client or no job");
     uint8_t *buf;
     size_t len;
     int rc = jobs_pack_submit(job, 0, 0, 0, &buf, &len, err);
@@ -503,7 +492,7 @@ int llmos_client_submit(llmos_client_t *c, const llmos_job_t *job, uint32_t time
     if (rc == 0) {
         Llmos__SubmitResult *m = llmos__submit_result__unpack(NULL, r->len, r->data);
         if (!m) {
-            rc = jobs_err(err, LLMOS_CLIENT_EFORMAT, "submit: the reply (%zu bytes) is not a SubmitResult", r->len);
+            rc = client_err(err, LLMOS_CLIENT_EFORMAT, "submit: the reply (%zu bytes) is not a SubmitResult", r->len);
         } else {
             if (out) {
                 snprintf(out->id, sizeof out->id, "%s", m->id);
@@ -530,7 +519,7 @@ static int finish_status_call(int rc, llmos_client_reply_t **r, const char *what
             if (err) *err = derr;
         }
     } else if (rc == 0 && *r) {
-        rc = jobs_err(err, LLMOS_CLIENT_EFORMAT, "%s: an empty reply where a JobStatus was expected", what);
+        rc = client_err(err, LLMOS_CLIENT_EFORMAT, "%s: an empty reply where a JobStatus was expected", what);
     }
     llmos_client_reply_free(r);
     return rc;
@@ -546,7 +535,7 @@ static int on_stream_event(void *user, uint32_t type, const void *data, size_t l
 static int submit_and_wait(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms, stream_ctx_t *sc,
                            llmos_job_status_t **out, llmos_client_error_t *err) {
     *out = NULL;
-    if (!c || !job) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client or no job");
+    if (!c || !job) return client_err(err, LLMOS_CLIENT_EINVAL, "no client or no job");
     if (!timeout_ms) timeout_ms = WAIT_DEFAULT_MS;
     uint8_t *buf;
     size_t len;
@@ -675,9 +664,9 @@ int llmos_client_cancel(llmos_client_t *c, const char *id, uint32_t timeout_ms, 
 
 int llmos_client_submit_async(llmos_client_t *c, const llmos_job_t *job, llmos_async_kind_t kind,
                               uint32_t timeout_ms, void *user, uint64_t *token, llmos_client_error_t *err) {
-    if (!c || !job || !token) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client, job or token");
+    if (!c || !job || !token) return client_err(err, LLMOS_CLIENT_EINVAL, "no client, job or token");
     if (kind != LLMOS_ASYNC_SUBMIT && kind != LLMOS_ASYNC_SUBMIT_WAIT)
-        return jobs_err(err, LLMOS_CLIENT_EINVAL, "kind %d is not LLMOS_ASYNC_SUBMIT or LLMOS_ASYNC_SUBMIT_WAIT",
+        return client_err(err, LLMOS_CLIENT_EINVAL, "kind %d is not LLMOS_ASYNC_SUBMIT or LLMOS_ASYNC_SUBMIT_WAIT",
                         (int)kind);
     int wait = kind == LLMOS_ASYNC_SUBMIT_WAIT;
     if (wait && !timeout_ms) timeout_ms = WAIT_DEFAULT_MS;
@@ -693,7 +682,7 @@ int llmos_client_submit_async(llmos_client_t *c, const llmos_job_t *job, llmos_a
 
 int llmos_client_call_async(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
                             uint32_t timeout_ms, void *user, uint64_t *token, llmos_client_error_t *err) {
-    if (!token) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no token");
+    if (!token) return client_err(err, LLMOS_CLIENT_EINVAL, "no token");
     return client_async_send(c, actor, type, data, len, timeout_ms, LLMOS_ASYNC_CALL, user, token, err);
 }
 
@@ -721,21 +710,21 @@ static void on_async_done(void *ctx, size_t i, uint64_t token, void *user, int k
     r->user = user;
     r->kind = (llmos_async_kind_t)kind;
     if (!env) {
-        r->rc = jobs_err(&r->err, LLMOS_CLIENT_ETIMEDOUT, "no answer from the node within the request's timeout");
+        r->rc = client_err(&r->err, LLMOS_CLIENT_ETIMEDOUT, "no answer from the node within the request's timeout");
         return;
     }
     if (env->status)
-        r->rc = jobs_err(&r->err, env->status, "%s: %s", kind == LLMOS_ASYNC_CALL ? "node" : GATEWAY,
+        r->rc = client_err(&r->err, env->status, "%s: %s", kind == LLMOS_ASYNC_CALL ? "node" : GATEWAY,
                          env->error && env->error[0] ? env->error : llmos_client_strerror(env->status));
     if (kind == LLMOS_ASYNC_CALL) {
-        if (!(r->reply = reply_copy(env))) r->rc = jobs_err(&r->err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
+        if (!(r->reply = reply_copy(env))) r->rc = client_err(&r->err, LLMOS_CLIENT_ENOMEM, "no memory for a reply");
         return;
     }
     if (kind == LLMOS_ASYNC_SUBMIT) {
         if (r->rc) return;
         Llmos__SubmitResult *m = llmos__submit_result__unpack(NULL, env->payload.len, env->payload.data);
         if (!m) {
-            r->rc = jobs_err(&r->err, LLMOS_CLIENT_EFORMAT, "submit: the reply (%zu bytes) is not a SubmitResult",
+            r->rc = client_err(&r->err, LLMOS_CLIENT_EFORMAT, "submit: the reply (%zu bytes) is not a SubmitResult",
                              env->payload.len);
             return;
         }
@@ -754,14 +743,14 @@ static void on_async_done(void *ctx, size_t i, uint64_t token, void *user, int k
             r->err = derr;
         }
     } else if (r->rc == 0) {
-        r->rc = jobs_err(&r->err, LLMOS_CLIENT_EFORMAT, "submit: an empty reply where a JobStatus was expected");
+        r->rc = client_err(&r->err, LLMOS_CLIENT_EFORMAT, "submit: an empty reply where a JobStatus was expected");
     }
 }
 
 int llmos_client_poll(llmos_client_t *c, uint32_t timeout_ms, llmos_async_result_t *results, size_t max,
                       size_t *n, llmos_client_error_t *err) {
     if (n) *n = 0;
-    if (!c || !results || !max || !n) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client, results or count");
+    if (!c || !results || !max || !n) return client_err(err, LLMOS_CLIENT_EINVAL, "no client, results or count");
     return client_async_collect(c, timeout_ms, on_async_done, results, max, n, err);
 }
 
@@ -787,7 +776,7 @@ void llmos_job_list_free(llmos_job_list_t **lp) {
 int llmos_client_list(llmos_client_t *c, const llmos_job_list_opts_t *opts, uint32_t timeout_ms,
                       llmos_job_list_t **out, llmos_client_error_t *err) {
     *out = NULL;
-    if (!c) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no client");
+    if (!c) return client_err(err, LLMOS_CLIENT_EINVAL, "no client");
     Llmos__ListRequest q = LLMOS__LIST_REQUEST__INIT;
     if (opts) {
         if (opts->tenant) q.tenant = (char *)opts->tenant;
@@ -797,7 +786,7 @@ int llmos_client_list(llmos_client_t *c, const llmos_job_list_opts_t *opts, uint
     }
     size_t len = llmos__list_request__get_packed_size(&q);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a request");
+    if (!buf) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a request");
     llmos__list_request__pack(&q, buf);
     llmos_client_reply_t *r = NULL;
     int rc = llmos_client_call(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_LIST, buf, len, timeout_ms, &r, err);
@@ -809,7 +798,7 @@ int llmos_client_list(llmos_client_t *c, const llmos_job_list_opts_t *opts, uint
     Llmos__JobList *m = llmos__job_list__unpack(NULL, r->len, r->data);
     size_t rlen = r->len;
     llmos_client_reply_free(&r);
-    if (!m) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "list: the reply (%zu bytes) is not a JobList", rlen);
+    if (!m) return client_err(err, LLMOS_CLIENT_EFORMAT, "list: the reply (%zu bytes) is not a JobList", rlen);
     llmos_job_list_t *l = calloc(1, sizeof *l);
     int bad = !l || !(l->next = dupstr(m->next));
     if (!bad && m->n_jobs && !(l->jobs = calloc(m->n_jobs, sizeof *l->jobs))) bad = 1;
@@ -820,7 +809,7 @@ int llmos_client_list(llmos_client_t *c, const llmos_job_list_opts_t *opts, uint
     llmos__job_list__free_unpacked(m, NULL);
     if (bad) {
         llmos_job_list_free(&l);
-        return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job list");
+        return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job list");
     }
     *out = l;
     return 0;
@@ -834,7 +823,7 @@ int llmos_client_scheduler_stats(llmos_client_t *c, uint32_t timeout_ms, llmos_s
     if (rc == 0) {
         Llmos__SchedulerStats *m = llmos__scheduler_stats__unpack(NULL, r->len, r->data);
         if (!m) {
-            rc = jobs_err(err, LLMOS_CLIENT_EFORMAT, "scheduler stats: the reply (%zu bytes) does not decode", r->len);
+            rc = client_err(err, LLMOS_CLIENT_EFORMAT, "scheduler stats: the reply (%zu bytes) does not decode", r->len);
         } else {
             snprintf(out->policy, sizeof out->policy, "%s", m->policy);
             out->queued = m->queued;

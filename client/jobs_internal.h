@@ -1,7 +1,7 @@
 /*
  * jobs_internal.h — what the job half of libllmos-client shares with the
  * `llmos` CLI (client/cmd_jobs.c, client/cmd_batch.c) beyond the public
- * header: the JSON form of results (cJSON objects) and the error helper.
+ * header: the JSON form of results (cJSON objects).
  * Not installed; programs use include/llmos/client.h only.
  */
 #ifndef LLMOS_CLIENT_JOBS_INTERNAL_H
@@ -10,9 +10,6 @@
 #include "llmos/client.h"
 
 #include <cjson/cJSON.h>
-
-/* Fills *err (may be NULL) and returns code. */
-int jobs_err(llmos_client_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Offset of the first byte of s[0..n) that is not part of valid UTF-8, or n. */
 size_t jobs_utf8_check(const char *s, size_t n);

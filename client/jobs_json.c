@@ -11,6 +11,7 @@
  * the same checks.
  */
 #include "client/jobs_internal.h"
+#include "client/client_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -87,7 +88,7 @@ int jobs_json_add_string(cJSON *obj, const char *key, const char *s) {
 #define MAX_SAFE_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact doubles */
 
 static int field_err(llmos_client_error_t *err, const char *path, const char *key, const char *what) {
-    return jobs_err(err, LLMOS_CLIENT_EINVAL, "%s%s: %s", path, key, what);
+    return client_err(err, LLMOS_CLIENT_EINVAL, "%s%s: %s", path, key, what);
 }
 
 static int get_uint(const cJSON *v, const char *path, double max, uint64_t *out, llmos_client_error_t *err) {
@@ -130,13 +131,13 @@ static int get_strs(const cJSON *v, const char *path, int one_ok, const char ***
     *arr = NULL;
     *n = 0;
     if (one_ok && cJSON_IsString(v)) {
-        if (!(*arr = malloc(sizeof **arr))) return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory");
+        if (!(*arr = malloc(sizeof **arr))) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory");
         (*arr)[(*n)++] = v->valuestring;
         return 0;
     }
     if (!cJSON_IsArray(v)) return field_err(err, path, v->string, "expected an array of strings");
     int count = cJSON_GetArraySize(v);
-    if (count && !(*arr = calloc((size_t)count, sizeof **arr))) return jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory");
+    if (count && !(*arr = calloc((size_t)count, sizeof **arr))) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory");
     const cJSON *e;
     cJSON_ArrayForEach(e, v) {
         if (!cJSON_IsString(e)) {
@@ -271,7 +272,7 @@ static int check_dup(const cJSON *obj, const cJSON *v, const char *path, llmos_c
 static int parse_task(llmos_job_t *j, const cJSON *obj, size_t index, llmos_client_error_t *err) {
     char path[40];
     snprintf(path, sizeof path, "tasks[%zu].", index);
-    if (!cJSON_IsObject(obj)) return jobs_err(err, LLMOS_CLIENT_EINVAL, "tasks[%zu]: expected an object", index);
+    if (!cJSON_IsObject(obj)) return client_err(err, LLMOS_CLIENT_EINVAL, "tasks[%zu]: expected an object", index);
     task_in_t t = {0};
     int rc = 0;
     const cJSON *v;
@@ -293,7 +294,7 @@ static int id_text(const cJSON *v, char *buf, size_t n, llmos_client_error_t *er
     if (cJSON_IsString(v)) {
         snprintf(buf, n, "%s", v->valuestring);
         if (strlen(v->valuestring) >= n)
-            return jobs_err(err, LLMOS_CLIENT_EINVAL, "id: %zu bytes, over the %d-byte limit", strlen(v->valuestring),
+            return client_err(err, LLMOS_CLIENT_EINVAL, "id: %zu bytes, over the %d-byte limit", strlen(v->valuestring),
                             LLMOS_JOB_ID_MAX);
         return 0;
     }
@@ -301,7 +302,7 @@ static int id_text(const cJSON *v, char *buf, size_t n, llmos_client_error_t *er
         snprintf(buf, n, "%.0f", v->valuedouble);
         return 0;
     }
-    return jobs_err(err, LLMOS_CLIENT_EINVAL, "id: expected a string or an integer");
+    return client_err(err, LLMOS_CLIENT_EINVAL, "id: expected a string or an integer");
 }
 
 /* Error message for a syntax error at byte `at` of text. */
@@ -319,19 +320,19 @@ static int syntax_err(const char *text, size_t len, size_t at, llmos_client_erro
     size_t k = 0;
     for (size_t i = at; i < len && k < 16 && text[i] != '\n'; i++) near[k++] = (char)((unsigned char)text[i] < 0x20 ? ' ' : (unsigned char)text[i] >= 0x80 ? '?' : text[i]);
     near[k] = 0;
-    if (at >= len) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: the text ends early (offset %zu)", at);
-    return jobs_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON at offset %zu (line %zu, column %zu) near '%s'", at,
+    if (at >= len) return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: the text ends early (offset %zu)", at);
+    return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON at offset %zu (line %zu, column %zu) near '%s'", at,
                     line, col, near);
 }
 
 int llmos_job_from_json(const char *json, size_t len, const char *default_id, llmos_job_t **out,
                         llmos_client_error_t *err) {
     *out = NULL;
-    if (!json) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no JSON text");
+    if (!json) return client_err(err, LLMOS_CLIENT_EINVAL, "no JSON text");
     const char *nul = memchr(json, 0, len);
-    if (nul) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: a NUL byte at offset %zu", (size_t)(nul - json));
+    if (nul) return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: a NUL byte at offset %zu", (size_t)(nul - json));
     size_t bad = jobs_utf8_check(json, len);
-    if (bad < len) return jobs_err(err, LLMOS_CLIENT_EFORMAT, "not valid UTF-8 at offset %zu", bad);
+    if (bad < len) return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid UTF-8 at offset %zu", bad);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root) return syntax_err(json, len, end && end >= json ? (size_t)(end - json) : 0, err);
@@ -346,7 +347,7 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
     task_in_t inl = {0}; /* the short form's one task */
     int short_form = 0;
     if (!cJSON_IsObject(root)) {
-        rc = jobs_err(err, LLMOS_CLIENT_EINVAL, "a job is a JSON object");
+        rc = client_err(err, LLMOS_CLIENT_EINVAL, "a job is a JSON object");
         goto done;
     }
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(root, "tasks");
@@ -357,7 +358,7 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
     } else if (default_id) {
         snprintf(id, sizeof id, "%s", default_id);
     } else {
-        rc = jobs_err(err, LLMOS_CLIENT_EINVAL, "id: missing");
+        rc = client_err(err, LLMOS_CLIENT_EINVAL, "id: missing");
         goto done;
     }
     if ((rc = llmos_job_new(id, &j, err))) goto done;
@@ -388,7 +389,7 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
             const cJSON *l;
             cJSON_ArrayForEach(l, v) {
                 if (!cJSON_IsString(l)) {
-                    rc = jobs_err(err, LLMOS_CLIENT_EINVAL, "labels.%s: expected a string", l->string);
+                    rc = client_err(err, LLMOS_CLIENT_EINVAL, "labels.%s: expected a string", l->string);
                     goto done;
                 }
                 if ((rc = llmos_job_set_label(j, l->string, l->valuestring, err))) goto done;
@@ -404,7 +405,7 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
         if ((rc = task_add(j, &inl, "", err))) goto done;
     } else {
         if (!cJSON_IsArray(tasks) || cJSON_GetArraySize(tasks) == 0) {
-            rc = jobs_err(err, LLMOS_CLIENT_EINVAL, "tasks: expected a non-empty array of task objects");
+            rc = client_err(err, LLMOS_CLIENT_EINVAL, "tasks: expected a non-empty array of task objects");
             goto done;
         }
         size_t i = 0;
@@ -512,9 +513,9 @@ cJSON *jobs_status_json(const llmos_job_status_t *s) {
 
 int llmos_job_status_to_json(const llmos_job_status_t *s, char **out, llmos_client_error_t *err) {
     *out = NULL;
-    if (!s) return jobs_err(err, LLMOS_CLIENT_EINVAL, "no status");
+    if (!s) return client_err(err, LLMOS_CLIENT_EINVAL, "no status");
     cJSON *o = jobs_status_json(s);
     if (o) *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    return *out ? 0 : jobs_err(err, LLMOS_CLIENT_ENOMEM, "no memory for the status JSON");
+    return *out ? 0 : client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for the status JSON");
 }
