@@ -90,6 +90,11 @@ def test_crash(tmp):
     for i in range(6):
         p = subprocess.Popen(base_args(c, 400, ("--mode", "full", "--save-every", "1", "--keep", "3", "--eval-every", "0")
                                        + (("--resume",) if i else ())), stderr=subprocess.DEVNULL)
+        # The kill lands at a random moment after the store exists (loading and
+        # tokenizing take seconds under ASan on a loaded machine).
+        deadline = time.time() + 120
+        while not os.path.exists(os.path.join(c, "ckpt.lmdb")) and p.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
         time.sleep(rng.uniform(1.5, 4.0))
         p.send_signal(signal.SIGKILL)
         p.wait()
