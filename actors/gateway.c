@@ -198,22 +198,11 @@ static int gw_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
         if (msg->corr) rt_reply_error(ctx, msg, rc, "%s", err.msg);
         return 0;
     }
-    /* Forward as is: the client stays the sender, so the answer goes to it. */
-    rt_msg_t *f = rt_msg_new(&(rt_msg_init_t){.to = rt_ref_name(0, "scheduler"),
-                                              .from = msg->from,
-                                              .type = msg->type,
-                                              .corr = msg->corr,
-                                              .deadline_ms = msg->deadline_ms,
-                                              .trace_id = msg->trace_id,
-                                              .tenant = msg->tenant,
-                                              .data = msg->data,
-                                              .len = msg->len});
-    if (!f) {
-        if (msg->corr) rt_reply_error(ctx, msg, LLMOS_ENOMEM, "gateway: no memory to forward the request");
-        return 0;
-    }
-    /* An undeliverable ask is bounced by the runtime to the client. */
-    (void)rt_send_msg(rt_ctx_system(ctx), f);
+    /* Forward as is: the client stays the sender, so the answer goes to it.
+     * An undeliverable ask is answered to the client by the runtime. */
+    int frc = rt_forward(ctx, rt_ref_name(0, "scheduler"), msg);
+    if (frc == LLMOS_ENOMEM && msg->corr)
+        rt_reply_error(ctx, msg, LLMOS_ENOMEM, "gateway: no memory to forward the request");
     return 0;
 }
 

@@ -74,25 +74,6 @@ static void graph_actor_deinit(rt_ctx_t *ctx, void *state) {
     free(g);
 }
 
-/* Hands a request on as it came (same sender and correlation id): the
- * actor it goes to answers the asker.  Undeliverable (the actor gone, its
- * mailbox full): the runtime answers the asker. */
-static int forward(rt_ctx_t *ctx, rt_ref_t to, const rt_msg_t *msg, llmos_error_t *err) {
-    rt_msg_init_t in = {.to = to,
-                        .from = msg->from,
-                        .type = msg->type,
-                        .corr = msg->corr,
-                        .deadline_ms = msg->deadline_ms,
-                        .trace_id = msg->trace_id,
-                        .tenant = msg->tenant,
-                        .data = msg->data,
-                        .len = msg->len};
-    rt_msg_t *m = rt_msg_new(&in);
-    if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "graph: no memory to forward %zu bytes", msg->len);
-    (void)rt_send_msg(rt_ctx_system(ctx), m);
-    return 0;
-}
-
 /* The monotonic instant to stop at: the earlier of the envelope's wall-clock
  * deadline and now + timeout_ms; 0 = none. */
 static uint64_t request_deadline_ns(const rt_msg_t *msg, uint32_t timeout_ms) {
@@ -411,7 +392,6 @@ static int pick_reader(graph_front_t *f) {
 static int graph_front_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
     graph_front_t *f = state;
     if (msg->flags & RT_MSG_REPLY) return 0;
-    llmos_error_t err = {0};
     int rc;
     switch (msg->type) {
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_QUERY:
@@ -419,15 +399,18 @@ static int graph_front_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_NEIGHBORS:
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_PATH:
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS:
-        rc = forward(ctx, f->sh->readers[pick_reader(f)], msg, &err);
+        rc = rt_forward(ctx, f->sh->readers[pick_reader(f)], msg);
         break;
     case LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LOAD:
-        rc = forward(ctx, f->sh->writer, msg, &err);
+        rc = rt_forward(ctx, f->sh->writer, msg);
         break;
     default:
         return LLMOS_EUNKNOWNTYPE;
     }
-    if (rc) rt_reply_error(ctx, msg, rc, "%s", err.msg[0] ? err.msg : llmos_strerror(rc));
+    /* The reader or writer answers the asker; an undeliverable ask is
+     * answered by the runtime, so only a failed copy is ours to report. */
+    if (rc == LLMOS_ENOMEM && msg->corr)
+        rt_reply_error(ctx, msg, rc, "graph: no memory to forward %zu bytes", msg->len);
     return 0;
 }
 

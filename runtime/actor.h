@@ -264,6 +264,13 @@ int rt_ask(rt_ctx_t *ctx, rt_ref_t to, uint32_t type, const void *data, size_t l
 /* Replies to req (to req->from, same corr, RT_MSG_REPLY).  A reply to a plain
  * send (corr 0) is still delivered.  Errors as rt_send. */
 int rt_reply(rt_ctx_t *ctx, const rt_msg_t *req, uint32_t type, const void *data, size_t len);
+/* Hands msg on to `to` as it came: same sender, type, correlation id,
+ * deadline, tenant, trace id and payload, so `to` answers the original
+ * asker (a front actor dispatching to workers, a gateway checking requests
+ * before the service).  An ask that cannot be delivered is answered to the
+ * asker with the error by the runtime; the return value says so too.
+ * Errors as rt_send. */
+int rt_forward(rt_ctx_t *ctx, rt_ref_t to, const rt_msg_t *msg);
 /* Error reply: type RT_MSG_ERROR, status, printf-style message. */
 int rt_reply_error(rt_ctx_t *ctx, const rt_msg_t *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -156,6 +156,20 @@ static void inherit(const rt_ctx_t *ctx, rt_msg_init_t *in) {
     in->deadline_ms = cur->deadline_ms;
 }
 
+int rt_forward(rt_ctx_t *ctx, rt_ref_t to, const rt_msg_t *msg) {
+    rt_msg_t *m = rt_msg_new(&(rt_msg_init_t){.to = to,
+                                              .from = msg->from,
+                                              .type = msg->type,
+                                              .corr = msg->corr,
+                                              .deadline_ms = msg->deadline_ms,
+                                              .trace_id = msg->trace_id,
+                                              .tenant = msg->tenant,
+                                              .data = msg->data,
+                                              .len = msg->len});
+    if (!m) return LLMOS_ENOMEM;
+    return rt_route(ctx->sys, m, RT_ROUTE_NOTIFY);
+}
+
 int rt_tell(rt_ctx_t *ctx, rt_ref_t to, uint32_t type, const void *data, size_t len) {
     rt_msg_init_t in = {.to = to, .from = rt_ctx_self(ctx), .type = type, .data = data, .len = len};
     inherit(ctx, &in);

@@ -190,6 +190,7 @@ typedef struct ask_cmd {
 
 typedef struct tconf {
     probe_t *probe;
+    uint64_t forward_to;     /* non-zero: T_ECHO is handed on to this actor with rt_forward */
     gate_t *gate;
     atomic_int inits;
     atomic_int deinits;
@@ -241,7 +242,11 @@ static int tactor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *m) {
     if (m->len >= 8) memcpy(&word, m->data, 8);
     int rc = 0;
     switch (m->type) {
-    case T_ECHO: rc = rt_reply(ctx, m, T_ECHO_REPLY, m->data, m->len); break;
+    case T_ECHO:
+        rc = c->forward_to ? rt_forward(ctx, rt_ref_local(c->forward_to), m)
+                           : rt_reply(ctx, m, T_ECHO_REPLY, m->data, m->len);
+        if (rc == LLMOS_ENOTFOUND) rc = 0; /* the runtime answered the asker */
+        break;
     case T_SLOW_ECHO:
         llmos_sleep_ms(150);
         rc = rt_reply(ctx, m, T_ECHO_REPLY, m->data, m->len);
@@ -447,6 +452,32 @@ static void test_call(void **unused) {
         assert_memory_equal(reply->data, &word, 8);
         rt_msg_free(reply);
     }
+    rt_system_destroy(&sys);
+}
+
+/* rt_forward: the actor it goes to answers the original asker; an ask
+ * forwarded to nobody is answered with the error by the runtime. */
+static void test_forward(void **unused) {
+    (void)unused;
+    rt_system_t *sys = sys_new(2);
+    tconf_t ec = {0};
+    rt_ref_t echo = spawn(sys, &ec, NULL);
+    tconf_t pc = {.forward_to = echo.id}, lost = {.forward_to = 987654};
+    rt_ref_t proxy = spawn(sys, &pc, NULL), dead_end = spawn(sys, &lost, NULL);
+    llmos_error_t err;
+    rt_msg_t *reply = NULL;
+    for (uint64_t word = 1; word <= 50; word++) {
+        assert_int_equal(rt_call(sys, proxy, T_ECHO, &word, 8, 5000, &reply, &err), 0);
+        assert_int_equal(reply->type, T_ECHO_REPLY);
+        assert_int_equal(reply->from.id, echo.id); /* answered by the echo, not the proxy */
+        assert_memory_equal(reply->data, &word, 8);
+        rt_msg_free(reply);
+    }
+    assert_int_equal(atomic_load(&ec.received), 50);
+    assert_int_equal(rt_call(sys, dead_end, T_ECHO, NULL, 0, 5000, &reply, &err), 0);
+    assert_int_equal(reply->type, RT_MSG_ERROR);
+    assert_int_equal(reply->status, LLMOS_ENOTFOUND);
+    rt_msg_free(reply);
     rt_system_destroy(&sys);
 }
 
@@ -1228,6 +1259,7 @@ int main(void) {
         cmocka_unit_test(test_msg_new),
         cmocka_unit_test(test_ask_reply_and_timeout),
         cmocka_unit_test(test_call),
+        cmocka_unit_test(test_forward),
         cmocka_unit_test(test_watch_and_stop),
         cmocka_unit_test(test_supervision),
         cmocka_unit_test(test_init_failure_restart),
