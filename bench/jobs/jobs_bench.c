@@ -37,6 +37,7 @@
  * figures only, no memory or generation runs)
  */
 #include "bench/common/bench.h"
+#include "bench/common/node_proc.h"
 #include "llmos/client.h"
 #include "runtime/base/clock.h"
 
@@ -52,7 +53,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char llmosd[PATH_MAX];
 static char tmpdir[64];
 static double secs = 2.0;
 static uint32_t queued_jobs = 100000;
@@ -62,56 +62,28 @@ static void fail(const char *what, const char *detail) {
     exit(1);
 }
 
-typedef struct node {
-    pid_t pid;
-    char endpoint[256];
-} node_t;
+typedef bench_node_t node_t;
 
 static const char *model_args[4]; /* --model M --tokenizer T */
 
+/* A real llmosd (bench/common/node_proc.h) with its own data dir under
+ * tmpdir and the given config lines. */
 static void node_start_ex(node_t *n, const char *name, const char *config, int with_model) {
     char cfgpath[160], data[160];
     snprintf(cfgpath, sizeof cfgpath, "%s/%s.conf", tmpdir, name);
     snprintf(data, sizeof data, "%s/%s", tmpdir, name);
     FILE *f = fopen(cfgpath, "w");
     if (!f) fail("config", strerror(errno));
-    fprintf(f, "listen = tcp://127.0.0.1:0\ndata_dir = %s\nlog_level = warn\n%s\n", data, config);
+    fprintf(f, "data_dir = %s\nlog_level = warn\n%s\n", data, config);
     fclose(f);
-    int fds[2];
-    if (pipe(fds) != 0) fail("pipe", strerror(errno));
-    fflush(NULL);
-    n->pid = fork();
-    if (n->pid < 0) fail("fork", strerror(errno));
-    if (n->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        if (with_model)
-            execl(llmosd, llmosd, "--config", cfgpath, model_args[0], model_args[1], model_args[2], model_args[3],
-                  (char *)NULL);
-        else
-            execl(llmosd, llmosd, "--config", cfgpath, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[512];
-    size_t k = 0;
-    char c;
-    while (k < sizeof line - 1 && read(fds[0], &c, 1) == 1 && c != '\n') line[k++] = c;
-    line[k] = 0;
-    close(fds[0]);
-    const char *p = strstr(line, "listening on ");
-    if (!p) fail("llmosd did not start", llmosd);
-    snprintf(n->endpoint, sizeof n->endpoint, "%s", p + 13);
+    const char *args[] = {"--config", cfgpath, NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; with_model && i < 4; i++) args[2 + i] = model_args[i];
+    if (bench_node_start(n, 1, args, NULL, 0, 60000) != 0) fail("llmosd did not start", name);
 }
 
 static void node_start(node_t *n, const char *name, const char *config) { node_start_ex(n, name, config, 0); }
 
-static void node_stop(node_t *n) {
-    kill(n->pid, SIGTERM);
-    int st;
-    waitpid(n->pid, &st, 0);
-}
+static void node_stop(node_t *n) { (void)bench_node_stop(n); }
 
 /* A "Key: N kB" line of /proc/PID/status, in bytes. */
 static uint64_t proc_status(pid_t pid, const char *key) {
@@ -418,18 +390,6 @@ int main(int argc, char **argv) {
             fail("usage", "jobs_bench [--quick] [--e2e]");
         }
     }
-    const char *bin = getenv("LLMOS_BIN");
-    if (bin) snprintf(llmosd, sizeof llmosd, "%s/llmosd", bin);
-    else {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0) fail("readlink", strerror(errno));
-        self[n] = 0;
-        char *slash = strrchr(self, '/');
-        if (slash) *slash = 0;
-        snprintf(llmosd, sizeof llmosd, "%.*s/llmosd", (int)(sizeof llmosd - 8), self);
-    }
-    if (access(llmosd, X_OK) != 0) fail("no llmosd at", llmosd);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/llmos-jobs-bench-XXXXXX");
     if (!mkdtemp(tmpdir)) fail("mkdtemp", strerror(errno));
     signal(SIGPIPE, SIG_IGN);

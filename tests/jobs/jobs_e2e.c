@@ -10,6 +10,7 @@
  * Each node listens on a port the system picks (tcp://127.0.0.1:0) and
  * prints it; the data directory is a temp dir.  Exits 0 when all pass.
  */
+#include "bench/common/node_proc.h"
 #include "llmos/client.h"
 #include "llmos/job.pb-c.h"
 #include "llmos/model.pb-c.h"
@@ -23,7 +24,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *llmosd;
 static char dir[64];
 static int failures;
 
@@ -38,62 +38,32 @@ static int failures;
         }                                                                        \
     } while (0)
 
-typedef struct node {
-    pid_t pid;
-    char endpoint[256];
-} node_t;
+typedef bench_node_t node_t;
 
 static const char *model_args[4]; /* --model M --tokenizer T, when LLMOS_MODELS has them */
 
-/* Starts llmosd on a free port with the test's data dir (+ config lines;
- * with_model: serve stories260K). */
+/* Starts llmosd (bench/common/node_proc.h) on a free port with the test's
+ * data dir (+ config lines; with_model: serve stories260K). */
 static int node_start_ex(node_t *n, const char *config, int with_model) {
     char cfgpath[128];
     snprintf(cfgpath, sizeof cfgpath, "%s/node.conf", dir);
     FILE *f = fopen(cfgpath, "w");
     if (!f) return -1;
-    fprintf(f, "listen = tcp://127.0.0.1:0\ndata_dir = %s/data\nworkers = 2\n%s\n", dir, config ? config : "");
+    fprintf(f, "data_dir = %s/data\nworkers = 2\nlog_level = warn\n%s\n", dir, config ? config : "");
     fclose(f);
-    int fds[2];
-    if (pipe(fds) != 0) return -1;
-    fflush(NULL);
-    n->pid = fork();
-    if (n->pid < 0) return -1;
-    if (n->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        if (with_model)
-            execl(llmosd, llmosd, "--config", cfgpath, "--log-level", "warn", model_args[0], model_args[1],
-                  model_args[2], model_args[3], (char *)NULL);
-        else
-            execl(llmosd, llmosd, "--config", cfgpath, "--log-level", "warn", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[512];
-    size_t k = 0;
-    char c;
-    while (k < sizeof line - 1 && read(fds[0], &c, 1) == 1 && c != '\n') line[k++] = c;
-    line[k] = 0;
-    close(fds[0]);
-    const char *p = strstr(line, "listening on ");
-    if (!p) {
-        fprintf(stderr, "llmosd did not start: '%s'\n", line);
-        return -1;
-    }
-    snprintf(n->endpoint, sizeof n->endpoint, "%s", p + 13);
-    return 0;
+    const char *args[] = {"--config", cfgpath, NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; with_model && i < 4; i++) args[2 + i] = model_args[i];
+    return bench_node_start(n, 1, args, NULL, 0, 60000);
 }
 
 static int node_start(node_t *n, const char *config) { return node_start_ex(n, config, 0); }
 
+/* SIGTERM: a clean stop (0 when llmosd exited 0); SIGKILL: a crash. */
 static int node_kill(node_t *n, int sig) {
+    if (sig == SIGTERM) return bench_node_stop(n) == 0 ? 0 : -1;
     kill(n->pid, sig);
-    int st;
-    waitpid(n->pid, &st, 0);
+    waitpid(n->pid, NULL, 0);
     n->pid = 0;
-    if (sig == SIGTERM) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
     return 0;
 }
 
@@ -390,7 +360,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: jobs_e2e LLMOSD\n");
         return 2;
     }
-    llmosd = argv[1];
+    /* node_proc starts $LLMOS_BIN/llmosd: point it at the one given. */
+    char bin[4096];
+    snprintf(bin, sizeof bin, "%s", argv[1]);
+    char *slash = strrchr(bin, '/');
+    if (slash) *slash = 0;
+    else snprintf(bin, sizeof bin, ".");
+    setenv("LLMOS_BIN", bin, 1);
     snprintf(dir, sizeof dir, "/tmp/llmos-jobs-e2e-XXXXXX");
     if (!mkdtemp(dir)) return 2;
     node_t n;
