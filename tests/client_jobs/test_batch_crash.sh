@@ -14,6 +14,7 @@
 set -euo pipefail
 
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
+. "$(dirname "$0")/../lib/node.sh"
 MODELS=${LLMOS_MODELS:?LLMOS_MODELS not set}
 PY=/usr/bin/python3
 N=${N:-2000}
@@ -37,16 +38,7 @@ if "$BIN/llmosd" --help 2>&1 | grep -q -- '--model'; then
     HAVE_MODEL=1
 fi
 start_node() {
-    "$BIN/llmosd" --listen tcp://127.0.0.1:0 --data-dir "$T/data" "${MODEL_ARGS[@]}" >"$T/node.out" 2>>"$T/node.log" &
-    NODE_PID=$!
-    E=
-    for _ in $(seq 300); do
-        E=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$T/node.out" 2>/dev/null | head -1)
-        [ -n "$E" ] && return 0
-        kill -0 "$NODE_PID" 2>/dev/null || fail "llmosd exited"
-        sleep 0.05
-    done
-    fail "llmosd did not print its endpoint"
+    llmos_node_start "$T/node.out" "$T/node.log" --data-dir "$T/data" "${MODEL_ARGS[@]}" || fail "llmosd did not start"
 }
 
 $PY - "$T/in.jsonl" "$N" "$HAVE_MODEL" <<'EOF'

@@ -12,6 +12,7 @@ BUILD=${1:?usage: test_install.sh BUILD SOURCE SANITIZE}
 SRC=${2:?}
 SAN=${3:-OFF}
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
+. "$(dirname "$0")/../lib/node.sh"
 MODELS=${LLMOS_MODELS:?LLMOS_MODELS not set}
 T=$(mktemp -d /tmp/llmos-install-XXXXXX)
 NODE_PID=
@@ -42,16 +43,8 @@ cc "${CFLAGS[@]}" "$SRC/examples/submit.c" $("${PC[@]}" --cflags llmos-client) "
     fail "compile against the static library"
 ldd "$T/submit_static" | grep -q llmos-client && fail "the static program still needs the shared library"
 
-"$BIN/llmosd" --listen tcp://127.0.0.1:0 --data-dir "$T/data" --model "$MODELS/stories260K.bin" \
-    --tokenizer "$MODELS/tok512.bin" >"$T/node.out" 2>"$T/node.log" &
-NODE_PID=$!
-E=
-for _ in $(seq 300); do
-    E=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$T/node.out" | head -1)
-    [ -n "$E" ] && break
-    kill -0 "$NODE_PID" 2>/dev/null || fail "llmosd exited: $(cat "$T/node.log")"
-    sleep 0.05
-done
+llmos_node_start "$T/node.out" "$T/node.log" --data-dir "$T/data" --model "$MODELS/stories260K.bin" \
+    --tokenizer "$MODELS/tok512.bin" || fail "llmosd did not start"
 for kind in shared static; do
     "$T/submit_$kind" --endpoint "$E" --no-graph --id "install-$kind" --tokens 20 "Once upon a time" >"$T/$kind.out" ||
         fail "submit_$kind: $(cat "$T/$kind.out")"

@@ -10,6 +10,7 @@ set -euo pipefail
 LIVE=${1:?usage: test_jobs_async.sh JOBS_ASYNC_LIVE [README_ASYNC]}
 README_ASYNC=${2:-}
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
+. "$(dirname "$0")/../lib/node.sh"
 T=$(mktemp -d /tmp/llmos-jobs-async-XXXXXX)
 NODE_PID=
 cleanup() {
@@ -23,16 +24,7 @@ cat >"$T/node.conf" <<CONF
 queue_limit = 100000
 sync = 0
 CONF
-"$BIN/llmosd" --listen tcp://127.0.0.1:0 --config "$T/node.conf" --data-dir "$T/data" >"$T/node.out" 2>"$T/node.log" &
-NODE_PID=$!
-E=
-for _ in $(seq 300); do
-    E=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$T/node.out" 2>/dev/null | head -1)
-    [ -n "$E" ] && break
-    kill -0 "$NODE_PID" 2>/dev/null || fail "llmosd exited: $(cat "$T/node.log")"
-    sleep 0.05
-done
-[ -n "$E" ] || fail "llmosd did not print its endpoint"
+llmos_node_start "$T/node.out" "$T/node.log" --config "$T/node.conf" --data-dir "$T/data" || fail "llmosd did not start"
 if [ -n "$README_ASYNC" ]; then
     "$README_ASYNC" "$E" >"$T/readme.out" || fail "README example: $(tail -3 "$T/readme.out")"
     grep -q '^10000 jobs, 0 failed$' "$T/readme.out" || fail "README example said: $(tail -3 "$T/readme.out")"

@@ -12,6 +12,7 @@ set -euo pipefail
 
 LIVE=${1:?usage: test_jobs_live.sh JOBS_LIVE}
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
+. "$(dirname "$0")/../lib/node.sh"
 MODELS=${LLMOS_MODELS:?LLMOS_MODELS not set}
 PY=/usr/bin/python3
 T=$(mktemp -d /tmp/llmos-jobs-live-XXXXXX)
@@ -24,19 +25,11 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -30 "$T/node.log" >&2; exit 1; }
 step() { echo "--- $*"; }
 
-# start_node LOG ARGS...: starts llmosd on a system-chosen port; sets E and NODE_PID.
+# start_node NAME ARGS...: llmosd on a system-chosen port (tests/lib/node.sh); sets E and NODE_PID.
 start_node() {
     local log=$1; shift
-    "$BIN/llmosd" --listen tcp://127.0.0.1:0 "$@" >"$log.out" 2>"$T/node.log" &
-    NODE_PID=$!
-    E=
-    for _ in $(seq 300); do
-        E=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$log.out" 2>/dev/null | head -1)
-        [ -n "$E" ] && break
-        kill -0 "$NODE_PID" 2>/dev/null || fail "llmosd exited: $(cat "$T/node.log")"
-        sleep 0.05
-    done
-    [ -n "$E" ] || fail "llmosd did not print its endpoint"
+    : >"$T/node.log"
+    llmos_node_start "$log.out" "$T/node.log" "$@" || fail "llmosd did not start"
 }
 
 cat >"$T/node.conf" <<EOF
