@@ -29,6 +29,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: llmos-eval --ckpt DIR [--ckpt DIR ...] --data FILE [--text-col text] [--label-col category]\n"
                "                  [--ensemble avg|vote] [--which best|latest] [--predictions OUT.jsonl]\n"
                "                  [--val-frac F --split-seed N]  (llmos-train's validation split of --data)\n"
+               "                  [--all-probs] (every class's probability in the predictions)\n"
                "                  [--confused N] [--batch N] [--threads N] [--model M --tokenizer TOK]\n");
 }
 
@@ -45,14 +46,16 @@ int main(int argc, char **argv) {
     model_omp_passive(argv); /* spinning OpenMP barriers collapse on a shared machine */
     const char *ckpts[MAX_MEMBERS], *data = NULL, *text_col = "text", *label_col = "category", *ens = "avg",
                *pred_path = NULL, *model = NULL, *tok = NULL;
-    int n_ck = 0, which = 1, confused = 10, batch = 32, threads = 1;
+    int n_ck = 0, which = 1, confused = 10, batch = 32, threads = 1, all_probs = 0;
     float val_frac = 0; /* > 0: evaluate llmos-train's validation split of --data */
     uint64_t split_seed = 1;
     static char b1[1100], b2[1100], b3[1100];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define ARG(name) (strcmp(a, name) == 0 && v && ++i)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (!strcmp(a, "--all-probs")) {
+            all_probs = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
         } else if (ARG("--ckpt")) {
@@ -167,6 +170,10 @@ int main(int argc, char **argv) {
                 cJSON_AddStringToObject(o, "label", mem[0].labels.name[gold]);
                 cJSON_AddStringToObject(o, "pred", mem[0].labels.name[best]);
                 cJSON_AddNumberToObject(o, "prob", a[best]);
+                if (all_probs) {
+                    cJSON *arr = cJSON_AddArrayToObject(o, "probs");
+                    for (int c = 0; arr && c < C; c++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(round(a[c] * 1e6) / 1e6));
+                }
                 char *s = cJSON_PrintUnformatted(o);
                 if (s) fprintf(pf, "%s\n", s);
                 free(s);
