@@ -38,6 +38,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: llmos-train --model M [--tokenizer TOK] --train FILE --out DIR [options]\n"
             "  --mode head|lora|full|pretrain   what to train (default full; pretrain = next-token loss)\n"
+            "  --mode ngram                     a TF-IDF n-gram classifier instead (--mode ngram --help)\n"
             "  --text-col NAME --label-col NAME column names (text, category)\n"
             "  --labels FILE                    JSON array of label names (default: from the data)\n"
             "  --val FILE | --val-frac F        validation file, or a fraction of --train (0.1)\n"
@@ -45,6 +46,7 @@ static void usage(FILE *f) {
             "  --label-smoothing E              classification target (1-E)·one-hot + E/C (0)\n"
             "  --lora-rank R --lora-alpha A     LoRA (8, 16)\n"
             "  --batch N --micro N --seq T      global batch, micro-batch (accumulation), tokens (16 16 64)\n"
+            "  --bucket K                       group examples by length within windows of K batches (1 = off)\n"
             "  --steps N | --epochs N           length (1 epoch)\n"
             "  --lr X --min-lr X --warmup N     peak LR, cosine floor, warm-up steps (1e-3 0 0)\n"
             "  --wd X --clip X --beta2 X        weight decay, global-norm clip, Adam beta2 (0.01 1 0.999)\n"
@@ -54,7 +56,12 @@ static void usage(FILE *f) {
             "  --threads N --resume --quiet --metrics FILE --mpi\n");
 }
 
+/* train_ngram.c: --mode ngram, the TF-IDF n-gram classifier */
+int train_ngram_wanted(int argc, char **argv);
+int train_ngram_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    if (train_ngram_wanted(argc, argv)) return train_ngram_main(argc, argv);
     model_omp_passive(argv); /* spinning OpenMP barriers collapse on a shared machine */
     train_run_opts_t o;
     train_run_opts_default(&o);
@@ -99,6 +106,7 @@ int main(int argc, char **argv) {
         else if (ARG("--batch")) o.batch = atoi(v);
         else if (ARG("--micro")) o.micro = atoi(v);
         else if (ARG("--seq")) o.seq = atoi(v);
+        else if (ARG("--bucket")) o.bucket = atoi(v);
         else if (ARG("--steps")) o.steps = atoll(v);
         else if (ARG("--epochs")) o.epochs = atoi(v);
         else if (ARG("--lr")) o.lr = strtof(v, NULL);

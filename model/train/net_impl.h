@@ -22,6 +22,10 @@
 #include <tgmath.h>
 
 #define PAR_FOR _Pragma("omp parallel for num_threads(n->threads) schedule(static) if (n->threads > 1)")
+/* Short loops over a head (hd values): vectorised; the dot products may be
+ * summed in any order. */
+#define SIMD _Pragma("omp simd")
+#define SIMD_SUM_D _Pragma("omp simd reduction(+ : d)")
 
 struct NET {
     train_layout_t lay;
@@ -385,6 +389,7 @@ static void FN(attention)(struct NET *n, int l) {
             for (int s = 0; s <= t; s++) {
                 const R *k = K + ((size_t)b * T + s) * KV + (size_t)kvh * hd;
                 R d = 0;
+                SIMD_SUM_D
                 for (int i = 0; i < hd; i++) d += q[i] * k[i];
                 pr[s] = d * scale;
                 if (pr[s] > mx) mx = pr[s];
@@ -394,6 +399,7 @@ static void FN(attention)(struct NET *n, int l) {
             for (int s = 0; s <= t; s++) {
                 pr[s] /= sum;
                 const R *v = V + ((size_t)b * T + s) * KV + (size_t)kvh * hd;
+                SIMD
                 for (int i = 0; i < hd; i++) o[i] += pr[s] * v[i];
             }
         }
@@ -425,6 +431,7 @@ static void FN(attention_bwd)(struct NET *n, int l) {
                     const R *v = V + ((size_t)b * T + s) * KV + (size_t)kvh * hd;
                     R *dv = n->dV + ((size_t)b * T + s) * KV + (size_t)kvh * hd;
                     R d = 0;
+                    SIMD_SUM_D
                     for (int i = 0; i < hd; i++) {
                         d += dO[i] * v[i];
                         dv[i] += pr[s] * dO[i];
@@ -438,6 +445,7 @@ static void FN(attention_bwd)(struct NET *n, int l) {
                     R ds = pr[s] * (dp[s] - sum) * scale;
                     const R *k = K + ((size_t)b * T + s) * KV + (size_t)kvh * hd;
                     R *dk = n->dK + ((size_t)b * T + s) * KV + (size_t)kvh * hd;
+                    SIMD
                     for (int i = 0; i < hd; i++) {
                         dq[i] += ds * k[i];
                         dk[i] += ds * q[i];

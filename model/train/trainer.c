@@ -30,6 +30,7 @@ void train_run_opts_default(train_run_opts_t *o) {
     o->batch = 16;
     o->micro = 16;
     o->seq = 64;
+    o->bucket = 1;
     o->epochs = 1;
     o->lr = 1e-3f;
     o->min_lr = 0;
@@ -94,6 +95,48 @@ static int order_at(order_t *o, int64_t k) {
     return o->perm[k % o->n];
 }
 
+/* Length buckets: window w holds global positions [w*W, (w+1)*W), W =
+ * bucket * G.  Its examples (in epoch order) are sorted by length, ties by
+ * position, cut into `bucket` batches of G, and those batches are put in an
+ * order seeded by (seed, w).  A function of (seed, step) only, like the
+ * epoch order, so resuming and data parallelism see the same batches. */
+typedef struct bucketer {
+    int bucket, G;
+    int64_t window; /* whose batches are in win, -1 none */
+    int *win;       /* [bucket * G] example indices */
+    int *chunk;     /* [bucket] batch order */
+    int64_t *key;   /* [bucket * G] (length << 32 | position) for sorting */
+} bucketer_t;
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Fills idx[0..G) with the examples of global batch `step`. */
+static void batch_indices(order_t *o, bucketer_t *bk, const int *len, int64_t step, int G, int *idx) {
+    if (bk->bucket <= 1) {
+        for (int i = 0; i < G; i++) idx[i] = order_at(o, step * (int64_t)G + i);
+        return;
+    }
+    int64_t w = step / bk->bucket, W = (int64_t)bk->bucket * G;
+    if (w != bk->window) {
+        for (int64_t j = 0; j < W; j++) {
+            int ex = order_at(o, w * W + j);
+            bk->win[j] = ex;
+            bk->key[j] = (int64_t)len[ex] << 32 | j;
+        }
+        qsort(bk->key, (size_t)W, sizeof *bk->key, cmp_i64);
+        order_perm(bk->chunk, bk->bucket, o->seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(w + 1)));
+        /* key keeps the sorted positions; rebuild win through it */
+        for (int64_t j = 0; j < W; j++) bk->key[j] = bk->win[bk->key[j] & 0xffffffff];
+        for (int c = 0; c < bk->bucket; c++)
+            for (int i = 0; i < G; i++) bk->win[(int64_t)c * G + i] = (int)bk->key[(int64_t)bk->chunk[c] * G + i];
+        bk->window = w;
+    }
+    memcpy(idx, bk->win + (step % bk->bucket) * G, sizeof(int) * (size_t)G);
+}
+
 /* ---------------------------------------------------------------- batches */
 
 typedef struct batcher {
@@ -138,6 +181,7 @@ static char *meta_build(const train_run_opts_t *o, const train_net_t *n, const t
     cJSON_AddNumberToObject(m, "lora_rank", l->opts.lora_rank);
     cJSON_AddNumberToObject(m, "lora_alpha", l->opts.lora_alpha);
     cJSON_AddNumberToObject(m, "seq", o->seq);
+    cJSON_AddNumberToObject(m, "bucket", o->bucket);
     cJSON_AddNumberToObject(m, "step", (double)step);
     snprintf(s, sizeof s, "%" PRIu64, o->seed);
     cJSON_AddStringToObject(m, "seed", s);
@@ -216,11 +260,11 @@ int train_run(const train_run_opts_t *o, train_run_result_t *res, llmos_error_t 
     int rc = 0;
     if (!o->model_path || !o->train_path || !o->out_dir)
         return llmos_error_set(err, LLMOS_EINVAL, "train: need a model, a training file and an output folder");
-    if (o->batch < 1 || o->micro < 1 || o->micro > 4096 || o->seq < 2 || o->world < 1 || o->rank < 0 ||
-        o->rank >= o->world || o->batch < o->world)
+    if (o->batch < 1 || o->micro < 1 || o->micro > 4096 || o->seq < 2 || o->bucket < 1 || o->bucket > 4096 ||
+        o->world < 1 || o->rank < 0 || o->rank >= o->world || o->batch < o->world)
         return llmos_error_set(err, LLMOS_EINVAL,
-                               "train: batch %d (>= ranks %d), micro %d (1..4096), seq %d (>= 2) out of range", o->batch,
-                               o->world, o->micro, o->seq);
+                               "train: batch %d (>= ranks %d), micro %d (1..4096), seq %d (>= 2), bucket %d (1..4096) out of range",
+                               o->batch, o->world, o->micro, o->seq, o->bucket);
     int cls = o->mode != TRAIN_MODE_PRETRAIN;
     if (cls && !o->label_col)
         return llmos_error_set(err, LLMOS_EINVAL, "train: mode %s needs a label column", mode_name(o->mode));
@@ -233,6 +277,7 @@ int train_run(const train_run_opts_t *o, train_run_result_t *res, llmos_error_t 
     train_ckpt_t *ck = NULL;
     batcher_t bt = {0};
     order_t ord = {0};
+    bucketer_t bk = {.bucket = o->bucket, .G = o->batch, .window = -1};
     FILE *metrics = NULL;
     int *idx = NULL;
     char *meta = NULL;
@@ -347,7 +392,12 @@ int train_run(const train_run_opts_t *o, train_run_result_t *res, llmos_error_t 
     ord.seed = o->seed;
     ord.epoch = -1;
     ord.perm = malloc(sizeof(int) * (size_t)tr.n);
-    if (!bt.tok || !bt.len || !bt.lab || !idx || !ord.perm) {
+    if (o->bucket > 1) {
+        bk.win = malloc(sizeof(int) * (size_t)o->bucket * o->batch);
+        bk.chunk = malloc(sizeof(int) * (size_t)o->bucket);
+        bk.key = malloc(sizeof(int64_t) * (size_t)o->bucket * o->batch);
+    }
+    if (!bt.tok || !bt.len || !bt.lab || !idx || !ord.perm || (o->bucket > 1 && (!bk.win || !bk.chunk || !bk.key))) {
         rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for batches");
         goto done;
     }
@@ -369,8 +419,8 @@ int train_run(const train_run_opts_t *o, train_run_result_t *res, llmos_error_t 
         int G = o->batch;
         double count = 0;
         int64_t tok_step = 0;
+        batch_indices(&ord, &bk, tr.len, step, G, idx);
         for (int i = 0; i < G; i++) {
-            idx[i] = order_at(&ord, step * (int64_t)G + i);
             count += cls ? 1 : tr.len[idx[i]] - 1;
             tok_step += tr.len[idx[i]];
         }
@@ -467,6 +517,9 @@ done:
     free(meta);
     free(idx);
     free(ord.perm);
+    free(bk.win);
+    free(bk.chunk);
+    free(bk.key);
     free(bt.tok);
     free(bt.len);
     free(bt.lab);

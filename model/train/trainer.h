@@ -38,6 +38,10 @@ typedef struct train_run_opts {
     int lora_rank;
     float lora_alpha;
     int batch, micro, seq;
+    /* Length bucketing: > 1 groups the examples of each window of `bucket`
+     * global batches by length (sorted, cut into batches, the batches in a
+     * seeded order), so batches carry little padding.  1 = off. */
+    int bucket;
     int64_t steps; /* 0: epochs * ceil(n_train / batch) */
     int epochs;
     float lr, min_lr, weight_decay, clip, beta1, beta2;
