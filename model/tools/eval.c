@@ -12,7 +12,12 @@
  * same label set; each tokenizes with its own model's tokenizer.
  * Ensembles: "avg" averages the members' probabilities; "vote" takes the
  * majority of their argmaxes (ties go to the higher summed probability).
+ * --weight W after a --ckpt weighs that member (default 1): avg becomes
+ * sum w_k p_k / sum w_k, and a vote counts w_k.  A member may be a
+ * transformer classifier or an n-gram classifier (llmos-train --mode
+ * ngram, model/train/ngram.h), told apart by its meta record's task.
  */
+#include "model/train/ngram.h"
 #include "model/train/trainer.h"
 #include "runtime/base/log.h"
 
@@ -30,6 +35,7 @@ static void usage(FILE *f) {
                "                  [--ensemble avg|vote] [--which best|latest] [--predictions OUT.jsonl]\n"
                "                  [--val-frac F --split-seed N]  (llmos-train's validation split of --data)\n"
                "                  [--all-probs] (every class's probability in the predictions)\n"
+               "                  [--weight W] (after a --ckpt: that member's weight in avg and vote, 1)\n"
                "                  [--confused N] [--batch N] [--threads N] [--model M --tokenizer TOK]\n");
 }
 
@@ -46,6 +52,7 @@ int main(int argc, char **argv) {
     model_omp_passive(argv); /* spinning OpenMP barriers collapse on a shared machine */
     const char *ckpts[MAX_MEMBERS], *data = NULL, *text_col = "text", *label_col = "category", *ens = "avg",
                *pred_path = NULL, *model = NULL, *tok = NULL;
+    double weight[MAX_MEMBERS];
     int n_ck = 0, which = 1, confused = 10, batch = 32, threads = 1, all_probs = 0;
     float val_frac = 0; /* > 0: evaluate llmos-train's validation split of --data */
     uint64_t split_seed = 1;
@@ -63,7 +70,16 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "llmos-eval: at most %d checkpoints\n", MAX_MEMBERS);
                 return 2;
             }
+            weight[n_ck] = 1;
             ckpts[n_ck++] = v;
+        } else if (ARG("--weight")) {
+            char *end;
+            double w = strtod(v, &end);
+            if (!n_ck || *end || !(w >= 0) || isinf(w)) {
+                fprintf(stderr, "llmos-eval: --weight %s: expected a number >= 0 after a --ckpt\n", v);
+                return 2;
+            }
+            weight[n_ck - 1] = w;
         } else if (ARG("--data")) data = train_path_resolve(v, 0, b1, sizeof b1);
         else if (ARG("--text-col")) text_col = v;
         else if (ARG("--label-col")) label_col = v;
@@ -90,23 +106,50 @@ int main(int argc, char **argv) {
     }
     llmos_error_t err = {0};
     train_loaded_t mem[MAX_MEMBERS];
+    ngram_model_t *ngm[MAX_MEMBERS] = {0}; /* n-gram members (mem[k] unused then) */
+    const train_labels_t *lab[MAX_MEMBERS];
+    int version[MAX_MEMBERS];
     memset(mem, 0, sizeof mem);
+    double wsum = 0;
+    for (int k = 0; k < n_ck; k++) wsum += weight[k];
+    if (wsum <= 0) {
+        fprintf(stderr, "llmos-eval: the --weight values sum to 0\n");
+        return 2;
+    }
     train_dataset_t ds = {0};
     float *probs = NULL, *avg = NULL;
-    int *votes = NULL, *conf = NULL, rc = 0, C = 0;
+    double *votes = NULL;
+    int *conf = NULL, rc = 0, C = 0;
     for (int k = 0; k < n_ck && !rc; k++) {
-        rc = train_loaded_open(&mem[k], ckpts[k], which, model, tok, batch, threads, &err);
-        if (rc) break;
-        if (train_net_layout(mem[k].net)->opts.task != TRAIN_TASK_CLS) {
-            rc = llmos_error_set(&err, LLMOS_EINVAL, "%s: not a classifier checkpoint", ckpts[k]);
-            break;
+        int is_ngram = 0;
+        rc = ngram_ckpt_probe(ckpts[k], which, &is_ngram, &err);
+        if (!rc && is_ngram) {
+            rc = ngram_model_load(ckpts[k], which, &ngm[k], &version[k], &err);
+            if (rc) break;
+            lab[k] = ngram_model_labels(ngm[k]);
+        } else if (!rc) {
+            rc = train_loaded_open(&mem[k], ckpts[k], which, model, tok, batch, threads, &err);
+            if (rc) break;
+            if (train_net_layout(mem[k].net)->opts.task != TRAIN_TASK_CLS) {
+                rc = llmos_error_set(&err, LLMOS_EINVAL, "%s: not a classifier checkpoint", ckpts[k]);
+                break;
+            }
+            lab[k] = &mem[k].labels;
+            version[k] = mem[k].version;
         }
-        if (k == 0) C = mem[0].labels.n;
-        int same = mem[k].labels.n == C;
-        for (int c = 0; same && c < C; c++) same = !strcmp(mem[k].labels.name[c], mem[0].labels.name[c]);
+        if (rc) break;
+        if (k == 0) C = lab[0]->n;
+        int same = lab[k]->n == C;
+        for (int c = 0; same && c < C; c++) same = !strcmp(lab[k]->name[c], lab[0]->name[c]);
         if (!same) rc = llmos_error_set(&err, LLMOS_EINVAL, "%s: its labels differ from %s's", ckpts[k], ckpts[0]);
     }
-    if (!rc) rc = train_dataset_load(&ds, data, text_col, label_col, &mem[0].labels, &err);
+    train_labels_t labels = {0}; /* a copy: train_dataset_load takes a mutable set */
+    if (!rc) {
+        char *lj = train_labels_to_json(lab[0]);
+        rc = lj ? train_labels_from_json(&labels, lj, strlen(lj), &err) : llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
+        free(lj);
+    }
+    if (!rc) rc = train_dataset_load(&ds, data, text_col, label_col, &labels, &err);
     int n_all = ds.n; /* the examples array is reordered in place; deinit needs nothing else */
     if (!rc && val_frac > 0) {
         int *perm = malloc(sizeof(int) * (size_t)ds.n);
@@ -125,28 +168,32 @@ int main(int argc, char **argv) {
     if (!rc) {
         probs = malloc(sizeof(float) * (size_t)ds.n * C);
         avg = calloc((size_t)ds.n * C, sizeof(float));
-        votes = calloc((size_t)ds.n * C, sizeof(int));
+        votes = calloc((size_t)ds.n * C, sizeof(double));
         conf = calloc((size_t)C * C, sizeof(int));
         if (!probs || !avg || !votes || !conf) rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
     }
     for (int k = 0; k < n_ck && !rc; k++) {
-        train_tokens_t tk;
-        rc = train_tokens_build(&tk, &ds, model_tokenizer(mem[k].model), mem[k].seq, &err);
-        if (!rc) rc = train_predict(mem[k].net, &tk, probs, &err);
-        train_tokens_deinit(&tk);
+        if (ngm[k]) {
+            for (int i = 0; i < ds.n && !rc; i++) rc = ngram_predict(ngm[k], &ds.ex[i].text, 1, probs + (size_t)i * C, &err);
+        } else {
+            train_tokens_t tk;
+            rc = train_tokens_build(&tk, &ds, model_tokenizer(mem[k].model), mem[k].seq, &err);
+            if (!rc) rc = train_predict(mem[k].net, &tk, probs, &err);
+            train_tokens_deinit(&tk);
+        }
         if (rc) break;
         int correct = 0;
         for (int i = 0; i < ds.n; i++) {
             const float *p = probs + (size_t)i * C;
             int best = 0;
             for (int c = 0; c < C; c++) {
-                avg[(size_t)i * C + c] += p[c] / (float)n_ck;
+                avg[(size_t)i * C + c] += p[c] / (float)(wsum / weight[k]); /* all 1: p / n, as before */
                 best = p[c] > p[best] ? c : best;
             }
-            votes[(size_t)i * C + best]++;
+            votes[(size_t)i * C + best] += weight[k];
             correct += best == ds.ex[i].label;
         }
-        if (n_ck > 1) printf("member %d (%s, version %d): accuracy %.4f\n", k + 1, ckpts[k], mem[k].version, (double)correct / ds.n);
+        if (n_ck > 1) printf("member %d (%s, version %d): accuracy %.4f\n", k + 1, ckpts[k], version[k], (double)correct / ds.n);
     }
     if (rc) {
         fprintf(stderr, "llmos-eval: %s\n", err.msg);
@@ -156,7 +203,7 @@ int main(int argc, char **argv) {
         int correct = 0;
         for (int i = 0; i < ds.n; i++) {
             const float *a = avg + (size_t)i * C;
-            const int *v = votes + (size_t)i * C;
+            const double *v = votes + (size_t)i * C;
             int best = 0;
             for (int c = 1; c < C; c++)
                 if (!strcmp(ens, "vote") ? (v[c] > v[best] || (v[c] == v[best] && a[c] > a[best])) : a[c] > a[best]) best = c;
@@ -167,8 +214,8 @@ int main(int argc, char **argv) {
                 cJSON *o = cJSON_CreateObject();
                 cJSON_AddNumberToObject(o, "line", ds.ex[i].line);
                 cJSON_AddStringToObject(o, "text", ds.ex[i].text);
-                cJSON_AddStringToObject(o, "label", mem[0].labels.name[gold]);
-                cJSON_AddStringToObject(o, "pred", mem[0].labels.name[best]);
+                cJSON_AddStringToObject(o, "label", lab[0]->name[gold]);
+                cJSON_AddStringToObject(o, "pred", lab[0]->name[best]);
                 cJSON_AddNumberToObject(o, "prob", a[best]);
                 if (all_probs) {
                     cJSON *arr = cJSON_AddArrayToObject(o, "probs");
@@ -189,7 +236,7 @@ int main(int argc, char **argv) {
             for (int j = 0; j < C; j++) gold += conf[(size_t)c * C + j], pred += conf[(size_t)j * C + c];
             double p = pred ? (double)tp / pred : 0, r = gold ? (double)tp / gold : 0, f = p + r > 0 ? 2 * p * r / (p + r) : 0;
             if (gold) macro += f, classes_present++;
-            printf("%-40s %9.4f %9.4f %9.4f %7d\n", mem[0].labels.name[c], p, r, f, gold);
+            printf("%-40s %9.4f %9.4f %9.4f %7d\n", lab[0]->name[c], p, r, f, gold);
         }
         macro = classes_present ? macro / classes_present : 0;
         /* Single-label: micro-averaged P = R = F1 = accuracy. */
@@ -202,12 +249,16 @@ int main(int argc, char **argv) {
         if (pairs) qsort(pairs, (size_t)np, sizeof *pairs, cmp_pair);
         printf("most confused (gold -> predicted):\n");
         for (int i = 0; i < np && i < confused; i++)
-            printf("  %4d  %s -> %s\n", pairs[i].n, mem[0].labels.name[pairs[i].gold], mem[0].labels.name[pairs[i].pred]);
+            printf("  %4d  %s -> %s\n", pairs[i].n, lab[0]->name[pairs[i].gold], lab[0]->name[pairs[i].pred]);
         free(pairs);
         printf("examples %d, members %d (%s)\n", ds.n, n_ck, n_ck > 1 ? ens : "single");
         printf("macro-F1 %.4f\nmicro-F1 %.4f\naccuracy %.4f\n", macro, acc, acc);
     }
-    for (int k = 0; k < n_ck; k++) train_loaded_deinit(&mem[k]);
+    for (int k = 0; k < n_ck; k++) {
+        if (ngm[k]) ngram_model_destroy(&ngm[k]);
+        else train_loaded_deinit(&mem[k]);
+    }
+    train_labels_deinit(&labels);
     ds.n = n_all;
     train_dataset_deinit(&ds);
     free(probs);

@@ -108,10 +108,8 @@ static int drop_version(MDB_txn *txn, MDB_dbi dbi, int ver) {
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int train_ckpt_save(train_ckpt_t *c, const char *meta, const train_net_t *n, const train_adamw_t *a, int best,
-                    int keep, int *version_out, llmos_error_t *err) {
-    const train_layout_t *l = train_net_layout(n);
-    const float *p = train_net_params((train_net_t *)n);
+int train_ckpt_save_blobs(train_ckpt_t *c, const char *meta, const train_ckpt_blob_t *blobs, int n_blobs, int best,
+                          int keep, int *version_out, llmos_error_t *err) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
     if (rc) return lmdb_err(err, rc, "cannot write checkpoint", c->path);
@@ -128,17 +126,9 @@ int train_ckpt_save(train_ckpt_t *c, const char *meta, const train_net_t *n, con
         snprintf(key, sizeof key, "v%08d/meta", ver);
         rc = put(txn, c->dbi, key, meta, strlen(meta));
     }
-    for (int i = 0; !rc && i < l->n_tensors; i++) {
-        const train_tensor_t *t = &l->t[i];
-        if (t->off < l->train_off) continue;
-        snprintf(key, sizeof key, "v%08d/t/%s", ver, t->name);
-        rc = put(txn, c->dbi, key, p + t->off, sizeof(float) * (size_t)t->rows * (size_t)t->cols);
-    }
-    if (!rc && a) {
-        snprintf(key, sizeof key, "v%08d/opt/m", ver);
-        rc = put(txn, c->dbi, key, a->m, sizeof(float) * a->len);
-        snprintf(key, sizeof key, "v%08d/opt/v", ver);
-        if (!rc) rc = put(txn, c->dbi, key, a->v, sizeof(float) * a->len);
+    for (int i = 0; !rc && i < n_blobs; i++) {
+        snprintf(key, sizeof key, "v%08d/%s", ver, blobs[i].name);
+        rc = put(txn, c->dbi, key, blobs[i].data, blobs[i].bytes);
     }
     char num[32];
     snprintf(num, sizeof num, "%d", ver);
@@ -160,6 +150,35 @@ int train_ckpt_save(train_ckpt_t *c, const char *meta, const train_net_t *n, con
     return 0;
 }
 
+int train_ckpt_save(train_ckpt_t *c, const char *meta, const train_net_t *n, const train_adamw_t *a, int best,
+                    int keep, int *version_out, llmos_error_t *err) {
+    const train_layout_t *l = train_net_layout(n);
+    const float *p = train_net_params((train_net_t *)n);
+    train_ckpt_blob_t *b = calloc((size_t)l->n_tensors + 2, sizeof *b);
+    char(*names)[TRAIN_NAME_MAX + 8] = calloc((size_t)l->n_tensors + 2, sizeof *names);
+    if (!b || !names) {
+        free(b);
+        free(names);
+        return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    }
+    int nb = 0;
+    for (int i = 0; i < l->n_tensors; i++) {
+        const train_tensor_t *t = &l->t[i];
+        if (t->off < l->train_off) continue;
+        snprintf(names[nb], sizeof names[nb], "t/%s", t->name);
+        b[nb] = (train_ckpt_blob_t){names[nb], p + t->off, sizeof(float) * (size_t)t->rows * (size_t)t->cols};
+        nb++;
+    }
+    if (a) {
+        b[nb++] = (train_ckpt_blob_t){"opt/m", a->m, sizeof(float) * a->len};
+        b[nb++] = (train_ckpt_blob_t){"opt/v", a->v, sizeof(float) * a->len};
+    }
+    int rc = train_ckpt_save_blobs(c, meta, b, nb, best, keep, version_out, err);
+    free(b);
+    free(names);
+    return rc;
+}
+
 int train_ckpt_pointer(train_ckpt_t *c, int which, int *version, llmos_error_t *err) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
@@ -171,25 +190,38 @@ int train_ckpt_pointer(train_ckpt_t *c, int which, int *version, llmos_error_t *
     return rc ? lmdb_err(err, rc, "cannot read", c->path) : 0;
 }
 
-int train_ckpt_meta(train_ckpt_t *c, int version, char **json, llmos_error_t *err) {
+int train_ckpt_blob(train_ckpt_t *c, int version, const char *name, void **data, size_t *bytes, llmos_error_t *err) {
+    *data = NULL;
+    *bytes = 0;
     MDB_txn *txn;
     int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
     if (rc) return lmdb_err(err, rc, "cannot read", c->path);
-    char key[32];
-    snprintf(key, sizeof key, "v%08d/meta", version);
+    char key[TRAIN_NAME_MAX + 32];
+    snprintf(key, sizeof key, "v%08d/%s", version, name);
     MDB_val k = {strlen(key), key}, v;
     rc = mdb_get(txn, c->dbi, &k, &v);
     if (!rc) {
-        *json = malloc(v.mv_size + 1);
-        if (*json) {
-            memcpy(*json, v.mv_data, v.mv_size);
-            (*json)[v.mv_size] = 0;
+        *data = malloc(v.mv_size + 1); /* + 1: a NUL after text records */
+        if (*data) {
+            memcpy(*data, v.mv_data, v.mv_size);
+            ((char *)*data)[v.mv_size] = 0;
+            *bytes = v.mv_size;
         }
     }
     mdb_txn_abort(txn);
-    if (rc == MDB_NOTFOUND) return llmos_error_set(err, LLMOS_ENOTFOUND, "%s: no version %d", c->path, version);
+    if (rc == MDB_NOTFOUND)
+        return llmos_error_set(err, LLMOS_ENOTFOUND, "%s: version %d has no record %s", c->path, version, name);
     if (rc) return lmdb_err(err, rc, "cannot read", c->path);
-    return *json ? 0 : llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    return *data ? 0 : llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+}
+
+int train_ckpt_meta(train_ckpt_t *c, int version, char **json, llmos_error_t *err) {
+    size_t n;
+    void *p;
+    int rc = train_ckpt_blob(c, version, "meta", &p, &n, err);
+    if (rc == LLMOS_ENOTFOUND) return llmos_error_set(err, LLMOS_ENOTFOUND, "%s: no version %d", c->path, version);
+    *json = p;
+    return rc;
 }
 
 /* A read-only transaction and a cursor on the store. */

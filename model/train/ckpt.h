@@ -39,6 +39,24 @@ void train_ckpt_close(train_ckpt_t **c);
 int train_ckpt_save(train_ckpt_t *c, const char *meta_json, const train_net_t *n, const train_adamw_t *a, int best,
                     int keep, int *version_out, llmos_error_t *err);
 
+/* A named record of a checkpoint version (key v%08d/<name>). */
+typedef struct train_ckpt_blob {
+    const char *name; /* borrowed; "meta" is reserved */
+    const void *data; /* borrowed for the call */
+    size_t bytes;
+} train_ckpt_blob_t;
+
+/* Writes a new version made of meta and the given records, in one write
+ * transaction, like train_ckpt_save (which uses it for tensors t/<name> and
+ * moments opt/m|v).  Other checkpoint kinds (ngram.h) store their own
+ * records this way. */
+int train_ckpt_save_blobs(train_ckpt_t *c, const char *meta_json, const train_ckpt_blob_t *blobs, int n_blobs, int best,
+                          int keep, int *version_out, llmos_error_t *err);
+
+/* Copies record `name` of version into *data (caller frees; a NUL byte
+ * follows the *bytes bytes).  LLMOS_ENOTFOUND, LLMOS_EIO. */
+int train_ckpt_blob(train_ckpt_t *c, int version, const char *name, void **data, size_t *bytes, llmos_error_t *err);
+
 /* The version "latest" (which = 0) or "best" (which = 1) points to.
  * LLMOS_ENOTFOUND when there is none. */
 int train_ckpt_pointer(train_ckpt_t *c, int which, int *version, llmos_error_t *err);
