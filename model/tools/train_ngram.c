@@ -52,6 +52,12 @@ int train_ngram_main(int argc, char **argv) {
     ngram_run_opts_t o = {.text_col = "text", .label_col = "category", .val_frac = 0.1f, .split_seed = 1};
     ngram_opts_default(&o.model);
     static char bufs[3][1100];
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--mode") && strcmp(argv[i + 1], "ngram")) {
+            fprintf(stderr, "llmos-train: the n-gram options (%s ...) need --mode ngram, not --mode %s\n", ngram_only[0],
+                    argv[i + 1]);
+            return 2;
+        }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define ARG(name) (strcmp(a, name) == 0 && v && ++i)
@@ -59,12 +65,8 @@ int train_ngram_main(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--quiet")) o.quiet = 1;
-        else if (ARG("--mode")) {
-            if (strcmp(v, "ngram")) {
-                fprintf(stderr, "llmos-train: the n-gram options (%s ...) need --mode ngram, not --mode %s\n", ngram_only[0], v);
-                return 2;
-            }
-        } else if (ARG("--train")) o.train_path = train_path_resolve(v, 0, bufs[0], sizeof bufs[0]);
+        else if (ARG("--mode")) continue; /* ngram: checked above */
+        else if (ARG("--train")) o.train_path = train_path_resolve(v, 0, bufs[0], sizeof bufs[0]);
         else if (ARG("--val")) o.val_path = train_path_resolve(v, 0, bufs[1], sizeof bufs[1]);
         else if (ARG("--labels")) o.labels_path = train_path_resolve(v, 0, bufs[2], sizeof bufs[2]);
         else if (ARG("--out")) o.out_dir = v;
