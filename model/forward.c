@@ -23,6 +23,11 @@
  * the classifier (all-gather of the vocabulary slices).  Every check of a
  * batch happens before the first collective, so all ranks fail alike.
  *
+ * Outputs: the final-norm hidden state and logits of each entry's last row
+ * (every row with all_logits); an entry flagged in model_ctx_forward_rows also keeps every
+ * row's final-norm hidden state (in xb, free after the last layer) without
+ * logits — mean pooling of a whole prompt chunk in one forward.
+ *
  * Everything (scratch for max_tokens rows, logits, the pool, block tables)
  * is allocated in model_ctx_new; model_ctx_forward allocates nothing.
  * A context is used by one thread at a time; inside a call it runs an
@@ -72,7 +77,8 @@ struct model_ctx {
     float *kc, *vc;         /* [threads][seq_len][head_dim]: one head's K, V gathered */
     int *row_seq, *row_pos, *out_src;
     int *ent_row0;          /* [max_seqs] first row of each batch entry */
-    int n_out;
+    int *ent_rows;          /* [max_seqs] rows with a kept hidden state (want_rows), else 0 */
+    int n_out, n_ents;
     model_q8_scratch_t q8; /* activations quantized per row (q8 weights) */
     rntm_t rntm1; /* single-threaded BLIS: we split the work ourselves */
 };
@@ -162,6 +168,7 @@ int model_ctx_new(const model_t *m, const model_ctx_opts_t *o, model_ctx_t **out
     c->kc = scratch(sizeof(float) * (size_t)c->threads * (size_t)cfg->seq_len * (size_t)cfg->head_dim, &ok);
     c->vc = scratch(sizeof(float) * (size_t)c->threads * (size_t)cfg->seq_len * (size_t)cfg->head_dim, &ok);
     c->ent_row0 = scratch(sizeof(int) * (size_t)c->max_seqs, &ok);
+    c->ent_rows = scratch(sizeof(int) * (size_t)c->max_seqs, &ok);
     c->row_seq = scratch(sizeof(int) * T, &ok);
     c->row_pos = scratch(sizeof(int) * T, &ok);
     c->out_src = scratch(sizeof(int) * 2 * T, &ok);
@@ -194,7 +201,7 @@ void model_ctx_destroy(model_ctx_t **cp) {
     if (c->kv) munmap(c->kv, c->kv_bytes);
     void *bufs[] = {c->free_stack, c->seqs, c->tables, c->x,      c->xb,     c->q,       c->att,
                     c->k,          c->v,    c->hb,     c->hb2,    c->hidden, c->logits,  c->scores,
-                    c->row_seq,    c->row_pos, c->out_src, c->kc, c->vc, c->ent_row0,
+                    c->row_seq,    c->row_pos, c->out_src, c->kc, c->vc, c->ent_row0, c->ent_rows,
                     c->logits_part, c->gathered, c->counts, c->displs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     model_q8_scratch_deinit(&c->q8);
@@ -249,6 +256,15 @@ const float *model_ctx_logits(const model_ctx_t *c, int i) {
 
 const float *model_ctx_hidden(const model_ctx_t *c, int i) {
     return i >= 0 && i < c->n_out ? c->hidden + (size_t)i * (size_t)c->cfg.dim : NULL;
+}
+
+/* want_rows rows are normed into xb after the last layer (xb is free then:
+ * the final norm and the classifier use hidden and logits); with
+ * all_logits every row already is in hidden. */
+const float *model_ctx_hidden_row(const model_ctx_t *c, int entry, int j) {
+    if (entry < 0 || entry >= c->n_ents || j < 0 || j >= c->ent_rows[entry]) return NULL;
+    size_t r = (size_t)(c->ent_row0[entry] + j);
+    return (c->all_logits ? c->hidden : c->xb) + r * (size_t)c->cfg.dim;
 }
 
 static inline float *kv_at(const model_ctx_t *c, int layer, int block, int slot, int which) {
@@ -383,9 +399,15 @@ void model_ctx_comm_stats(const model_ctx_t *c, model_comm_stats_t *out) { *out 
 void model_ctx_comm_reset(model_ctx_t *c) { c->comm = (model_comm_stats_t){0}; }
 
 int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos_error_t *err) {
+    return model_ctx_forward_rows(c, e, n, NULL, err);
+}
+
+int model_ctx_forward_rows(model_ctx_t *c, const model_batch_entry_t *e, int n, const uint8_t *want,
+                           llmos_error_t *err) {
     const model_config_t *cfg = &c->cfg;
     const model_weights_t *w = &c->m->w;
     c->n_out = 0;
+    c->n_ents = 0;
     if (n <= 0) return llmos_error_set(err, LLMOS_EINVAL, "forward: empty batch");
     /* Check everything before touching any state. */
     int T = 0, need = 0, outs = 0;
@@ -422,6 +444,7 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
     for (int i = 0; i < n; i++) {
         seq_slot_t *s = &c->seqs[e[i].seq];
         c->ent_row0[i] = r;
+        c->ent_rows[i] = c->all_logits || (want && want[i]) ? e[i].n_tokens : 0;
         int nb = (s->len + e[i].n_tokens + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
         while (s->n_blocks < nb) s->blocks[s->n_blocks++] = c->free_stack[--c->n_free];
         for (int j = 0; j < e[i].n_tokens; j++, r++) {
@@ -433,6 +456,7 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
         }
     }
     c->n_out = o;
+    c->n_ents = n;
 
     int D = cfg->dim, KV = c->kv_dim, HD = c->hid, QD = c->q_dim, half = cfg->head_dim / 2, rc;
     for (int l = 0; l < cfg->n_layers; l++) {
@@ -468,6 +492,10 @@ int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *e, int n, llmos
     }
     for (int i = 0; i < o; i++)
         model_rmsnorm(c->hidden + (size_t)i * D, c->x + (size_t)c->out_src[i] * D, w->final_norm.data, D, cfg->norm_eps);
+    for (int i = 0; i < n && !c->all_logits; i++) /* want_rows: every row's final-norm state, into xb */
+        for (int j = 0, r0 = c->ent_row0[i]; j < c->ent_rows[i]; j++)
+            model_rmsnorm(c->xb + (size_t)(r0 + j) * D, c->x + (size_t)(r0 + j) * D, w->final_norm.data, D,
+                          cfg->norm_eps);
     if (!c->tp)
         matmul(c, &w->classifier, c->hidden, o, c->logits);
     else {

@@ -243,12 +243,33 @@ typedef struct model_batch_entry {
 int model_ctx_forward(model_ctx_t *c, const model_batch_entry_t *entries, int n_entries,
                       llmos_error_t *err);
 
+/* model_ctx_forward, and for every entry i with want_rows[i] != 0 also the
+ * final-norm hidden state of EVERY one of its rows (model_ctx_hidden_row),
+ * not only the last: what mean pooling needs, so a whole prompt chunk is
+ * pooled in one forward instead of one row per forward.  No logits are
+ * computed for those rows (the last row's are there as always).  Costs one
+ * RMSNorm per such row; entries without it (decode steps, generation
+ * prompts) cost nothing more.  want_rows: n_entries flags, borrowed for the
+ * call; NULL = none (= model_ctx_forward).  A separate array rather than a
+ * field of model_batch_entry_t, so positional initialisers of entries
+ * elsewhere stay complete. */
+int model_ctx_forward_rows(model_ctx_t *c, const model_batch_entry_t *entries, int n_entries, const uint8_t *want_rows,
+                           llmos_error_t *err);
+
 /* Borrowed until the next model_ctx_forward.  i: entry index (or row index
  * with all_logits).  Logits: vocab_size floats.  Hidden: dim floats, the
  * final-norm output that feeds the classifier.  Both are the whole rows on
  * every rank of a tensor-parallel group. */
 const float *model_ctx_logits(const model_ctx_t *c, int i);
 const float *model_ctx_hidden(const model_ctx_t *c, int i);
+
+/* The final-norm hidden state (dim floats) of row j (0..n_tokens-1) of
+ * batch entry `entry` of the last forward, when that entry was flagged in
+ * model_ctx_forward_rows (or the context has all_logits); NULL otherwise or out of range.  The
+ * rows live in the context's scratch for max_tokens rows (nothing is
+ * allocated); borrowed until the next model_ctx_forward.  The whole row on
+ * every rank of a tensor-parallel group, like model_ctx_hidden. */
+const float *model_ctx_hidden_row(const model_ctx_t *c, int entry, int j);
 
 /* Time spent inside the group's collectives by this context since it was
  * made or last reset (all zero without tp). */

@@ -215,6 +215,99 @@ static void test_batched_equals_sequential(void **state) {
     model_destroy(&m);
 }
 
+/* model_ctx_forward_rows: every row's final-norm hidden state of a prompt chunk equals
+ * the one-row-at-a-time path's (model_ctx_hidden after each single-token
+ * forward) and the all_logits path's; entries without it keep only their
+ * last row; a chunked prompt (two forwards) gives the same rows. */
+static double row_rel_diff(const float *h, const float *ref, int D) {
+    double d = 0, mx = 0;
+    for (int i = 0; i < D; i++) {
+        d = fmax(d, fabs((double)h[i] - ref[i]));
+        mx = fmax(mx, fabs((double)ref[i]));
+    }
+    return d / (mx > 0 ? mx : 1);
+}
+
+static void test_hidden_rows(void **state) {
+    (void)state;
+    model_t *m = load_bin();
+    const model_config_t *cfg = model_config(m);
+    int V = cfg->vocab_size, D = cfg->dim;
+    enum { NS = 4, MAXL = 40 };
+    int lens[NS] = {1, 6, 9, MAXL};
+    int toks[NS][MAXL];
+    for (int s = 0; s < NS; s++) {
+        toks[s][0] = 1;
+        for (int i = 1; i < MAXL; i++) toks[s][i] = 3 + (int)(rnd() % (uint32_t)(V - 3));
+    }
+    static float ref[NS][MAXL][512];
+    llmos_error_t e = {0};
+    for (int s = 0; s < NS; s++) { /* reference: one row per forward */
+        model_ctx_t *c = NULL;
+        model_ctx_opts_t o = {.threads = 1, .max_seqs = 1, .max_tokens = 1};
+        assert_int_equal(model_ctx_new(m, &o, &c, &e), 0);
+        int q;
+        assert_int_equal(model_seq_open(c, &q, &e), 0);
+        for (int i = 0; i < lens[s]; i++) {
+            model_batch_entry_t be = {q, &toks[s][i], 1};
+            assert_int_equal(model_ctx_forward(c, &be, 1, &e), 0);
+            memcpy(ref[s][i], model_ctx_hidden(c, 0), sizeof(float) * (size_t)D);
+            assert_null(model_ctx_hidden_row(c, 0, 0)); /* not asked for */
+        }
+        model_ctx_destroy(&c);
+    }
+    for (int mode = 0; mode < 3; mode++) { /* 0, 1: want_rows at 1 and 2 threads; 2: all_logits */
+        model_ctx_t *c = NULL;
+        model_ctx_opts_t o = {.threads = mode == 1 ? 2 : 1, .max_seqs = NS, .max_tokens = 64, .all_logits = mode == 2};
+        assert_int_equal(model_ctx_new(m, &o, &c, &e), 0);
+        int seq[NS], first = 23; /* the long one in two chunks: 23 rows, then 17 */
+        uint8_t want[NS];
+        model_batch_entry_t be[NS];
+        for (int s = 0; s < NS; s++) {
+            assert_int_equal(model_seq_open(c, &seq[s], &e), 0);
+            /* sequence 1 without want_rows: only its last row */
+            be[s] = (model_batch_entry_t){seq[s], toks[s], s == NS - 1 ? first : lens[s]};
+            want[s] = s != 1;
+        }
+        assert_int_equal(model_ctx_forward_rows(c, be, NS, want, &e), 0);
+        double maxdiff = 0; /* relative to the row's largest magnitude */
+        for (int s = 0; s < NS; s++) {
+            int n = be[s].n_tokens;
+            if (s == 1 && mode != 2) {
+                assert_null(model_ctx_hidden_row(c, s, 0));
+                continue;
+            }
+            for (int j = 0; j < n; j++) {
+                const float *h = model_ctx_hidden_row(c, s, j);
+                assert_non_null(h);
+                maxdiff = fmax(maxdiff, row_rel_diff(h, ref[s][j], D));
+            }
+            assert_null(model_ctx_hidden_row(c, s, n));
+            assert_null(model_ctx_hidden_row(c, s, -1));
+            if (mode != 2) /* the last row's hidden (and logits) are there as always */
+                assert_memory_equal(model_ctx_hidden(c, s), model_ctx_hidden_row(c, s, n - 1), sizeof(float) * (size_t)D);
+        }
+        assert_null(model_ctx_hidden_row(c, NS, 0));
+        model_batch_entry_t rest = {seq[NS - 1], toks[NS - 1] + first, MAXL - first};
+        assert_int_equal(model_ctx_forward_rows(c, &rest, 1, want, &e), 0);
+        for (int j = 0; j < MAXL - first; j++) {
+            const float *h = model_ctx_hidden_row(c, 0, j);
+            assert_non_null(h);
+            maxdiff = fmax(maxdiff, row_rel_diff(h, ref[NS - 1][first + j], D));
+        }
+        assert_null(model_ctx_hidden_row(c, 1, 0)); /* one entry in that batch */
+        int bad = V;
+        model_batch_entry_t wrong = {seq[0], &bad, 1};
+        assert_int_equal(model_ctx_forward_rows(c, &wrong, 1, want, &e), LLMOS_EINVAL);
+        assert_null(model_ctx_hidden_row(c, 0, 0)); /* a refused forward keeps nothing */
+        printf("hidden rows (%s): max |diff| / max |row| vs one row per forward = %.3g\n",
+               mode == 2 ? "all_logits" : mode == 1 ? "want_rows, 2 threads" : "want_rows", maxdiff);
+        assert_true(maxdiff <= 1e-5);
+        model_ctx_destroy(&c);
+    }
+    model_destroy(&m);
+}
+
 static void test_kv_pool(void **state) {
     (void)state;
     model_t *m = load_bin();
@@ -774,6 +867,7 @@ int main(void) {
         cmocka_unit_test(test_tokenizer_roundtrip),
         cmocka_unit_test(test_gguf_vocab_equals_tokenizer_bin),
         cmocka_unit_test(test_batched_equals_sequential),
+        cmocka_unit_test(test_hidden_rows),
         cmocka_unit_test(test_kv_pool),
         cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_stop_strings),
