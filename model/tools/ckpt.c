@@ -6,7 +6,10 @@
  *   llmos-ckpt show DIR [VERSION]     a version's meta record (JSON)
  *   llmos-ckpt export DIR OUT.bin     the model with the trained body
  *                                     (LoRA merged) as a llama2.c file
+ * n-gram classifiers (llmos-train --mode ngram) list and show like the
+ * others (mode "ngram"); they have no model to export.
  */
+#include "model/train/ngram.h"
 #include "model/train/trainer.h"
 
 #include <cjson/cJSON.h>
@@ -65,8 +68,11 @@ int main(int argc, char **argv) {
         }
         train_ckpt_close(&c);
     } else if (!strcmp(argv[1], "export") && argc == 4) {
-        train_loaded_t ld;
-        rc = train_loaded_open(&ld, argv[2], 1, NULL, NULL, 1, 1, &err);
+        train_loaded_t ld = {0};
+        int is_ngram = 0;
+        rc = ngram_ckpt_probe(argv[2], 1, &is_ngram, &err);
+        if (!rc && is_ngram) rc = llmos_error_set(&err, LLMOS_EINVAL, "%s: an n-gram classifier has no model to export", argv[2]);
+        if (!rc) rc = train_loaded_open(&ld, argv[2], 1, NULL, NULL, 1, 1, &err);
         if (!rc) rc = train_net_store_model(ld.net, ld.model, &err);
         if (!rc) rc = model_save_llama2c(ld.model, argv[3], &err);
         if (!rc) printf("wrote %s (version %d)\n", argv[3], ld.version);

@@ -10,7 +10,8 @@ n-gram classifier as real processes, on BANKING77:
     n-gram's, weight 1 something in between; a weighted vote follows the
     heavier member; --predictions --all-probs rows sum to 1;
   - errors: label sets that differ, transformer flags with --mode ngram,
-    n-gram flags with another mode, --weight before any --ckpt;
+    n-gram flags with another mode, --weight before any --ckpt, export of
+    an n-gram checkpoint;
     --val-frac 0 trains on the whole file (no validation figure).
 
 Usage: ngram_test.py BIN_DIR   (LLMOS_MODELS / LLMOS_DATA from the environment)
@@ -62,6 +63,8 @@ def main():
         assert re.search(r"^\s+1\s+1\s+ngram\s+[0-9.]+\s+" + re.escape(f"{val:.4f}") + r".*latest best", ls, re.M), ls
         show = json.loads(run([CKPT, "show", ng]).stdout)
         assert show["task"] == "ngram" and show["n_features"] == nf and len(show["labels"]) == 77, show
+        r = run([CKPT, "export", ng, os.path.join(tmp, "x.bin")], ok=False)
+        assert r.returncode == 1 and "no model to export" in r.stderr, r.stderr
         v, _, out = run_eval(["--ckpt", ng, *SPLIT])
         assert "examples 1000," in out and abs(v["accuracy"] - val) < 1e-9, (v, val)
         print(f"ngram: {nf} features, validation accuracy {val:.4f} (llmos-eval: {v['accuracy']:.4f}); "
