@@ -13,9 +13,15 @@
  * detokenize, check stop strings, stream, finish.  It returns true while
  * sequences run, so new messages are taken between iterations.
  *
+ * Pooling.  A mean-pooled Embed or Classify prefills in chunks under the
+ * token budget like a generation prompt; its entries are flagged for
+ * model_ctx_forward_rows, so every row's final-norm hidden state of the
+ * chunk comes back and is added to the request's sum (a 100-token text is
+ * one iteration, not 100).  Last pooling needs only the last row.
+ *
  * Plans (T > 1).  An int32 array sent with MPI_Isend to every follower of
  * the group's communicator: [kind, n_ops, n_entries, n_tokens, ops (op, a,
- * b)..., entries (seq, n)..., tokens...].  Ops are the sequence operations
+ * b)..., entries (seq, n, want_rows)..., tokens...].  Ops are the sequence operations
  * the leader did since the last plan, in order (open: a = the slot it got;
  * close a; truncate a to b), so followers reproduce the same slot ids.
  * Point-to-point with polling on both sides (not a blocking broadcast):
@@ -119,6 +125,7 @@ typedef struct ms {
     int vocab, dim, seq_len, bos, eos, kv_total;
     float *logits;            /* vocab scratch for sampling */
     model_batch_entry_t *ents;
+    uint8_t *want;            /* [max_seqs] per entry: every row's hidden state (mean pooling) */
     ms_req_t **ereq;
     int32_t *plan;
     int plan_cap;
@@ -137,7 +144,7 @@ typedef struct ms {
     int reserved;             /* KV blocks promised to running requests */
     bool available, shut;
     char down_why[160];
-    uint64_t requests_done, tokens_generated, iterations, rejected;
+    uint64_t requests_done, tokens_generated, iterations, rejected, prompt_tokens;
     double avg_req_ms;
     /* follower state */
     MPI_Request rreq;
@@ -647,7 +654,7 @@ out:
 
 /* Classify (a ScoreRequest without labels): the text with BOS, cut at the
  * classifier's training length as llmos-eval cuts it; pooled like an
- * embedding (mean: one row per iteration; last: the prefill's last row). */
+ * embedding (mean: every row of each prefill chunk; last: the last row). */
 static int req_parse_classify(ms_t *s, ms_req_t *r, const char *text, uint32_t top_k, llmos_error_t *err) {
     if (!s->cls)
         return llmos_error_set(err, LLMOS_EINVAL, "labels: none given and no classifier is loaded (give 1..%d labels, "
@@ -778,6 +785,7 @@ static int plan_send(ms_t *s, int kind, int ne, llmos_error_t *err) {
     for (int i = 0; i < ne; i++) {
         p[k++] = s->ents[i].seq;
         p[k++] = s->ents[i].n_tokens;
+        p[k++] = s->want[i];
     }
     for (int i = 0; i < ne; i++) {
         memcpy(p + k, s->ents[i].tokens, sizeof(int32_t) * (size_t)s->ents[i].n_tokens);
@@ -927,10 +935,14 @@ static void on_output(ms_t *s, ms_req_t *r, int i) {
         return;
     }
     if (r->kind == REQ_EMBED || r->kind == REQ_CLASSIFY) {
-        /* mean: called after every row (one per iteration); last: once. */
-        const float *h = model_ctx_hidden(s->ctx, i);
-        for (int d = 0; d < s->dim; d++) r->vec[d] += h[d];
-        r->pooled++;
+        /* mean: after every chunk, each of its rows (want_rows); last: once, the last row. */
+        int n = r->mean ? s->ents[i].n_tokens : 1;
+        for (int j = 0; j < n; j++) {
+            const float *h = r->mean ? model_ctx_hidden_row(s->ctx, i, j) : model_ctx_hidden(s->ctx, i);
+            LLMOS_ASSERT(h);
+            for (int d = 0; d < s->dim; d++) r->vec[d] += h[d];
+        }
+        r->pooled += n;
         if (r->n_fed == r->n_prompt) req_finish(s, r, "done");
         return;
     }
@@ -986,6 +998,7 @@ static bool leader_step(ms_t *s) {
         if (r->n_fed < r->n_prompt) continue;
         const int *t = r->kind == REQ_SCORE ? &r->lab_toks[r->cur][r->lab_pos - 1] : r->toks + r->n_fed;
         s->ents[ne] = (model_batch_entry_t){r->seq, t, 1};
+        s->want[ne] = 0;
         s->ereq[ne++] = r;
         left--;
     }
@@ -993,9 +1006,9 @@ static bool leader_step(ms_t *s) {
         ms_req_t *r = s->running[k];
         if (r->n_fed >= r->n_prompt) continue;
         int n = r->n_prompt - r->n_fed;
-        if ((r->kind == REQ_EMBED || r->kind == REQ_CLASSIFY) && r->mean) n = 1; /* every row's state is pooled */
         if (n > left) n = left;
         s->ents[ne] = (model_batch_entry_t){r->seq, r->toks + r->n_fed, n};
+        s->want[ne] = (r->kind == REQ_EMBED || r->kind == REQ_CLASSIFY) && r->mean; /* every row's state is pooled */
         s->ereq[ne++] = r;
         left -= n;
     }
@@ -1004,7 +1017,7 @@ static bool leader_step(ms_t *s) {
         group_down(s, err.msg);
         return false;
     }
-    int rc = model_ctx_forward(s->ctx, s->ents, ne, &err);
+    int rc = model_ctx_forward_rows(s->ctx, s->ents, ne, s->want, &err);
     if (rc == LLMOS_EUNAVAILABLE) {
         group_down(s, err.msg);
         return false;
@@ -1017,9 +1030,10 @@ static bool leader_step(ms_t *s) {
     s->iterations++;
     for (int i = 0; i < ne; i++) {
         ms_req_t *r = s->ereq[i];
+        if (r->n_fed < r->n_prompt) s->prompt_tokens += (uint64_t)s->ents[i].n_tokens;
         r->n_fed += s->ents[i].n_tokens;
         /* Outputs wanted: the last row of the tokens so far; for a score
-         * every label step; for a mean embedding every row (fed one by one). */
+         * every label step; for a mean embedding every chunk's rows. */
         if (r->n_fed == r->n_toks || (r->kind == REQ_SCORE && r->n_fed > r->n_prompt) ||
             ((r->kind == REQ_EMBED || r->kind == REQ_CLASSIFY) && r->mean))
             on_output(s, r, i);
@@ -1036,7 +1050,7 @@ static bool follower_run(ms_t *s, int count) {
     if (count < 4 || p[0] == MS_PLAN_STOP) return false;
     int n_ops = p[1], ne = p[2], n_tok = p[3];
     if (p[0] != MS_PLAN_FORWARD || n_ops < 0 || ne < 0 || ne > s->max_seqs || n_tok < 0 ||
-        4 + 3 * n_ops + 2 * ne + n_tok != count) {
+        4 + 3 * n_ops + 3 * ne + n_tok != count) {
         LLMOS_ERROR("model follower: a malformed plan (%d ints)", count);
         return false;
     }
@@ -1054,12 +1068,13 @@ static bool follower_run(ms_t *s, int count) {
             model_seq_truncate(s->ctx, op[1], op[2], &err);
         }
     }
-    const int32_t *e = op, *tok = op + 2 * ne;
+    const int32_t *e = op, *tok = op + 3 * ne;
     for (int i = 0; i < ne; i++) {
-        s->ents[i] = (model_batch_entry_t){e[2 * i], tok, e[2 * i + 1]};
-        tok += e[2 * i + 1];
+        s->ents[i] = (model_batch_entry_t){e[3 * i], tok, e[3 * i + 1]};
+        s->want[i] = e[3 * i + 2] != 0;
+        tok += e[3 * i + 1];
     }
-    if (ne && model_ctx_forward(s->ctx, s->ents, ne, &err) == LLMOS_EUNAVAILABLE) {
+    if (ne && model_ctx_forward_rows(s->ctx, s->ents, ne, s->want, &err) == LLMOS_EUNAVAILABLE) {
         LLMOS_ERROR("model follower: %s", err.msg);
         return false;
     }
@@ -1112,6 +1127,7 @@ static void ms_unbuild(ms_t *s) {
     model_ctx_destroy(&s->ctx);
     free(s->logits);
     free(s->ents);
+    free(s->want);
     free(s->ereq);
     free(s->running);
     free(s->plan);
@@ -1122,6 +1138,7 @@ static void ms_unbuild(ms_t *s) {
     free(s->load_corr);
     s->logits = NULL;
     s->ents = NULL;
+    s->want = NULL;
     s->ereq = NULL;
     s->running = NULL;
     s->plan = NULL;
@@ -1162,10 +1179,11 @@ static int ms_build(ms_t *s, llmos_error_t *err) {
     size_t bb;
     model_ctx_kv_usage(s->ctx, &used, &s->kv_total, &bb);
     s->ops_cap = 3 * 4 * s->max_seqs + 12;
-    s->plan_cap = 4 + s->ops_cap + 2 * s->max_seqs + s->budget;
+    s->plan_cap = 4 + s->ops_cap + 3 * s->max_seqs + s->budget;
     s->peers_cap = 256;
     s->logits = malloc(sizeof(float) * (size_t)s->vocab);
     s->ents = calloc((size_t)s->max_seqs, sizeof *s->ents);
+    s->want = calloc((size_t)s->max_seqs, sizeof *s->want);
     s->ereq = calloc((size_t)s->max_seqs, sizeof *s->ereq);
     s->running = calloc((size_t)s->max_seqs, sizeof *s->running);
     s->plan = malloc(sizeof(int32_t) * (size_t)s->plan_cap);
@@ -1173,7 +1191,7 @@ static int ms_build(ms_t *s, llmos_error_t *err) {
     s->sreqs = calloc((size_t)s->tp * 2, sizeof *s->sreqs);
     s->acks = calloc((size_t)s->tp, sizeof *s->acks);
     s->peers = calloc((size_t)s->peers_cap, sizeof *s->peers);
-    if (!s->logits || !s->ents || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->acks ||
+    if (!s->logits || !s->ents || !s->want || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->acks ||
         !s->peers)
         return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the model actor's buffers");
     s->available = true;
@@ -1249,6 +1267,7 @@ static void reply_stats(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
     st.requests_done = s->requests_done;
     st.tokens_generated = s->tokens_generated;
     st.iterations = s->iterations;
+    st.prompt_tokens = s->prompt_tokens;
     st.rejected_overloaded = s->rejected;
     st.token_budget = (uint32_t)s->budget;
     st.queue_limit = (uint32_t)s->queue_limit;

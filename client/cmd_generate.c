@@ -307,6 +307,7 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
     printf("requests_done      %llu\n", (unsigned long long)s->requests_done);
     printf("tokens_generated   %llu\n", (unsigned long long)s->tokens_generated);
     printf("iterations         %llu\n", (unsigned long long)s->iterations);
+    printf("prompt_tokens      %llu\n", (unsigned long long)s->prompt_tokens);
     printf("rejected_overload  %llu\n", (unsigned long long)s->rejected_overloaded);
     printf("token_budget       %u\n", s->token_budget);
     printf("queue_limit        %u\n", s->queue_limit);

@@ -13,6 +13,10 @@
 # it at run time; without a classifier a Score without labels is EINVAL with
 # a clear message; an empty text is EINVAL; a garbage checkpoint is refused
 # (at start-up: llmosd exits non-zero; by `model load`: an error) and the node lives.
+# Long texts (>= 100 tokens) through a mean-pooled classifier served with
+# --token-budget 64: llmos-eval's probabilities within 1e-4, and the stats
+# show the text took ceil(tokens / 64) iterations (prefill chunks pooled
+# whole), not one per token; the same at T = 2.
 set -euo pipefail
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 M=${LLMOS_MODELS:?LLMOS_MODELS not set}
@@ -47,6 +51,25 @@ PYEOF
   --batch 16 --seq 48 --lr 3e-3 --quiet >"$T/train1.log" 2>&1 || fail "train lora: $(tail -3 "$T/train1.log")"
 "$BIN/llmos-train" "${MODEL[@]}" --train "$T/train.csv" --out "$T/head" --mode head --pool last --steps 20 \
   --batch 16 --seq 32 --lr 1e-2 --quiet >"$T/train2.log" 2>&1 || fail "train head: $(tail -3 "$T/train2.log")"
+# Long texts: 5-8 test texts of one intent joined (>= 100 tokens each), for a mean-pooled head with seq 256.
+"$PY" - "$T/test.csv" "$T/long.csv" <<'PYEOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline='')))
+by = {}
+for r in rows[1:]:
+    by.setdefault(r[1], []).append(r[0])
+with open(sys.argv[2], 'w', newline='') as f:
+    w = csv.writer(f); w.writerow(rows[0])
+    for l, ts in sorted(by.items()):
+        for k in range(2):
+            text = ' '.join(ts[k * 4:k * 4 + 8])
+            while len(text) < 450: text += ' ' + ts[len(text) % len(ts)]
+            w.writerow([text, l])
+PYEOF
+"$BIN/llmos-train" "${MODEL[@]}" --train "$T/train.csv" --out "$T/long" --mode head --pool mean --steps 10 \
+  --batch 16 --seq 256 --lr 1e-2 --quiet >"$T/train3.log" 2>&1 || fail "train long: $(tail -3 "$T/train3.log")"
+"$BIN/llmos-eval" --ckpt "$T/long" --data "$T/long.csv" --predictions "$T/long.eval.jsonl" >/dev/null 2>&1 || fail "eval long"
+"$PY" -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" "$T/long.eval.jsonl" >"$T/long.txt"
 for k in lora head; do
   "$BIN/llmos-eval" --ckpt "$T/$k" --data "$T/test.csv" --predictions "$T/$k.eval.jsonl" >"$T/$k.eval.txt" 2>/dev/null \
     || fail "eval $k"
@@ -143,6 +166,23 @@ L classify --json --file "$T/texts.txt" >"$T/srv_head.jsonl" || fail "classify (
 compare "$T/srv_head.jsonl" "$T/head.eval.jsonl" "head, last pooling, T=1"
 stop_node
 
+# ---- long texts, mean pooling, 64 rows per iteration: chunks pooled whole
+stat() { L model stats | awk -v k="$1" '$1 == k {print $2}'; }
+long_case() { # $1: what
+  L classify --json --file "$T/long.txt" >"$T/srv_long.jsonl" || fail "classify long ($1)"
+  compare "$T/srv_long.jsonl" "$T/long.eval.jsonl" "long texts, mean pooling, $1"
+  it0=$(stat iterations); pt0=$(stat prompt_tokens)
+  L classify "$(head -1 "$T/long.txt")" >/dev/null || fail "classify one long text ($1)"
+  it=$(( $(stat iterations) - it0 )); pt=$(( $(stat prompt_tokens) - pt0 ))
+  echo "one long text ($1): $pt tokens in $it iterations"
+  [ "$pt" -ge 100 ] || fail "the long text has only $pt tokens"
+  [ "$it" -eq $(( (pt + 63) / 64 )) ] || fail "$pt tokens took $it iterations at 64 rows per iteration ($1)"
+}
+start_node "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level warn --classifier "$T/long" --token-budget 64 \
+  --data-dir "$T/data5"
+long_case "T=1"
+stop_node
+
 # ---- no classifier: a Score without labels is EINVAL, clearly
 start_node "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level warn "${MODEL[@]}" --data-dir "$T/data2"
 if L classify "hello" 2>"$T/nocls.err"; then fail "classified without a classifier"; fi
@@ -169,6 +209,12 @@ if command -v mpirun >/dev/null; then
   L model load "" --classifier "$T/head" >/dev/null || fail "model load --classifier head (T=2)"
   L classify --json --file "$T/texts.txt" >"$T/srv2_head.jsonl" || fail "classify (head, T=2)"
   compare "$T/srv2_head.jsonl" "$T/head.eval.jsonl" "head, last pooling, T=2"
+  stop_node
+  # long texts in chunks of 64 rows: the followers pool nothing but run the flagged chunks alike
+  start_node env OMPI_MCA_mpi_yield_when_idle=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
+    "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level info --classifier "$T/long" --tp 2 --token-budget 64 \
+    --data-dir "$T/data6"
+  long_case "T=2"
   stop_node
 fi
 echo "ok"
