@@ -19,22 +19,26 @@
 
 int train_ngram_main(int argc, char **argv); /* called by train.c */
 
-static const char *const ngram_only[] = {"--ngram-c", "--word-ngrams", "--char-ngrams", "--solver", "--min-df",
-                                         "--min-word-len", "--ngram-eps", "--temperature", NULL};
+static const char *const ngram_only[] = {"--ngram-c",   "--word-ngrams", "--char-ngrams",
+                                         "--solver",    "--min-df",      "--min-word-len",
+                                         "--ngram-eps", "--temperature", NULL};
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: llmos-train --mode ngram --train FILE --out DIR [options]\n"
-               "  --text-col NAME --label-col NAME   column names (text, category)\n"
-               "  --labels FILE                      JSON array of label names (default: from the data)\n"
-               "  --val FILE | --val-frac F          validation file, or a fraction of --train (0.1; 0 = train on all)\n"
-               "  --split-seed N                     validation split seed (1), the same split as the other modes\n"
-               "  --word-ngrams LO-HI                word n-grams (1-2; 0-0 = none)\n"
-               "  --char-ngrams LO-HI                char n-grams inside words (2-5; 0-0 = none)\n"
-               "  --min-word-len N --min-df N        shortest word token (2), rarest kept n-gram (1)\n"
-               "  --solver lr|lr-dual|svm            liblinear solver (lr)\n"
-               "  --ngram-c C --ngram-eps E          liblinear cost (30) and tolerance (solver default)\n"
-               "  --temperature T                    svm: softmax temperature of the probabilities (0.1)\n"
-               "  --metrics FILE --quiet\n");
+    fprintf(
+        f,
+        "usage: llmos-train --mode ngram --train FILE --out DIR [options]\n"
+        "  --text-col NAME --label-col NAME   column names (text, category)\n"
+        "  --labels FILE                      JSON array of label names (default: from the data)\n"
+        "  --val FILE | --val-frac F          validation file, or a fraction of --train (0.1; 0 = train on "
+        "all)\n"
+        "  --split-seed N                     validation split seed (1), the same split as the other modes\n"
+        "  --word-ngrams LO-HI                word n-grams (1-2; 0-0 = none)\n"
+        "  --char-ngrams LO-HI                char n-grams inside words (2-5; 0-0 = none)\n"
+        "  --min-word-len N --min-df N        shortest word token (2), rarest kept n-gram (1)\n"
+        "  --solver lr|lr-dual|svm            liblinear solver (lr)\n"
+        "  --ngram-c C --ngram-eps E          liblinear cost (30) and tolerance (solver default)\n"
+        "  --temperature T                    svm: softmax temperature of the probabilities (0.1)\n"
+        "  --metrics FILE --quiet\n");
 }
 
 static int parse_range(const char *v, int *lo, int *hi) {
@@ -54,8 +58,8 @@ int train_ngram_main(int argc, char **argv) {
     static char bufs[3][1100];
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--mode") && strcmp(argv[i + 1], "ngram")) {
-            fprintf(stderr, "llmos-train: the n-gram options (%s ...) need --mode ngram, not --mode %s\n", ngram_only[0],
-                    argv[i + 1]);
+            fprintf(stderr, "llmos-train: the n-gram options (%s ...) need --mode ngram, not --mode %s\n",
+                    ngram_only[0], argv[i + 1]);
             return 2;
         }
     for (int i = 1; i < argc; i++) {
@@ -64,30 +68,48 @@ int train_ngram_main(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--quiet")) o.quiet = 1;
-        else if (ARG("--mode")) continue; /* ngram: checked above */
-        else if (ARG("--train")) o.train_path = train_path_resolve(v, 0, bufs[0], sizeof bufs[0]);
-        else if (ARG("--val")) o.val_path = train_path_resolve(v, 0, bufs[1], sizeof bufs[1]);
-        else if (ARG("--labels")) o.labels_path = train_path_resolve(v, 0, bufs[2], sizeof bufs[2]);
-        else if (ARG("--out")) o.out_dir = v;
-        else if (ARG("--metrics")) o.metrics_path = v;
-        else if (ARG("--text-col")) o.text_col = v;
-        else if (ARG("--label-col")) o.label_col = v;
-        else if (ARG("--val-frac")) o.val_frac = strtof(v, NULL);
-        else if (ARG("--split-seed")) o.split_seed = strtoull(v, NULL, 10);
-        else if (ARG("--ngram-c")) o.model.C = strtod(v, NULL);
-        else if (ARG("--ngram-eps")) o.model.eps = strtod(v, NULL);
-        else if (ARG("--temperature")) o.model.temperature = strtod(v, NULL);
-        else if (ARG("--min-df")) o.model.min_df = atoi(v);
-        else if (ARG("--min-word-len")) o.model.min_word_len = atoi(v);
+        } else if (!strcmp(a, "--quiet"))
+            o.quiet = 1;
+        else if (ARG("--mode"))
+            continue; /* ngram: checked above */
+        else if (ARG("--train"))
+            o.train_path = train_path_resolve(v, 0, bufs[0], sizeof bufs[0]);
+        else if (ARG("--val"))
+            o.val_path = train_path_resolve(v, 0, bufs[1], sizeof bufs[1]);
+        else if (ARG("--labels"))
+            o.labels_path = train_path_resolve(v, 0, bufs[2], sizeof bufs[2]);
+        else if (ARG("--out"))
+            o.out_dir = v;
+        else if (ARG("--metrics"))
+            o.metrics_path = v;
+        else if (ARG("--text-col"))
+            o.text_col = v;
+        else if (ARG("--label-col"))
+            o.label_col = v;
+        else if (ARG("--val-frac"))
+            o.val_frac = strtof(v, NULL);
+        else if (ARG("--split-seed"))
+            o.split_seed = strtoull(v, NULL, 10);
+        else if (ARG("--ngram-c"))
+            o.model.C = strtod(v, NULL);
+        else if (ARG("--ngram-eps"))
+            o.model.eps = strtod(v, NULL);
+        else if (ARG("--temperature"))
+            o.model.temperature = strtod(v, NULL);
+        else if (ARG("--min-df"))
+            o.model.min_df = atoi(v);
+        else if (ARG("--min-word-len"))
+            o.model.min_word_len = atoi(v);
         else if (ARG("--word-ngrams") || ARG("--char-ngrams")) {
             int lo, hi, w = !strcmp(a, "--word-ngrams");
             if (parse_range(v, &lo, &hi)) {
                 fprintf(stderr, "llmos-train: %s %s: expected LO-HI, e.g. %s\n", a, v, w ? "1-2" : "2-5");
                 return 2;
             }
-            if (w) o.model.word_lo = lo, o.model.word_hi = hi;
-            else o.model.char_lo = lo, o.model.char_hi = hi;
+            if (w)
+                o.model.word_lo = lo, o.model.word_hi = hi;
+            else
+                o.model.char_lo = lo, o.model.char_hi = hi;
         } else if (ARG("--solver")) {
             int s = ngram_solver_parse(v);
             if (s < 0) {
@@ -96,7 +118,10 @@ int train_ngram_main(int argc, char **argv) {
             }
             o.model.solver = (ngram_solver_t)s;
         } else if (!strncmp(a, "--", 2)) {
-            fprintf(stderr, "llmos-train: %s is not an option of --mode ngram (transformer options make no sense there)\n", a);
+            fprintf(stderr,
+                    "llmos-train: %s is not an option of --mode ngram (transformer options make no sense "
+                    "there)\n",
+                    a);
             return 2;
         } else {
             fprintf(stderr, "llmos-train: unknown or incomplete option '%s'\n", a);
@@ -117,8 +142,8 @@ int train_ngram_main(int argc, char **argv) {
         return 1;
     }
     if (!o.quiet) {
-        printf("ngram: %d texts, %d features, %s C=%g, train %.1f s, train accuracy %.4f", r.n_train, r.n_features,
-               ngram_solver_name(o.model.solver), o.model.C, r.train_s, r.train_acc);
+        printf("ngram: %d texts, %d features, %s C=%g, train %.1f s, train accuracy %.4f", r.n_train,
+               r.n_features, ngram_solver_name(o.model.solver), o.model.C, r.train_s, r.train_acc);
         if (r.val_acc >= 0) printf(", validation accuracy %.4f (%d texts)", r.val_acc, r.n_val);
         printf("\n");
     }

@@ -30,13 +30,23 @@
 /* ---------------------------------------------------------------- options */
 
 void ngram_opts_default(ngram_opts_t *o) {
-    *o = (ngram_opts_t){.word_lo = 1, .word_hi = 2, .char_lo = 2, .char_hi = 5, .min_word_len = 2, .min_df = 1,
-                        .C = 30, .solver = NGRAM_SOLVER_LR, .eps = 0, .temperature = 0.1};
+    *o = (ngram_opts_t){.word_lo = 1,
+                        .word_hi = 2,
+                        .char_lo = 2,
+                        .char_hi = 5,
+                        .min_word_len = 2,
+                        .min_df = 1,
+                        .C = 30,
+                        .solver = NGRAM_SOLVER_LR,
+                        .eps = 0,
+                        .temperature = 0.1};
 }
 
 int ngram_solver_parse(const char *name) {
-    return !strcmp(name, "lr") ? NGRAM_SOLVER_LR : !strcmp(name, "lr-dual") ? NGRAM_SOLVER_LR_DUAL
-           : !strcmp(name, "svm") ? NGRAM_SOLVER_SVM : -1;
+    return !strcmp(name, "lr")        ? NGRAM_SOLVER_LR
+           : !strcmp(name, "lr-dual") ? NGRAM_SOLVER_LR_DUAL
+           : !strcmp(name, "svm")     ? NGRAM_SOLVER_SVM
+                                      : -1;
 }
 
 const char *ngram_solver_name(ngram_solver_t s) {
@@ -47,12 +57,16 @@ static int opts_check(const ngram_opts_t *o, llmos_error_t *err) {
     int words = o->word_hi > 0, chars = o->char_hi > 0;
     if ((words && (o->word_lo < 1 || o->word_lo > o->word_hi || o->word_hi > 8)) ||
         (chars && (o->char_lo < 1 || o->char_lo > o->char_hi || o->char_hi > 16)) || (!words && !chars))
-        return llmos_error_set(err, LLMOS_EINVAL, "ngram: word n-grams %d-%d (1..8), char n-grams %d-%d (1..16): need a valid block",
-                               o->word_lo, o->word_hi, o->char_lo, o->char_hi);
-    if (o->min_word_len < 1 || o->min_df < 1 || !(o->C > 0) || o->eps < 0 || (unsigned)o->solver > NGRAM_SOLVER_SVM ||
-        (o->solver == NGRAM_SOLVER_SVM && !(o->temperature > 0)))
-        return llmos_error_set(err, LLMOS_EINVAL, "ngram: min word length %d, min_df %d (>= 1), C %g (> 0), eps %g, temperature %g out of range",
-                               o->min_word_len, o->min_df, o->C, o->eps, o->temperature);
+        return llmos_error_set(
+            err, LLMOS_EINVAL,
+            "ngram: word n-grams %d-%d (1..8), char n-grams %d-%d (1..16): need a valid block", o->word_lo,
+            o->word_hi, o->char_lo, o->char_hi);
+    if (o->min_word_len < 1 || o->min_df < 1 || !(o->C > 0) || o->eps < 0 ||
+        (unsigned)o->solver > NGRAM_SOLVER_SVM || (o->solver == NGRAM_SOLVER_SVM && !(o->temperature > 0)))
+        return llmos_error_set(
+            err, LLMOS_EINVAL,
+            "ngram: min word length %d, min_df %d (>= 1), C %g (> 0), eps %g, temperature %g out of range",
+            o->min_word_len, o->min_df, o->C, o->eps, o->temperature);
     return 0;
 }
 
@@ -76,7 +90,8 @@ typedef struct vocab {
 
 static uint64_t key_hash(const char *k, size_t n) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
     return h ? h : 1;
 }
 
@@ -95,7 +110,8 @@ static int vocab_grow(vocab_t *v) {
     for (size_t i = 0; i < v->cap; i++) {
         if (!v->slot[i].hash) continue;
         size_t j = v->slot[i].hash & (cap - 1);
-        while (ns[j].hash) j = (j + 1) & (cap - 1);
+        while (ns[j].hash)
+            j = (j + 1) & (cap - 1);
         ns[j] = v->slot[i];
     }
     free(v->slot);
@@ -112,7 +128,8 @@ static vslot_t *vocab_insert(vocab_t *v, const char *k, size_t n) {
     if (s->hash) return s;
     if (v->arena_len + n > v->arena_cap) {
         size_t cap = v->arena_cap ? v->arena_cap * 2 : 1 << 20;
-        while (cap < v->arena_len + n) cap *= 2;
+        while (cap < v->arena_len + n)
+            cap *= 2;
         char *a = realloc(v->arena, cap);
         if (!a) return NULL;
         v->arena = a;
@@ -142,23 +159,23 @@ static void vocab_deinit(vocab_t *v) {
 struct ngram_model {
     ngram_opts_t o;
     train_labels_t labels;
-    vocab_t voc;     /* kept n-grams only, id = feature */
-    int n_feat;      /* features: [0, n_word) word block, [n_word, n_feat) char block */
+    vocab_t voc; /* kept n-grams only, id = feature */
+    int n_feat;  /* features: [0, n_word) word block, [n_word, n_feat) char block */
     int n_word;
-    double *idf;     /* [n_feat] */
-    float *w;        /* [(n_feat + 1) * C], last row = biases */
-    char *names;     /* the vocab record: per feature 'w'|'c', the n-gram, NUL */
+    double *idf; /* [n_feat] */
+    float *w;    /* [(n_feat + 1) * C], last row = biases */
+    char *names; /* the vocab record: per feature 'w'|'c', the n-gram, NUL */
     size_t names_len;
     size_t *name_pos; /* [n_feat] feature f's entry in names */
     /* scratch, grown to the longest text */
-    char *lc, *key;  /* lowered text, n-gram key */
+    char *lc, *key;     /* lowered text, n-gram key */
     int *tok_s, *tok_n; /* word token starts/lengths */
     size_t cap_text;
-    int *cnt;        /* [n_feat] term counts, zero between texts */
-    int *touched;    /* features counted for this text */
-    double *val;     /* their TF-IDF values */
+    int *cnt;     /* [n_feat] term counts, zero between texts */
+    int *touched; /* features counted for this text */
+    double *val;  /* their TF-IDF values */
     int n_touched, cap_touched;
-    double *score;   /* [C] */
+    double *score; /* [C] */
 };
 
 /* Calls fn for every n-gram of text (lowered into m->lc).  Returns the
@@ -169,7 +186,9 @@ static int word_byte(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
 }
 
-static int space_byte(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); }
+static int space_byte(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
 
 static int scratch_reserve(ngram_model_t *m, size_t len) {
     if (len + 16 <= m->cap_text) return 0;
@@ -207,7 +226,8 @@ static int grams_each(ngram_model_t *m, const char *text, gram_fn fn, void *ctx)
                 continue;
             }
             size_t s = i;
-            while (i < len && word_byte((unsigned char)lc[i])) i++;
+            while (i < len && word_byte((unsigned char)lc[i]))
+                i++;
             if ((int)(i - s) >= o->min_word_len) m->tok_s[nt] = (int)s, m->tok_n[nt++] = (int)(i - s);
         }
         for (int n = o->word_lo; n <= o->word_hi && !rc; n++)
@@ -229,7 +249,8 @@ static int grams_each(ngram_model_t *m, const char *text, gram_fn fn, void *ctx)
                 continue;
             }
             size_t s = i;
-            while (i < len && !space_byte((unsigned char)lc[i])) i++;
+            while (i < len && !space_byte((unsigned char)lc[i]))
+                i++;
             /* the piece padded: " " + lc[s..i) + " " */
             size_t wl = i - s + 2;
             /* like scikit-learn: a padded piece no longer than n is one
@@ -284,7 +305,8 @@ static int vectorize(ngram_model_t *m, const char *text) {
     m->n_touched = 0;
     int rc = grams_each(m, text, count_gram, m);
     if (rc) {
-        for (int i = 0; i < m->n_touched; i++) m->cnt[m->touched[i]] = 0;
+        for (int i = 0; i < m->n_touched; i++)
+            m->cnt[m->touched[i]] = 0;
         m->n_touched = 0;
         return rc;
     }
@@ -295,50 +317,64 @@ static int vectorize(ngram_model_t *m, const char *text) {
         double x = (1.0 + log((double)m->cnt[f])) * m->idf[f];
         m->cnt[f] = 0;
         m->val[i] = x;
-        if (f < m->n_word) nw += x * x;
-        else nc += x * x;
+        if (f < m->n_word)
+            nw += x * x;
+        else
+            nc += x * x;
     }
     nw = nw > 0 ? 1.0 / sqrt(nw) : 0;
     nc = nc > 0 ? 1.0 / sqrt(nc) : 0;
-    for (int i = 0; i < m->n_touched; i++) m->val[i] *= m->touched[i] < m->n_word ? nw : nc;
+    for (int i = 0; i < m->n_touched; i++)
+        m->val[i] *= m->touched[i] < m->n_word ? nw : nc;
     return 0;
 }
 
-static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+static double sigmoid(double x) {
+    return 1.0 / (1.0 + exp(-x));
+}
 
 /* Probabilities of the vector in m->touched/m->val into p[C]. */
 static void classify(ngram_model_t *m, float *p) {
     int C = m->labels.n;
     double *s = m->score;
     const float *bias = m->w + (size_t)m->n_feat * C;
-    for (int c = 0; c < C; c++) s[c] = bias[c];
+    for (int c = 0; c < C; c++)
+        s[c] = bias[c];
     for (int i = 0; i < m->n_touched; i++) {
         const float *row = m->w + (size_t)m->touched[i] * C;
         double x = m->val[i];
-        for (int c = 0; c < C; c++) s[c] += x * row[c];
+        for (int c = 0; c < C; c++)
+            s[c] += x * row[c];
     }
     double sum = 0;
     if (m->o.solver == NGRAM_SOLVER_SVM) {
         double mx = -INFINITY;
-        for (int c = 0; c < C; c++) mx = s[c] > mx ? s[c] : mx;
-        for (int c = 0; c < C; c++) sum += s[c] = isinf(s[c]) ? 0 : exp((s[c] - mx) / m->o.temperature);
+        for (int c = 0; c < C; c++)
+            mx = s[c] > mx ? s[c] : mx;
+        for (int c = 0; c < C; c++)
+            sum += s[c] = isinf(s[c]) ? 0 : exp((s[c] - mx) / m->o.temperature);
     } else {
-        for (int c = 0; c < C; c++) sum += s[c] = sigmoid(s[c]);
+        for (int c = 0; c < C; c++)
+            sum += s[c] = sigmoid(s[c]);
     }
-    for (int c = 0; c < C; c++) p[c] = sum > 0 ? (float)(s[c] / sum) : 1.0f / (float)C;
+    for (int c = 0; c < C; c++)
+        p[c] = sum > 0 ? (float)(s[c] / sum) : 1.0f / (float)C;
 }
 
 int ngram_predict(ngram_model_t *m, const char *const *texts, int n, float *probs, llmos_error_t *err) {
     for (int i = 0; i < n; i++) {
-        if (vectorize(m, texts[i])) return llmos_error_set(err, LLMOS_ENOMEM, "ngram: no memory for text %d", i);
+        if (vectorize(m, texts[i]))
+            return llmos_error_set(err, LLMOS_ENOMEM, "ngram: no memory for text %d", i);
         classify(m, probs + (size_t)i * m->labels.n);
     }
     return 0;
 }
 
-int ngram_features(ngram_model_t *m, const char *text, int *index, double *value, int cap, llmos_error_t *err) {
+int ngram_features(ngram_model_t *m, const char *text, int *index, double *value, int cap,
+                   llmos_error_t *err) {
     if (vectorize(m, text)) return llmos_error_set(err, LLMOS_ENOMEM, "ngram: no memory");
-    for (int i = 0; i < m->n_touched && i < cap; i++) index[i] = m->touched[i], value[i] = m->val[i];
+    for (int i = 0; i < m->n_touched && i < cap; i++)
+        index[i] = m->touched[i], value[i] = m->val[i];
     return m->n_touched;
 }
 
@@ -348,9 +384,15 @@ const char *ngram_feature_name(const ngram_model_t *m, int f, int *is_char) {
     return m->names + m->name_pos[f] + 1;
 }
 
-int ngram_model_n_features(const ngram_model_t *m) { return m->n_feat; }
-const train_labels_t *ngram_model_labels(const ngram_model_t *m) { return &m->labels; }
-const ngram_opts_t *ngram_model_opts(const ngram_model_t *m) { return &m->o; }
+int ngram_model_n_features(const ngram_model_t *m) {
+    return m->n_feat;
+}
+const train_labels_t *ngram_model_labels(const ngram_model_t *m) {
+    return &m->labels;
+}
+const ngram_opts_t *ngram_model_opts(const ngram_model_t *m) {
+    return &m->o;
+}
 
 void ngram_model_destroy(ngram_model_t **mp) {
     if (!mp || !*mp) return;
@@ -417,11 +459,14 @@ static int cmp_slot_off(const void *a, const void *b) {
 
 /* liblinear prints its iterations to stdout unless told otherwise; llmos
  * tools keep stdout for results, and the progress line tells the time. */
-static void liblinear_quiet(const char *s) { (void)s; }
+static void liblinear_quiet(const char *s) {
+    (void)s;
+}
 
 /* Vocabulary and idf of examples idx[0..n) (n-grams in first-seen order,
  * the word block first). */
-static int build_vocab(ngram_model_t *m, const train_dataset_t *ds, const int *idx, int n, llmos_error_t *err) {
+static int build_vocab(ngram_model_t *m, const train_dataset_t *ds, const int *idx, int n,
+                       llmos_error_t *err) {
     for (int i = 0; i < n; i++) {
         df_ctx_t d = {m, i};
         if (grams_each(m, ds->ex[idx ? idx[i] : i].text, df_gram, &d))
@@ -465,23 +510,94 @@ static int build_vocab(ngram_model_t *m, const train_dataset_t *ds, const int *i
             }
     }
     free(all);
-    if (rc == LLMOS_EINVAL) return llmos_error_set(err, rc, "ngram: the %d training texts give no n-gram with df >= %d", n, m->o.min_df);
+    if (rc == LLMOS_EINVAL)
+        return llmos_error_set(err, rc, "ngram: the %d training texts give no n-gram with df >= %d", n,
+                               m->o.min_df);
     return rc ? llmos_error_set(err, rc, "no memory") : 0;
 }
 
-/* Copies liblinear's weights into m->w (class ids = liblinear labels). */
+/* Copies a multi-class (Crammer-Singer) liblinear model's weights into m->w
+ * (class ids = liblinear labels). */
 static void take_weights(ngram_model_t *m, const struct model *lm) {
     int C = m->labels.n, nr = lm->nr_class, rows = m->n_feat + 1;
     float *bias = m->w + (size_t)m->n_feat * C;
-    for (int c = 0; c < C; c++) bias[c] = -INFINITY; /* classes never seen: probability 0 */
+    for (int c = 0; c < C; c++)
+        bias[c] = -INFINITY; /* classes never seen: probability 0 */
     for (int k = 0; k < nr; k++) {
         int c = lm->label[k];
         for (int f = 0; f < rows; f++) {
-            double v = nr == 2 && lm->param.solver_type != MCSVM_CS ? (k == 0 ? lm->w[f] : -lm->w[f])
-                                                                    : lm->w[(size_t)f * nr + k];
+            double v = lm->w[(size_t)f * nr + k]; /* MCSVM_CS keeps nr_class vectors even for 2 classes */
             m->w[(size_t)f * C + c] = (float)v;
         }
     }
+}
+
+/* liblinear on the training matrix x (n rows, y the class ids; present[c]
+ * counts class c's texts) into m->w.  The logistic solvers run one binary
+ * problem per present class (one-vs-rest, as liblinear itself does for
+ * more than two classes), so the progress line moves class by class; the
+ * svm is one multi-class problem. */
+static int fit(ngram_model_t *m, const ngram_opts_t *o, struct feature_node **x, struct feature_node *nodes,
+               const size_t *start, double *y, int n, const int *present, llmos_error_t *err) {
+    int C = m->labels.n;
+    for (int i = 0; i < n; i++)
+        x[i] = nodes + start[i];
+    struct problem prob = {.l = n, .n = m->n_feat + 1, .y = y, .x = x, .bias = 1.0};
+    static const int type[] = {L2R_LR, L2R_LR_DUAL, MCSVM_CS};
+    static const double eps_default[] = {0.01, 0.1, 0.1};
+    struct parameter par = {.solver_type = type[o->solver],
+                            .eps = o->eps > 0 ? o->eps : eps_default[o->solver],
+                            .C = o->C,
+                            .p = 0.1};
+    const char *bad = check_parameter(&prob, &par);
+    if (bad) return llmos_error_set(err, LLMOS_EINVAL, "ngram: liblinear: %s", bad);
+    int ovr = o->solver != NGRAM_SOLVER_SVM, n_present = 0;
+    for (int c = 0; c < C; c++)
+        n_present += present[c] > 0;
+    double *yb = ovr ? malloc(sizeof(double) * (size_t)n) : NULL;
+    if (ovr && !yb) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    llmos_progress_t pg;
+    char label[96];
+    snprintf(label, sizeof label, "liblinear %s C=%g (%d texts, %d features)", ngram_solver_name(o->solver),
+             o->C, n, m->n_feat);
+    llmos_progress_init(&pg, label, ovr ? "classes" : "models", ovr ? (uint64_t)n_present : 1);
+    set_print_string_function(liblinear_quiet);
+    int rc = 0, done = 0;
+    if (!ovr) {
+        struct model *lm = train(&prob, &par);
+        if (!lm)
+            rc = llmos_error_set(err, LLMOS_ENOMEM, "ngram: liblinear failed to train");
+        else
+            take_weights(m, lm);
+        free_and_destroy_model(&lm);
+        done = 1;
+    } else {
+        float *bias = m->w + (size_t)m->n_feat * C;
+        prob.y = yb;
+        for (int c = 0; c < C && !rc; c++) {
+            if (!present[c]) {
+                bias[c] = -INFINITY; /* never seen: probability 0 */
+                continue;
+            }
+            for (int i = 0; i < n; i++)
+                yb[i] = (int)y[i] == c ? 1 : -1;
+            struct model *lm = train(&prob, &par);
+            if (!lm) {
+                rc = llmos_error_set(err, LLMOS_ENOMEM, "ngram: liblinear failed to train class %d", c);
+                break;
+            }
+            /* a binary model's weights score its first label, the first text's */
+            double sign = lm->label[0] == 1 ? 1 : -1;
+            for (int f = 0; f <= m->n_feat; f++)
+                m->w[(size_t)f * C + c] = (float)(sign * lm->w[f]);
+            free_and_destroy_model(&lm);
+            llmos_progress_update(&pg, (uint64_t)++done, 0);
+        }
+    }
+    llmos_progress_update(&pg, (uint64_t)done, 0);
+    llmos_progress_finish(&pg, NULL);
+    free(yb);
+    return rc;
 }
 
 int ngram_model_train(const ngram_opts_t *o, const train_dataset_t *ds, const int *idx, int n,
@@ -489,7 +605,9 @@ int ngram_model_train(const ngram_opts_t *o, const train_dataset_t *ds, const in
     *out = NULL;
     int rc = opts_check(o, err);
     if (rc) return rc;
-    if (n < 2 || labels->n < 2) return llmos_error_set(err, LLMOS_EINVAL, "ngram: %d texts and %d labels: need at least 2 of each", n, labels->n);
+    if (n < 2 || labels->n < 2)
+        return llmos_error_set(err, LLMOS_EINVAL, "ngram: %d texts and %d labels: need at least 2 of each", n,
+                               labels->n);
     ngram_model_t *m = calloc(1, sizeof *m);
     if (!m || labels_copy(&m->labels, labels)) {
         ngram_model_destroy(&m);
@@ -500,14 +618,17 @@ int ngram_model_train(const ngram_opts_t *o, const train_dataset_t *ds, const in
     for (int i = 0; present && i < n; i++) {
         int y = ds->ex[idx ? idx[i] : i].label;
         if (y < 0 || y >= labels->n) {
-            rc = llmos_error_set(err, LLMOS_EINVAL, "ngram: %s:%d has no label", ds->path, ds->ex[idx ? idx[i] : i].line);
+            rc = llmos_error_set(err, LLMOS_EINVAL, "ngram: %s:%d has no label", ds->path,
+                                 ds->ex[idx ? idx[i] : i].line);
             break;
         }
         n_present += !present[y]++;
     }
-    if (!present) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
-    else if (!rc && n_present < 2) rc = llmos_error_set(err, LLMOS_EINVAL, "ngram: the training texts have %d class: need 2 or more", n_present);
-    free(present);
+    if (!present)
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    else if (!rc && n_present < 2)
+        rc = llmos_error_set(err, LLMOS_EINVAL, "ngram: the training texts have %d class: need 2 or more",
+                             n_present);
     if (!rc) rc = build_vocab(m, ds, idx, n, err);
 
     /* The training matrix: each text's TF-IDF vector, then the bias, then -1. */
@@ -528,7 +649,8 @@ int ngram_model_train(const ngram_opts_t *o, const train_dataset_t *ds, const in
         }
         if (nn + (size_t)m->n_touched + 2 > cap) {
             size_t nc = cap ? cap * 2 : 1 << 20;
-            while (nc < nn + (size_t)m->n_touched + 2) nc *= 2;
+            while (nc < nn + (size_t)m->n_touched + 2)
+                nc *= 2;
             struct feature_node *t = realloc(nodes, sizeof *t * nc);
             if (!t) {
                 rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for the training matrix");
@@ -538,40 +660,18 @@ int ngram_model_train(const ngram_opts_t *o, const train_dataset_t *ds, const in
             cap = nc;
         }
         start[i] = nn;
-        for (int j = 0; j < m->n_touched; j++) nodes[nn++] = (struct feature_node){m->touched[j] + 1, m->val[j]};
+        for (int j = 0; j < m->n_touched; j++)
+            nodes[nn++] = (struct feature_node){m->touched[j] + 1, m->val[j]};
         nodes[nn++] = (struct feature_node){m->n_feat + 1, 1.0};
         nodes[nn++] = (struct feature_node){-1, 0};
         y[i] = e->label;
     }
-    struct model *lm = NULL;
-    if (!rc) {
-        for (int i = 0; i < n; i++) x[i] = nodes + start[i];
-        struct problem prob = {.l = n, .n = m->n_feat + 1, .y = y, .x = x, .bias = 1.0};
-        static const int type[] = {L2R_LR, L2R_LR_DUAL, MCSVM_CS};
-        static const double eps_default[] = {0.01, 0.1, 0.1};
-        struct parameter par = {.solver_type = type[o->solver], .eps = o->eps > 0 ? o->eps : eps_default[o->solver],
-                                .C = o->C, .p = 0.1};
-        const char *bad = check_parameter(&prob, &par);
-        if (bad) rc = llmos_error_set(err, LLMOS_EINVAL, "ngram: liblinear: %s", bad);
-        else {
-            llmos_progress_t pg;
-            char label[96];
-            snprintf(label, sizeof label, "liblinear %s C=%g (%d texts, %d features)", ngram_solver_name(o->solver), o->C, n,
-                     m->n_feat);
-            llmos_progress_init(&pg, label, "models", 1);
-            set_print_string_function(liblinear_quiet);
-            lm = train(&prob, &par);
-            llmos_progress_update(&pg, 1, 0);
-            llmos_progress_finish(&pg, NULL);
-            if (!lm) rc = llmos_error_set(err, LLMOS_ENOMEM, "ngram: liblinear failed to train");
-            else take_weights(m, lm);
-        }
-    }
-    if (lm) free_and_destroy_model(&lm);
+    if (!rc) rc = fit(m, o, x, nodes, start, y, n, present, err);
     free(nodes);
     free(x);
     free(start);
     free(y);
+    free(present);
     if (rc) {
         ngram_model_destroy(&m);
         return rc;
@@ -582,7 +682,8 @@ int ngram_model_train(const ngram_opts_t *o, const train_dataset_t *ds, const in
 
 /* ---------------------------------------------------------------- checkpoints */
 
-static char *meta_json(const ngram_model_t *m, double train_acc, double val_acc, double train_loss, double train_s) {
+static char *meta_json(const ngram_model_t *m, double train_acc, double val_acc, double train_loss,
+                       double train_s) {
     const ngram_opts_t *o = &m->o;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "format", 1);
@@ -607,14 +708,15 @@ static char *meta_json(const ngram_model_t *m, double train_acc, double val_acc,
     cJSON_AddNumberToObject(j, "train_s", train_s);
     cJSON_AddNumberToObject(j, "time", (double)llmos_wall_ms() / 1e3);
     cJSON *a = cJSON_AddArrayToObject(j, "labels");
-    for (int i = 0; i < m->labels.n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(m->labels.name[i]));
+    for (int i = 0; i < m->labels.n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(m->labels.name[i]));
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
 }
 
-static int save_with_loss(const ngram_model_t *m, const char *dir, double train_acc, double val_acc, double train_loss,
-                          double train_s, int *version, llmos_error_t *err) {
+static int save_with_loss(const ngram_model_t *m, const char *dir, double train_acc, double val_acc,
+                          double train_loss, double train_s, int *version, llmos_error_t *err) {
     char *meta = meta_json(m, train_acc, val_acc, train_loss, train_s);
     if (!meta) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
     train_ckpt_t *c = NULL;
@@ -632,13 +734,14 @@ static int save_with_loss(const ngram_model_t *m, const char *dir, double train_
     return rc;
 }
 
-int ngram_model_save(const ngram_model_t *m, const char *dir, double train_acc, double val_acc, double train_s,
-                     int *version, llmos_error_t *err) {
+int ngram_model_save(const ngram_model_t *m, const char *dir, double train_acc, double val_acc,
+                     double train_s, int *version, llmos_error_t *err) {
     return save_with_loss(m, dir, train_acc, val_acc, NAN, train_s, version, err);
 }
 
 /* Opens dir's store and reads the meta of version `which` points to. */
-static int open_version(const char *dir, int which, train_ckpt_t **c, int *ver, cJSON **meta, llmos_error_t *err) {
+static int open_version(const char *dir, int which, train_ckpt_t **c, int *ver, cJSON **meta,
+                        llmos_error_t *err) {
     *meta = NULL;
     int rc = train_ckpt_open(dir, 0, c, err);
     if (!rc && (rc = train_ckpt_pointer(*c, which, ver, err)) == LLMOS_ENOTFOUND && which)
@@ -646,7 +749,8 @@ static int open_version(const char *dir, int which, train_ckpt_t **c, int *ver, 
     char *js = NULL;
     if (!rc) rc = train_ckpt_meta(*c, *ver, &js, err);
     if (!rc && !(*meta = cJSON_Parse(js)))
-        rc = llmos_error_set(err, LLMOS_EFORMAT, "%s/ckpt.lmdb version %d: the meta record is not JSON", dir, *ver);
+        rc = llmos_error_set(err, LLMOS_EFORMAT, "%s/ckpt.lmdb version %d: the meta record is not JSON", dir,
+                             *ver);
     free(js);
     if (rc) train_ckpt_close(c);
     return rc;
@@ -688,16 +792,20 @@ static int jpair(const cJSON *m, const char *k, int *lo, int *hi) {
 /* Options, labels and sizes from the meta record. */
 static int model_from_meta(ngram_model_t *m, const cJSON *meta, const char *where, llmos_error_t *err) {
     ngram_opts_default(&m->o);
-    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(meta, "solver"), *C = cJSON_GetObjectItemCaseSensitive(meta, "C"),
-                *eps = cJSON_GetObjectItemCaseSensitive(meta, "eps"), *T = cJSON_GetObjectItemCaseSensitive(meta, "temperature"),
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(meta, "solver"),
+                *C = cJSON_GetObjectItemCaseSensitive(meta, "C"),
+                *eps = cJSON_GetObjectItemCaseSensitive(meta, "eps"),
+                *T = cJSON_GetObjectItemCaseSensitive(meta, "temperature"),
                 *labels = cJSON_GetObjectItemCaseSensitive(meta, "labels");
     int solver = cJSON_IsString(sv) ? ngram_solver_parse(sv->valuestring) : -1;
-    if (solver < 0 || !cJSON_IsNumber(C) || !cJSON_IsNumber(eps) || !cJSON_IsNumber(T) || !cJSON_IsArray(labels) ||
-        jpair(meta, "word_ngrams", &m->o.word_lo, &m->o.word_hi) || jpair(meta, "char_ngrams", &m->o.char_lo, &m->o.char_hi) ||
+    if (solver < 0 || !cJSON_IsNumber(C) || !cJSON_IsNumber(eps) || !cJSON_IsNumber(T) ||
+        !cJSON_IsArray(labels) || jpair(meta, "word_ngrams", &m->o.word_lo, &m->o.word_hi) ||
+        jpair(meta, "char_ngrams", &m->o.char_lo, &m->o.char_hi) ||
         jint(meta, "min_word_len", &m->o.min_word_len) || jint(meta, "min_df", &m->o.min_df) ||
-        jint(meta, "n_features", &m->n_feat) || jint(meta, "n_word_features", &m->n_word) || m->n_feat < 1 || m->n_word < 0 ||
-        m->n_word > m->n_feat)
-        return llmos_error_set(err, LLMOS_EFORMAT, "%s: the meta record lacks or has bad n-gram fields", where);
+        jint(meta, "n_features", &m->n_feat) || jint(meta, "n_word_features", &m->n_word) || m->n_feat < 1 ||
+        m->n_word < 0 || m->n_word > m->n_feat)
+        return llmos_error_set(err, LLMOS_EFORMAT, "%s: the meta record lacks or has bad n-gram fields",
+                               where);
     m->o.solver = (ngram_solver_t)solver;
     m->o.C = C->valuedouble;
     m->o.eps = eps->valuedouble;
@@ -705,7 +813,8 @@ static int model_from_meta(ngram_model_t *m, const cJSON *meta, const char *wher
     llmos_error_t e2 = {0};
     if (opts_check(&m->o, &e2)) return llmos_error_set(err, LLMOS_EFORMAT, "%s: %s", where, e2.msg);
     char *ls = cJSON_PrintUnformatted(labels);
-    int rc = ls ? train_labels_from_json(&m->labels, ls, strlen(ls), err) : llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    int rc = ls ? train_labels_from_json(&m->labels, ls, strlen(ls), err)
+                : llmos_error_set(err, LLMOS_ENOMEM, "no memory");
     free(ls);
     if (rc) return llmos_error_prefix(err, "%s: labels: ", where);
     if (m->labels.n < 2) return llmos_error_set(err, LLMOS_EFORMAT, "%s: %d labels", where, m->labels.n);
@@ -719,7 +828,8 @@ static int vocab_from_names(ngram_model_t *m, const char *where, llmos_error_t *
     while (pos < m->names_len && f < m->n_feat) {
         const char *k = m->names + pos;
         size_t n = strnlen(k, m->names_len - pos);
-        if (n == m->names_len - pos || n < 2 || (k[0] != 'w' && k[0] != 'c') || (k[0] == 'c') != (f >= m->n_word))
+        if (n == m->names_len - pos || n < 2 || (k[0] != 'w' && k[0] != 'c') ||
+            (k[0] == 'c') != (f >= m->n_word))
             break;
         vslot_t *s = vocab_insert(&m->voc, k, n);
         if (!s) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
@@ -729,8 +839,9 @@ static int vocab_from_names(ngram_model_t *m, const char *where, llmos_error_t *
         pos += n + 1;
     }
     if (f != m->n_feat || pos != m->names_len)
-        return llmos_error_set(err, LLMOS_EFORMAT, "%s: the vocab record is damaged (feature %d of %d, byte %zu of %zu)", where, f,
-                               m->n_feat, pos, m->names_len);
+        return llmos_error_set(err, LLMOS_EFORMAT,
+                               "%s: the vocab record is damaged (feature %d of %d, byte %zu of %zu)", where,
+                               f, m->n_feat, pos, m->names_len);
     return 0;
 }
 
@@ -746,8 +857,11 @@ int ngram_model_load(const char *dir, int which, ngram_model_t **out, int *versi
     ngram_model_t *m = calloc(1, sizeof *m);
     void *idf = NULL, *w = NULL;
     size_t n_idf = 0, n_w = 0;
-    if (!m) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
-    else if (!meta_is_ngram(meta)) rc = llmos_error_set(err, LLMOS_EFORMAT, "%s: not an n-gram checkpoint (task is not \"ngram\")", where);
+    if (!m)
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    else if (!meta_is_ngram(meta))
+        rc = llmos_error_set(err, LLMOS_EFORMAT, "%s: not an n-gram checkpoint (task is not \"ngram\")",
+                             where);
     if (!rc) rc = model_from_meta(m, meta, where, err);
     if (!rc) rc = model_alloc(m) ? llmos_error_set(err, LLMOS_ENOMEM, "no memory") : 0;
     if (!rc) rc = train_ckpt_blob(c, ver, "vocab", (void **)&m->names, &m->names_len, err);
@@ -756,8 +870,8 @@ int ngram_model_load(const char *dir, int which, ngram_model_t **out, int *versi
     if (!rc) rc = train_ckpt_blob(c, ver, "w", &w, &n_w, err);
     size_t want_w = sizeof(float) * (size_t)(m ? m->n_feat + 1 : 0) * (size_t)(m ? m->labels.n : 0);
     if (!rc && (n_idf != sizeof(double) * (size_t)m->n_feat || n_w != want_w))
-        rc = llmos_error_set(err, LLMOS_EFORMAT, "%s: idf has %zu bytes (want %zu), w %zu (want %zu)", where, n_idf,
-                             sizeof(double) * (size_t)m->n_feat, n_w, want_w);
+        rc = llmos_error_set(err, LLMOS_EFORMAT, "%s: idf has %zu bytes (want %zu), w %zu (want %zu)", where,
+                             n_idf, sizeof(double) * (size_t)m->n_feat, n_w, want_w);
     if (!rc) {
         memcpy(m->idf, idf, n_idf);
         memcpy(m->w, w, n_w);
@@ -778,8 +892,8 @@ int ngram_model_load(const char *dir, int which, ngram_model_t **out, int *versi
 /* ---------------------------------------------------------------- llmos-train --mode ngram */
 
 /* Accuracy and mean log-loss of m on examples idx[0..n) of ds. */
-static int score_split(ngram_model_t *m, const train_dataset_t *ds, const int *idx, int n, double *acc, double *loss,
-                       llmos_error_t *err) {
+static int score_split(ngram_model_t *m, const train_dataset_t *ds, const int *idx, int n, double *acc,
+                       double *loss, llmos_error_t *err) {
     int C = m->labels.n, correct = 0;
     float *p = malloc(sizeof(float) * (size_t)C);
     if (!p) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
@@ -792,7 +906,8 @@ static int score_split(ngram_model_t *m, const train_dataset_t *ds, const int *i
             return rc;
         }
         int best = 0;
-        for (int c = 1; c < C; c++) best = p[c] > p[best] ? c : best;
+        for (int c = 1; c < C; c++)
+            best = p[c] > p[best] ? c : best;
         correct += best == e->label;
         l -= log(p[e->label] > 1e-12f ? p[e->label] : 1e-12);
     }
@@ -806,16 +921,20 @@ int ngram_run(const ngram_run_opts_t *o, ngram_run_result_t *res, llmos_error_t 
     memset(res, 0, sizeof *res);
     res->val_acc = -1;
     if (!o->train_path || !o->out_dir || !o->label_col)
-        return llmos_error_set(err, LLMOS_EINVAL, "ngram: need a training file, a label column and an output folder");
-    if (o->val_frac < 0 || o->val_frac >= 1) return llmos_error_set(err, LLMOS_EINVAL, "ngram: --val-frac %g: expected 0 <= F < 1", o->val_frac);
+        return llmos_error_set(err, LLMOS_EINVAL,
+                               "ngram: need a training file, a label column and an output folder");
+    if (o->val_frac < 0 || o->val_frac >= 1)
+        return llmos_error_set(err, LLMOS_EINVAL, "ngram: --val-frac %g: expected 0 <= F < 1", o->val_frac);
     train_labels_t labels = {0};
     train_dataset_t all = {0}, vds = {0};
     ngram_model_t *m = NULL;
     int *perm = NULL, rc = 0;
     if (o->labels_path) rc = train_labels_load(&labels, o->labels_path, err);
     if (!rc) rc = train_dataset_load(&all, o->train_path, o->text_col, o->label_col, &labels, err);
-    if (!rc && o->val_path) rc = train_dataset_load(&vds, o->val_path, o->text_col, o->label_col, &labels, err);
-    if (!rc && !(perm = malloc(sizeof(int) * (size_t)(all.n ? all.n : 1)))) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    if (!rc && o->val_path)
+        rc = train_dataset_load(&vds, o->val_path, o->text_col, o->label_col, &labels, err);
+    if (!rc && !(perm = malloc(sizeof(int) * (size_t)(all.n ? all.n : 1))))
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
     int n_val = 0;
     if (!rc) n_val = train_split(all.n, o->val_path ? 0 : o->val_frac, o->split_seed, perm);
     uint64_t t0 = llmos_now_ns();
@@ -823,9 +942,13 @@ int ngram_run(const ngram_run_opts_t *o, ngram_run_result_t *res, llmos_error_t 
     res->train_s = (double)(llmos_now_ns() - t0) / 1e9;
     double train_loss = NAN, vloss;
     if (!rc) rc = score_split(m, &all, perm + n_val, all.n - n_val, &res->train_acc, &train_loss, err);
-    if (!rc && o->val_path) rc = score_split(m, &vds, NULL, vds.n, &res->val_acc, &vloss, err);
-    else if (!rc && n_val) rc = score_split(m, &all, perm, n_val, &res->val_acc, &vloss, err);
-    if (!rc) rc = save_with_loss(m, o->out_dir, res->train_acc, res->val_acc, train_loss, res->train_s, &res->version, err);
+    if (!rc && o->val_path)
+        rc = score_split(m, &vds, NULL, vds.n, &res->val_acc, &vloss, err);
+    else if (!rc && n_val)
+        rc = score_split(m, &all, perm, n_val, &res->val_acc, &vloss, err);
+    if (!rc)
+        rc = save_with_loss(m, o->out_dir, res->train_acc, res->val_acc, train_loss, res->train_s,
+                            &res->version, err);
     if (!rc) {
         res->n_train = all.n - n_val;
         res->n_val = o->val_path ? vds.n : n_val;
@@ -834,7 +957,9 @@ int ngram_run(const ngram_run_opts_t *o, ngram_run_result_t *res, llmos_error_t 
         snprintf(mp, sizeof mp, "%s/metrics.jsonl", o->out_dir);
         const char *path = o->metrics_path ? o->metrics_path : mp;
         FILE *f = fopen(path, "w");
-        if (!f) rc = llmos_error_set(err, llmos_err_from_errno(errno), "cannot write %s: %s", path, strerror(errno));
+        if (!f)
+            rc = llmos_error_set(err, llmos_err_from_errno(errno), "cannot write %s: %s", path,
+                                 strerror(errno));
         else {
             fprintf(f, "{\"step\":1,\"train_loss\":%.9g,\"train_acc\":%.6g", train_loss, res->train_acc);
             if (res->val_acc >= 0) fprintf(f, ",\"val_loss\":%.9g,\"val_acc\":%.6g", vloss, res->val_acc);

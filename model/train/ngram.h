@@ -19,9 +19,10 @@
  *            norm.  The vocabulary is the training texts' n-grams with
  *            df >= min_df; unknown n-grams are ignored.
  * Model: liblinear, one weight per (feature, class) plus a bias per class.
- *   lr       L2-regularised logistic regression (one-vs-rest, primal trust
- *            region Newton); probabilities are liblinear's: the classes'
- *            sigmoids normalised to sum 1.
+ *   lr       L2-regularised logistic regression, one-vs-rest (a binary
+ *            liblinear problem per class present, primal trust region
+ *            Newton); probabilities as liblinear's: the classes' sigmoids
+ *            normalised to sum 1.
  *   lr-dual  the same model by the dual coordinate-descent solver.
  *   svm      Crammer-Singer multi-class SVM; probabilities are a softmax of
  *            the decision values divided by `temperature`.
@@ -60,14 +61,14 @@ typedef enum ngram_solver {
 } ngram_solver_t;
 
 typedef struct ngram_opts {
-    int word_lo, word_hi;  /* word n-gram lengths; word_hi 0 = no word block (1, 2) */
-    int char_lo, char_hi;  /* char n-gram lengths; char_hi 0 = no char block (2, 5) */
-    int min_word_len;      /* shorter word tokens are dropped (2, as scikit-learn) */
-    int min_df;            /* n-grams in fewer training texts are dropped (1) */
-    double C;              /* liblinear's cost: larger = less regularised */
+    int word_lo, word_hi; /* word n-gram lengths; word_hi 0 = no word block (1, 2) */
+    int char_lo, char_hi; /* char n-gram lengths; char_hi 0 = no char block (2, 5) */
+    int min_word_len;     /* shorter word tokens are dropped (2, as scikit-learn) */
+    int min_df;           /* n-grams in fewer training texts are dropped (1) */
+    double C;             /* liblinear's cost: larger = less regularised */
     ngram_solver_t solver;
-    double eps;            /* liblinear stopping tolerance, 0 = the solver's default */
-    double temperature;    /* svm only: softmax temperature */
+    double eps;         /* liblinear stopping tolerance, 0 = the solver's default */
+    double temperature; /* svm only: softmax temperature */
 } ngram_opts_t;
 
 /* The defaults chosen on BANKING77's validation split (docs/train.md). */
@@ -96,7 +97,8 @@ int ngram_predict(ngram_model_t *m, const char *const *texts, int n, float *prob
 /* The TF-IDF vector of one text: up to cap (index, value) pairs, indices
  * ascending; returns their count (> cap: the arrays were too small) or a
  * negative llmos_err.  For tests and feature studies. */
-int ngram_features(ngram_model_t *m, const char *text, int *index, double *value, int cap, llmos_error_t *err);
+int ngram_features(ngram_model_t *m, const char *text, int *index, double *value, int cap,
+                   llmos_error_t *err);
 /* Feature f's n-gram (borrowed, valid while m lives) and its block
  * (*is_char 0 word, 1 char); NULL when f is out of range. */
 const char *ngram_feature_name(const ngram_model_t *m, int f, int *is_char);
@@ -108,8 +110,8 @@ const ngram_opts_t *ngram_model_opts(const ngram_model_t *m);
 /* Writes m as a new version of DIR/ckpt.lmdb (created when missing),
  * pointed at by latest and best; train_acc/val_acc go into the meta
  * (val_acc < 0: none).  *version (may be NULL) gets its number. */
-int ngram_model_save(const ngram_model_t *m, const char *dir, double train_acc, double val_acc, double train_s,
-                     int *version, llmos_error_t *err);
+int ngram_model_save(const ngram_model_t *m, const char *dir, double train_acc, double val_acc,
+                     double train_s, int *version, llmos_error_t *err);
 /* Loads version best (which = 1, falling back to latest) or latest
  * (which = 0).  LLMOS_ENOTFOUND (no store, no version), LLMOS_EFORMAT (not
  * an n-gram checkpoint, or records of the wrong size).  Caller owns *out;

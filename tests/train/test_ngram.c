@@ -40,7 +40,8 @@ static void load_csv(const char *name, const char *csv, train_dataset_t *ds, tra
     if (rc) fail_msg("%s", err.msg);
 }
 
-static ngram_model_t *train_csv(const char *csv, const ngram_opts_t *o, train_dataset_t *ds, train_labels_t *labels) {
+static ngram_model_t *train_csv(const char *csv, const ngram_opts_t *o, train_dataset_t *ds,
+                                train_labels_t *labels) {
     load_csv("d.csv", csv, ds, labels);
     ngram_model_t *m = NULL;
     llmos_error_t err = {0};
@@ -80,23 +81,27 @@ static void test_features_exact(void **state) {
                                  "It's u 2-card_x DAY,x\n",
                                  &o, &ds, &labels);
     double idf1 = log(4.0 / 2.0) + 1, idf2 = log(4.0 / 3.0) + 1; /* df 1, df 2 of N = 3 */
-    /* "ab": word block = {ab} -> 1; char block " ab ": " a","ab","b "," ab","ab "," ab " (6, padded piece once). */
+    /* "ab": word block = {ab} -> 1; char block " ab ": " a","ab","b "," ab","ab "," ab " (6, padded piece
+     * once). */
     int n;
     assert_float_equal(feature_value(m, "ab", "ab", 0, &n), 1.0, 1e-12);
     assert_int_equal(n, 7);
     const char *grams[] = {" a", "ab", "b ", " ab", "ab ", " ab "};
-    for (int i = 0; i < 6; i++) assert_float_equal(feature_value(m, "ab", grams[i], 1, NULL), 1.0 / sqrt(6.0), 1e-12);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(feature_value(m, "ab", grams[i], 1, NULL), 1.0 / sqrt(6.0), 1e-12);
     /* "ab cd ab": tf(ab) = 2, tf(cd) = 1, bigrams "ab cd" and "cd ab" (df 1). */
     double w_ab = (1 + log(2.0)) * idf2, w_cd = idf1, w_bi = idf1;
     double norm = sqrt(w_ab * w_ab + w_cd * w_cd + 2 * w_bi * w_bi);
     assert_float_equal(feature_value(m, "ab cd ab", "ab", 0, NULL), w_ab / norm, 1e-12);
     assert_float_equal(feature_value(m, "ab cd ab", "cd", 0, NULL), w_cd / norm, 1e-12);
     assert_float_equal(feature_value(m, "ab cd ab", "cd ab", 0, NULL), w_bi / norm, 1e-12);
-    /* words: lowercased, runs of [a-z0-9_] (and bytes >= 0x80) of >= 2 bytes: it, card_x, day; "s", "u", "2" dropped */
+    /* words: lowercased, runs of [a-z0-9_] (and bytes >= 0x80) of >= 2 bytes: it, card_x, day; "s", "u", "2"
+     * dropped */
     assert_false(isnan(feature_value(m, "It's u 2-card_x DAY", "it card_x", 0, NULL)));
     assert_false(isnan(feature_value(m, "It's u 2-card_x DAY", "card_x day", 0, NULL)));
     assert_true(isnan(feature_value(m, "It's u 2-card_x DAY", "s", 0, NULL)));
-    /* char pieces split on whitespace only: "it's" keeps its quote; a 1-byte piece " u " is one 3-gram, no 4/5-grams */
+    /* char pieces split on whitespace only: "it's" keeps its quote; a 1-byte piece " u " is one 3-gram, no
+     * 4/5-grams */
     assert_false(isnan(feature_value(m, "It's", "t's", 1, NULL)));
     assert_false(isnan(feature_value(m, "u", " u ", 1, &n)));
     assert_int_equal(n, 3); /* " u", "u ", " u " */
@@ -109,8 +114,10 @@ static void test_features_exact(void **state) {
     for (int i = 0; i < n; i++) {
         int c;
         ngram_feature_name(m, idx[i], &c);
-        if (c) nc += val[i] * val[i];
-        else nw += val[i] * val[i];
+        if (c)
+            nc += val[i] * val[i];
+        else
+            nw += val[i] * val[i];
     }
     assert_float_equal(nw, 1.0, 1e-12);
     assert_float_equal(nc, 1.0, 1e-12);
@@ -156,23 +163,27 @@ static void separable(ngram_solver_t solver) {
         assert_int_equal(ngram_predict(m, &ds.ex[i].text, 1, p, &err), 0);
         check_probs(p, C);
         int best = 0;
-        for (int c = 1; c < C; c++) best = p[c] > p[best] ? c : best;
+        for (int c = 1; c < C; c++)
+            best = p[c] > p[best] ? c : best;
         assert_int_equal(best, ds.ex[i].label);
     }
     /* no known n-gram, empty, invalid UTF-8, huge: still a distribution */
     static char big[200000];
     memset(big, 'z', sizeof big - 1);
-    for (size_t i = 0; i < sizeof big - 1; i += 7) big[i] = ' ';
+    for (size_t i = 0; i < sizeof big - 1; i += 7)
+        big[i] = ' ';
     const char *odd[] = {"?!... ,;", "", "\xff\xfe\x80 \xc3", "  \t\n ", big, "CARD DECLINED"};
     float q[6 * 8];
     assert_int_equal(ngram_predict(m, odd, 6, q, &err), 0);
-    for (int i = 0; i < 6; i++) check_probs(q + i * C, C);
+    for (int i = 0; i < 6; i++)
+        check_probs(q + i * C, C);
     int n = ngram_features(m, "?!... ,;", NULL, NULL, 0, &err);
     assert_int_equal(n, 0);
     /* no features: the bias alone decides, the same for every such text */
     assert_memory_equal(q, q + 3 * C, sizeof(float) * (size_t)C);
     int best = 0;
-    for (int c = 1; c < C; c++) best = q[5 * C + c] > q[5 * C + best] ? c : best;
+    for (int c = 1; c < C; c++)
+        best = q[5 * C + c] > q[5 * C + best] ? c : best;
     assert_string_equal(labels.name[best], "card");
     ngram_model_destroy(&m);
     train_dataset_deinit(&ds);
