@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,8 +171,13 @@ static char *meta_build(const train_run_opts_t *o, const train_net_t *n, const t
     cJSON *m = cJSON_CreateObject();
     char s[32];
     cJSON_AddNumberToObject(m, "format", 1);
-    cJSON_AddStringToObject(m, "model", o->model_path);
-    if (o->tokenizer_path) cJSON_AddStringToObject(m, "tokenizer", o->tokenizer_path);
+    /* Absolute paths: the checkpoint is evaluated and served from other
+     * working directories (train_loaded_open also looks a missing file up
+     * by name in the models folder). */
+    char abs_model[PATH_MAX], abs_tok[PATH_MAX];
+    cJSON_AddStringToObject(m, "model", realpath(o->model_path, abs_model) ? abs_model : o->model_path);
+    if (o->tokenizer_path)
+        cJSON_AddStringToObject(m, "tokenizer", realpath(o->tokenizer_path, abs_tok) ? abs_tok : o->tokenizer_path);
     cJSON_AddStringToObject(m, "task", l->opts.task == TRAIN_TASK_CLS ? "cls" : "lm");
     cJSON_AddStringToObject(m, "mode", mode_name(l->opts.mode));
     cJSON_AddNumberToObject(m, "n_classes", l->opts.n_classes);
@@ -539,6 +545,18 @@ done:
 
 /* ---------------------------------------------------------------- loading */
 
+/* A model or tokenizer path from a checkpoint's meta: as stored when it
+ * exists, else its file name in the models folder ($LLMOS_MODELS) when
+ * there (a checkpoint moved to another machine, or one that stored a path
+ * relative to another working directory), else as stored (the load error
+ * names it). */
+static const char *stored_path(const char *p, char *buf, size_t n) {
+    if (!p || access(p, F_OK) == 0) return p;
+    const char *base = strrchr(p, '/');
+    const char *r = train_path_resolve(base ? base + 1 : p, 1, buf, n);
+    return r == buf ? r : p;
+}
+
 int train_loaded_open(train_loaded_t *ld, const char *dir, int which, const char *model_path, const char *tokenizer_path,
                       int batch, int threads, llmos_error_t *err) {
     memset(ld, 0, sizeof *ld);
@@ -553,8 +571,9 @@ int train_loaded_open(train_loaded_t *ld, const char *dir, int which, const char
     if (!rc && !(m = cJSON_Parse(ld->meta)))
         rc = llmos_error_set(err, LLMOS_EFORMAT, "%s/ckpt.lmdb version %d: meta is not JSON", dir, ld->version);
     if (!rc) {
-        const char *mp = model_path ? model_path : jstr(m, "model");
-        const char *tp = tokenizer_path ? tokenizer_path : jstr(m, "tokenizer");
+        char b1[PATH_MAX], b2[PATH_MAX];
+        const char *mp = model_path ? model_path : stored_path(jstr(m, "model"), b1, sizeof b1);
+        const char *tp = tokenizer_path ? tokenizer_path : stored_path(jstr(m, "tokenizer"), b2, sizeof b2);
         if (!mp) rc = llmos_error_set(err, LLMOS_EFORMAT, "%s: meta names no model", dir);
         model_load_opts_t lo = {.tokenizer_path = tp};
         if (!rc) rc = model_load(mp, &lo, &ld->model, err);

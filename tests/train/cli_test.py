@@ -149,7 +149,26 @@ def test_eval(tmp):
     train = os.path.join(DATA, "banking77/train.csv")
     vv, outv = run_eval(["--ckpt", a, "--data", train, "--val-frac", "0.1", "--split-seed", "1"])
     assert "examples 1000," in outv and abs(vv["accuracy"] - float(best[0][4])) < 1e-4, (vv, ls)
-    print(f"eval: accuracy {vals['accuracy']:.4f} macro-F1 {vals['macro-F1']:.4f}; predictions agree; vote/avg ensembles run")
+    # The meta keeps absolute paths (a run trained with paths relative to its
+    # working directory evaluates from anywhere), and a base model that has
+    # moved away is found by its file name in $LLMOS_MODELS.
+    mdir, mv = os.path.join(tmp, "models_copy"), os.path.join(tmp, "mv")
+    os.makedirs(mdir)
+    for f in ("stories260K.bin", "tok512.bin"):
+        shutil.copy(os.path.join(MODELS, f), mdir)
+    rel = [os.path.abspath(x) if os.path.exists(x) else x for x in base_args(os.path.abspath(mv), 4, ("--mode", "head"))]
+    rel[rel.index("--model") + 1], rel[rel.index("--tokenizer") + 1] = "stories260K.bin", "tok512.bin"
+    subprocess.run(rel, check=True, cwd=mdir)
+    meta = subprocess.run([os.path.join(BIN, "llmos-ckpt"), "show", mv], capture_output=True, text=True, check=True).stdout
+    assert os.path.join(os.path.realpath(mdir), "tok512.bin") in meta, meta
+    before, _ = run_eval(["--ckpt", mv, "--data", small])
+    shutil.rmtree(mdir)
+    r = subprocess.run([os.path.abspath(os.path.join(BIN, "llmos-eval")), "--ckpt", os.path.abspath(mv), "--data",
+                        os.path.abspath(small)], capture_output=True, text=True, cwd=tmp,
+                       env=dict(os.environ, LLMOS_MODELS=os.path.abspath(MODELS)))
+    assert r.returncode == 0 and f"accuracy {before['accuracy']:.4f}" in r.stdout, (r.stdout, r.stderr)
+    print(f"eval: accuracy {vals['accuracy']:.4f} macro-F1 {vals['macro-F1']:.4f}; predictions agree; vote/avg ensembles run; "
+          "a moved base model is found in $LLMOS_MODELS")
 
 
 def test_errors(tmp):
