@@ -17,21 +17,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void llmosd_path(char *out, size_t cap) {
+void bench_bin_path(const char *name, char *out, size_t cap) {
     const char *bin = getenv("LLMOS_BIN");
     if (bin && *bin) {
-        snprintf(out, cap, "%s/llmosd", bin);
+        snprintf(out, cap, "%s/%s", bin, name);
         return;
     }
-    char self[PATH_MAX - 16];
+    char self[PATH_MAX - 64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
-        snprintf(out, cap, "llmosd");
+        snprintf(out, cap, "%s", name);
         return;
     }
     self[n] = 0;
     *strrchr(self, '/') = 0;
-    snprintf(out, cap, "%s/llmosd", self);
+    snprintf(out, cap, "%s/%s", self, name);
 }
 
 int bench_node_start(bench_node_t *nd, int ranks, const char *const *args, const char *actor, uint32_t stats_type,
@@ -42,7 +42,7 @@ int bench_node_start(bench_node_t *nd, int ranks, const char *const *args, const
         return -1;
     }
     char llmosd[PATH_MAX], np[16];
-    llmosd_path(llmosd, sizeof llmosd);
+    bench_bin_path("llmosd", llmosd, sizeof llmosd);
     snprintf(np, sizeof np, "%d", ranks);
     const char *argv[64];
     int k = 0;

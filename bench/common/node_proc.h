@@ -9,6 +9,7 @@
 #ifndef LLMOS_BENCH_NODE_PROC_H
 #define LLMOS_BENCH_NODE_PROC_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -30,6 +31,10 @@ typedef struct bench_node {
  * is stopped then). */
 int bench_node_start(bench_node_t *n, int ranks, const char *const *args, const char *actor, uint32_t stats_type,
                      uint32_t timeout_ms);
+
+/* The path of llmos executable `name` (e.g. "llmos-train"): in $LLMOS_BIN
+ * when set, else next to this executable, else the bare name (PATH). */
+void bench_bin_path(const char *name, char *out, size_t cap);
 
 /* SIGTERM, wait up to 10 s, then SIGKILL to the process group.  Returns the
  * exit status (0 = a clean shutdown; 128 + signal when killed; -1 when it
