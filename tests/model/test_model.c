@@ -1,6 +1,7 @@
 /*
  * Unit tests of model/: tokenizer round trips, batched paged-KV decode
- * against one-sequence-at-a-time decode, KV pool accounting, sampling,
+ * against one-sequence-at-a-time decode, every row's hidden state
+ * (model_ctx_forward_rows) against one row per forward, KV pool accounting, sampling,
  * stop strings, save/load, and truncated / corrupted checkpoints and GGUF
  * files (every header field) — all on the real stories260K model.
  */
