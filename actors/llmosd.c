@@ -17,6 +17,7 @@
  * Shutdown: SIGINT/SIGTERM handlers only write an eventfd; main wakes, stops
  * the transport, destroys the runtime and exits 0.
  */
+#include "actors/cls_ensemble.h"
 #include "actors/graph_actor.h"
 #include "actors/jobs_setup.h"
 #include "actors/model_shard.h"
@@ -61,6 +62,9 @@ static void usage(FILE *f) {
             "  --max-frame SIZE          largest accepted frame, e.g. 64M (default 64M)\n"
             "  --log-level LEVEL         error|warn|info|debug\n"
             "  --graph DB                serve the graph in directory DB as actor `graph` (config: graph)\n"
+            "  --ensemble DIR[:W],...    serve these classifier checkpoints as one weighted-average ensemble,\n"
+            "                            actor classify/ensemble (and `model` without --model/--classifier;\n"
+            "                            config: ensemble)\n"
             "%s"
             "  --data-dir DIR            the node's data directory: jobs.lmdb (default ./llmos-data;\n"
             "                            config: data_dir; see docs/jobs.md)\n"
@@ -81,7 +85,7 @@ static const struct {
 
 /* Parses argv into cfg; returns 0, 1 (help printed) or -1 (error printed). */
 static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi, const char **graph_db,
-                      actors_model_opts_t *model) {
+                      const char **ensemble, actors_model_opts_t *model) {
     llmos_error_t err;
     /* The config file first, so flags override it wherever they stand. */
     for (int i = 1; i < argc; i++) {
@@ -116,6 +120,14 @@ static int parse_args(int argc, char **argv, cl_config_t *cfg, int *want_mpi, co
                 return -1;
             }
             *graph_db = argv[++i];
+            continue;
+        }
+        if (strcmp(a, "--ensemble") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "llmosd: --ensemble needs DIR[:WEIGHT],...\n");
+                return -1;
+            }
+            *ensemble = argv[++i];
             continue;
         }
         int mr = actors_model_parse_flag(model, argc, argv, &i, &err);
@@ -179,11 +191,12 @@ int main(int argc, char **argv) {
     cl_config_t cfg;
     cl_config_init(&cfg);
     int want_mpi = getenv("OMPI_COMM_WORLD_SIZE") != NULL;
-    const char *graph_db = NULL;
+    const char *graph_db = NULL, *ensemble = NULL;
     actors_model_opts_t model = {0};
-    int pr = parse_args(argc, argv, &cfg, &want_mpi, &graph_db, &model);
+    int pr = parse_args(argc, argv, &cfg, &want_mpi, &graph_db, &ensemble, &model);
     if (pr != 0) return pr > 0 ? 0 : 2;
     if (!graph_db && cfg.graph[0]) graph_db = cfg.graph; /* config `graph = DB`; --graph wins */
+    if (!ensemble && cfg.ensemble[0]) ensemble = cfg.ensemble; /* config `ensemble = SPEC`; --ensemble wins */
     llmos_log_level lvl;
     if (llmos_log_parse_level(cfg.log_level, &lvl) == 0) llmos_log_set_level(lvl);
 
@@ -257,6 +270,11 @@ int main(int argc, char **argv) {
             fprintf(stderr, "llmosd: %s\n", err.msg);
         else
             fprintf(stderr, "llmosd: --model %s: %s\n", model.model, err.msg);
+        goto out;
+    }
+    if (ensemble && rank == 0 &&
+        actors_ensemble_start(sys, ensemble, !model.model && !model.classifier, model.threads, &err) != 0) {
+        fprintf(stderr, "llmosd: %s\n", err.msg);
         goto out;
     }
     /* The scheduler comes last: at start-up it re-queues the job log's

@@ -150,6 +150,10 @@ int cl_config_set(cl_config_t *cfg, const char *key, const char *value, const ch
         if (!value[0]) return llmos_error_set(err, LLMOS_EINVAL, "%s: graph is empty", where);
         return set_str(cfg->graph, sizeof cfg->graph, key, value, where, err);
     }
+    if (strcmp(key, "ensemble") == 0) {
+        if (!value[0]) return llmos_error_set(err, LLMOS_EINVAL, "%s: ensemble is empty", where);
+        return set_str(cfg->ensemble, sizeof cfg->ensemble, key, value, where, err);
+    }
     if (strcmp(key, "data_dir") == 0) {
         if (!value[0]) return llmos_error_set(err, LLMOS_EINVAL, "%s: data_dir is empty", where);
         return set_str(cfg->data_dir, sizeof cfg->data_dir, key, value, where, err);

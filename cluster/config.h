@@ -17,6 +17,9 @@
  *   graph       a knowledge-graph directory the node serves as actor `graph`
  *               (as llmosd --graph DB; the flag wins); a relative path is
  *               taken from llmosd's working directory; default: none
+ *   ensemble    classifier checkpoints served as one averaged ensemble,
+ *               "DIR[:WEIGHT],..." (as llmosd --ensemble SPEC; the flag
+ *               wins; actors/cls_ensemble.h); default: none
  *   data_dir    the node's data directory: jobs.lmdb (default ./llmos-data;
  *               llmosd --data-dir DIR)
  *   scheduler_policy     fifo | priority | round_robin (default fifo)
@@ -57,6 +60,7 @@ typedef struct cl_config {
     uint32_t heartbeat_ms;
     uint32_t peer_timeout_ms;
     char graph[CL_PATH_MAX]; /* graph directory to serve; "" = none */
+    char ensemble[4 * CL_PATH_MAX]; /* classifier ensemble spec to serve; "" = none */
     /* jobs (actors/scheduler.h) */
     char data_dir[CL_PATH_MAX];
     char scheduler_policy[16];
