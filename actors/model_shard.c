@@ -1321,7 +1321,11 @@ static void handle_request(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg, req_kind
                                       : s->down_why);
         return;
     }
-    if (s->n_queued >= s->queue_limit) {
+    /* The limit counts requests that will really wait: those the next
+     * admission can start (free slots) do not, however many arrived before
+     * the loop ran it. */
+    int free_slots = s->max_seqs - s->n_running > 0 ? s->max_seqs - s->n_running : 0;
+    if (s->n_queued - free_slots >= s->queue_limit) {
         s->rejected++;
         double per = s->avg_req_ms > 0 ? s->avg_req_ms : 100;
         unsigned after = (unsigned)(per * (double)(s->n_queued + 1) / (double)s->max_seqs) + 1;

@@ -39,6 +39,7 @@ static int tp = 1;
 typedef bench_node_t server_t;
 
 static server_t main_srv;
+static server_t *leftover; /* a test's own server, until it stops it */
 
 static const char *env_or(const char *k, const char *d) {
     const char *v = getenv(k);
@@ -55,12 +56,14 @@ static int server_start(server_t *s, const char *const *extra) {
     int n = 10;
     for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
     argv[n] = NULL;
+    if (s != &main_srv) leftover = s;
     return bench_node_start(s, tp, argv, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, 60000);
 }
 
 /* A plain llmosd must exit 0 on SIGTERM (and, under ASan, without leaks);
  * mpirun's own status after a signal says nothing about the ranks. */
 static int server_stop(server_t *s) {
+    if (s == leftover) leftover = NULL;
     int st = bench_node_stop(s);
     if (tp == 1 && st != 0) fprintf(stderr, "llmosd exited with status %d\n", st);
     return tp == 1 ? st : 0;
@@ -671,7 +674,8 @@ static void *ov_main(void *p) {
 
 static void test_overloaded(void **state) {
     (void)state;
-    server_t s = {0};
+    static server_t s; /* static: stop_leftover may stop it after the test left early */
+    memset(&s, 0, sizeof s);
     const char *extra[] = {"--max-seqs", "1", "--queue-limit", "2", NULL};
     assert_int_equal(server_start(&s, extra), 0);
     enum { N = 12 };
@@ -709,7 +713,8 @@ static void test_overloaded(void **state) {
 static void test_follower_dies(void **state) {
     (void)state;
     if (tp < 2) skip();
-    server_t s = {0};
+    static server_t s; /* static: stop_leftover may stop it after the test left early */
+    memset(&s, 0, sizeof s);
     assert_int_equal(server_start(&s, NULL), 0);
     /* The follower is the rank whose endpoint is not the leader's: find its pid via its port. */
     const char *follower = NULL;
@@ -749,7 +754,8 @@ static void test_two_replicas(void **state) {
     snprintf(tps, sizeof tps, "%d", tp);
     const char *argv[] = {"--workers", "1", "--log-level", "warn", "--model", model, "--tokenizer", tok,
                           "--tp", tps, "--max-seqs", "4", NULL};
-    server_t s = {0};
+    static server_t s; /* static: stop_leftover may stop it after the test left early */
+    memset(&s, 0, sizeof s);
     assert_int_equal(bench_node_start(&s, 2 * tp, argv, "model/1", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, 60000), 0);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/stories260K.greedy.txt", env_or("LLMOS_MODELS", "."));
@@ -783,6 +789,15 @@ static void test_two_replicas(void **state) {
     server_stop(&s);
 }
 
+/* After every test: a server the test started and did not stop (a failed
+ * assertion left the test early) is stopped, so it cannot hold its data
+ * directory or keep the run waiting for its ranks. */
+static int stop_leftover(void **state) {
+    (void)state;
+    if (leftover) server_stop(leftover);
+    return 0;
+}
+
 static int group_setup(void **state) {
     (void)state;
     return server_start(&main_srv, NULL);
@@ -802,15 +817,14 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--skip") == 0 && i + 1 < argc)
             cmocka_set_skip_filter(argv[++i]);
     signal(SIGPIPE, SIG_IGN);
+#define T(f) cmocka_unit_test_teardown(f, stop_leftover)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_greedy_reference), cmocka_unit_test(test_stream_concatenates),
-        cmocka_unit_test(test_call_stream),
-        cmocka_unit_test(test_concurrent_equals_solo), cmocka_unit_test(test_cancel_frees_kv),
-        cmocka_unit_test(test_deadline),          cmocka_unit_test(test_bad_payloads),
-        cmocka_unit_test(test_embed),             cmocka_unit_test(test_score),
-        cmocka_unit_test(test_load_unload),
-        cmocka_unit_test(test_overloaded),
-        cmocka_unit_test(test_follower_dies),     cmocka_unit_test(test_two_replicas),
+        T(test_greedy_reference), T(test_stream_concatenates), T(test_call_stream),
+        T(test_concurrent_equals_solo), T(test_cancel_frees_kv), T(test_deadline),
+        T(test_bad_payloads), T(test_embed), T(test_score),
+        T(test_load_unload), T(test_overloaded), T(test_follower_dies),
+        T(test_two_replicas),
     };
+#undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
