@@ -180,20 +180,9 @@ static int ens_open(const char *spec, int threads, ens_t **out, llmos_error_t *e
 /* ---------------------------------------------------------------- replies */
 
 static void send_reply(ens_t *s, const ens_req_t *r, int status, const char *error, const void *data, size_t len) {
-    rt_msg_init_t in = {.to = r->asker,
-                        .type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE,
-                        .flags = RT_MSG_REPLY,
-                        .corr = r->corr,
-                        .status = status,
-                        .error = error,
-                        .data = data,
-                        .len = len};
-    rt_msg_t *msg = rt_msg_new(&in);
-    if (!msg) {
+    if (rt_answer(s->sys, r->asker, r->corr, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, true, status, error, data, len) ==
+        LLMOS_ENOMEM)
         LLMOS_ERROR("ensemble: no memory for a %zu-byte reply", len);
-        return;
-    }
-    rt_send_msg(s->sys, msg);
 }
 
 static void req_free(ens_req_t *r) {

@@ -213,20 +213,8 @@ const char *actors_model_usage(void) {
  * is_reply, else a stream message. */
 static void send_to_asker(ms_t *s, const ms_req_t *r, uint32_t type, bool is_reply, int status, const char *error,
                           const void *data, size_t len) {
-    rt_msg_init_t in = {.to = r->asker,
-                        .type = type,
-                        .flags = is_reply ? RT_MSG_REPLY : 0,
-                        .corr = r->corr,
-                        .status = status,
-                        .error = error,
-                        .data = data,
-                        .len = len};
-    rt_msg_t *msg = rt_msg_new(&in);
-    if (!msg) {
+    if (rt_answer(s->sys, r->asker, r->corr, type, is_reply, status, error, data, len) == LLMOS_ENOMEM)
         LLMOS_ERROR("model: no memory for a %zu-byte message to a caller", len);
-        return;
-    }
-    rt_send_msg(s->sys, msg);
 }
 
 static void reply_packed(rt_ctx_t *ctx, const rt_msg_t *msg, uint32_t type, const ProtobufCMessage *pm) {

@@ -237,6 +237,12 @@ int rt_lookup(rt_system_t *sys, const char *name, rt_ref_t *out);
 int rt_send(rt_system_t *sys, rt_ref_t from, rt_ref_t to, uint32_t type, const void *data, size_t len);
 /* Sends a prepared message; takes ownership always. */
 int rt_send_msg(rt_system_t *sys, rt_msg_t *msg);
+/* A deferred answer to an ask handled earlier, from anywhere: to the
+ * asker kept from it, on its correlation id; a reply (RT_MSG_REPLY) when
+ * is_reply, else one message of a stream.  status != 0 and error (copied,
+ * may be NULL) make it an error answer.  Copies data.  Errors as rt_send. */
+int rt_answer(rt_system_t *sys, rt_ref_t asker, uint64_t corr, uint32_t type, bool is_reply, int status,
+              const char *error, const void *data, size_t len);
 /* Blocking ask from a thread that is not a worker: waits for the reply.
  * On success *reply is the reply (caller frees with rt_msg_free); an error
  * reply is also returned as 0 with (*reply)->status != 0.  Returns

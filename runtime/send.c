@@ -229,6 +229,21 @@ int rt_ask(rt_ctx_t *ctx, rt_ref_t to, uint32_t type, const void *data, size_t l
     return 0;
 }
 
+int rt_answer(rt_system_t *sys, rt_ref_t asker, uint64_t corr, uint32_t type, bool is_reply, int status,
+              const char *error, const void *data, size_t len) {
+    rt_msg_t *m = rt_msg_new(&(rt_msg_init_t){
+        .to = asker,
+        .type = type,
+        .flags = is_reply ? RT_MSG_REPLY : 0,
+        .corr = corr,
+        .status = status,
+        .error = error,
+        .data = data,
+        .len = len,
+    });
+    return m ? rt_send_msg(sys, m) : LLMOS_ENOMEM;
+}
+
 int rt_reply(rt_ctx_t *ctx, const rt_msg_t *req, uint32_t type, const void *data, size_t len) {
     rt_msg_t *m = rt_msg_new(&(rt_msg_init_t){
         .to = req->from,

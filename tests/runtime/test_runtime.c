@@ -179,6 +179,7 @@ enum {
     T_NOTHING,          /* counted, nothing else */
     T_FORWARD,          /* rt_tell T_NOTHING to <word> */
     T_DO_UNWATCH,       /* payload: target id */
+    T_DEFER,            /* keep the asker and corr; answered later with rt_answer */
 };
 
 typedef struct ask_cmd {
@@ -208,6 +209,10 @@ typedef struct tconf {
     atomic_long idle_calls;
     pthread_t thread;
     atomic_int wrong_thread;
+    /* T_DEFER: the ask kept for a later rt_answer */
+    rt_ref_t deferred_asker;
+    uint64_t deferred_corr;
+    atomic_int deferred;
 } tconf_t;
 
 static const rt_actor_def_t tactor_def;
@@ -250,6 +255,11 @@ static int tactor_receive(rt_ctx_t *ctx, void *state, rt_msg_t *m) {
     case T_SLOW_ECHO:
         llmos_sleep_ms(150);
         rc = rt_reply(ctx, m, T_ECHO_REPLY, m->data, m->len);
+        break;
+    case T_DEFER:
+        c->deferred_asker = m->from;
+        c->deferred_corr = m->corr;
+        atomic_store(&c->deferred, 1);
         break;
     case T_FAIL: rc = LLMOS_EIO; break;
     case T_GATE: gate_pass(c->gate); break;
@@ -478,6 +488,55 @@ static void test_forward(void **unused) {
     assert_int_equal(reply->type, RT_MSG_ERROR);
     assert_int_equal(reply->status, LLMOS_ENOTFOUND);
     rt_msg_free(reply);
+    rt_system_destroy(&sys);
+}
+
+/* rt_answer: an ask kept by its actor is answered later from another
+ * thread — a reply with a payload, then an error answer. */
+typedef struct defer_call {
+    rt_system_t *sys;
+    rt_ref_t to;
+    int rc;
+    rt_msg_t *reply;
+} defer_call_t;
+
+static void *defer_call_main(void *p) {
+    defer_call_t *d = p;
+    llmos_error_t err;
+    d->rc = rt_call(d->sys, d->to, T_DEFER, NULL, 0, 10000, &d->reply, &err);
+    return NULL;
+}
+
+static void test_answer_later(void **unused) {
+    (void)unused;
+    rt_system_t *sys = sys_new(2);
+    tconf_t kc = {0};
+    rt_ref_t keeper = spawn(sys, &kc, NULL);
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&kc.deferred, 0);
+        defer_call_t d = {.sys = sys, .to = keeper};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, defer_call_main, &d), 0);
+        for (int i = 0; i < 5000 && !atomic_load(&kc.deferred); i++) llmos_sleep_ms(1);
+        assert_int_equal(atomic_load(&kc.deferred), 1);
+        uint64_t word = 4242;
+        int rc = round == 0 ? rt_answer(sys, kc.deferred_asker, kc.deferred_corr, T_ECHO_REPLY, true, 0, NULL, &word, 8)
+                            : rt_answer(sys, kc.deferred_asker, kc.deferred_corr, RT_MSG_ERROR, true, LLMOS_EIO,
+                                        "kept and failed", NULL, 0);
+        assert_int_equal(rc, 0);
+        pthread_join(th, NULL);
+        assert_int_equal(d.rc, 0);
+        if (round == 0) {
+            assert_int_equal(d.reply->type, T_ECHO_REPLY);
+            assert_int_equal(d.reply->status, 0);
+            assert_int_equal(d.reply->len, 8);
+            assert_memory_equal(d.reply->data, &word, 8);
+        } else {
+            assert_int_equal(d.reply->status, LLMOS_EIO);
+            assert_string_equal(d.reply->error, "kept and failed");
+        }
+        rt_msg_free(d.reply);
+    }
     rt_system_destroy(&sys);
 }
 
@@ -1260,6 +1319,7 @@ int main(void) {
         cmocka_unit_test(test_ask_reply_and_timeout),
         cmocka_unit_test(test_call),
         cmocka_unit_test(test_forward),
+        cmocka_unit_test(test_answer_later),
         cmocka_unit_test(test_watch_and_stop),
         cmocka_unit_test(test_supervision),
         cmocka_unit_test(test_init_failure_restart),
