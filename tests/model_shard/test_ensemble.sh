@@ -82,18 +82,11 @@ print('%d texts, argmax equal, max |dp| over all classes %.2e' % (len(srv), wors
 PYEOF
 }
 
+. "$(dirname "$0")/../lib/node.sh"
 start_node() { # llmosd options; sets PID and E
-  : >"$T/node.out"
-  "$BIN/llmosd" --listen tcp://127.0.0.1:0 "$@" >"$T/node.out" 2>"$T/node.log" &
-  PID=$!
-  E=
-  for _ in $(seq 300); do
-    E=$(awk '/listening on/ {print $NF; exit}' "$T/node.out")
-    [ -n "$E" ] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$E" ] || fail "llmosd did not start: $(cat "$T/node.out" "$T/node.log")"
+  : >"$T/node.log"
+  llmos_node_start "$T/node.out" "$T/node.log" "$@" || fail "llmosd did not start: $(cat "$T/node.out" "$T/node.log")"
+  PID=$NODE_PID
 }
 stop_node() {
   kill -TERM "$PID" 2>/dev/null || true
