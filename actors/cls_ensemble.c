@@ -5,6 +5,7 @@
  * answered as a ScoreResult.
  */
 #include "actors/cls_ensemble.h"
+#include "actors/cls_result.h"
 
 #include "llmos/model.pb-c.h"
 #include "model/train/ngram.h"
@@ -53,8 +54,7 @@ typedef struct ens {
     /* batch scratch */
     train_example_t ex[ACTORS_ENS_BATCH];
     float *probs, *avg; /* [ACTORS_ENS_BATCH * C] */
-    double *p;          /* [C] */
-    int *idx;           /* [C] */
+    double *p;          /* [C]: the averaged row of one request, for cls_result */
 } ens_t;
 
 static void ens_free(ens_t *s) {
@@ -75,7 +75,6 @@ static void ens_free(ens_t *s) {
     free(s->probs);
     free(s->avg);
     free(s->p);
-    free(s->idx);
     free(s);
 }
 
@@ -163,8 +162,7 @@ static int ens_open(const char *spec, int threads, ens_t **out, llmos_error_t *e
         s->probs = malloc(sizeof(float) * ACTORS_ENS_BATCH * (size_t)s->C);
         s->avg = malloc(sizeof(float) * ACTORS_ENS_BATCH * (size_t)s->C);
         s->p = malloc(sizeof(double) * (size_t)s->C);
-        s->idx = malloc(sizeof(int) * (size_t)s->C);
-        if (!s->probs || !s->avg || !s->p || !s->idx) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+        if (!s->probs || !s->avg || !s->p) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
     }
     if (rc) {
         ens_free(s);
@@ -195,40 +193,14 @@ static void req_free(ens_req_t *r) {
 /* The classes by falling probability (a = the averaged row), top_k of them. */
 static void classify_reply(ens_t *s, const ens_req_t *r, const float *a) {
     int C = s->C, k = r->top_k > 0 && r->top_k < C ? r->top_k : C;
-    char **names = malloc(sizeof(char *) * (size_t)k);
-    float *lp = malloc(sizeof(float) * (size_t)k), *pr = malloc(sizeof(float) * (size_t)k);
-    uint8_t *buf = NULL;
-    size_t n = 0;
-    if (names && lp && pr) {
-        for (int i = 0; i < C; i++) s->idx[i] = i;
-        for (int i = 0; i < k; i++) { /* partial selection sort: k of C, ties by class order */
-            int m = i;
-            for (int j = i + 1; j < C; j++)
-                if (a[s->idx[j]] > a[s->idx[m]]) m = j;
-            int t = s->idx[i];
-            s->idx[i] = s->idx[m];
-            s->idx[m] = t;
-            names[i] = s->labels->name[s->idx[i]];
-            pr[i] = a[s->idx[i]];
-            lp[i] = (float)log((double)a[s->idx[i]]);
-        }
-        Llmos__ScoreResult sr = LLMOS__SCORE_RESULT__INIT;
-        sr.n_labels = sr.n_log_probs = sr.n_probs = (size_t)k;
-        sr.labels = names;
-        sr.log_probs = lp;
-        sr.probs = pr;
-        sr.best = names[0];
-        n = llmos__score_result__get_packed_size(&sr);
-        if ((buf = malloc(n ? n : 1))) llmos__score_result__pack(&sr, buf);
-    }
-    if (buf)
+    for (int c = 0; c < C; c++) s->p[c] = a[c];
+    uint8_t *buf;
+    size_t n;
+    if (actors_cls_result_pack((const char *const *)s->labels->name, s->p, C, k, &buf, &n) == 0)
         send_reply(s, r, 0, NULL, buf, n);
     else
         send_reply(s, r, LLMOS_ENOMEM, "ensemble: no memory", NULL, 0);
     free(buf);
-    free(names);
-    free(lp);
-    free(pr);
 }
 
 /* ---------------------------------------------------------------- batches */

@@ -35,6 +35,7 @@
 #include "actors/model_shard.h"
 
 #include "actors/model_cls.h"
+#include "actors/cls_result.h"
 
 #include "llmos/model.pb-c.h"
 #include "model/model.h"
@@ -352,42 +353,13 @@ static void classify_reply(ms_t *s, ms_req_t *r) {
     for (int i = 0; i < s->dim && r->pooled > 1; i++) r->vec[i] /= (float)r->pooled;
     double *p = (double *)r->lab_lp; /* C doubles, from parsing */
     actors_cls_apply(c, r->vec, p);
-    char **names = malloc(sizeof(char *) * (size_t)k);
-    float *lp = malloc(sizeof(float) * (size_t)k), *pr = malloc(sizeof(float) * (size_t)k);
-    int *idx = malloc(sizeof(int) * (size_t)C);
-    uint8_t *buf = NULL;
-    size_t n = 0;
-    if (names && lp && pr && idx) {
-        for (int i = 0; i < C; i++) idx[i] = i;
-        for (int i = 0; i < k; i++) { /* partial selection sort: k of C, ties by class order */
-            int m = i;
-            for (int j = i + 1; j < C; j++)
-                if (p[idx[j]] > p[idx[m]]) m = j;
-            int t = idx[i];
-            idx[i] = idx[m];
-            idx[m] = t;
-            names[i] = c->labels[idx[i]];
-            pr[i] = (float)p[idx[i]];
-            lp[i] = (float)log(p[idx[i]]);
-        }
-        Llmos__ScoreResult sr = LLMOS__SCORE_RESULT__INIT;
-        sr.n_labels = sr.n_log_probs = sr.n_probs = (size_t)k;
-        sr.labels = names;
-        sr.log_probs = lp;
-        sr.probs = pr;
-        sr.best = names[0];
-        n = llmos__score_result__get_packed_size(&sr);
-        if ((buf = malloc(n ? n : 1))) llmos__score_result__pack(&sr, buf);
-    }
-    if (buf)
+    uint8_t *buf;
+    size_t n;
+    if (actors_cls_result_pack((const char *const *)c->labels, p, C, k, &buf, &n) == 0)
         send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, true, 0, NULL, buf, n);
     else
         send_to_asker(s, r, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, true, LLMOS_ENOMEM, "model: no memory", NULL, 0);
     free(buf);
-    free(names);
-    free(lp);
-    free(pr);
-    free(idx);
 }
 
 static void req_finish(ms_t *s, ms_req_t *r, const char *reason) {
