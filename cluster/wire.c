@@ -217,7 +217,7 @@ static int get_varint(reader_t *r, uint64_t *out) {
 
 /* Reads a length-delimited field's bytes (borrowed from the frame). */
 static int get_bytes(reader_t *r, unsigned field, const uint8_t **data, size_t *len) {
-    uint64_t n;
+    uint64_t n = 0;
     size_t at = (size_t)(r->p - r->start);
     int rc = get_varint(r, &n);
     if (rc) return rc;
@@ -232,8 +232,8 @@ static int get_bytes(reader_t *r, unsigned field, const uint8_t **data, size_t *
 
 /* A NUL-terminated copy in the scratch arena (NULL when empty). */
 static int get_string(reader_t *r, unsigned field, const char *name, cl_scratch_t *sc, const char **out) {
-    const uint8_t *d;
-    size_t n;
+    const uint8_t *d = NULL;
+    size_t n = 0;
     int rc = get_bytes(r, field, &d, &n);
     if (rc) return rc;
     if (memchr(d, 0, n))
@@ -252,9 +252,9 @@ static int get_string(reader_t *r, unsigned field, const char *name, cl_scratch_
 
 /* Skips a field this version does not know (proto3 forward compatibility). */
 static int skip_field(reader_t *r, unsigned field, unsigned wt) {
-    uint64_t v;
-    const uint8_t *d;
-    size_t n;
+    uint64_t v = 0;
+    const uint8_t *d = NULL;
+    size_t n = 0;
     switch (wt) {
     case WT_VARINT: return get_varint(r, &v);
     case WT_LEN: return get_bytes(r, field, &d, &n);
@@ -273,7 +273,7 @@ static int skip_field(reader_t *r, unsigned field, unsigned wt) {
 }
 
 static int get_key(reader_t *r, unsigned *field, unsigned *wt) {
-    uint64_t key;
+    uint64_t key = 0;
     size_t at = (size_t)(r->p - r->start);
     int rc = get_varint(r, &key);
     if (rc) return rc;
@@ -290,14 +290,14 @@ static int wrong_type(reader_t *r, unsigned field, unsigned wt) {
 }
 
 static int get_ref(reader_t *outer, unsigned field, cl_scratch_t *sc, rt_ref_t *ref) {
-    const uint8_t *d;
-    size_t n;
+    const uint8_t *d = NULL;
+    size_t n = 0;
     int rc = get_bytes(outer, field, &d, &n);
     if (rc) return rc;
     reader_t r = {d, outer->start, d + n, outer->err, field == 1 ? "envelope.to" : "envelope.from"};
     *ref = RT_REF_NONE;
     while (r.p < r.end) {
-        unsigned f, wt;
+        unsigned f = 0, wt = 0; /* set by get_key; initialised for -O3's flow analysis */
         if ((rc = get_key(&r, &f, &wt))) return rc;
         if (f == 1 || f == 2) {
             if (wt != WT_VARINT) return wrong_type(&r, f, wt);
@@ -325,7 +325,7 @@ int cl_envelope_decode(const uint8_t *data, size_t len, size_t max_frame, cl_scr
     bool has_to = false;
     int rc = 0;
     while (r.p < r.end && rc == 0) {
-        unsigned f, wt;
+        unsigned f = 0, wt = 0; /* set by get_key; initialised for -O3's flow analysis */
         if ((rc = get_key(&r, &f, &wt))) break;
         uint64_t v;
         const uint8_t *d;
