@@ -18,35 +18,11 @@
 # show the text took ceil(tokens / 64) iterations (prefill chunks pooled
 # whole), not one per token; the same at T = 2.
 set -euo pipefail
-BIN=${LLMOS_BIN:?LLMOS_BIN not set}
-M=${LLMOS_MODELS:?LLMOS_MODELS not set}
-DATA=${LLMOS_DATA:?LLMOS_DATA not set}
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/llmos-classify-XXXXXX)
-PID=
-cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -9 "$PID" 2>/dev/null || true; fi
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -20 "$T/node.log" >&2; exit 1; }
-MODEL=(--model "$M/stories260K.bin" --tokenizer "$M/tok512.bin")
+. "$(dirname "$0")/../lib/cls.sh" llmos-classify
 
 # Data: 4 intents, 40 training and 12 test texts each (texts with line breaks left out of the test file).
-"$PY" - "$DATA/banking77/train.csv" "$T" <<'PYEOF'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1], newline='')))
-by = {}
-for r in rows[1:]:
-    by.setdefault(r[1], []).append(r)
-labs = sorted(by)[:4]
-with open(sys.argv[2] + '/train.csv', 'w', newline='') as f:
-    w = csv.writer(f); w.writerow(rows[0])
-    for l in labs: w.writerows(by[l][:40])
-with open(sys.argv[2] + '/test.csv', 'w', newline='') as f:
-    w = csv.writer(f); w.writerow(rows[0])
-    for l in labs: w.writerows([r for r in by[l][40:60] if '\n' not in r[0]][:12])
-PYEOF
+cls_subset "$T/train.csv" 0 4 train 40
+cls_subset "$T/test.csv" 0 4 test 12
 "$BIN/llmos-train" "${MODEL[@]}" --train "$T/train.csv" --out "$T/lora" --mode lora --pool mean --steps 20 \
   --batch 16 --seq 48 --lr 3e-3 --quiet >"$T/train1.log" 2>&1 || fail "train lora: $(tail -3 "$T/train1.log")"
 "$BIN/llmos-train" "${MODEL[@]}" --train "$T/train.csv" --out "$T/head" --mode head --pool last --steps 20 \
@@ -95,7 +71,6 @@ print('%d texts, labels equal, max |dp| %.2e' % (len(srv), worst))
 PYEOF
 }
 
-MPI=0
 start_node() { # the llmosd command line (MPI=1: under mpirun); sets PID and E
   : >"$T/node.out"
   "$@" >"$T/node.out" 2>"$T/node.log" &
@@ -115,16 +90,6 @@ start_node() { # the llmosd command line (MPI=1: under mpirun); sets PID and E
   [ -n "$E" ] || fail "llmosd did not start: $(cat "$T/node.out" "$T/node.log")"
   for _ in $(seq 300); do "$BIN/llmos" --endpoint "$E" model stats >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "the model actor on $E does not answer: $(cat "$T/node.out")"
-}
-stop_node() {
-  kill -TERM "$PID" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$PID" 2>/dev/null && fail "llmosd did not stop on SIGTERM"
-  st=0
-  wait "$PID" 2>/dev/null || st=$?
-  # a plain llmosd exits 0 on SIGTERM (under ASan: also no leaks); mpirun's status says nothing about the ranks
-  [ "$MPI" = 1 ] || [ "$st" = 0 ] || fail "llmosd exited with status $st"
-  PID=
 }
 L() { "$BIN/llmos" --endpoint "$E" "$@"; }
 

@@ -14,37 +14,13 @@
 # the ensemble; bad specs stop llmosd at start-up with a message naming the
 # member and the problem.
 set -euo pipefail
-BIN=${LLMOS_BIN:?LLMOS_BIN not set}
-M=${LLMOS_MODELS:?LLMOS_MODELS not set}
-DATA=${LLMOS_DATA:?LLMOS_DATA not set}
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/llmos-ensemble-XXXXXX)
-PID=
-cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -9 "$PID" 2>/dev/null || true; fi
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -20 "$T/node.log" >&2; exit 1; }
-MODEL=(--model "$M/stories260K.bin" --tokenizer "$M/tok512.bin")
+. "$(dirname "$0")/../lib/cls.sh" llmos-ensemble
 
 # Data: 5 intents, 40 training and 10 test texts each (no line breaks in test texts);
 # other.csv: 3 other intents (a member with a different label set).
-"$PY" - "$DATA/banking77/train.csv" "$T" <<'PYEOF'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1], newline='')))
-by = {}
-for r in rows[1:]:
-    by.setdefault(r[1], []).append(r)
-labs = sorted(by)
-def write(name, ls, part):
-    with open(sys.argv[2] + '/' + name, 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(rows[0])
-        for l in ls: w.writerows(part(by[l]))
-write('train.csv', labs[:5], lambda rs: rs[:40])
-write('test.csv', labs[:5], lambda rs: [r for r in rs[40:70] if '\n' not in r[0]][:10])
-write('other.csv', labs[5:8], lambda rs: rs[:40])
-PYEOF
+cls_subset "$T/train.csv" 0 5 train 40
+cls_subset "$T/test.csv" 0 5 test 10
+cls_subset "$T/other.csv" 5 3 train 40
 train() { # name, then llmos-train options
   local name=$1; shift
   "$BIN/llmos-train" --train "$T/${TRAIN_FILE:-train.csv}" --out "$T/$name" --quiet "$@" >"$T/train_$name.log" 2>&1 \
@@ -87,15 +63,6 @@ start_node() { # llmosd options; sets PID and E
   : >"$T/node.log"
   llmos_node_start "$T/node.out" "$T/node.log" "$@" || fail "llmosd did not start: $(cat "$T/node.out" "$T/node.log")"
   PID=$NODE_PID
-}
-stop_node() {
-  kill -TERM "$PID" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$PID" 2>/dev/null && fail "llmosd did not stop on SIGTERM"
-  st=0
-  wait "$PID" 2>/dev/null || st=$?
-  [ "$st" = 0 ] || fail "llmosd exited with status $st"
-  PID=
 }
 L() { "$BIN/llmos" --endpoint "$E" "$@"; }
 SPEC="$T/a,$T/b,$T/ng:2"
