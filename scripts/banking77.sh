@@ -94,13 +94,10 @@ members=""
 for seed in $SEEDS_A $SEEDS_B; do members="$members --ckpt $OUT/full_$seed"; done
 val="--data $DATA/banking77/train.csv --val-frac 0.1 --split-seed 1"
 echo "validation split (train.csv, --val-frac 0.1 --split-seed 1):"
-"$BIN/llmos-eval" $members --ckpt "$OUT/ngram" $val | grep -E '^member' | sed 's/^/  val /'
-best_w=0 best_acc=-1
-for w in $WEIGHTS; do
-    acc=$("$BIN/llmos-eval" $members --ckpt "$OUT/ngram" --weight "$w" $val | sed -n 's/^accuracy //p')
-    echo "  val ensemble, n-gram weight $w: accuracy $acc"
-    if awk "BEGIN { exit !($acc > $best_acc) }"; then best_w=$w best_acc=$acc; fi
-done
+"$BIN/llmos-eval" $members --ckpt "$OUT/ngram" --weight-grid "$WEIGHTS" $val > "$OUT/val_eval.txt"
+grep -E '^member' "$OUT/val_eval.txt" | sed 's/^/  val /'
+sed -n 's/^weight \(.*\): accuracy/  val ensemble, n-gram weight \1: accuracy/p' "$OUT/val_eval.txt"
+best_w=$(sed -n 's/^chosen weight //p' "$OUT/val_eval.txt")
 echo "  chosen n-gram weight: $best_w"
 echo "training wall time ${train_s} s (output in $OUT)"
 echo "test (transformer members alone):"

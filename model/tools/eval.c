@@ -16,6 +16,9 @@
  * sum w_k p_k / sum w_k, and a vote counts w_k.  A member may be a
  * transformer classifier or an n-gram classifier (llmos-train --mode
  * ngram, model/train/ngram.h), told apart by its meta record's task.
+ * --weight-grid "W1 W2 ..." tries each weight for the last member on the
+ * same predictions (every member predicts once) and reports with the
+ * first best: how a recipe picks that weight on a validation split.
  */
 #include "model/train/ngram.h"
 #include "model/train/trainer.h"
@@ -36,7 +39,43 @@ static void usage(FILE *f) {
                "                  [--val-frac F --split-seed N]  (llmos-train's validation split of --data)\n"
                "                  [--all-probs] (every class's probability in the predictions)\n"
                "                  [--weight W] (after a --ckpt: that member's weight in avg and vote, 1)\n"
+               "                  [--weight-grid \"W1 W2 ...\"] (the last member's weight: each is tried on --data,\n"
+               "                  the first best is used and printed as \"chosen weight W\")\n"
                "                  [--confused N] [--batch N] [--threads N] [--model M --tokenizer TOK]\n");
+}
+
+/* avg = Σ_k w_k p_k / Σ_k w_k and votes[c] = Σ of the weights of the
+ * members whose argmax is c, over members k (rows at k * n * C of probs).
+ * LLMOS_EINVAL when the weights sum to 0. */
+static int combine(const float *probs, int n_ck, const double *weight, int n, int C, float *avg, double *votes) {
+    double wsum = 0;
+    for (int k = 0; k < n_ck; k++) wsum += weight[k];
+    if (wsum <= 0) return LLMOS_EINVAL;
+    memset(avg, 0, sizeof(float) * (size_t)n * C);
+    memset(votes, 0, sizeof(double) * (size_t)n * C);
+    for (int k = 0; k < n_ck; k++)
+        for (int i = 0; i < n; i++) {
+            const float *p = probs + ((size_t)k * n + i) * C;
+            int best = 0;
+            for (int c = 0; c < C; c++) {
+                avg[(size_t)i * C + c] += p[c] / (float)(wsum / weight[k]); /* all 1: p / n */
+                best = p[c] > p[best] ? c : best;
+            }
+            votes[(size_t)i * C + best] += weight[k];
+        }
+    return 0;
+}
+
+/* Accuracy of the argmax of rows p (n x C) against ds's labels. */
+static double accuracy_of(const float *p, const train_dataset_t *ds, int C) {
+    int correct = 0;
+    for (int i = 0; i < ds->n; i++) {
+        const float *r = p + (size_t)i * C;
+        int best = 0;
+        for (int c = 1; c < C; c++) best = r[c] > r[best] ? c : best;
+        correct += best == ds->ex[i].label;
+    }
+    return ds->n ? (double)correct / ds->n : 0;
 }
 
 typedef struct pair {
@@ -52,7 +91,8 @@ int main(int argc, char **argv) {
     model_omp_passive(argv); /* spinning OpenMP barriers collapse on a shared machine */
     const char *ckpts[MAX_MEMBERS], *data = NULL, *text_col = "text", *label_col = "category", *ens = "avg",
                *pred_path = NULL, *model = NULL, *tok = NULL;
-    double weight[MAX_MEMBERS];
+    double weight[MAX_MEMBERS], grid[64];
+    int n_grid = 0;
     int n_ck = 0, which = 1, confused = 10, batch = 32, threads = 1, all_probs = 0;
     float val_frac = 0; /* > 0: evaluate llmos-train's validation split of --data */
     uint64_t split_seed = 1;
@@ -80,6 +120,18 @@ int main(int argc, char **argv) {
                 return 2;
             }
             weight[n_ck - 1] = w;
+        } else if (ARG("--weight-grid")) {
+            char *p = (char *)v, *end;
+            for (n_grid = 0; *p && n_grid < 64; p = end) {
+                double w = strtod(p, &end);
+                if (end == p || !(w >= 0) || isinf(w)) break;
+                grid[n_grid++] = w;
+                while (*end == ' ' || *end == ',') end++;
+            }
+            if (!n_grid || *p) {
+                fprintf(stderr, "llmos-eval: --weight-grid '%s': expected up to 64 numbers >= 0\n", v);
+                return 2;
+            }
         } else if (ARG("--data")) data = train_path_resolve(v, 0, b1, sizeof b1);
         else if (ARG("--text-col")) text_col = v;
         else if (ARG("--label-col")) label_col = v;
@@ -110,8 +162,9 @@ int main(int argc, char **argv) {
     const train_labels_t *lab[MAX_MEMBERS];
     int version[MAX_MEMBERS];
     memset(mem, 0, sizeof mem);
-    double wsum = 0;
-    for (int k = 0; k < n_ck; k++) wsum += weight[k];
+    double wsum = 0, grid_max = 0; /* with a grid, the last member's largest weight */
+    for (int g = 0; g < n_grid; g++) grid_max = grid[g] > grid_max ? grid[g] : grid_max;
+    for (int k = 0; k < n_ck; k++) wsum += n_grid && k == n_ck - 1 ? grid_max : weight[k];
     if (wsum <= 0) {
         fprintf(stderr, "llmos-eval: the --weight values sum to 0\n");
         return 2;
@@ -166,35 +219,39 @@ int main(int argc, char **argv) {
         free(ex);
     }
     if (!rc) {
-        probs = malloc(sizeof(float) * (size_t)ds.n * C);
+        probs = malloc(sizeof(float) * (size_t)ds.n * C * n_ck); /* member k's rows at k * n * C */
         avg = calloc((size_t)ds.n * C, sizeof(float));
         votes = calloc((size_t)ds.n * C, sizeof(double));
         conf = calloc((size_t)C * C, sizeof(int));
         if (!probs || !avg || !votes || !conf) rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
     }
     for (int k = 0; k < n_ck && !rc; k++) {
+        float *pk = probs + (size_t)k * ds.n * C;
         if (ngm[k]) {
-            for (int i = 0; i < ds.n && !rc; i++) rc = ngram_predict(ngm[k], &ds.ex[i].text, 1, probs + (size_t)i * C, &err);
+            for (int i = 0; i < ds.n && !rc; i++) rc = ngram_predict(ngm[k], &ds.ex[i].text, 1, pk + (size_t)i * C, &err);
         } else {
             train_tokens_t tk;
             rc = train_tokens_build(&tk, &ds, model_tokenizer(mem[k].model), mem[k].seq, &err);
-            if (!rc) rc = train_predict(mem[k].net, &tk, probs, &err);
+            if (!rc) rc = train_predict(mem[k].net, &tk, pk, &err);
             train_tokens_deinit(&tk);
         }
         if (rc) break;
-        int correct = 0;
-        for (int i = 0; i < ds.n; i++) {
-            const float *p = probs + (size_t)i * C;
-            int best = 0;
-            for (int c = 0; c < C; c++) {
-                avg[(size_t)i * C + c] += p[c] / (float)(wsum / weight[k]); /* all 1: p / n, as before */
-                best = p[c] > p[best] ? c : best;
-            }
-            votes[(size_t)i * C + best] += weight[k];
-            correct += best == ds.ex[i].label;
-        }
-        if (n_ck > 1) printf("member %d (%s, version %d): accuracy %.4f\n", k + 1, ckpts[k], version[k], (double)correct / ds.n);
+        if (n_ck > 1) printf("member %d (%s, version %d): accuracy %.4f\n", k + 1, ckpts[k], version[k], accuracy_of(pk, &ds, C));
     }
+    if (!rc && n_grid) { /* the last member's weight: the first best of the grid on these examples */
+        double best_w = grid[0], best_acc = -1;
+        for (int g = 0; g < n_grid; g++) {
+            weight[n_ck - 1] = grid[g];
+            double acc = -1;
+            if (combine(probs, n_ck, weight, ds.n, C, avg, votes) == 0) acc = accuracy_of(avg, &ds, C);
+            if (acc < 0) printf("weight %g: the weights sum to 0\n", grid[g]);
+            else printf("weight %g: accuracy %.4f\n", grid[g], acc);
+            if (acc > best_acc) best_acc = acc, best_w = grid[g];
+        }
+        weight[n_ck - 1] = best_w;
+        printf("chosen weight %g\n", best_w);
+    }
+    if (!rc) combine(probs, n_ck, weight, ds.n, C, avg, votes);
     if (rc) {
         fprintf(stderr, "llmos-eval: %s\n", err.msg);
     } else {

@@ -87,6 +87,16 @@ def main():
         assert len(rows) == 1000 and all(abs(sum(r["probs"]) - 1) < 1e-3 for r in rows)
         vv, _, out = run_eval(["--ckpt", tf, "--ckpt", ng, "--weight", "2", "--ensemble", "vote", *SPLIT])
         assert abs(vv["accuracy"] - val) < 1e-9, out  # the heavier vote always wins
+        # --weight-grid: one prediction pass, the same accuracy per weight as
+        # separate runs, the first best chosen and used for the report.
+        vg, _, out = run_eval(["--ckpt", tf, "--ckpt", ng, "--weight-grid", "0 3 1e6", *SPLIT])
+        got = {l.split()[1].rstrip(":"): float(l.split()[-1]) for l in out.splitlines() if l.startswith("weight ")}
+        assert got == {"0": v0["accuracy"], "3": v1["accuracy"], "1e+06": vbig["accuracy"]}, out
+        accs = [v0["accuracy"], v1["accuracy"], vbig["accuracy"]]
+        chosen = ["0", "3", "1e+06"][accs.index(max(accs))]
+        assert f"chosen weight {chosen}\n" in out and vg["accuracy"] == max(accs), out
+        r = run([EVAL, "--ckpt", tf, "--ckpt", ng, "--weight-grid", "1 x", *SPLIT], ok=False)
+        assert r.returncode == 2 and "--weight-grid" in r.stderr, r.stderr
         print(f"mix: transformer {mem[0]:.4f}, n-gram {val:.4f}; weights 0: {v0['accuracy']:.4f}, 3: {v1['accuracy']:.4f}, "
               f"1e6: {vbig['accuracy']:.4f}; weighted vote {vv['accuracy']:.4f}")
 
