@@ -10,6 +10,7 @@
 #include "llmos/model.pb-c.h"
 #include "model/train/ngram.h"
 #include "model/train/trainer.h"
+#include "runtime/base/clock.h"
 #include "runtime/base/log.h"
 
 #include <errno.h>
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define ENS_MAX_TEXT_BYTES (1u << 20) /* a Classify text longer than this is refused */
 
@@ -238,18 +238,12 @@ static int run_batch(ens_t *s, ens_req_t **reqs, int n, llmos_error_t *err) {
     return 0;
 }
 
-static uint64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static bool ens_idle(rt_ctx_t *ctx, void *state) {
     (void)ctx;
     ens_t *s = state;
     ens_req_t *reqs[ACTORS_ENS_BATCH];
     int n = 0;
-    uint64_t now = wall_ms();
+    uint64_t now = llmos_wall_ms();
     while (s->q_head && n < ACTORS_ENS_BATCH) {
         ens_req_t *r = s->q_head;
         s->q_head = r->next;

@@ -197,11 +197,7 @@ int main(int argc, char **argv) {
         if (!same) rc = llmos_error_set(&err, LLMOS_EINVAL, "%s: its labels differ from %s's", ckpts[k], ckpts[0]);
     }
     train_labels_t labels = {0}; /* a copy: train_dataset_load takes a mutable set */
-    if (!rc) {
-        char *lj = train_labels_to_json(lab[0]);
-        rc = lj ? train_labels_from_json(&labels, lj, strlen(lj), &err) : llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
-        free(lj);
-    }
+    if (!rc && train_labels_copy(&labels, lab[0])) rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
     if (!rc) rc = train_dataset_load(&ds, data, text_col, label_col, &labels, &err);
     int n_all = ds.n; /* the examples array is reordered in place; deinit needs nothing else */
     if (!rc && val_frac > 0) {

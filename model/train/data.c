@@ -31,6 +31,20 @@ int train_labels_find(const train_labels_t *l, const char *name) {
     return -1;
 }
 
+int train_labels_copy(train_labels_t *dst, const train_labels_t *src) {
+    memset(dst, 0, sizeof *dst);
+    dst->name = calloc((size_t)(src->n ? src->n : 1), sizeof(char *));
+    if (!dst->name) return LLMOS_ENOMEM;
+    for (int i = 0; i < src->n; i++) {
+        if (!(dst->name[i] = strdup(src->name[i]))) {
+            train_labels_deinit(dst);
+            return LLMOS_ENOMEM;
+        }
+        dst->n = i + 1;
+    }
+    return 0;
+}
+
 static int labels_add(train_labels_t *l, const char *name) {
     char **nn = realloc(l->name, sizeof(char *) * (size_t)(l->n + 1));
     if (!nn) return LLMOS_ENOMEM;

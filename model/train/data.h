@@ -52,6 +52,9 @@ int train_labels_load(train_labels_t *labels, const char *path, llmos_error_t *e
 char *train_labels_to_json(const train_labels_t *labels);
 int train_labels_from_json(train_labels_t *labels, const char *json, size_t len, llmos_error_t *err);
 int train_labels_find(const train_labels_t *labels, const char *name);
+/* dst (caller's, train_labels_deinit) becomes a copy of src.  LLMOS_ENOMEM
+ * (dst left empty). */
+int train_labels_copy(train_labels_t *dst, const train_labels_t *src);
 void train_labels_deinit(train_labels_t *labels);
 
 /* Loads path.  labels: if labels->n == 0 and label_col is set, the label

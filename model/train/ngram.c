@@ -415,17 +415,6 @@ void ngram_model_destroy(ngram_model_t **mp) {
     *mp = NULL;
 }
 
-static int labels_copy(train_labels_t *dst, const train_labels_t *src) {
-    dst->n = 0;
-    dst->name = calloc((size_t)(src->n ? src->n : 1), sizeof(char *));
-    if (!dst->name) return LLMOS_ENOMEM;
-    for (int i = 0; i < src->n; i++) {
-        if (!(dst->name[i] = strdup(src->name[i]))) return LLMOS_ENOMEM;
-        dst->n = i + 1;
-    }
-    return 0;
-}
-
 /* Per-feature arrays sized once n_feat and C are known. */
 static int model_alloc(ngram_model_t *m) {
     int C = m->labels.n;
@@ -609,7 +598,7 @@ int ngram_model_train(const ngram_opts_t *o, const train_dataset_t *ds, const in
         return llmos_error_set(err, LLMOS_EINVAL, "ngram: %d texts and %d labels: need at least 2 of each", n,
                                labels->n);
     ngram_model_t *m = calloc(1, sizeof *m);
-    if (!m || labels_copy(&m->labels, labels)) {
+    if (!m || train_labels_copy(&m->labels, labels)) {
         ngram_model_destroy(&m);
         return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
     }
