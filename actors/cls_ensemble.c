@@ -12,6 +12,7 @@
 #include "model/train/trainer.h"
 #include "runtime/base/clock.h"
 #include "runtime/base/log.h"
+#include "runtime/base/paths.h"
 
 #include <errno.h>
 #include <math.h>
@@ -99,7 +100,14 @@ static int parse_member(ens_t *s, char *entry, llmos_error_t *err) {
                                    entry, colon + 1);
         if (!entry[0]) return llmos_error_set(err, LLMOS_EINVAL, "ensemble member %d: no folder before ':%s'", k + 1, colon + 1);
     }
-    if (!(s->m[k].dir = strdup(entry))) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    /* A folder as given, else in the models folder ($LLMOS_MODELS), as llmosd --classifier. */
+    char dir[4096];
+    int rc = llmos_path_find(entry, LLMOS_PATH_MODELS, dir, sizeof dir, err);
+    if (rc) {
+        llmos_error_prefix(err, "ensemble member %d (%s): ", k + 1, entry);
+        return rc;
+    }
+    if (!(s->m[k].dir = strdup(dir))) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
     s->m[k].weight = w;
     s->n++;
     return 0;

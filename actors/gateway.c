@@ -7,6 +7,7 @@
 
 #include "actors/joblog.h"
 #include "llmos/job.pb-c.h"
+#include "runtime/pbcheck.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,10 @@ static int check_refs(const Llmos__Job *job, size_t i, const char *tname, char *
                       llmos_error_t *err) {
     for (size_t k = 0; k < n; k++) {
         if (!refs[k][0]) return llmos_error_set(err, LLMOS_EINVAL, "job.tasks[%zu] '%s': %s[%zu] is empty", i, tname, what, k);
+        for (size_t m = 0; m < k; m++)
+            if (strcmp(refs[m], refs[k]) == 0)
+                return llmos_error_set(err, LLMOS_EINVAL, "job.tasks[%zu] '%s': %s[%zu] '%.64s' is also %s[%zu]", i,
+                                       tname, what, k, refs[k], what, m);
         if (earlier(job, i, refs[k]) < 0) {
             bool later = false;
             char nb[24];
@@ -148,7 +153,18 @@ static int check_job(const Llmos__Job *job, llmos_error_t *err) {
 int gateway_check(uint32_t type, const void *data, size_t len, llmos_error_t *err) {
     if (len > GATEWAY_MAX_PAYLOAD)
         return llmos_error_set(err, LLMOS_ETOOBIG, "request of %zu bytes; at most %u", len, GATEWAY_MAX_PAYLOAD);
-    int rc = 0;
+    /* Strings first: protobuf-c would cut "a\0b" to "a" without a word. */
+    const ProtobufCMessageDescriptor *desc = NULL;
+    switch (type) {
+    case LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT: desc = &llmos__submit_request__descriptor; break;
+    case LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS:
+    case LLMOS__JOB_MSG_TYPE__JOB_MSG_CANCEL: desc = &llmos__job_ref__descriptor; break;
+    case LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT: desc = &llmos__wait_request__descriptor; break;
+    case LLMOS__JOB_MSG_TYPE__JOB_MSG_LIST: desc = &llmos__list_request__descriptor; break;
+    default: break;
+    }
+    int rc = desc ? rt_pb_check_strings(desc, data, len, err) : 0;
+    if (rc) return rc;
     switch (type) {
     case LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT: {
         Llmos__SubmitRequest *r = llmos__submit_request__unpack(NULL, len, data);
@@ -163,6 +179,7 @@ int gateway_check(uint32_t type, const void *data, size_t len, llmos_error_t *er
         Llmos__JobRef *r = llmos__job_ref__unpack(NULL, len, data);
         if (!r) return llmos_error_set(err, LLMOS_EFORMAT, "the payload (%zu bytes) is not a JobRef", len);
         rc = check_str(r->id, JOBLOG_ID_MAX, true, "id", err);
+        if (!rc) rc = check_str(r->task, GATEWAY_MAX_NAME, false, "task", err);
         llmos__job_ref__free_unpacked(r, NULL);
         return rc;
     }
@@ -178,7 +195,7 @@ int gateway_check(uint32_t type, const void *data, size_t len, llmos_error_t *er
         if (!r) return llmos_error_set(err, LLMOS_EFORMAT, "list: the payload (%zu bytes) is not a ListRequest", len);
         rc = check_str(r->tenant, JOBLOG_TENANT_MAX, false, "tenant", err);
         if (!rc) rc = check_str(r->after, JOBLOG_ID_MAX, false, "after", err);
-        if (!rc && (r->state < 0 || r->state > LLMOS__JOB_STATE__JOB_EXPIRED))
+        if (!rc && (r->state < 0 || r->state > LLMOS__JOB_STATE__JOB_QUARANTINED))
             rc = llmos_error_set(err, LLMOS_EINVAL, "state %d is not a job state", (int)r->state);
         llmos__list_request__free_unpacked(r, NULL);
         return rc;

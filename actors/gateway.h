@@ -15,13 +15,14 @@
 #ifndef LLMOS_ACTORS_GATEWAY_H
 #define LLMOS_ACTORS_GATEWAY_H
 
+#include "include/llmos/client.h" /* LLMOS_JOB_TASKS_MAX: the client's limit is the gateway's */
 #include "runtime/actor.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define GATEWAY_MAX_PAYLOAD (8u << 20)  /* bytes of one request */
-#define GATEWAY_MAX_TASKS 1024
+#define GATEWAY_MAX_TASKS LLMOS_JOB_TASKS_MAX
 #define GATEWAY_MAX_TEXT (4u << 20)     /* bytes of one task's text */
 #define GATEWAY_MAX_NAME 64
 #define GATEWAY_MAX_LABELS 64           /* job labels and classify labels */

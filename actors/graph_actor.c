@@ -31,6 +31,7 @@
 /* A reader's state. */
 typedef struct graph_actor {
     graph_shared_t *sh;      /* one reference */
+    rt_system_t *sys;        /* borrowed: polled for shutdown during long requests */
     int index;               /* in sh->readers */
     graph_store_t *store;    /* borrowed: sh->store */
     graph_linker_t *linker;  /* owned; NULL until the first link request */
@@ -44,7 +45,6 @@ void graph_shared_release(graph_shared_t *sh) {
 }
 
 static int graph_actor_init(rt_ctx_t *ctx, void *arg, void **state) {
-    (void)ctx;
     const graph_reader_slot_t *slot = arg;
     graph_actor_t *g = calloc(1, sizeof *g);
     if (!g) {
@@ -54,6 +54,7 @@ static int graph_actor_init(rt_ctx_t *ctx, void *arg, void **state) {
     g->sh = slot->sh;
     g->index = slot->index;
     g->store = g->sh->store;
+    g->sys = rt_ctx_system(ctx);
     *state = g;
     return 0;
 }
@@ -108,6 +109,14 @@ static void reply_result(rt_ctx_t *ctx, const rt_msg_t *msg, const char *text, u
     graph_reply_packed(ctx, msg, &res.base);
 }
 
+/* sparql_exec_opts_t.interrupted: the node is shutting down (rt_system_destroy
+ * waits for this reader's current request, so the request must end). */
+static int node_stopping(void *ctx) {
+    return rt_system_stopping(ctx) ? 1 : 0;
+}
+
+#define CAP_NAME "graph_max_result_bytes"
+
 static int handle_query(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llmos_error_t *err) {
     Llmos__GraphQueryRequest *q = llmos__graph_query_request__unpack(NULL, msg->len, msg->data);
     if (!q) return llmos_error_set(err, LLMOS_EFORMAT, "query: the payload (%zu bytes) is not a GraphQueryRequest", msg->len);
@@ -117,10 +126,16 @@ static int handle_query(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, ll
     graph_reader_t *r = NULL;
     char *out = NULL;
     size_t len = 0;
-    sparql_exec_opts_t o = {.deadline_ns = request_deadline_ns(msg, q->timeout_ms)};
+    sparql_exec_opts_t o = {.deadline_ns = request_deadline_ns(msg, q->timeout_ms),
+                            .interrupted = node_stopping,
+                            .interrupt_ctx = g->sys,
+                            .max_result_bytes = g->sh->max_result_bytes,
+                            .cap_name = CAP_NAME};
     if (!rc) rc = graph_reader_begin(g->store, &r, err);
     if (!rc) rc = sparql_query_run(r, q->sparql, strlen(q->sparql), fmt, &o, &out, &len, err);
     graph_reader_end(&r);
+    if (rc == LLMOS_ECANCELED && rt_system_stopping(g->sys))
+        llmos_error_prefix(err, "the node is shutting down: ");
     if (!rc) reply_result(ctx, msg, out, 0);
     free(out);
     llmos__graph_query_request__free_unpacked(q, NULL);
@@ -158,6 +173,10 @@ static int handle_link(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llm
             rc = llmos_error_set(err, LLMOS_EINVAL, "link: format '%s' is not text or json", q->format);
     }
     if (!rc && q->hops > 2) rc = llmos_error_set(err, LLMOS_EINVAL, "link: hops %u is not 0, 1 or 2", q->hops);
+    /* proto3 sends no 0: hops 0 without hops_set is a request that gave
+     * none, and gets the default (a knowledge-augmented generation without
+     * "hops" then carries each mention's own facts). */
+    int hops = q->hops || q->hops_set ? (int)q->hops : GRAPH_LINK_DEFAULT_HOPS;
     graph_reader_t *r = NULL;
     graph_link_result_t res = {0};
     char *out = NULL;
@@ -173,7 +192,7 @@ static int handle_link(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llm
         rc = graph_linker_new(r, &g->linker, err);
         g->linker_at = now;
     }
-    graph_link_opts_t lo = {.hops = (int)q->hops, .max_facts = q->max_facts ? q->max_facts : 20};
+    graph_link_opts_t lo = {.hops = hops, .max_facts = q->max_facts}; /* 0 = the default; huge = the cap */
     size_t tlen = strlen(q->text);
     if (!rc) rc = graph_link_text(g->linker, r, q->text, tlen, &lo, &res, err);
     if (!rc && json) {
@@ -191,6 +210,11 @@ static int handle_link(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llm
     } else if (!rc) {
         rc = link_text(&res, q->text, &out, &len, err);
     }
+    if (!rc && len > g->sh->max_result_bytes)
+        rc = llmos_error_set(err, LLMOS_ETOOBIG,
+                             "link: the answer is %zu bytes, over the %llu-byte cap (" CAP_NAME
+                             "): ask for fewer facts (max_facts %zu)",
+                             len, (unsigned long long)g->sh->max_result_bytes, res.nfacts);
     if (!rc) reply_result(ctx, msg, out, res.nfacts);
     free(out);
     graph_link_result_deinit(&res);
@@ -205,20 +229,66 @@ typedef struct edge_out {
     graph_reader_t *r;
     FILE *f;
     char buf[3][1024];
+    char *big[3]; /* a term longer than buf[i] (malloc'd, grown as needed) */
+    size_t big_cap[3];
     llmos_error_t *err;
+    uint64_t bytes, cap; /* written so far; the answer's cap */
+    uint64_t lines;      /* lines written */
+    rt_system_t *sys;    /* polled for shutdown */
 } edge_out_t;
+
+/* Term id in N-Triples syntax into e's slot i (a long literal goes to a
+ * grown buffer); *out borrowed until the next call for slot i. */
+static int edge_term(edge_out_t *e, int i, graph_id_t id, const char **out) {
+    size_t n = 0;
+    int rc = graph_term_format_id(e->r, id, e->buf[i], sizeof e->buf[i], &n, e->err);
+    *out = e->buf[i];
+    if (rc != LLMOS_ETOOBIG) return rc;
+    llmos_error_clear(e->err);
+    if (n + 1 > e->big_cap[i]) {
+        char *p = realloc(e->big[i], n + 1);
+        if (!p) return llmos_error_set(e->err, LLMOS_ENOMEM, "no memory for a %zu-byte term", n);
+        e->big[i] = p;
+        e->big_cap[i] = n + 1;
+    }
+    *out = e->big[i];
+    return graph_term_format_id(e->r, id, e->big[i], e->big_cap[i], &n, e->err);
+}
+
+static void edge_out_free(edge_out_t *e) {
+    if (!e) return;
+    for (int i = 0; i < 3; i++)
+        free(e->big[i]);
+    free(e);
+}
+
+/* Counts a line written to e->f against the cap (the answer is never built
+ * past it) and stops at shutdown. */
+static int edge_out_count(edge_out_t *e, int n) {
+    if (n < 0) return llmos_error_set(e->err, LLMOS_ENOMEM, "no memory for the answer");
+    e->bytes += (uint64_t)n;
+    e->lines++;
+    if (e->cap && e->bytes > e->cap)
+        return llmos_error_set(e->err, LLMOS_ETOOBIG,
+                               "the answer is over the %llu-byte cap (" CAP_NAME
+                               ") after %llu lines: ask for less "
+                               "(fewer hops, --max-edges)",
+                               (unsigned long long)e->cap, (unsigned long long)(e->lines - 1));
+    if (rt_system_stopping(e->sys))
+        return llmos_error_set(e->err, LLMOS_ECANCELED, "the node is shutting down");
+    return 0;
+}
 
 static int print_edge(void *ctx, const graph_triple_t *t, unsigned hop) {
     (void)hop;
     edge_out_t *e = ctx;
     graph_id_t ids[3] = {t->s, t->p, t->o};
+    const char *txt[3];
     for (int i = 0; i < 3; i++) {
-        size_t n;
-        int rc = graph_term_format_id(e->r, ids[i], e->buf[i], sizeof e->buf[i], &n, e->err);
+        int rc = edge_term(e, i, ids[i], &txt[i]);
         if (rc) return rc;
     }
-    fprintf(e->f, "%s %s %s .\n", e->buf[0], e->buf[1], e->buf[2]);
-    return 0;
+    return edge_out_count(e, fprintf(e->f, "%s %s %s .\n", txt[0], txt[1], txt[2]));
 }
 
 static int parse_dir(const char *s, graph_dir *out, llmos_error_t *err) {
@@ -249,6 +319,8 @@ static int handle_walk(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, int
     if (!rc) {
         e->r = r;
         e->err = err;
+        e->cap = g->sh->max_result_bytes;
+        e->sys = g->sys;
     }
     if (!rc && !is_path) rc = graph_neighbors(r, a, &o, print_edge, e, NULL, err);
     if (!rc && is_path) {
@@ -260,7 +332,7 @@ static int handle_walk(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, int
     if (e && e->f && fclose(e->f) != 0 && !rc) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a walk");
     if (!rc) reply_result(ctx, msg, out ? out : "", 0);
     free(out);
-    free(e);
+    edge_out_free(e);
     graph_reader_end(&r);
     llmos__graph_walk_request__free_unpacked(q, NULL);
     return rc;
@@ -270,9 +342,9 @@ static int handle_walk(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, int
 
 static int print_pred(void *ctx, graph_id_t p, uint64_t count) {
     edge_out_t *e = ctx;
-    size_t n;
-    int rc = graph_term_format_id(e->r, p, e->buf[0], sizeof e->buf[0], &n, e->err);
-    if (!rc) fprintf(e->f, "%s\t%llu\n", e->buf[0], (unsigned long long)count);
+    const char *txt;
+    int rc = edge_term(e, 0, p, &txt);
+    if (!rc) rc = edge_out_count(e, fprintf(e->f, "%s\t%llu\n", txt, (unsigned long long)count));
     return rc;
 }
 
@@ -302,12 +374,14 @@ static int handle_stats(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, ll
         fprintf(e->f, "# predicate\ttriples\n");
         e->r = r;
         e->err = err;
+        e->cap = g->sh->max_result_bytes;
+        e->sys = g->sys;
         rc = graph_store_predicates(r, print_pred, e, err);
     }
     if (e && e->f && fclose(e->f) != 0 && !rc) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for stats");
     if (!rc) reply_result(ctx, msg, out ? out : "", 0);
     free(out);
-    free(e);
+    edge_out_free(e);
     graph_reader_end(&r);
     llmos__graph_stats_request__free_unpacked(q, NULL);
     return rc;
@@ -417,9 +491,12 @@ static int graph_front_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
 static const rt_actor_def_t graph_front_def = {"graph", graph_front_init, graph_front_receive, graph_front_deinit,
                                                NULL};
 
-int actors_graph_start(rt_system_t *sys, const char *db, llmos_error_t *err) {
+int actors_graph_start(rt_system_t *sys, const char *db, const actors_graph_opts_t *opts,
+                       llmos_error_t *err) {
     graph_shared_t *sh = calloc(1, sizeof *sh);
     if (!sh) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the graph actor");
+    sh->max_result_bytes =
+        opts && opts->max_result_bytes ? opts->max_result_bytes : ACTORS_GRAPH_MAX_RESULT_DEFAULT;
     /* Read-write for loads over messages, writing through the file mapping
      * (MDB_WRITEMAP, as llmos-graph load does): a load's pages then live in
      * the page cache, not in this process's heap (measured on a 1.5 M-triple

@@ -27,6 +27,7 @@ typedef struct graph_reader_slot {
 typedef struct graph_shared {
     graph_store_t *store; /* owned: closed by the last actor to end */
     int writable;         /* 0: opened read-only (loads answer LLMOS_EPERM) */
+    uint64_t max_result_bytes; /* cap on one answer's text (actors_graph_opts_t) */
     atomic_int refs;      /* actors holding this struct */
     rt_ref_t writer;      /* the writer actor (by id) */
     int nreaders;         /* reader actors spawned */

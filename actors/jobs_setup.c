@@ -15,6 +15,10 @@ int actors_jobs_config(const cl_config_t *cfg, sched_config_t *out, llmos_error_
     out->retention_s = cfg->retention_s;
     out->max_retries_default = cfg->max_retries_default;
     out->sync = cfg->sync != 0;
+    out->task_input_max = cfg->task_input_max;
+    out->quarantine_after = cfg->quarantine_after;
+    /* A status must fit a frame with room to spare: texts beyond this go in parts. */
+    out->status_max_bytes = cfg->max_frame / 4 < out->status_max_bytes ? cfg->max_frame / 4 : out->status_max_bytes;
     if (cfg->target_inflight[0]) {
         rc = sched_limits_parse(out, cfg->target_inflight, err);
         if (rc) return rc;

@@ -62,6 +62,8 @@ static void usage(FILE *f) {
             "  --max-frame SIZE          largest accepted frame, e.g. 64M (default 64M)\n"
             "  --log-level LEVEL         error|warn|info|debug\n"
             "  --graph DB                serve the graph in directory DB as actor `graph` (config: graph)\n"
+            "  --graph-max-result-bytes SIZE  cap on one graph answer, e.g. 16M: a query past it stops with\n"
+            "                            ETOOBIG (default 16M; config: graph_max_result_bytes)\n"
             "  --ensemble DIR[:W],...    serve these classifier checkpoints as one weighted-average ensemble,\n"
             "                            actor classify/ensemble (and `model` without --model/--classifier;\n"
             "                            config: ensemble)\n"
@@ -80,7 +82,7 @@ static const struct {
     {"--listen", "listen"},       {"--advertise", "advertise"}, {"--peer", "peers"},
     {"--workers", "workers"},     {"--node-name", "node_name"}, {"--node-id", "node_id"},
     {"--max-frame", "max_frame"}, {"--log-level", "log_level"},
-    {"--data-dir", "data_dir"},
+    {"--data-dir", "data_dir"},   {"--graph-max-result-bytes", "graph_max_result_bytes"},
 };
 
 /* Parses argv into cfg; returns 0, 1 (help printed) or -1 (error printed). */
@@ -261,7 +263,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "llmosd: %s\n", err.msg);
         goto out;
     }
-    if (graph_db && actors_graph_start(sys, graph_db, &err) != 0) {
+    actors_graph_opts_t gopts = {.max_result_bytes = cfg.graph_max_result_bytes};
+    if (graph_db && actors_graph_start(sys, graph_db, &gopts, &err) != 0) {
         fprintf(stderr, "llmosd: %s\n", err.msg);
         goto out;
     }

@@ -28,9 +28,20 @@
  * a follower that waits for a plan can still stop at shutdown (its receive
  * is cancellable), and a leader whose follower died does not wait forever.
  *
- * Memory: every buffer of the iteration (plan, batch, logits scratch) is
- * sized at start; a request's own buffers (tokens, text, sampler) are
- * allocated once at admission and freed when it leaves.
+ * Memory: every buffer of the iteration (plan, batch) is sized at start;
+ * a model's context and logits scratch when it is loaded; a request's own
+ * buffers (tokens, text, sampler) are allocated once when it is parsed and
+ * freed when it leaves.  What a request may ask is bounded before anything
+ * is allocated for it: texts longer in bytes than seq_len tokens can hold
+ * are refused untokenized, context lines past that are dropped unread.
+ *
+ * LOAD (handle_load): the new model is staged next to the served one
+ * (stage_load: load, check, build its context) and swapped in only when
+ * every rank staged it; otherwise it is dropped and nothing changed.
+ *
+ * Context (GenerateRequest.context): droppable lines in front of the
+ * prompt, fitted by model_prompt_fit — the rule llmos-generate --graph
+ * follows too.
  */
 #include "actors/model_shard.h"
 
@@ -42,6 +53,7 @@
 #include "model/tp.h"
 #include "runtime/base/clock.h"
 #include "runtime/base/log.h"
+#include "runtime/base/paths.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -57,6 +69,7 @@
 #define MS_MAX_STOPS 16
 #define MS_MAX_STOP_LEN 256
 #define MS_MAX_PROMPT_BYTES (1u << 20)
+#define MS_MAX_REQUEST_ID 1024
 #define MS_PLAN_TAG 4242
 #define MS_PLAN_FORWARD 1
 #define MS_PLAN_STOP 2
@@ -99,7 +112,19 @@ typedef struct ms_req {
     int **lab_toks, *lab_n, n_labels, cur, lab_pos;
     double *lab_lp;
     uint64_t t_arrive_ns, t_admit_ns, t_first_ns;
+    int ctx_kept, ctx_dropped, ctx_tokens; /* generate: GenerateRequest.context lines fitted */
 } ms_req_t;
+
+/* A model made ready to serve next to the one served (a LOAD): this rank's
+ * slice, its classifier and its inference context, all owned. */
+typedef struct ms_stage {
+    model_t *m;
+    actors_cls_t *cls;
+    char *path; /* what stats call it */
+    model_ctx_t *ctx;
+    float *logits; /* vocab scratch */
+    int kv_blocks;
+} ms_stage_t;
 
 typedef struct ms {
     /* set up by actors_model_start */
@@ -115,11 +140,13 @@ typedef struct ms {
     int kv_opt;               /* --kv-blocks (0 = default from the model) */
     bool loaded;              /* a model and its context are in place */
     actors_cls_t *cls;        /* the fine-tuned classifier served with it, or NULL */
-    /* LOAD of a group: the followers' answers awaited before the leader loads */
-    rt_msg_t *load_req;       /* the LOAD ask being served (owned) */
+    /* LOAD: the new model is staged (followers: until the leader's COMMIT or
+     * ABORT; the leader of a group: until every follower answered) */
+    ms_stage_t staged;
+    rt_msg_t *load_req;       /* the leader's LOAD ask being served (owned) */
     uint64_t *load_corr;      /* tp - 1 */
     int load_pending, load_failed;
-    char load_err[256];
+    char load_err[LLMOS_ERRMSG_MAX];
     /* built by init */
     model_ctx_t *ctx;
     const model_tokenizer_t *tok;
@@ -195,14 +222,18 @@ int actors_model_parse_flag(actors_model_opts_t *o, int argc, char **argv, int *
 }
 
 const char *actors_model_usage(void) {
-    return "  --model FILE              serve this model (llama2.c .bin or GGUF) as actor `model`\n"
+    return "  --model FILE              serve this model (llama2.c .bin or GGUF) as actor `model`; FILE, "
+           "DIR\n"
+           "                            and --ensemble folders are found as given, else in $LLMOS_MODELS\n"
            "  --tokenizer FILE          tokenizer.bin for a llama2.c model\n"
-           "  --classifier DIR          serve the fine-tuned classifier in DIR/ckpt.lmdb (Score without labels);\n"
+           "  --classifier DIR          serve the fine-tuned classifier in DIR/ckpt.lmdb (Score without "
+           "labels);\n"
            "                            its base model unless --model/--tokenizer replace it\n"
            "  --tp N                    ranks per tensor-parallel replica (mpirun -np a multiple of N)\n"
            "  --q8                      quantize the weights to int8 at load\n"
            "  --max-seqs N              sequences batched at once (default 32)\n"
-           "  --kv-blocks N             KV-cache blocks of 16 tokens (default: max-seqs full sequences, <= 512 MiB)\n"
+           "  --kv-blocks N             KV-cache blocks of 16 tokens (default: max-seqs full sequences, <= "
+           "512 MiB)\n"
            "  --token-budget N          rows per iteration (default 256)\n"
            "  --queue-limit N           waiting requests before `overloaded` (default 1024)\n"
            "  --model-threads N         threads per rank for the model (default 1)\n";
@@ -416,6 +447,9 @@ static void req_finish(ms_t *s, ms_req_t *r, const char *reason) {
         gr.n_tokens = (size_t)r->generated;
         gr.tokens = r->toks + r->n_prompt;
         gr.prompt_tokens = (uint32_t)r->n_prompt;
+        gr.context_lines_kept = (uint32_t)r->ctx_kept;
+        gr.context_lines_dropped = (uint32_t)r->ctx_dropped;
+        gr.context_tokens = (uint32_t)r->ctx_tokens;
         gr.finish_reason = (char *)reason;
         gr.time_to_first_token_us = r->t_first_ns ? (r->t_first_ns - r->t_arrive_ns) / 1000 : 0;
         gr.total_us = (now - r->t_arrive_ns) / 1000;
@@ -469,11 +503,79 @@ static ms_req_t *req_new(const rt_msg_t *msg, req_kind_t kind) {
     return r;
 }
 
-/* Tokenizes text (with BOS) into r->toks, leaving room for extra tokens. */
-static int req_tokenize(ms_t *s, ms_req_t *r, const char *text, int extra, llmos_error_t *err) {
+/* A string field of a message: its number and the name errors give it. */
+typedef struct wire_field {
+    uint32_t num;
+    const char *name;
+    bool repeated;
+} wire_field_t;
+
+static bool wire_varint(const uint8_t *d, size_t len, size_t *at, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; *at < len && shift < 64; shift += 7) {
+        uint8_t b = d[(*at)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+/* protobuf-c hands strings over as C strings, so "a\0b" would silently be
+ * "a": the top-level string fields of a message (one protobuf-c already
+ * decoded) that hold a NUL byte are refused, with their name (and index,
+ * for a repeated one). */
+static int wire_nul(const rt_msg_t *msg, const wire_field_t *f, size_t nf, llmos_error_t *err) {
+    const uint8_t *d = msg->data;
+    size_t at = 0, len = msg->len, seen[8] = {0};
+    char name[64];
+    while (at < len) {
+        uint64_t tag, n;
+        if (!wire_varint(d, len, &at, &tag)) return 0;
+        switch (tag & 7) {
+        case 0:
+            if (!wire_varint(d, len, &at, &n)) return 0;
+            break;
+        case 1: at += 8; break;
+        case 5: at += 4; break;
+        case 2:
+            if (!wire_varint(d, len, &at, &n) || n > len - at) return 0;
+            for (size_t k = 0; k < nf && k < 8; k++) {
+                if (f[k].num != tag >> 3) continue;
+                const uint8_t *z = memchr(d + at, 0, (size_t)n);
+                if (f[k].repeated)
+                    snprintf(name, sizeof name, "%s[%zu]", f[k].name, seen[k]++);
+                else
+                    snprintf(name, sizeof name, "%s", f[k].name);
+                if (z)
+                    return llmos_error_set(err, LLMOS_EINVAL,
+                                           "%s: a NUL byte at offset %zu (text may not hold NUL)", name,
+                                           (size_t)(z - (d + at)));
+            }
+            at += (size_t)n;
+            break;
+        default: return 0;
+        }
+    }
+    return 0;
+}
+
+static int load_check(const rt_msg_t *msg, llmos_error_t *err) {
+    static const wire_field_t f[] = {{1, "path", false}, {2, "tokenizer", false}, {4, "classifier", false}};
+    return wire_nul(msg, f, 3, err);
+}
+
+/* Tokenizes text (with BOS) into r->toks, leaving room for extra tokens;
+ * limit > 0: a text too long in bytes for limit tokens is refused before it
+ * is tokenized (what names it in the error). */
+static int req_tokenize(ms_t *s, ms_req_t *r, const char *what, const char *text, int limit, int extra,
+                        llmos_error_t *err) {
     size_t len = strlen(text);
     if (len > MS_MAX_PROMPT_BYTES)
-        return llmos_error_set(err, LLMOS_ETOOBIG, "prompt: %zu bytes, more than %u", len, MS_MAX_PROMPT_BYTES);
+        return llmos_error_set(err, LLMOS_ETOOBIG, "%s: %zu bytes, more than %u", what, len,
+                               MS_MAX_PROMPT_BYTES);
+    if (limit > 0 && len + 1 > (size_t)(limit - 1) * (size_t)model_tokenizer_max_piece(s->tok))
+        return llmos_error_set(err, LLMOS_ETOOBIG, "%s: %zu bytes, more than seq_len %d tokens can hold",
+                               what, len, limit);
     int cap = (int)len + 3 + extra;
     if (!(r->toks = malloc(sizeof(int) * (size_t)cap))) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
     r->cap = cap;
@@ -483,7 +585,10 @@ static int req_tokenize(ms_t *s, ms_req_t *r, const char *text, int extra, llmos
 static int req_parse_generate(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_error_t *err) {
     Llmos__GenerateRequest *g = llmos__generate_request__unpack(NULL, msg->len, msg->data);
     if (!g) return llmos_error_set(err, LLMOS_EINVAL, "generate: the payload (%zu bytes) is not a GenerateRequest", msg->len);
-    int rc = 0;
+    static const wire_field_t strs[] = {
+        {1, "prompt", false}, {5, "stop", true}, {7, "request_id", false}, {10, "context", false}};
+    int rc = wire_nul(msg, strs, 4, err);
+    if (rc) goto out;
     model_sample_opts_t so = {.temperature = 0, .top_k = 0, .top_p = 1, .repetition_penalty = 1, .seed = 0};
     if (g->sampling) {
         so.temperature = g->sampling->temperature;
@@ -523,6 +628,11 @@ static int req_parse_generate(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_e
         }
         r->n_stops++;
     }
+    if (g->request_id && strlen(g->request_id) > MS_MAX_REQUEST_ID) {
+        rc = llmos_error_set(err, LLMOS_EINVAL, "request_id: %zu bytes, at most %d", strlen(g->request_id),
+                             MS_MAX_REQUEST_ID);
+        goto out;
+    }
     if (g->request_id && g->request_id[0] && !(r->request_id = strdup(g->request_id))) {
         rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
         goto out;
@@ -530,9 +640,16 @@ static int req_parse_generate(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_e
     r->stream = g->stream;
     r->echo = g->echo_prompt;
     /* The longest generation possible: positions up to seq_len, the last
-     * sampled token never run (as llmos-generate). */
-    int extra = s->seq_len + 1;
+     * sampled token never run (as llmos-generate).  max_tokens and
+     * max_positions are unsigned on the wire: compared as such. */
+    int extra = s->seq_len + 1, limit = s->seq_len;
+    bool has_ctx = g->context && g->context[0];
     if (g->n_prompt_tokens) {
+        if (has_ctx) {
+            rc = llmos_error_set(err, LLMOS_EINVAL,
+                                 "context: not allowed with prompt_tokens (send the prompt as text)");
+            goto out;
+        }
         if (g->n_prompt_tokens > (size_t)s->seq_len) {
             rc = llmos_error_set(err, LLMOS_ETOOBIG, "prompt_tokens: %zu tokens, more than seq_len %d",
                                  g->n_prompt_tokens, s->seq_len);
@@ -552,27 +669,55 @@ static int req_parse_generate(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_e
             r->toks[i] = g->prompt_tokens[i];
         }
         r->n_prompt = (int)g->n_prompt_tokens;
-    } else if ((rc = req_tokenize(s, r, g->prompt ? g->prompt : "", extra, err))) {
-        goto out;
+        if (g->max_positions && g->max_positions < (uint32_t)limit) limit = (int)g->max_positions;
+        if (r->n_prompt > limit) {
+            rc = llmos_error_set(err, LLMOS_ETOOBIG, "the prompt is %d tokens, more than max_positions %d",
+                                 r->n_prompt, limit);
+            goto out;
+        }
+    } else {
+        /* The prompt with the context lines that fit (model_prompt_fit: the
+         * rule llmos-generate --graph follows). */
+        const char *prompt = g->prompt ? g->prompt : "";
+        model_prompt_fit_opts_t fo = {
+            .seq_len = s->seq_len,
+            .positions = g->max_positions > (uint32_t)s->seq_len ? s->seq_len : (int)g->max_positions,
+            .max_new = g->max_tokens > (uint32_t)s->seq_len ? s->seq_len : (int)g->max_tokens,
+            .extra = extra,
+            .positions_name = "max_positions"};
+        model_prompt_fit_t fit;
+        rc = model_prompt_fit(s->tok, has_ctx ? g->context : NULL, has_ctx ? strlen(g->context) : 0, prompt,
+                              strlen(prompt), &fo, &fit, err);
+        if (rc) goto out;
+        r->toks = fit.tokens;
+        r->cap = fit.cap;
+        r->n_prompt = fit.n_tokens;
+        r->ctx_kept = fit.lines_kept;
+        r->ctx_dropped = fit.lines_dropped;
+        r->ctx_tokens = fit.context_tokens;
+        limit = fit.limit;
+        fit.tokens = NULL;
+        model_prompt_fit_deinit(&fit);
+        /* With context in front, echo the user's prompt only, as llmos-generate --graph does. */
+        if (r->echo && r->ctx_kept && text_append(r, prompt, strlen(prompt))) {
+            rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+            goto out;
+        }
     }
     r->n_toks = r->n_prompt;
-    int limit = s->seq_len;
-    if (g->max_positions && (int)g->max_positions < limit) limit = (int)g->max_positions;
-    if (r->n_prompt > limit) {
-        rc = llmos_error_set(err, LLMOS_ETOOBIG, "the prompt is %d tokens, more than %s %d", r->n_prompt,
-                             limit == s->seq_len ? "seq_len" : "max_positions", limit);
-        goto out;
-    }
     r->max_gen = limit - r->n_prompt + 1;
-    if (g->max_tokens && (int)g->max_tokens < r->max_gen) r->max_gen = (int)g->max_tokens;
+    if (g->max_tokens && g->max_tokens < (uint32_t)r->max_gen) r->max_gen = (int)g->max_tokens;
     if ((rc = model_sampler_new(s->vocab, &so, &r->smp, err))) goto out;
-    r->text_cap = (size_t)r->max_gen * 8 + 64;
-    if (!(r->text = malloc(r->text_cap))) {
-        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
-        goto out;
+    if (!r->text) {
+        r->text_cap = (size_t)r->max_gen * 8 + 64;
+        if (!(r->text = malloc(r->text_cap))) {
+            rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+            goto out;
+        }
+        r->text[0] = 0;
     }
-    r->text[0] = 0;
-    if (r->echo) {
+
+    if (r->echo && r->text_len == 0 && r->ctx_kept == 0) {
         int i0 = r->toks[0] == s->bos ? 1 : 0;
         for (int i = i0; i < r->n_prompt && rc == 0; i++) {
             size_t pl;
@@ -593,14 +738,16 @@ out:
 static int req_parse_embed(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_error_t *err) {
     Llmos__EmbedRequest *e = llmos__embed_request__unpack(NULL, msg->len, msg->data);
     if (!e) return llmos_error_set(err, LLMOS_EINVAL, "embed: the payload (%zu bytes) is not an EmbedRequest", msg->len);
-    int rc = 0;
+    static const wire_field_t strs[] = {{1, "text", false}, {2, "pooling", false}};
+    int rc = wire_nul(msg, strs, 2, err);
+    if (rc) goto out;
     const char *pool = e->pooling && e->pooling[0] ? e->pooling : "mean";
     if (strcmp(pool, "mean") != 0 && strcmp(pool, "last") != 0) {
         rc = llmos_error_set(err, LLMOS_EINVAL, "pooling: '%s' is not mean or last", pool);
         goto out;
     }
     r->mean = pool[0] == 'm';
-    if ((rc = req_tokenize(s, r, e->text ? e->text : "", 0, err))) goto out;
+    if ((rc = req_tokenize(s, r, "text", e->text ? e->text : "", s->seq_len, 0, err))) goto out;
     if (r->n_prompt > s->seq_len) {
         rc = llmos_error_set(err, LLMOS_ETOOBIG, "text: %d tokens, more than seq_len %d", r->n_prompt, s->seq_len);
         goto out;
@@ -623,7 +770,7 @@ static int req_parse_classify(ms_t *s, ms_req_t *r, const char *text, uint32_t t
     r->kind = REQ_CLASSIFY;
     r->mean = !s->cls->pool_last;
     r->top_k = (int)(top_k > (uint32_t)s->cls->n_classes ? (uint32_t)s->cls->n_classes : top_k);
-    int rc = req_tokenize(s, r, text, 0, err);
+    int rc = req_tokenize(s, r, "prompt", text, 0, 0, err); /* cut below, as llmos-eval cuts it */
     if (rc) return rc;
     int limit = s->cls->seq < s->seq_len ? s->cls->seq : s->seq_len;
     if (r->n_prompt > limit) r->n_prompt = limit;
@@ -642,7 +789,9 @@ static int req_parse_classify(ms_t *s, ms_req_t *r, const char *text, uint32_t t
 static int req_parse_score(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_error_t *err) {
     Llmos__ScoreRequest *q = llmos__score_request__unpack(NULL, msg->len, msg->data);
     if (!q) return llmos_error_set(err, LLMOS_EINVAL, "score: the payload (%zu bytes) is not a ScoreRequest", msg->len);
-    int rc = 0;
+    static const wire_field_t strs[] = {{1, "prompt", false}, {2, "labels", true}};
+    int rc = wire_nul(msg, strs, 2, err);
+    if (rc) goto out;
     const char *prompt = q->prompt ? q->prompt : "";
     size_t plen = strlen(prompt);
     if (q->n_labels == 0) {
@@ -653,7 +802,13 @@ static int req_parse_score(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_erro
         rc = llmos_error_set(err, LLMOS_EINVAL, "labels: %zu given, 1..%d allowed", q->n_labels, MS_MAX_LABELS);
         goto out;
     }
-    if ((rc = req_tokenize(s, r, prompt, 0, err))) goto out;
+    if ((rc = req_tokenize(s, r, "prompt", prompt, s->seq_len, 0, err))) goto out;
+    if (r->n_prompt >= s->seq_len) { /* a label adds at least one token */
+        rc = llmos_error_set(err, LLMOS_ETOOBIG, "prompt: %d tokens, no room for a label in seq_len %d",
+                             r->n_prompt, s->seq_len);
+        goto out;
+    }
+    const size_t room = (size_t)(s->seq_len - 1) * (size_t)model_tokenizer_max_piece(s->tok);
     int n = (int)q->n_labels;
     r->labels = calloc((size_t)n, sizeof *r->labels);
     r->lab_toks = calloc((size_t)n, sizeof *r->lab_toks);
@@ -669,6 +824,13 @@ static int req_parse_score(ms_t *s, ms_req_t *r, const rt_msg_t *msg, llmos_erro
         size_t ll = strlen(q->labels[i]);
         if (ll == 0 || ll > MS_MAX_PROMPT_BYTES) {
             rc = llmos_error_set(err, LLMOS_EINVAL, "labels[%d]: %zu bytes (1..%u allowed)", i, ll, MS_MAX_PROMPT_BYTES);
+            break;
+        }
+        if (plen + ll + 1 > room) { /* cannot fit: refused before it is tokenized */
+            rc = llmos_error_set(err, LLMOS_ETOOBIG,
+                                 "labels[%d]: prompt + label are %zu bytes, more than seq_len %d "
+                                 "tokens can hold",
+                                 i, plen + ll, s->seq_len);
             break;
         }
         char *full = malloc(plen + ll + 1);
@@ -1081,67 +1243,12 @@ static bool follower_poll(ms_t *s) {
 
 /* ---------------------------------------------------------------- the actor */
 
-/* The context and every buffer of the iteration, on the starting thread, so
- * a bad option fails llmosd's start-up rather than a running actor. */
-static void ms_unbuild(ms_t *s) {
-    model_ctx_destroy(&s->ctx);
-    free(s->logits);
-    free(s->ents);
-    free(s->want);
-    free(s->ereq);
-    free(s->running);
-    free(s->plan);
-    free(s->ops);
-    free(s->sreqs);
-    free(s->acks);
-    free(s->peers);
-    free(s->load_corr);
-    s->logits = NULL;
-    s->ents = NULL;
-    s->want = NULL;
-    s->ereq = NULL;
-    s->running = NULL;
-    s->plan = NULL;
-    s->ops = NULL;
-    s->sreqs = NULL;
-    s->acks = NULL;
-    s->peers = NULL;
-    s->load_corr = NULL;
-    s->tok = NULL;
-    s->n_ops = 0;
-    s->loaded = false;
-}
-
-static int ms_build(ms_t *s, llmos_error_t *err) {
-    const model_config_t *cfg = model_config(s->m);
-    /* Default pool: max_seqs full-length sequences, but at most 512 MiB. */
-    size_t block_bytes = (size_t)cfg->n_layers * 2 * MODEL_KV_BLOCK * (size_t)(cfg->n_kv_heads * cfg->head_dim) *
-                         sizeof(float) / (size_t)s->tp;
-    int per_seq = (cfg->seq_len + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
-    s->kv_blocks = s->kv_opt;
-    if (!s->kv_blocks) {
-        size_t want = (size_t)s->max_seqs * (size_t)per_seq, cap = ((size_t)512 << 20) / (block_bytes ? block_bytes : 1);
-        s->kv_blocks = (int)(want < cap ? want : cap);
-        if (s->kv_blocks < per_seq) s->kv_blocks = per_seq;
-    }
-    s->tok = model_tokenizer(s->m);
-    s->vocab = cfg->vocab_size;
-    s->dim = cfg->dim;
-    s->seq_len = cfg->seq_len;
-    if (!s->tok) return llmos_error_set(err, LLMOS_EINVAL, "model %s has no tokenizer (give --tokenizer)", s->path);
-    s->bos = model_tokenizer_bos(s->tok);
-    s->eos = model_tokenizer_eos(s->tok);
-    model_ctx_opts_t co = {.threads = s->threads, .max_seqs = s->max_seqs, .max_tokens = s->budget,
-                           .kv_blocks = s->kv_blocks, .tp = s->tpg};
-    int rc = model_ctx_new(s->m, &co, &s->ctx, err);
-    if (rc) return rc;
-    int used;
-    size_t bb;
-    model_ctx_kv_usage(s->ctx, &used, &s->kv_total, &bb);
+/* The buffers of the iteration: sized by max_seqs, the budget and tp only,
+ * so they are made once at start-up and outlive every model load. */
+static int ms_buffers_new(ms_t *s, llmos_error_t *err) {
     s->ops_cap = 3 * 4 * s->max_seqs + 12;
     s->plan_cap = 4 + s->ops_cap + 3 * s->max_seqs + s->budget;
     s->peers_cap = 256;
-    s->logits = malloc(sizeof(float) * (size_t)s->vocab);
     s->ents = calloc((size_t)s->max_seqs, sizeof *s->ents);
     s->want = calloc((size_t)s->max_seqs, sizeof *s->want);
     s->ereq = calloc((size_t)s->max_seqs, sizeof *s->ereq);
@@ -1151,14 +1258,140 @@ static int ms_build(ms_t *s, llmos_error_t *err) {
     s->sreqs = calloc((size_t)s->tp * 2, sizeof *s->sreqs);
     s->acks = calloc((size_t)s->tp, sizeof *s->acks);
     s->peers = calloc((size_t)s->peers_cap, sizeof *s->peers);
-    if (!s->logits || !s->ents || !s->want || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->acks ||
+    if (!s->ents || !s->want || !s->ereq || !s->running || !s->plan || !s->ops || !s->sreqs || !s->acks ||
         !s->peers)
         return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the model actor's buffers");
+    return 0;
+}
+
+/* Drops the served model's context (the model itself: see unload). */
+static void ms_unbuild(ms_t *s) {
+    model_ctx_destroy(&s->ctx);
+    free(s->logits);
+    s->logits = NULL;
+    s->tok = NULL;
+    s->n_ops = 0;
+    s->loaded = false;
+}
+
+static void stage_drop(ms_stage_t *st) {
+    model_ctx_destroy(&st->ctx);
+    model_destroy(&st->m);
+    actors_cls_destroy(&st->cls);
+    free(st->path);
+    free(st->logits);
+    memset(st, 0, sizeof *st);
+}
+
+/* Finds a name given to llmosd or LOAD (as given, else in the models
+ * folder) into buf; "" and NULL stay NULL.  role names it in errors. */
+static int find_file(const char *role, const char *name, char *buf, size_t n, const char **out,
+                     llmos_error_t *err) {
+    *out = NULL;
+    if (!name || !name[0]) return 0;
+    int rc = llmos_path_find(name, LLMOS_PATH_MODELS, buf, n, err);
+    if (rc) {
+        llmos_error_prefix(err, "%s ", role);
+        return rc;
+    }
+    *out = buf;
+    return 0;
+}
+
+/* Loads this rank's slice of a model (path; with a classifier: the body its
+ * checkpoint gives, path and tokenizer then override the checkpoint's base
+ * model), checks it can be served (a tokenizer, the classifier's width)
+ * and builds its inference context — everything the served model does not
+ * need, so a failure leaves the node serving what it served.  Names are
+ * found as llmos_path_find finds them.  st is filled (stage_drop). */
+static int stage_load(ms_t *s, const char *path, const char *tokenizer, bool q8, const char *classifier,
+                      ms_stage_t *st, llmos_error_t *err) {
+    memset(st, 0, sizeof *st);
+    char pbuf[4096], tbuf[4096], cbuf[4096];
+    int rc = find_file("model", path, pbuf, sizeof pbuf, &path, err);
+    if (!rc) rc = find_file("tokenizer", tokenizer, tbuf, sizeof tbuf, &tokenizer, err);
+    if (!rc) rc = find_file("classifier", classifier, cbuf, sizeof cbuf, &classifier, err);
+    if (rc) return rc;
+    if (!path && !classifier)
+        return llmos_error_set(err, LLMOS_EINVAL, "no model file and no classifier given");
+    if (classifier) {
+        if ((rc = actors_cls_open(classifier, path, tokenizer, &st->cls, err))) return rc;
+        path = st->cls->load_path;
+        tokenizer = st->cls->tokenizer;
+    }
+    /* a temporary file's name means nothing */
+    if (!(st->path = strdup(st->cls && st->cls->temp ? classifier : path))) {
+        stage_drop(st);
+        return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
+    }
+    model_load_opts_t lo = {.tokenizer_path = tokenizer,
+                            .quantize = q8 ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32,
+                            .tp_rank = s->grank,
+                            .tp_size = s->tp};
+    rc = model_load(path, &lo, &st->m, err);
+    actors_cls_drop_temp(st->cls); /* mapped (or read) by now; nothing stays on disk */
+    const model_config_t *cfg = rc ? NULL : model_config(st->m);
+    if (!rc && st->cls && cfg->dim != st->cls->dim)
+        rc = llmos_error_set(err, LLMOS_EINVAL,
+                             "classifier %s: its head takes %d values, the model's dim is %d", classifier,
+                             st->cls->dim, cfg->dim);
+    if (!rc && !model_tokenizer(st->m))
+        rc = llmos_error_set(err, LLMOS_EINVAL, "model %s has no tokenizer (give --tokenizer)", st->path);
+    if (!rc) {
+        /* Default pool: max_seqs full-length sequences, but at most 512 MiB. */
+        size_t block_bytes = (size_t)cfg->n_layers * 2 * MODEL_KV_BLOCK *
+                             (size_t)(cfg->n_kv_heads * cfg->head_dim) * sizeof(float) / (size_t)s->tp;
+        int per_seq = (cfg->seq_len + MODEL_KV_BLOCK - 1) / MODEL_KV_BLOCK;
+        st->kv_blocks = s->kv_opt;
+        if (!st->kv_blocks) {
+            size_t want = (size_t)s->max_seqs * (size_t)per_seq,
+                   cap = ((size_t)512 << 20) / (block_bytes ? block_bytes : 1);
+            st->kv_blocks = (int)(want < cap ? want : cap);
+            if (st->kv_blocks < per_seq) st->kv_blocks = per_seq;
+        }
+        model_ctx_opts_t co = {.threads = s->threads,
+                               .max_seqs = s->max_seqs,
+                               .max_tokens = s->budget,
+                               .kv_blocks = st->kv_blocks,
+                               .tp = s->tpg};
+        rc = model_ctx_new(st->m, &co, &st->ctx, err);
+    }
+    if (!rc && !(st->logits = malloc(sizeof(float) * (size_t)cfg->vocab_size)))
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for %d logits", cfg->vocab_size);
+    if (rc) stage_drop(st);
+    return rc;
+}
+
+/* Serves the staged model (the rank holds none now: unload first); st is
+ * emptied.  Cannot fail: everything was made by stage_load. */
+static void stage_commit(ms_t *s, ms_stage_t *st) {
+    LLMOS_ASSERT(!s->loaded && !s->m && st->m);
+    const model_config_t *cfg = model_config(st->m);
+    s->m = st->m;
+    s->cls = st->cls;
+    free(s->path);
+    s->path = st->path;
+    s->ctx = st->ctx;
+    s->logits = st->logits;
+    s->kv_blocks = st->kv_blocks;
+    memset(st, 0, sizeof *st);
+    s->tok = model_tokenizer(s->m);
+    s->vocab = cfg->vocab_size;
+    s->dim = cfg->dim;
+    s->seq_len = cfg->seq_len;
+    s->bos = model_tokenizer_bos(s->tok);
+    s->eos = model_tokenizer_eos(s->tok);
+    int used;
+    size_t bb;
+    model_ctx_kv_usage(s->ctx, &used, &s->kv_total, &bb);
+    s->n_ops = 0;
+    s->stopped = false;
+    s->posted = false;
+    s->quiet_us = 0;
     s->available = true;
     s->loaded = true;
-    LLMOS_INFO("model %s: replica %d rank %d of %d, %d slots, %d KV blocks, budget %d rows", s->path, s->replica,
-               s->grank, s->tp, s->max_seqs, s->kv_total, s->budget);
-    return 0;
+    LLMOS_INFO("model %s: replica %d rank %d of %d, %d slots, %d KV blocks, budget %d rows", s->path,
+               s->replica, s->grank, s->tp, s->max_seqs, s->kv_total, s->budget);
 }
 
 static int ms_init(rt_ctx_t *ctx, void *arg, void **state) {
@@ -1169,11 +1402,22 @@ static int ms_init(rt_ctx_t *ctx, void *arg, void **state) {
 
 static void ms_free(ms_t *s) {
     ms_unbuild(s);
-    model_tp_destroy(&s->tpg);
+    stage_drop(&s->staged);
     model_destroy(&s->m);
     actors_cls_destroy(&s->cls);
+    model_tp_destroy(&s->tpg);
     if (s->comm != MPI_COMM_NULL) MPI_Comm_free(&s->comm);
     rt_msg_free(s->load_req);
+    free(s->ents);
+    free(s->want);
+    free(s->ereq);
+    free(s->running);
+    free(s->plan);
+    free(s->ops);
+    free(s->sreqs);
+    free(s->acks);
+    free(s->peers);
+    free(s->load_corr);
     free(s->endpoints);
     free(s->path);
     free(s);
@@ -1233,6 +1477,7 @@ static void reply_stats(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
     st.queue_limit = (uint32_t)s->queue_limit;
     st.vocab_size = (uint32_t)s->vocab;
     st.seq_len = (uint32_t)s->seq_len;
+    st.kv_block_tokens = MODEL_KV_BLOCK;
     st.dim = (uint32_t)s->dim;
     if (s->loaded && s->cls) {
         st.classifier = s->cls->dir;
@@ -1246,6 +1491,13 @@ static void handle_cancel(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
     Llmos__CancelRequest *c = llmos__cancel_request__unpack(NULL, msg->len, msg->data);
     if (!c) {
         rt_reply_error(ctx, msg, LLMOS_EINVAL, "cancel: the payload (%zu bytes) is not a CancelRequest", msg->len);
+        return;
+    }
+    static const wire_field_t strs[] = {{2, "request_id", false}};
+    llmos_error_t err = {0};
+    if (wire_nul(msg, strs, 1, &err)) {
+        llmos__cancel_request__free_unpacked(c, NULL);
+        rt_reply_error(ctx, msg, LLMOS_EINVAL, "cancel: %s", err.msg);
         return;
     }
     if (!c->correlation_id && !(c->request_id && c->request_id[0])) {
@@ -1275,10 +1527,10 @@ static void handle_cancel(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
 static void handle_request(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg, req_kind_t kind) {
     if (!s->loaded || !s->available || s->shut) {
         rt_reply_error(ctx, msg, LLMOS_EUNAVAILABLE, "%s",
-                       s->shut        ? "model: the group was shut down"
-                       : s->load_req  ? "model: a model is being loaded"
-                       : !s->loaded   ? "model: no model is loaded (send MODEL_MSG_LOAD)"
-                                      : s->down_why);
+                       s->shut       ? "model: the group was shut down"
+                       : s->load_req ? "model: a model is being loaded"
+                       : !s->loaded  ? "model: no model is loaded (load one: llmos model load PATH)"
+                                     : s->down_why);
         return;
     }
     /* The limit counts requests that will really wait: those the next
@@ -1357,123 +1609,121 @@ static void unload(ms_t *s, rt_ctx_t *ctx, const char *why) {
     actors_cls_destroy(&s->cls);
 }
 
-/* This rank's slice of the model (path; with a classifier: the body its
- * checkpoint gives, path and tokenizer then override the checkpoint's base
- * model) into s->m, the classifier into s->cls.  s->path names what is
- * served. */
-static int ms_load(ms_t *s, const char *path, const char *tokenizer, bool q8, const char *classifier,
-                   llmos_error_t *err) {
-    actors_cls_t *cls = NULL;
-    int rc = 0;
-    if (classifier && classifier[0]) {
-        if ((rc = actors_cls_open(classifier, path, tokenizer, &cls, err))) return rc;
-        path = cls->load_path;
-        tokenizer = cls->tokenizer;
+/* Tells every follower of the group type (COMMIT, ABORT); a follower that
+ * cannot be reached is skipped (the group finds it dead). */
+static void tell_followers(ms_t *s, rt_ctx_t *ctx, uint32_t type) {
+    for (int f = 1; f < s->tp; f++) {
+        char name[32];
+        rt_ref_t ref;
+        if (follower_ref(s, f, name, sizeof name, &ref) == 0) rt_tell(ctx, ref, type, NULL, 0);
     }
-    char *name = strdup(cls && cls->temp ? classifier : path ? path : ""); /* a temporary file's name means nothing */
-    if (!name) {
-        actors_cls_destroy(&cls);
-        return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
-    }
-    free(s->path);
-    s->path = name;
-    model_load_opts_t lo = {.tokenizer_path = tokenizer,
-                            .quantize = q8 ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32,
-                            .tp_rank = s->grank,
-                            .tp_size = s->tp};
-    rc = model_load(path, &lo, &s->m, err);
-    actors_cls_drop_temp(cls); /* mapped (or read) by now; nothing stays on disk */
-    if (rc == 0 && cls && model_config(s->m)->dim != cls->dim)
-        rc = llmos_error_set(err, LLMOS_EINVAL, "classifier %s: its head takes %d values, the model's dim is %d",
-                             classifier, cls->dim, model_config(s->m)->dim);
-    if (rc) {
-        model_destroy(&s->m);
-        actors_cls_destroy(&cls);
-        return rc;
-    }
-    actors_cls_destroy(&s->cls);
-    s->cls = cls;
-    return 0;
 }
 
-/* Loads path on this rank (its slice of the group) and builds the context. */
-static int load_local(ms_t *s, const Llmos__ModelLoadRequest *q, llmos_error_t *err) {
-    int rc = ms_load(s, q->path && q->path[0] ? q->path : NULL, q->tokenizer && q->tokenizer[0] ? q->tokenizer : NULL,
-                     q->q8, q->classifier, err);
-    if (rc == 0) rc = ms_build(s, err);
-    if (rc) {
-        ms_unbuild(s);
-        model_destroy(&s->m);
-        actors_cls_destroy(&s->cls);
-        return rc;
-    }
-    s->stopped = false;
-    s->posted = false;
-    s->quiet_us = 0;
-    return 0;
+/* Answers a LOAD that failed: the model served before (if any) still is. */
+static void load_refused(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg, int rc, const char *why) {
+    if (s->loaded)
+        rt_reply_error(ctx, msg, rc, "load: %s (still serving %s)", why, s->path);
+    else
+        rt_reply_error(ctx, msg, rc, "load: %s", why);
 }
 
-/* LOAD: replaces the model.  A leader of T > 1 asks every follower to load
- * its slice first (asks over the cluster), and loads its own when all have
- * answered (load_answer); the caller's ask is answered then. */
+/* The strings of a ModelLoadRequest may hold no NUL (see wire_nul). */
+static int load_check(const rt_msg_t *msg, llmos_error_t *err);
+
+/* LOAD: replaces the model, or changes nothing.  The new model is staged
+ * next to the served one (stage_load) and swapped in only when it loaded
+ * and validated on every rank: a single rank swaps at once; a follower
+ * stages and answers, and swaps at its leader's COMMIT (drops it at ABORT);
+ * the leader of a group asks every follower, stages its own slice, pauses
+ * its iterations and decides when all have answered (load_answer).  Until
+ * then the served model keeps its requests (they wait while a group loads);
+ * a successful swap answers the requests of the old model with
+ * LLMOS_EUNAVAILABLE. */
 static void handle_load(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
     if (s->shut || s->load_req) {
         rt_reply_error(ctx, msg, LLMOS_ESTATE, "model: %s", s->shut ? "the group was shut down" : "a load is in progress");
         return;
     }
+    llmos_error_t err = {0};
     Llmos__ModelLoadRequest *q = llmos__model_load_request__unpack(NULL, msg->len, msg->data);
-    if (!q || ((!q->path || !q->path[0]) && (!q->classifier || !q->classifier[0]))) {
-        rt_reply_error(ctx, msg, LLMOS_EINVAL, "load: %s",
-                       q ? "path is empty (and no classifier given)" : "the payload is not a ModelLoadRequest");
+    int rc = !q ? llmos_error_set(&err, LLMOS_EINVAL, "the payload (%zu bytes) is not a ModelLoadRequest",
+                                  msg->len)
+             : (!q->path || !q->path[0]) && (!q->classifier || !q->classifier[0])
+                 ? llmos_error_set(&err, LLMOS_EINVAL, "path is empty (and no classifier given)")
+                 : load_check(msg, &err);
+    if (rc) {
+        load_refused(s, ctx, msg, rc, err.msg);
         if (q) llmos__model_load_request__free_unpacked(q, NULL);
         return;
     }
-    llmos_error_t err = {0};
-    if (s->loaded) unload(s, ctx, "model: the model is being replaced");
-    if (s->grank == 0 && s->tp > 1) {
-        if (!(s->load_corr = calloc((size_t)s->tp, sizeof *s->load_corr))) {
-            rt_reply_error(ctx, msg, LLMOS_ENOMEM, "no memory");
-            llmos__model_load_request__free_unpacked(q, NULL);
-            return;
-        }
-        s->load_failed = 0;
-        s->load_pending = 0;
-        for (int f = 1; f < s->tp; f++) {
-            char name[32];
-            rt_ref_t ref;
-            int rc = follower_ref(s, f, name, sizeof name, &ref);
-            if (rc == 0) rc = rt_ask(ctx, ref, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, msg->data, msg->len, 600000,
-                                     &s->load_corr[f]);
-            if (rc) {
-                s->load_failed = rc;
-                snprintf(s->load_err, sizeof s->load_err, "rank %d (%s) cannot be asked: %s", f, s->endpoints[f],
-                         llmos_strerror(rc));
-            } else {
-                s->load_pending++;
-            }
-        }
-        rt_msg_init_t in = {.to = msg->to, .from = msg->from, .type = msg->type, .corr = msg->corr,
-                            .deadline_ms = msg->deadline_ms, .data = msg->data, .len = msg->len};
-        s->load_req = rt_msg_new(&in);
+    if (s->grank != 0) { /* a follower: stage, answer, wait for COMMIT / ABORT */
+        stage_drop(&s->staged);
+        rc = stage_load(s, q->path, q->tokenizer, q->q8, q->classifier, &s->staged, &err);
         llmos__model_load_request__free_unpacked(q, NULL);
-        if (!s->load_req) {
-            rt_reply_error(ctx, msg, LLMOS_ENOMEM, "no memory");
+        if (rc)
+            rt_reply_error(ctx, msg, rc, "%s", err.msg);
+        else
+            rt_reply(ctx, msg, msg->type, NULL, 0);
+        return;
+    }
+    if (s->tp == 1) {
+        ms_stage_t st;
+        rc = stage_load(s, q->path, q->tokenizer, q->q8, q->classifier, &st, &err);
+        llmos__model_load_request__free_unpacked(q, NULL);
+        if (rc) {
+            load_refused(s, ctx, msg, rc, err.msg);
             return;
         }
-        if (s->load_pending == 0) load_answer(s, ctx, NULL);
+        if (s->loaded) unload(s, ctx, "model: the model was replaced");
+        stage_commit(s, &st);
+        reply_stats(s, ctx, msg);
         return;
     }
-    int rc = load_local(s, q, &err);
+    rt_msg_init_t in = {.to = msg->to,
+                        .from = msg->from,
+                        .type = msg->type,
+                        .corr = msg->corr,
+                        .deadline_ms = msg->deadline_ms,
+                        .data = msg->data,
+                        .len = msg->len};
+    if (!(s->load_corr = calloc((size_t)s->tp, sizeof *s->load_corr)) || !(s->load_req = rt_msg_new(&in))) {
+        free(s->load_corr);
+        s->load_corr = NULL;
+        llmos__model_load_request__free_unpacked(q, NULL);
+        rt_reply_error(ctx, msg, LLMOS_ENOMEM, "load: no memory");
+        return;
+    }
+    s->load_failed = 0;
+    s->load_pending = 0;
+    for (int f = 1; f < s->tp; f++) {
+        char name[32];
+        rt_ref_t ref;
+        rc = follower_ref(s, f, name, sizeof name, &ref);
+        if (rc == 0)
+            rc = rt_ask(ctx, ref, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, msg->data, msg->len, 600000,
+                        &s->load_corr[f]);
+        if (rc) {
+            s->load_failed = rc;
+            snprintf(s->load_err, sizeof s->load_err, "rank %d (%s) cannot be asked: %s", f, s->endpoints[f],
+                     llmos_strerror(rc));
+        } else {
+            s->load_pending++;
+        }
+    }
+    /* The leader's own slice loads while the followers load theirs. */
+    stage_drop(&s->staged);
+    if (!s->load_failed &&
+        (rc = stage_load(s, q->path, q->tokenizer, q->q8, q->classifier, &s->staged, &err))) {
+        s->load_failed = rc;
+        snprintf(s->load_err, sizeof s->load_err, "%s", err.msg);
+    }
     llmos__model_load_request__free_unpacked(q, NULL);
-    if (rc) {
-        rt_reply_error(ctx, msg, rc, "load: %s", err.msg);
-        return;
-    }
-    s->available = true;
-    reply_stats(s, ctx, msg);
+    if (s->load_pending == 0) load_answer(s, ctx, NULL);
 }
 
-/* A follower's answer to LOAD (msg), or NULL when none is awaited any more. */
+/* A follower's answer to LOAD (msg), or NULL when none is awaited any more.
+ * When every follower answered: all staged -> the group swaps (COMMIT);
+ * else every staged slice is dropped (ABORT) and the old model serves on. */
 static void load_answer(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
     if (!s->load_req || !s->load_corr) return;
     if (msg) {
@@ -1482,9 +1732,10 @@ static void load_answer(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
         if (f == s->tp) return; /* not ours */
         s->load_corr[f] = 0;
         s->load_pending--;
-        if (msg->status) {
+        if (msg->status && !s->load_failed) {
             s->load_failed = msg->status;
-            snprintf(s->load_err, sizeof s->load_err, "rank %d: %s", f, msg->error ? msg->error : llmos_strerror(msg->status));
+            snprintf(s->load_err, sizeof s->load_err, "rank %d: %s", f,
+                     msg->error ? msg->error : llmos_strerror(msg->status));
         }
         if (s->load_pending > 0) return;
     }
@@ -1492,22 +1743,32 @@ static void load_answer(ms_t *s, rt_ctx_t *ctx, const rt_msg_t *msg) {
     s->load_req = NULL;
     free(s->load_corr);
     s->load_corr = NULL;
-    llmos_error_t err = {0};
-    int rc = s->load_failed;
-    if (rc) {
-        llmos_error_set(&err, rc, "%s", s->load_err);
+    if (s->load_failed) {
+        stage_drop(&s->staged);
+        tell_followers(s, ctx, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD_ABORT);
+        load_refused(s, ctx, req, s->load_failed, s->load_err);
     } else {
-        Llmos__ModelLoadRequest *q = llmos__model_load_request__unpack(NULL, req->len, req->data);
-        rc = q ? load_local(s, q, &err) : llmos_error_set(&err, LLMOS_EINVAL, "the load request does not decode");
-        if (q) llmos__model_load_request__free_unpacked(q, NULL);
-    }
-    if (rc) {
-        rt_reply_error(ctx, req, rc, "load: %s", err.msg);
-    } else {
-        s->available = true;
+        if (s->loaded) unload(s, ctx, "model: the model was replaced");
+        tell_followers(s, ctx, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD_COMMIT);
+        stage_commit(s, &s->staged);
         reply_stats(s, ctx, req);
     }
     rt_msg_free(req);
+}
+
+/* A follower: the leader's verdict on the staged slice. */
+static void follower_load_end(ms_t *s, rt_ctx_t *ctx, bool commit) {
+    if (!commit) {
+        stage_drop(&s->staged);
+        return;
+    }
+    if (!s->staged.m) {
+        LLMOS_ERROR("model/%d/%d: COMMIT without a staged model (the group cannot serve)", s->replica,
+                    s->grank);
+        return;
+    }
+    if (s->loaded) unload(s, ctx, "model: the model was replaced");
+    stage_commit(s, &s->staged);
 }
 
 static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
@@ -1528,6 +1789,7 @@ static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
                 s->load_req = NULL;
             }
             unload(s, ctx, "model: the group was shut down");
+            stage_drop(&s->staged);
             s->shut = true;
         }
         rt_reply(ctx, msg, msg->type, NULL, 0);
@@ -1542,6 +1804,11 @@ static int ms_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
         return 0;
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD:
         handle_load(s, ctx, msg);
+        return 0;
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD_COMMIT:
+    case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD_ABORT:
+        if (s->grank != 0 && !s->shut)
+            follower_load_end(s, ctx, msg->type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD_COMMIT);
         return 0;
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE:
     case LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED:
@@ -1569,6 +1836,7 @@ static bool ms_idle(rt_ctx_t *ctx, void *state) {
     (void)ctx;
     ms_t *s = state;
     if (s->shut || !s->loaded) return false;
+    if (s->grank == 0 && s->load_req) return false; /* the group loads: the followers take no plan */
     return s->grank == 0 ? leader_step(s) : follower_poll(s);
 }
 
@@ -1619,9 +1887,11 @@ int actors_model_start(rt_system_t *sys, cl_transport_t *tr, const actors_model_
         }
         if ((rc = model_tp_new(s->comm, &s->tpg, err))) goto fail;
     }
-    if ((rc = ms_load(s, o->model, o->tokenizer, o->q8, o->classifier, err))) goto fail;
     s->kv_opt = o->kv_blocks;
-    if ((rc = ms_build(s, err))) goto fail;
+    if ((rc = ms_buffers_new(s, err))) goto fail;
+    ms_stage_t st;
+    if ((rc = stage_load(s, o->model, o->tokenizer, o->q8, o->classifier, &st, err))) goto fail;
+    stage_commit(s, &st);
     char names[3][32];
     snprintf(names[0], sizeof names[0], "model/%d/%d", s->replica, s->grank);
     snprintf(names[1], sizeof names[1], "model/%d", s->replica);

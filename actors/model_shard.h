@@ -19,7 +19,12 @@
  * messages and replies (Generate, Embed, Score).  Followers execute plans
  * only.  Control (stats, load, unload, shutdown) arrives as protobuf
  * messages, never over MPI: a LOAD to the leader becomes a LOAD ask to each
- * follower actor before the leader loads its own slice.
+ * follower actor, which stages its slice next to the one it serves; the
+ * leader stages its own and, when every rank staged, tells them to swap
+ * (MODEL_MSG_LOAD_COMMIT), else to drop it (MODEL_MSG_LOAD_ABORT) — a failed
+ * load leaves the served model serving.  Model names (--model, --tokenizer,
+ * --classifier, LOAD's path, tokenizer, classifier) are found as given,
+ * else in the models folder (runtime/base/paths.h llmos_path_find).
  *
  * Admission reserves a request's worst-case KV blocks (prompt + max tokens),
  * so a running request never runs out of cache: when slots or blocks are
@@ -73,7 +78,8 @@ const char *actors_model_usage(void);
  * tp must be 1.  Called on every rank with the same options.  tr is
  * borrowed (may be NULL: no peer-death detection).  Errors: LLMOS_EINVAL
  * (tp does not divide the world or the model's heads: the message says
- * which), those of model_load and rt_spawn. */
+ * which), LLMOS_ENOTFOUND (a name found nowhere: the message lists where
+ * it looked), those of model_load and rt_spawn. */
 int actors_model_start(rt_system_t *sys, cl_transport_t *tr, const actors_model_opts_t *o, bool mpi_on,
                        llmos_error_t *err);
 

@@ -5,7 +5,9 @@
 #include "actors/node.h"
 
 #include "llmos/envelope.pb-c.h"
+#include "llmos/job.pb-c.h"
 #include "runtime/base/clock.h"
+#include "runtime/base/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -155,14 +157,30 @@ static const rt_actor_def_t node_def = {"node", node_init, node_receive, NULL, N
 
 /* ---- echo ---- */
 
+/* Fault injection for crash tests: with LLMOS_TEST_CRASH_ON_ECHO=TEXT in
+ * its environment, the node aborts when an echo task's text is TEXT, as a
+ * bug that kills the node inside a task would (tests/jobs/test_quarantine.sh).
+ * Unset, echo only answers. */
 static int echo_receive(rt_ctx_t *ctx, void *state, rt_msg_t *msg) {
+    const char *crash_on = state;
     if (msg->flags & RT_MSG_REPLY) return 0;
+    if (crash_on && msg->type == LLMOS__JOB_MSG_TYPE__JOB_MSG_ECHO) {
+        Llmos__EchoTask *e = llmos__echo_task__unpack(NULL, msg->len, msg->data);
+        bool hit = e && strcmp(e->text, crash_on) == 0;
+        if (e) llmos__echo_task__free_unpacked(e, NULL);
+        if (hit) {
+            LLMOS_ERROR("echo: LLMOS_TEST_CRASH_ON_ECHO matched: aborting the node on purpose");
+            abort();
+        }
+    }
     rt_reply(ctx, msg, msg->type, msg->data, msg->len);
     return 0;
 }
 
 static int echo_init(rt_ctx_t *ctx, void *arg, void **state) {
-    *state = NULL;
+    const char *crash_on = getenv("LLMOS_TEST_CRASH_ON_ECHO");
+    *state = crash_on && crash_on[0] ? (void *)crash_on : NULL;
+    if (*state) LLMOS_WARN("echo: LLMOS_TEST_CRASH_ON_ECHO is set: an echo of '%s' aborts this node", crash_on);
     return 0;
 }
 

@@ -117,7 +117,9 @@ typedef struct stask {
     uint8_t attempts;
     uint8_t target;    /* index into s->targets */
     uint8_t kind;      /* Llmos__TaskKind */
-    uint32_t pad_;
+    uint8_t crashes;   /* node crashes it was in flight during (logged before it runs) */
+    uint8_t pad8_;
+    uint16_t pad16_;
 } stask_t;
 
 typedef struct waiter {
@@ -148,12 +150,14 @@ typedef struct target {
     char name[64];
     uint32_t inflight, limit;
     bool learn;         /* a model target with no configured cap: ask its ModelStats */
+    uint32_t refs;      /* tasks of unfinished jobs naming it; at 0 the entry may be reused */
     uint64_t vt;        /* round robin: virtual time */
     qheap_t q;
 } target_t;
 
 typedef struct tenant {
     char *name;
+    uint32_t refs;                     /* unfinished jobs of the tenant; at 0 the entry may be reused */
     uint64_t last[SCHED_TARGETS_MAX];  /* round robin: last tag per target */
 } tenant_t;
 
@@ -183,7 +187,7 @@ typedef struct sched {
     uint64_t spec_cache_seq;
     /* counters */
     uint64_t queued_tasks, running_tasks;
-    uint64_t st_done, st_failed, st_retried, st_rejected, st_expired, st_cancelled, st_recovered;
+    uint64_t st_done, st_failed, st_retried, st_rejected, st_expired, st_cancelled, st_recovered, st_quarantined;
 } sched_t;
 
 /* ---- config ---- */
@@ -200,6 +204,9 @@ void sched_config_init(sched_config_t *cfg) {
     cfg->retry_base_ms = 100;
     cfg->task_timeout_ms = 600000;
     cfg->inflight_default = 256;
+    cfg->task_input_max = 16u << 20;
+    cfg->quarantine_after = 3;
+    cfg->status_max_bytes = 16u << 20;
 }
 
 static const char *const policy_names[] = {"fifo", "priority", "round_robin"};
@@ -322,15 +329,33 @@ static void job_remove(sched_t *s, sjob_t *j) {
 
 /* ---- targets and tenants ---- */
 
+/* The entry of target `name`, made (or an unused one reused) when there is
+ * none.  EOVERLOADED when SCHED_TARGETS_MAX targets all have unfinished
+ * tasks; EINVAL for a name that does not fit. */
 static int target_find(sched_t *s, const char *name, uint8_t *out) {
     for (uint32_t i = 0; i < s->ntargets; i++)
         if (strcmp(s->targets[i].name, name) == 0) {
             *out = (uint8_t)i;
             return 0;
         }
-    if (s->ntargets == SCHED_TARGETS_MAX || strlen(name) >= sizeof s->targets[0].name) return LLMOS_EOVERLOADED;
-    target_t *t = &s->targets[s->ntargets];
+    if (strlen(name) >= sizeof s->targets[0].name) return LLMOS_EINVAL;
+    uint32_t slot = s->ntargets;
+    if (slot == SCHED_TARGETS_MAX) {
+        /* Reuse an entry no unfinished task names: its queue holds only
+         * stale entries and nothing of it is in flight. */
+        for (slot = 0; slot < s->ntargets && s->targets[slot].refs; slot++) {
+        }
+        if (slot == s->ntargets) return LLMOS_EOVERLOADED;
+    } else {
+        s->ntargets++;
+    }
+    target_t *t = &s->targets[slot];
+    qent_t *qv = t->q.v;
+    size_t qcap = t->q.cap;
     memset(t, 0, sizeof *t);
+    t->q.v = qv; /* keep the queue's memory */
+    t->q.cap = qcap;
+    for (uint32_t k = 0; k < s->ntenants; k++) s->tenants[k].last[slot] = 0;
     snprintf(t->name, sizeof t->name, "%s", name);
     t->limit = s->cfg.inflight_default;
     t->learn = strcmp(name, "model") == 0 || strncmp(name, "model/", 6) == 0;
@@ -339,17 +364,32 @@ static int target_find(sched_t *s, const char *name, uint8_t *out) {
             t->limit = s->cfg.limits[i].inflight;
             t->learn = false;
         }
-    *out = (uint8_t)s->ntargets++;
+    *out = (uint8_t)slot;
     return 0;
 }
 
+/* The entry of tenant `name` (made, or an unused one reused, when there is
+ * none).  EOVERLOADED when TENANTS_MAX tenants all have unfinished jobs. */
 static int tenant_find(sched_t *s, const char *name, uint16_t *out) {
-    for (uint32_t i = 0; i < s->ntenants; i++)
+    uint32_t spare = UINT32_MAX;
+    for (uint32_t i = 0; i < s->ntenants; i++) {
         if (strcmp(s->tenants[i].name, name) == 0) {
             *out = (uint16_t)i;
             return 0;
         }
-    if (s->ntenants == TENANTS_MAX) return LLMOS_EOVERLOADED;
+        if (spare == UINT32_MAX && s->tenants[i].refs == 0) spare = i;
+    }
+    if (s->ntenants == TENANTS_MAX) {
+        if (spare == UINT32_MAX) return LLMOS_EOVERLOADED;
+        char *n = strdup(name);
+        if (!n) return LLMOS_ENOMEM;
+        tenant_t *t = &s->tenants[spare];
+        free(t->name);
+        memset(t, 0, sizeof *t);
+        t->name = n;
+        *out = (uint16_t)spare;
+        return 0;
+    }
     if ((s->ntenants & (s->ntenants - 1)) == 0) {
         size_t cap = s->ntenants ? s->ntenants * 2 : 8;
         tenant_t *p = realloc(s->tenants, cap * sizeof *p);
@@ -362,6 +402,14 @@ static int tenant_find(sched_t *s, const char *name, uint16_t *out) {
     if (!t->name) return LLMOS_ENOMEM;
     *out = (uint16_t)s->ntenants++;
     return 0;
+}
+
+/* Drops the job's references to its tenant and targets and frees it (it is
+ * no longer in the tables). */
+static void job_free(sched_t *s, sjob_t *j) {
+    for (uint32_t i = 0; i < j->ntasks; i++) s->targets[j->tasks[i].target].refs--;
+    s->tenants[j->tenant].refs--;
+    free(j);
 }
 
 /* ---- output: replies and events, held back until the log commits ---- */
@@ -490,6 +538,7 @@ static void log_task(sched_t *s, sjob_t *j, uint32_t i, const Llmos__Task *t, Ll
     r->state = j->tasks[i].state;
     r->attempts = j->tasks[i].attempts;
     r->started_ms = j->tasks[i].started_ms;
+    r->crashes = j->tasks[i].crashes;
     uint8_t *buf;
     size_t len;
     PACK(task_result, r, &buf, &len);
@@ -501,10 +550,35 @@ static void log_task(sched_t *s, sjob_t *j, uint32_t i, const Llmos__Task *t, Ll
 
 /* ---- status ---- */
 
+/* Cuts r's text (unpacked, so writable unless empty) to at most *room
+ * bytes from `offset` on, marking a part with text_total/text_offset, and
+ * takes what it keeps from *room.  EINVAL for an offset past the end. */
+static int text_part(Llmos__TaskResult *r, uint64_t offset, uint64_t *room, llmos_error_t *err) {
+    size_t total = strlen(r->text);
+    if (offset > total)
+        return llmos_error_set(err, LLMOS_EINVAL, "offset %" PRIu64 " is past the end of task '%s''s text (%zu bytes)",
+                               offset, r->name, total);
+    size_t keep = total - (size_t)offset;
+    if (offset) memmove(r->text, r->text + offset, keep + 1);
+    if (keep > *room) {
+        keep = (size_t)*room;
+        r->text[keep] = 0;
+    }
+    if (offset || keep < total - (size_t)offset) {
+        r->text_total = total;
+        r->text_offset = offset;
+    }
+    *room -= keep;
+    return 0;
+}
+
 /* Builds the JobStatus of `id` (from the log; live task states from j when
- * the job is in memory).  results: with task outputs.  Caller frees *buf. */
-static int status_pack(sched_t *s, const char *id, const sjob_t *j, bool results, uint8_t **buf, size_t *len,
-                       llmos_error_t *err) {
+ * the job is in memory).  results: with task outputs, their texts within
+ * status_max_bytes (the rest as parts, see text_part).  only_task: just
+ * that task, its text from `offset` on (ENOTFOUND when the job has no such
+ * task).  Caller frees *buf. */
+static int status_pack(sched_t *s, const char *id, const sjob_t *j, bool results, const char *only_task,
+                       uint64_t offset, uint8_t **buf, size_t *len, llmos_error_t *err) {
     *buf = NULL;
     joblog_job_t rec;
     int rc = joblog_job_get(s->log, id, true, &rec, err);
@@ -530,15 +604,24 @@ static int status_pack(sched_t *s, const char *id, const sjob_t *j, bool results
     Llmos__TaskResult *plain = calloc(n ? n : 1, sizeof *plain);
     char(*names)[16] = calloc(n ? n : 1, 16);
     char **free_names = calloc(n ? n : 1, sizeof *free_names);
-    if (!trs || !plain || !names || !free_names) {
+    Llmos__TaskResult **packed = calloc(n ? n : 1, sizeof *packed); /* those in the reply */
+    if (!trs || !plain || !names || !free_names || !packed) {
         rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a status");
         goto out;
     }
+    int only = -1;
+    if (only_task && only_task[0] && (only = task_index(spec, only_task)) < 0) {
+        rc = llmos_error_set(err, LLMOS_ENOTFOUND, "job '%s' has no task '%.64s'", id, only_task);
+        goto out;
+    }
+    uint64_t room = s->cfg.status_max_bytes;
+    size_t nout = 0;
     for (size_t i = 0; i < n; i++) {
         const Llmos__Task *t = spec->tasks[i];
         const void *d;
         size_t dl;
         Llmos__TaskResult *r = NULL;
+        if (only >= 0 && i != (size_t)only) continue;
         if (results && joblog_task_get(s->log, id, (uint32_t)i, &d, &dl, NULL) == 0)
             r = llmos__task_result__unpack(NULL, dl, d);
         if (!r) {
@@ -563,9 +646,12 @@ static int status_pack(sched_t *s, const char *id, const sjob_t *j, bool results
                  r->state != LLMOS__TASK_STATE__TASK_FAILED)
             r->state = LLMOS__TASK_STATE__TASK_CANCELLED;
         trs[i] = r;
+        if (results && !rc) rc = text_part(r, only >= 0 ? offset : 0, &room, err);
+        packed[nout++] = r;
     }
-    st.n_tasks = n;
-    st.tasks = trs;
+    if (rc) goto out;
+    st.n_tasks = nout;
+    st.tasks = packed;
     PACK(job_status, &st, buf, len);
     if (!*buf) rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for a status");
 out:
@@ -575,6 +661,7 @@ out:
             llmos__task_result__free_unpacked(trs[i], NULL);
         }
     free(trs);
+    free(packed);
     free(plain);
     free(names);
     free(free_names);
@@ -587,7 +674,7 @@ static void waiter_answer(sched_t *s, const char *id, const sjob_t *j, const wai
     uint8_t *buf;
     size_t len;
     llmos_error_t err;
-    if (status_pack(s, id, j, true, &buf, &len, &err) != 0) {
+    if (status_pack(s, id, j, true, NULL, 0, &buf, &len, &err) != 0) {
         out_send(s, mk_msg(s, w->node, w->actor, w->corr, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, true, err.code, err.msg,
                            NULL, 0));
         return;
@@ -722,6 +809,7 @@ static void job_end(sched_t *s, sjob_t *j, uint32_t state, const char *why) {
     case LLMOS__JOB_STATE__JOB_FAILED: s->st_failed++; break;
     case LLMOS__JOB_STATE__JOB_CANCELLED: s->st_cancelled++; break;
     case LLMOS__JOB_STATE__JOB_EXPIRED: s->st_expired++; break;
+    case LLMOS__JOB_STATE__JOB_QUARANTINED: s->st_quarantined++; break;
     }
     s->rate_count++;
     for (waiter_t *w = j->waiters, *n; w; w = n) {
@@ -734,7 +822,7 @@ static void job_end(sched_t *s, sjob_t *j, uint32_t state, const char *why) {
     unwatch(s, j);
     spec_forget(s, j->seq);
     job_remove(s, j);
-    free(j);
+    job_free(s, j);
 }
 
 /* Sends a JobEvent to the job's streaming waiters. */
@@ -754,34 +842,52 @@ static void stream_event(sched_t *s, sjob_t *j, Llmos__JobEvent *ev) {
     free(buf);
 }
 
-/* The input text of task i: outputs of its input_from tasks, then its text. */
-static char *task_input(sched_t *s, sjob_t *j, const Llmos__Job *spec, uint32_t i) {
+/* The outputs of task i's input_from tasks, each ending in a newline, in
+ * one allocation (caller frees *out; "" when there are none), and with
+ * `text` appended when with_text.  ETOOBIG when that with the task's text
+ * would pass task_input_max; ENOMEM.  Sizes are summed before anything is
+ * copied, so an oversized input costs no memory. */
+static int task_input(sched_t *s, sjob_t *j, const Llmos__Job *spec, uint32_t i, bool with_text, char **out,
+                      llmos_error_t *err) {
     const Llmos__Task *t = spec->tasks[i];
-    size_t cap = strlen(t->text) + 1, n = 0;
-    char *out = malloc(cap);
-    if (!out) return NULL;
+    size_t tl = strlen(t->text), total = tl;
+    Llmos__TaskResult **rs = t->n_input_from ? calloc(t->n_input_from, sizeof *rs) : NULL;
+    int rc = 0;
+    if (t->n_input_from && !rs) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for the task's input");
     for (size_t k = 0; k < t->n_input_from; k++) {
         int d = task_index(spec, t->input_from[k]);
         const void *data;
         size_t dl;
         if (d < 0 || joblog_task_get(s->log, j->id, (uint32_t)d, &data, &dl, NULL) != 0) continue;
-        Llmos__TaskResult *r = llmos__task_result__unpack(NULL, dl, data);
-        if (!r) continue;
-        size_t tl = strlen(r->text);
-        char *p = realloc(out, cap + tl + 1);
-        if (p) {
-            out = p;
-            cap += tl + 1;
-            memcpy(out + n, r->text, tl);
-            n += tl;
-            if (tl && out[n - 1] != '\n') out[n++] = '\n';
-        }
-        llmos__task_result__free_unpacked(r, NULL);
+        rs[k] = llmos__task_result__unpack(NULL, dl, data);
+        if (rs[k]) total += strlen(rs[k]->text) + 1;
     }
-    size_t tl = strlen(t->text);
-    memcpy(out + n, t->text, tl);
-    out[n + tl] = 0;
-    return out;
+    if (total > s->cfg.task_input_max) {
+        rc = llmos_error_set(err, LLMOS_ETOOBIG,
+                             "its input (text and the outputs of input_from) is %zu bytes; at most %" PRIu64
+                             " (config task_input_max)",
+                             total, s->cfg.task_input_max);
+    } else if (!(*out = malloc(total + 1))) {
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for the task's input (%zu bytes)", total);
+    } else {
+        size_t n = 0;
+        for (size_t k = 0; k < t->n_input_from; k++) {
+            if (!rs[k]) continue;
+            size_t rl = strlen(rs[k]->text);
+            memcpy(*out + n, rs[k]->text, rl);
+            n += rl;
+            if (rl && (*out)[n - 1] != '\n') (*out)[n++] = '\n';
+        }
+        if (with_text) {
+            memcpy(*out + n, t->text, tl);
+            n += tl;
+        }
+        (*out)[n] = 0;
+    }
+    for (size_t k = 0; k < t->n_input_from; k++)
+        if (rs[k]) llmos__task_result__free_unpacked(rs[k], NULL);
+    free(rs);
+    return rc;
 }
 
 static void task_failed(sched_t *s, sjob_t *j, uint32_t i, int code, const char *why);
@@ -795,12 +901,22 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
     }
     const Llmos__Task *t = spec->tasks[i];
     stask_t *st = &j->tasks[i];
-    char *input = task_input(s, j, spec, i);
+    /* A generation gets its inputs as droppable context lines in front of
+     * the prompt (facts that do not fit the model's context are dropped);
+     * every other kind gets them joined to its text. */
+    bool gen = t->kind == LLMOS__TASK_KIND__TASK_GENERATE;
+    char *input = NULL;
+    llmos_error_t ierr;
+    int irc = task_input(s, j, spec, i, !gen, &input, &ierr);
+    if (irc) {
+        task_failed(s, j, i, irc, ierr.msg);
+        return;
+    }
     uint8_t *buf = NULL;
     size_t len = 0;
     uint32_t type = 0;
     char rid[JOBLOG_ID_MAX + 32], nb[16];
-    if (input) switch (t->kind) {
+    switch (t->kind) {
         case LLMOS__TASK_KIND__TASK_ECHO: {
             Llmos__EchoTask e = LLMOS__ECHO_TASK__INIT;
             e.text = input;
@@ -810,7 +926,8 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
         }
         case LLMOS__TASK_KIND__TASK_GENERATE: {
             Llmos__GenerateRequest g = LLMOS__GENERATE_REQUEST__INIT;
-            g.prompt = input;
+            g.prompt = t->text;
+            g.context = input;
             g.max_tokens = t->max_tokens;
             g.sampling = t->sampling;
             g.n_stop = t->n_stop;
@@ -852,6 +969,7 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
             Llmos__GraphLinkRequest q = LLMOS__GRAPH_LINK_REQUEST__INIT;
             q.text = input;
             q.hops = t->hops;
+            q.hops_set = t->hops_set;
             q.max_facts = t->max_facts;
             PACK(graph_link_request, &q, &buf, &len);
             type = LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK;
@@ -895,7 +1013,7 @@ static void task_start(sched_t *s, sjob_t *j, uint32_t i) {
     /* Undeliverable asks come back as error replies (bounced by the
      * runtime); only a message that could not be built fails here. */
     if (!m) task_failed(s, j, i, LLMOS_ENOMEM, "no memory for the task's message");
-    else rt_send_msg(s->sys, m);
+    else out_send(s, m); /* after the commit of its RUNNING state (see the crash count) */
 }
 
 static bool job_alive(sched_t *s, uint64_t seq, sjob_t **out) {
@@ -1002,7 +1120,8 @@ static int result_fill(uint32_t kind, const rt_msg_t *m, Llmos__TaskResult *r, P
     case LLMOS__TASK_KIND__TASK_LINK: {
         Llmos__GraphResult *q = llmos__graph_result__unpack(NULL, m->len, m->data);
         if (!q) return LLMOS_EFORMAT;
-        if (kind == LLMOS__TASK_KIND__TASK_LINK) link_sentences(q->text);
+        /* (an empty text is protobuf-c's shared read-only "": not to be written) */
+        if (kind == LLMOS__TASK_KIND__TASK_LINK && q->text[0]) link_sentences(q->text);
         r->text = q->text;
         r->facts = q->facts;
         *hold = &q->base;
@@ -1022,7 +1141,8 @@ static void on_model_stats(sched_t *s, const rt_msg_t *m) {
     if (t >= s->ntargets || m->status || m->type != LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS) return;
     Llmos__ModelStats *st = llmos__model_stats__unpack(NULL, m->len, m->data);
     if (!st) return;
-    uint64_t cap = st->seq_len && st->kv_blocks_total ? (uint64_t)st->kv_blocks_total * 16u / st->seq_len
+    uint32_t block = st->kv_block_tokens ? st->kv_block_tokens : 16; /* (nodes before the field: 16) */
+    uint64_t cap = st->seq_len && st->kv_blocks_total ? (uint64_t)st->kv_blocks_total * block / st->seq_len
                                                       : st->queue_limit;
     if (cap) {
         s->targets[t].limit = (uint32_t)(cap > 1000000 ? 1000000 : cap);
@@ -1071,6 +1191,8 @@ static void on_task_reply(sched_t *s, const rt_msg_t *m) {
     Llmos__JobEvent ev = LLMOS__JOB_EVENT__INIT;
     ev.task = r.name;
     ev.result = &r;
+    uint64_t room = s->cfg.status_max_bytes; /* an event carries a part of a longer text */
+    (void)text_part(&r, 0, &room, NULL);
     stream_event(s, j, &ev);
     if (hold) protobuf_c_message_free_unpacked(hold, NULL);
     if (j->ndone == j->ntasks) {
@@ -1123,11 +1245,12 @@ static void submit_reply(sched_t *s, const rt_msg_t *req, const char *id, bool e
     reply_to(s, req, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len);
 }
 
-static void status_reply(sched_t *s, const rt_msg_t *req, const char *id, const sjob_t *j, int status) {
+static void status_reply(sched_t *s, const rt_msg_t *req, const char *id, const sjob_t *j, const char *only_task,
+                         uint64_t offset, int status) {
     uint8_t *buf;
     size_t len;
     llmos_error_t err;
-    if (status_pack(s, id, j, true, &buf, &len, &err) != 0) {
+    if (status_pack(s, id, j, true, only_task, offset, &buf, &len, &err) != 0) {
         reply_err(s, req, err.code, "%s", err.msg);
         return;
     }
@@ -1136,13 +1259,43 @@ static void status_reply(sched_t *s, const rt_msg_t *req, const char *id, const 
     free(buf);
 }
 
+/* The target a task's asks go to: its own, else its kind's default. */
+static const char *task_target(const Llmos__Task *t) {
+    if (t->target && t->target[0]) return t->target;
+    switch (t->kind) {
+    case LLMOS__TASK_KIND__TASK_ECHO: return "echo";
+    case LLMOS__TASK_KIND__TASK_GRAPH_QUERY:
+    case LLMOS__TASK_KIND__TASK_LINK: return "graph";
+    default: return "model";
+    }
+}
+
+/* What a node needs to serve a default target, for the refusal. */
+static const char *target_hint(const char *name) {
+    if (strcmp(name, "graph") == 0) return " (start llmosd with --graph DIR)";
+    if (strcmp(name, "model") == 0 || strncmp(name, "model/", 6) == 0)
+        return " (start llmosd with --model FILE --tokenizer FILE, --classifier DIR or --ensemble SPEC)";
+    return "";
+}
+
 /* Builds the in-memory job for spec (validated by the gateway; checked
- * again here for what memory safety needs). */
+ * again here for what memory safety needs).  check_targets: refuse a task
+ * whose target this node does not serve (at submission; a recovered job's
+ * tasks fail when they run instead). */
 static int job_new(sched_t *s, const Llmos__Job *spec, const uint8_t *packed, size_t plen, uint64_t seq,
-                   const char *tenant, uint64_t submitted_ms, sjob_t **out, llmos_error_t *err) {
+                   const char *tenant, uint64_t submitted_ms, bool check_targets, sjob_t **out, llmos_error_t *err) {
     size_t idlen = strlen(spec->id), n = spec->n_tasks;
     if (idlen == 0 || idlen > JOBLOG_ID_MAX) return llmos_error_set(err, LLMOS_EINVAL, "job.id: empty or over %d bytes", JOBLOG_ID_MAX);
     if (n == 0 || n > 0xFFFF) return llmos_error_set(err, LLMOS_EINVAL, "job.tasks: %zu tasks (1..65535)", n);
+    for (size_t i = 0; check_targets && i < n; i++) {
+        const char *target = task_target(spec->tasks[i]);
+        rt_ref_t ref;
+        if (rt_lookup(s->sys, target, &ref) != 0) {
+            char nb[16];
+            return llmos_error_set(err, LLMOS_ENOTFOUND, "job.tasks[%zu] '%s': target '%.64s' is not served by this node%s",
+                                   i, task_name(spec->tasks[i], (uint32_t)i, nb, sizeof nb), target, target_hint(target));
+        }
+    }
     size_t off_tasks = (sizeof(sjob_t) + idlen + 1 + 7) & ~(size_t)7;
     size_t total = off_tasks + n * sizeof(stask_t) + plen;
     sjob_t *j = calloc(1, total);
@@ -1163,29 +1316,30 @@ static int job_new(sched_t *s, const Llmos__Job *spec, const uint8_t *packed, si
     int rc = tenant_find(s, tenant, &j->tenant);
     if (rc) {
         free(j);
-        return llmos_error_set(err, rc, "tenant '%s': more than %d tenants", tenant, TENANTS_MAX);
+        return rc == LLMOS_EOVERLOADED
+                   ? llmos_error_set(err, rc, "tenant '%s': %d other tenants have unfinished jobs; retry later",
+                                     tenant, TENANTS_MAX)
+                   : llmos_error_set(err, rc, "no memory for tenant '%s'", tenant);
     }
+    s->tenants[j->tenant].refs++;
     for (size_t i = 0; i < n; i++) {
-        const Llmos__Task *t = spec->tasks[i];
-        const char *target = t->target && t->target[0] ? t->target : NULL;
-        if (!target) switch (t->kind) {
-            case LLMOS__TASK_KIND__TASK_ECHO: target = "echo"; break;
-            case LLMOS__TASK_KIND__TASK_GRAPH_QUERY:
-            case LLMOS__TASK_KIND__TASK_LINK: target = "graph"; break;
-            default: target = "model"; break;
-            }
+        const char *target = task_target(spec->tasks[i]);
         rc = target_find(s, target, &j->tasks[i].target);
         if (rc) {
-            free(j);
-            return llmos_error_set(err, LLMOS_EINVAL, "task %zu: target '%s': more than %d targets or name too long",
-                                   i, target, SCHED_TARGETS_MAX);
+            j->ntasks = (uint16_t)i; /* the references taken so far */
+            job_free(s, j);
+            return rc == LLMOS_EOVERLOADED
+                       ? llmos_error_set(err, rc, "task %zu: target '%s': %d other targets have unfinished tasks; retry later",
+                                         i, target, SCHED_TARGETS_MAX)
+                       : llmos_error_set(err, rc, "task %zu: target name '%.64s...' is too long", i, target);
         }
-        j->tasks[i].kind = (uint8_t)t->kind;
+        s->targets[j->tasks[i].target].refs++;
+        j->tasks[i].kind = (uint8_t)spec->tasks[i]->kind;
         j->tasks[i].state = LLMOS__TASK_STATE__TASK_PENDING;
     }
     rc = job_insert(s, j);
     if (rc) {
-        free(j);
+        job_free(s, j);
         return llmos_error_set(err, rc, "no memory for the job table");
     }
     *out = j;
@@ -1217,7 +1371,7 @@ static void on_submit(sched_t *s, const rt_msg_t *req) {
     if (id[0] && strlen(id) <= JOBLOG_ID_MAX) {
         joblog_job_t rec;
         if (joblog_job_get(s->log, id, false, &rec, NULL) == 0) {
-            if (sr->wait) status_reply(s, req, id, NULL, 0);
+            if (sr->wait) status_reply(s, req, id, NULL, NULL, 0, 0);
             else submit_reply(s, req, id, true, rec.state, 0);
             goto out;
         }
@@ -1239,7 +1393,7 @@ static void on_submit(sched_t *s, const rt_msg_t *req) {
     }
     llmos__job__pack(spec, packed);
     uint64_t now = llmos_wall_ms();
-    int rc = job_new(s, spec, packed, plen, s->next_seq, tenant, now, &j, &err);
+    int rc = job_new(s, spec, packed, plen, s->next_seq, tenant, now, true, &j, &err);
     if (rc) {
         free(packed);
         reply_err(s, req, rc, "submit: %s", err.msg);
@@ -1259,7 +1413,7 @@ static void on_submit(sched_t *s, const rt_msg_t *req) {
     free(packed);
     if (rc) {
         job_remove(s, j);
-        free(j);
+        job_free(s, j);
         reply_err(s, req, rc, "submit: %s", err.msg);
         goto out;
     }
@@ -1287,7 +1441,7 @@ static void on_status_or_cancel(sched_t *s, const rt_msg_t *req, bool cancel) {
         j = NULL;
     }
     if (!r->id[0] || strlen(r->id) > JOBLOG_ID_MAX) reply_err(s, req, LLMOS_EINVAL, "id: empty or over %d bytes", JOBLOG_ID_MAX);
-    else status_reply(s, req, r->id, j, 0);
+    else status_reply(s, req, r->id, j, cancel ? NULL : r->task, cancel ? 0 : r->offset, 0);
     llmos__job_ref__free_unpacked(r, NULL);
 }
 
@@ -1305,6 +1459,8 @@ static void replay_done(sched_t *s, sjob_t *j, const rt_msg_t *req) {
         ev.id = j->id;
         ev.task = r->name;
         ev.result = r;
+        uint64_t room = s->cfg.status_max_bytes;
+        (void)text_part(r, 0, &room, NULL);
         uint8_t *buf;
         size_t len;
         PACK(job_event, &ev, &buf, &len);
@@ -1330,7 +1486,7 @@ static void on_wait(sched_t *s, const rt_msg_t *req) {
     } else if (!w->id[0] || strlen(w->id) > JOBLOG_ID_MAX) {
         reply_err(s, req, LLMOS_EINVAL, "wait: id empty or over %d bytes", JOBLOG_ID_MAX);
     } else {
-        status_reply(s, req, w->id, NULL, 0); /* finished (or ENOTFOUND) */
+        status_reply(s, req, w->id, NULL, NULL, 0, 0); /* finished (or ENOTFOUND) */
     }
     llmos__wait_request__free_unpacked(w, NULL);
 }
@@ -1398,7 +1554,7 @@ static void on_list(sched_t *s, const rt_msg_t *req) {
     for (size_t i = 0; !rc && i < a.n; i++) {
         uint8_t *buf;
         size_t len;
-        rc = status_pack(s, a.ids[i], job_by_id(s, a.ids[i]), false, &buf, &len, &err);
+        rc = status_pack(s, a.ids[i], job_by_id(s, a.ids[i]), false, NULL, 0, &buf, &len, &err);
         if (!rc && put_field(f, 0x0A, buf, len) != 0) rc = llmos_error_set(&err, LLMOS_ENOMEM, "list: no memory");
         free(buf);
     }
@@ -1427,6 +1583,7 @@ static void on_stats(sched_t *s, const rt_msg_t *req) {
     st.recovered = s->st_recovered;
     st.queue_limit = s->cfg.queue_limit;
     st.waiters = s->nwaiters;
+    st.quarantined = s->st_quarantined;
     uint8_t buf[256];
     size_t len = llmos__scheduler_stats__pack(&st, buf);
     reply_to(s, req, req->type, buf, len);
@@ -1615,8 +1772,23 @@ static int sched_init(rt_ctx_t *ctx, void *arg, void **state) {
     return 0;
 }
 
+/* A clean stop: tasks in flight are logged back as READY, so the next
+ * start does not count this stop as a crash they were in flight during. */
+static void log_running_as_ready(sched_t *s) {
+    for (sjob_t *j = s->watch_head; j; j = j->wnext) {
+        if (!j->nrunning) continue;
+        Llmos__Job *spec = job_spec(s, j);
+        for (uint32_t i = 0; spec && i < j->ntasks; i++)
+            if (j->tasks[i].state == LLMOS__TASK_STATE__TASK_RUNNING) {
+                j->tasks[i].state = LLMOS__TASK_STATE__TASK_READY;
+                log_task(s, j, i, spec->tasks[i], NULL);
+            }
+    }
+}
+
 static void sched_deinit(rt_ctx_t *ctx, void *state) {
     sched_t *s = state;
+    log_running_as_ready(s);
     commit(s);
     sched_free(s);
 }
@@ -1663,8 +1835,28 @@ static int rec_cmp(const void *a, const void *b) {
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Ends a recovered job whose task `i` was in flight during quarantine_after
+ * consecutive crashes: the task fails, the job ends QUARANTINED; nothing of
+ * it runs again. */
+static void quarantine(sched_t *s, sjob_t *j, uint32_t i, const Llmos__Job *spec) {
+    char nb[16], why[256];
+    const char *name = task_name(spec->tasks[i], i, nb, sizeof nb);
+    snprintf(why, sizeof why,
+             "quarantined: task '%.64s' was in flight during %u consecutive crashes of the node; it is not run again",
+             name, j->tasks[i].crashes);
+    LLMOS_WARN("scheduler: job %s %s", j->id, why);
+    Llmos__TaskResult r = LLMOS__TASK_RESULT__INIT;
+    r.error_code = LLMOS_EINTERNAL;
+    r.error = why;
+    r.finished_ms = llmos_wall_ms();
+    j->tasks[i].state = LLMOS__TASK_STATE__TASK_FAILED;
+    log_task(s, j, i, spec->tasks[i], &r);
+    job_end(s, j, LLMOS__JOB_STATE__JOB_QUARANTINED, why);
+}
+
 /* Re-queues every unfinished job of the log: done tasks keep their results,
- * the others start again (attempts kept). */
+ * the others start again (attempts kept); a task found in flight counts a
+ * crash, and the job is quarantined at quarantine_after (see scheduler.h). */
 static int recover(sched_t *s, llmos_error_t *err) {
     rec_acc_t a = {0};
     int rc = joblog_foreach(s->log, rec_each, &a, err);
@@ -1699,7 +1891,7 @@ static int recover(sched_t *s, llmos_error_t *err) {
             free(packed);
             continue;
         }
-        rc = job_new(s, spec, packed, plen, a.v[k].seq, tenant, submitted, &j, err);
+        rc = job_new(s, spec, packed, plen, a.v[k].seq, tenant, submitted, false, &j, err);
         free(packed);
         if (rc) {
             llmos__job__free_unpacked(spec, NULL);
@@ -1707,6 +1899,7 @@ static int recover(sched_t *s, llmos_error_t *err) {
         }
         j->started_ms = started;
         j->state = (uint8_t)(state == LLMOS__JOB_STATE__JOB_RUNNING ? state : LLMOS__JOB_STATE__JOB_QUEUED);
+        int culprit = -1;
         for (uint32_t i = 0; i < j->ntasks; i++) {
             const void *d;
             size_t dl;
@@ -1714,15 +1907,25 @@ static int recover(sched_t *s, llmos_error_t *err) {
             Llmos__TaskResult *r = llmos__task_result__unpack(NULL, dl, d);
             if (!r) continue;
             j->tasks[i].attempts = (uint8_t)(r->attempts > 255 ? 255 : r->attempts);
+            j->tasks[i].crashes = (uint8_t)(r->crashes > 255 ? 255 : r->crashes);
             if (r->state == LLMOS__TASK_STATE__TASK_DONE) {
                 j->tasks[i].state = LLMOS__TASK_STATE__TASK_DONE;
                 j->ndone++;
+            } else if (r->state == LLMOS__TASK_STATE__TASK_RUNNING) {
+                /* In flight when the node died: count it, in the log, before
+                 * it can run (and perhaps crash the node) again. */
+                if (j->tasks[i].crashes < 255) j->tasks[i].crashes++;
+                log_task(s, j, i, spec->tasks[i], NULL);
+                if (s->cfg.quarantine_after && j->tasks[i].crashes >= s->cfg.quarantine_after && culprit < 0)
+                    culprit = (int)i;
             }
             llmos__task_result__free_unpacked(r, NULL);
         }
         if (j->deadline_ms) (void)evt_add(s, j->deadline_ms, j->seq, 0, 0, EV_DEADLINE);
         s->st_recovered++;
-        if (j->ndone == j->ntasks) {
+        if (culprit >= 0) {
+            quarantine(s, j, (uint32_t)culprit, spec);
+        } else if (j->ndone == j->ntasks) {
             /* Every task was done but the end was not logged: end it now. */
             job_end(s, j, LLMOS__JOB_STATE__JOB_DONE, NULL);
         } else {

@@ -24,6 +24,20 @@
  * replies that reveal logged state wait in an outbox until that commit, so
  * an acknowledged job is always on disk.
  *
+ * Crash safety: a task's RUNNING state (with how many crashes of the node
+ * it was in flight during) is committed to the log before its ask goes
+ * out.  At start-up a task found RUNNING was in flight when the node died:
+ * its count goes up and is committed before anything runs; at
+ * quarantine_after the job ends JOB_QUARANTINED instead of crashing the
+ * node again.  A clean shutdown logs running tasks back as READY, so only
+ * crashes count.
+ *
+ * Bounds: a task's input (text + input_from outputs) is capped
+ * (task_input_max); targets must be served by this node at submission;
+ * target and tenant entries are reused once no unfinished job names them;
+ * a status whose texts exceed status_max_bytes carries parts and the
+ * client fetches the rest by task and offset.
+ *
  * Queues: one per target (bounded in flight per target); the order inside a
  * queue is the policy's:
  *   fifo         submission order;
@@ -42,7 +56,7 @@
 
 typedef enum sched_policy { SCHED_FIFO = 0, SCHED_PRIORITY, SCHED_ROUND_ROBIN } sched_policy_t;
 
-#define SCHED_TARGETS_MAX 32
+#define SCHED_TARGETS_MAX 64  /* targets with unfinished tasks at once (a free entry is reused) */
 
 typedef struct sched_target_limit {
     char name[64];
@@ -62,6 +76,13 @@ typedef struct sched_config {
     uint32_t inflight_default;    /* per target (default 256) */
     sched_target_limit_t limits[SCHED_TARGETS_MAX]; /* per-target overrides */
     uint32_t nlimits;
+    uint64_t task_input_max;      /* bytes of a task's input: its text plus the outputs of its
+                                     input_from tasks; past it the task fails ETOOBIG (default 16 MiB) */
+    uint32_t quarantine_after;    /* a job whose task was in flight during this many consecutive
+                                     crashes of the node is quarantined, not run again (default 3;
+                                     0 = never) */
+    uint64_t status_max_bytes;    /* task texts in one status reply or event; longer ones are sent
+                                     in parts (JobRef.task/offset) (default 16 MiB) */
 } sched_config_t;
 
 /* Fills the defaults (data_dir "./llmos-data"). */

@@ -37,6 +37,7 @@
 #include "runtime/base/err.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,11 +126,65 @@ const char *llmos_client_strerror(int code) { return llmos_errname(code); }
 
 /* ---- life cycle ---- */
 
+/* Checks a "tcp://[SOURCE;]HOST:PORT" endpoint and resolves HOST now:
+ * ZeroMQ would resolve it in the background and retry for ever, so a host
+ * name that does not exist would show only as a timeout on the first call.
+ * Errors: EINVAL (malformed, or no such host), EUNAVAILABLE (the name
+ * cannot be resolved at the moment), EIO. */
+static int endpoint_check(const char *endpoint, llmos_client_error_t *err) {
+    if (!endpoint || strncmp(endpoint, "tcp://", 6) != 0 || strlen(endpoint) >= 256)
+        return client_err(err, LLMOS_CLIENT_EINVAL, "endpoint '%.300s' is not tcp://HOST:PORT",
+                          endpoint ? endpoint : "(null)");
+    const char *hp = endpoint + 6, *semi = strchr(hp, ';');
+    if (semi) hp = semi + 1; /* ZeroMQ's SOURCE;DEST form: DEST is what must resolve */
+    const char *colon = strrchr(hp, ':'), *port = colon ? colon + 1 : "";
+    size_t np = strspn(port, "0123456789");
+    long pn = np && np <= 5 && !port[np] ? strtol(port, NULL, 10) : 0;
+    if (!colon || colon == hp)
+        return client_err(err, LLMOS_CLIENT_EINVAL, "endpoint '%s' is not tcp://HOST:PORT", endpoint);
+    if (pn < 1 || pn > 65535)
+        return client_err(err, LLMOS_CLIENT_EINVAL,
+                          "endpoint '%s': port '%s' is not a number from 1 to 65535", endpoint, port);
+    char host[256];
+    size_t hl = (size_t)(colon - hp);
+    if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') { /* [IPv6] */
+        hp++;
+        hl -= 2;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)hl, hp);
+    if (!host[0]) return client_err(err, LLMOS_CLIENT_EINVAL, "endpoint '%s' names no host", endpoint);
+    if (strcmp(host, "*") == 0)
+        return client_err(err, LLMOS_CLIENT_EINVAL, "endpoint '%s': '*' is for listening, not for connecting",
+                          endpoint);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (res) freeaddrinfo(res);
+    switch (rc) {
+    case 0: return 0;
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+    case EAI_FAIL:
+        return client_err(err, LLMOS_CLIENT_EINVAL, "endpoint %s: no host named '%s' (%s)", endpoint, host,
+                          gai_strerror(rc));
+    case EAI_AGAIN:
+        return client_err(err, LLMOS_CLIENT_EUNAVAILABLE, "endpoint %s: cannot look up host '%s' now (%s)",
+                          endpoint, host, gai_strerror(rc));
+    case EAI_SYSTEM:
+        return client_err(err, LLMOS_CLIENT_EIO, "endpoint %s: looking up host '%s': %s", endpoint, host,
+                          strerror(errno));
+    default:
+        return client_err(err, LLMOS_CLIENT_EIO, "endpoint %s: looking up host '%s': %s", endpoint, host,
+                          gai_strerror(rc));
+    }
+}
+
 int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, llmos_client_t **out,
                          llmos_client_error_t *err) {
     *out = NULL;
-    if (!endpoint || strncmp(endpoint, "tcp://", 6) != 0 || strlen(endpoint) >= 256)
-        return client_err(err, LLMOS_CLIENT_EINVAL, "endpoint '%s' is not tcp://HOST:PORT", endpoint ? endpoint : "(null)");
+    int erc = endpoint_check(endpoint, err);
+    if (erc) return erc;
     llmos_client_t *c = calloc(1, sizeof *c);
     if (!c) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a client");
     pthread_mutex_init(&c->lock, NULL);
@@ -221,6 +276,20 @@ void llmos_client_reply_free(llmos_client_reply_t **r) {
 }
 
 /* ---- requests ---- */
+
+/* The node's error answer as the call's error: "ACTOR: MESSAGE", unless the
+ * message already starts with the actor's name ("model: no model is
+ * loaded"), which is not said twice. */
+static int node_err(llmos_client_error_t *err, int code, const char *actor, const char *msg) {
+    size_t n = strlen(actor);
+    int named = strncmp(msg, actor, n) == 0 && (msg[n] == ':' || msg[n] == ' ' || msg[n] == '/');
+    if (!named) {
+        const char *slash = strchr(actor, '/'); /* "model/1" answering "model: ..." */
+        size_t base = slash ? (size_t)(slash - actor) : 0;
+        named = base && strncmp(msg, actor, base) == 0 && msg[base] == ':';
+    }
+    return named ? client_err(err, code, "%s", msg) : client_err(err, code, "%s: %s", actor, msg);
+}
 
 static int send_envelope(llmos_client_t *c, const char *actor, uint32_t type, const void *data, size_t len,
                          uint64_t corr, uint64_t deadline_ms, int flags, llmos_client_error_t *err) {
@@ -492,7 +561,7 @@ int llmos_client_call_stream(llmos_client_t *c, const char *actor, uint32_t type
         else if (got < 0)
             rc = got;
         else if ((*reply)->status != 0)
-            rc = client_err(err, (*reply)->status, "%s: %s", actor, (*reply)->error);
+            rc = node_err(err, (*reply)->status, actor, (*reply)->error);
     }
     pthread_mutex_unlock(&c->lock);
     return rc;

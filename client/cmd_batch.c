@@ -9,18 +9,28 @@
  * Output: exactly one record per non-blank input line,
  *   {"id":..,"line":N,"status":"ok","job":..,"job_finished_ms":..,"latency_ms":..,
  *    <the last task's result>[,"tasks":[<the others>]]}
- *   {"id":..,"line":N,"status":"error","error":"..."[,"job":..,"state":..]}
+ *   {"id":..,"line":N,"status":"error","job":..,"error":"..."[,"state":..]}
  * A malformed line, a duplicate id or a job the node refused, failed,
  * cancelled or expired gives an error record; nothing crashes the run.
+ * "job" is the line's job id (below), also for a line never submitted.
  *
  * Resuming.  Records are appended to OUT as results arrive (one write and
  * flush each), so after Ctrl-C, a killed node or a killed client OUT holds
  * every result delivered so far (a torn last line is dropped on the next
- * run).  A run first reads OUT: a record whose line number and id match an
- * input line counts as that line's result (with --retry-errors only "ok"
- * ones do) and the line is not submitted again.  When every line has its
- * record, OUT is rewritten in input order (a temporary file renamed over
- * it); an interrupted run leaves OUT in arrival order.
+ * run).  A run first reads OUT: a record whose line number, id and job id
+ * match an input line counts as that line's result (with --retry-errors
+ * only "ok" ones do) and the line is not submitted again; a line whose text
+ * changed has another job id, so it is submitted again and its new record
+ * replaces the old one.  When every line has its record, OUT is rewritten
+ * in input order (a temporary file renamed over it); an interrupted run
+ * leaves OUT in arrival order.
+ *
+ * Exit status: 0 when every line has an "ok" record; 3 when every line has
+ * a record and some are errors (this run's or an earlier one's); 1 when the
+ * run stopped before that (the node could not be reached or stopped
+ * answering, OUT could not be written); 2 usage; 130 interrupted.  Before
+ * submitting anything the node is pinged: one that does not answer ends
+ * the run at once with exit 1 and no record written.
  *
  * Job ids on the node are "<id>@<16 hex digits of a hash of the tenant and
  * the line's text>": the same line submitted again — after a crash of the
@@ -52,6 +62,7 @@
 #define SLICE_MS 2000u         /* one wait on the node; checks for Ctrl-C between slices */
 #define DEFAULT_CONCURRENCY 8
 #define DEFAULT_RETRY_FOR_S 60
+#define EXIT_RECORD_ERRORS 3 /* complete, but some records are errors */
 
 typedef struct line {
     const char *text; /* into the input buffer */
@@ -84,6 +95,8 @@ typedef struct batch {
     long out_end;
     /* counts (under out_lock) */
     uint64_t ok, errors, tokens, done;
+    size_t resumed_ok, resumed_errors,
+        changed;      /* records kept from an earlier run; lines whose text changed */
     atomic_int fatal; /* 1: stop taking work (node gone for good, or a write failed) */
     atomic_int active; /* workers still running */
     char fatal_msg[1024];
@@ -107,11 +120,17 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-/* The line's id (as in its JSON, or "line-N") without validating the rest. */
+/* The line's id (as in its JSON, or "line-N") without validating the rest.
+ * A line with a string holding a NUL ("a\u0000b", which cJSON cuts to "a")
+ * keeps "line-N": its job is refused anyway, and must not pass for "a". */
 static void line_id(line_t *l) {
     snprintf(l->id, sizeof l->id, "line-%u", l->lineno);
     cJSON *root = cJSON_ParseWithLength(l->text, l->len);
-    const cJSON *v = root && cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "id") : NULL;
+    char where[8];
+    const cJSON *v =
+        root && cJSON_IsObject(root) && !jobs_json_find_nul(l->text, l->len, root, where, sizeof where, NULL)
+            ? cJSON_GetObjectItemCaseSensitive(root, "id")
+            : NULL;
     if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) <= LLMOS_JOB_ID_MAX) {
         snprintf(l->id, sizeof l->id, "%s", v->valuestring);
     } else if (cJSON_IsNumber(v) && floor(v->valuedouble) == v->valuedouble && fabs(v->valuedouble) < 9.0e15) {
@@ -238,7 +257,8 @@ static cJSON *record_new(const line_t *l, const char *status) {
 
 static void emit_error(batch_t *b, line_t *l, const char *job, const llmos_job_status_t *st, const char *msg) {
     cJSON *r = record_new(l, "error");
-    int ok = r && jobs_json_add_string(r, "error", msg) && (!job || jobs_json_add_string(r, "job", job)) &&
+    int ok = r && jobs_json_add_string(r, "job", job ? job : l->job_id) &&
+             jobs_json_add_string(r, "error", msg) &&
              (!st || cJSON_AddStringToObject(r, "state", llmos_job_state_name(st->state)));
     if (!ok) {
         cJSON_Delete(r);
@@ -282,8 +302,9 @@ static void emit_status(batch_t *b, line_t *l, const llmos_job_status_t *st) {
 }
 
 /* Reads what an earlier run left in OUT, marks those lines done and
- * rewrites OUT with just the matching records (a torn last line or records
- * of other inputs are dropped), then leaves it open for appending. */
+ * rewrites OUT with just the matching records (a torn last line, records of
+ * other inputs and of lines whose text changed are dropped), then leaves it
+ * open for appending. */
 static int load_output(batch_t *b, size_t *resumed) {
     *resumed = 0;
     char tmp[4096];
@@ -315,6 +336,7 @@ static int load_output(batch_t *b, size_t *resumed) {
             const cJSON *ln = cJSON_GetObjectItemCaseSensitive(r, "line");
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "id");
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "status");
+            const cJSON *job = cJSON_GetObjectItemCaseSensitive(r, "job");
             line_t *l = NULL;
             if (cJSON_IsNumber(ln) && ln->valuedouble >= 1 && ln->valuedouble <= max_lineno &&
                 by_lineno[(size_t)ln->valuedouble])
@@ -322,10 +344,26 @@ static int load_output(batch_t *b, size_t *resumed) {
             char idtext[LLMOS_JOB_ID_MAX + 1] = "";
             if (cJSON_IsString(id)) snprintf(idtext, sizeof idtext, "%s", id->valuestring);
             else if (cJSON_IsNumber(id)) snprintf(idtext, sizeof idtext, "%.0f", id->valuedouble);
-            int keep = l && !l->done && strcmp(idtext, l->id) == 0 && cJSON_IsString(st) &&
-                       (strcmp(st->valuestring, "ok") == 0 || (!b->retry_errors && strcmp(st->valuestring, "error") == 0));
+            int same_line = l && !l->done && strcmp(idtext, l->id) == 0;
+            /* the job id holds the hash of the line's text: another job id = the line changed */
+            int same_text = same_line && cJSON_IsString(job) && strcmp(job->valuestring, l->job_id) == 0;
+            int is_ok = cJSON_IsString(st) && strcmp(st->valuestring, "ok") == 0;
+            int keep =
+                same_text &&
+                (is_ok || (!b->retry_errors && cJSON_IsString(st) && strcmp(st->valuestring, "error") == 0));
+            if (same_line && cJSON_IsString(job) && !same_text) {
+                fprintf(stderr,
+                        "llmos batch: line %u (id '%s') changed since its record was written: submitting "
+                        "it again as %s\n",
+                        l->lineno, l->id, l->job_id);
+                b->changed++;
+            }
             cJSON_Delete(r);
             if (!keep) continue;
+            if (is_ok)
+                b->resumed_ok++;
+            else
+                b->resumed_errors++;
             if (fwrite(rec, 1, (size_t)n, out) != (size_t)n) {
                 rc = -1;
                 break;
@@ -504,13 +542,38 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Pings the node before anything is submitted: one that does not answer
+ * is said so at once (not after --retry-for seconds of retries).  0 or -1
+ * (said on stderr). */
+static int node_check(batch_t *b) {
+    llmos_client_t *c = NULL;
+    llmos_client_error_t err;
+    llmos_client_opts_t o = {.timeout_ms = b->timeout_ms};
+    int rc = llmos_client_connect(b->endpoint, &o, &c, &err);
+    if (rc == 0) rc = llmos_client_ping(c, b->timeout_ms, NULL, &err);
+    llmos_client_destroy(&c);
+    if (rc) fprintf(stderr, "llmos batch: the node at %s could not be reached: %s\n", b->endpoint, err.msg);
+    return rc ? -1 : 0;
+}
+
 /* ---- the command ---- */
 
-static void usage(void) {
-    fprintf(stderr,
-            "usage: llmos batch run IN.jsonl -o OUT.jsonl [--concurrency N] [--tenant T] [--job-timeout MS]\n"
-            "                       [--retry-for S] [--retry-errors]\n"
-            "  one job per input line, one record per line in OUT; re-run the same command to resume\n");
+void cmd_batch_usage(FILE *f) {
+    fprintf(
+        f,
+        "usage: llmos [--endpoint E] batch run IN.jsonl -o OUT.jsonl [--concurrency N] [--tenant T]\n"
+        "                                    [--job-timeout MS] [--retry-for S] [--retry-errors]\n"
+        "  One job per input line (JSON, usually {\"id\":..,\"kind\":..,...}), one record per line in OUT;\n"
+        "  re-run the same command to resume (lines with a record are not submitted again, changed\n"
+        "  lines are).\n"
+        "  --concurrency N   jobs in flight (default %d)\n"
+        "  --tenant T        the jobs' tenant\n"
+        "  --job-timeout MS  a job not finished by then gets an error record (default: none)\n"
+        "  --retry-for S     give up after S seconds without an answer from the node (default %d)\n"
+        "  --retry-errors    submit again the lines whose record is an error\n"
+        "  Exit: 0 every record ok, 3 complete but some records are errors, 1 stopped before every line\n"
+        "  had a record (node unreachable, OUT not writable), 2 usage, 130 interrupted.\n",
+        DEFAULT_CONCURRENCY, DEFAULT_RETRY_FOR_S);
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
@@ -532,7 +595,7 @@ static void batch_free(batch_t *b) {
 
 int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     if (argc < 1 || strcmp(argv[0], "run") != 0) {
-        usage();
+        cmd_batch_usage(stderr);
         return 2;
     }
     batch_t b = {.endpoint = endpoint, .timeout_ms = timeout_ms, .concurrency = DEFAULT_CONCURRENCY,
@@ -553,18 +616,40 @@ int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) 
             b.in_path = a;
             continue;
         } else {
-            usage();
+            cmd_batch_usage(stderr);
             return 2;
         }
         i++;
     }
     if (!b.in_path || !b.out_path) {
-        usage();
+        cmd_batch_usage(stderr);
         return 2;
     }
     pthread_mutex_init(&b.out_lock, NULL);
     size_t resumed = 0;
-    if (read_input(&b) != 0 || load_output(&b, &resumed) != 0) {
+    if (read_input(&b) != 0) {
+        batch_free(&b);
+        return 1;
+    }
+    /* a first run against a node that does not answer leaves no OUT behind */
+    int fresh = access(b.out_path, F_OK) != 0, checked = fresh && b.n_lines;
+    if (checked && node_check(&b) != 0) {
+        fprintf(stderr, "llmos batch: nothing submitted, %s not written\n", b.out_path);
+        batch_free(&b);
+        return 1;
+    }
+    if (load_output(&b, &resumed) != 0) {
+        batch_free(&b);
+        return 1;
+    }
+    size_t without = 0;
+    for (size_t i = 0; i < b.n_lines; i++)
+        without += !b.lines[i].done;
+    if (without && !checked && node_check(&b) != 0) {
+        fprintf(stderr,
+                "llmos batch: nothing submitted; %zu of %zu lines have a record in %s. Run the same command "
+                "again when the node is up.\n",
+                b.n_lines - without, b.n_lines, b.out_path);
         batch_free(&b);
         return 1;
     }
@@ -661,9 +746,18 @@ int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) 
     if (with_record == b.n_lines) {
         fclose(b.out);
         b.out = NULL;
+        unsigned long long all_ok = b.ok + b.resumed_ok, all_errors = b.errors + b.resumed_errors;
+        status = all_errors ? EXIT_RECORD_ERRORS : 0;
         if (write_ordered(&b) != 0) status = 1;
-        fprintf(stderr, "%s: %zu lines, %zu from an earlier run, %llu ok, %llu errors; %s is complete, in input order\n",
-                label, b.n_lines, resumed, (unsigned long long)b.ok, (unsigned long long)b.errors, b.out_path);
+        char changed[64] = "";
+        if (b.changed)
+            snprintf(changed, sizeof changed, ", %zu changed line%s run again", b.changed,
+                     b.changed > 1 ? "s" : "");
+        fprintf(stderr,
+                "%s: %zu lines, %zu from an earlier run%s; %llu ok, %llu error%s in all; %s is complete, in "
+                "input order\n",
+                label, b.n_lines, resumed, changed, all_ok, all_errors, all_errors == 1 ? "" : "s",
+                b.out_path);
     } else {
         if (atomic_load(&b.fatal)) fprintf(stderr, "llmos batch: %s\n", b.fatal_msg);
         fprintf(stderr, "%s: %s; %zu of %zu lines have a record in %s (arrival order). Run the same command again "

@@ -1,5 +1,5 @@
 /*
- * cmd_classify.c — `llmos --endpoint E classify TEXT... [--file F] [--top K]
+ * cmd_classify.c — `llmos [--endpoint E] classify TEXT... [--file F] [--top K]
  * [--json] [--actor model|model/R]`: labels texts with the fine-tuned
  * classifier the node serves (llmosd --classifier DIR), through
  * llmos_client_classify.
@@ -25,7 +25,11 @@
 #define CLS_DEFAULT_TIMEOUT_MS 120000u /* when the global --timeout was left at its default */
 
 static void cls_usage(FILE *f) {
-    fprintf(f, "usage: llmos --endpoint E classify TEXT... [--file FILE|-] [--top K] [--json] [--actor model|model/R]\n");
+    fprintf(f,
+            "usage: llmos [--endpoint E] classify TEXT... [--file FILE|-] [--top K] [--json] [--actor "
+            "model|model/R]\n"
+            "  Labels each TEXT (and each non-empty line of FILE) with the node's classifier (llmosd\n"
+            "  --classifier DIR): LABEL<TAB>PROB lines, most probable first; --json: one object per text.\n");
 }
 
 typedef struct cls_run {

@@ -1,5 +1,6 @@
 /*
- * cmd_generate.c — `llmos --endpoint E generate ...` and `llmos --endpoint E
+ * cmd_generate.c — `llmos [--endpoint E] generate ...` (without --model,
+ * which generates locally with llmos-generate) and `llmos [--endpoint E]
  * model stats|load|unload`: generation on a node's model actor (llmosd
  * --model M) and its control.
  *
@@ -15,6 +16,7 @@
  * Links libllmos-client and the protocol only.
  */
 #include "client/cmd_generate.h"
+#include "client/cli.h"
 
 #include "llmos/client.h"
 #include "llmos/graph.pb-c.h"
@@ -31,11 +33,30 @@
 #define GEN_DEFAULT_TIMEOUT_MS 600000u /* when the global --timeout was left at its default */
 
 static void gen_usage(FILE *f) {
-    fprintf(f, "usage: llmos --endpoint E generate [--prompt TEXT] [-n N] [--temperature T] [--top-p P] [--top-k K]\n"
-               "                                   [--repetition-penalty R] [--seed S] [--stop TEXT]... [--stream]\n"
-               "                                   [--actor model|model/R] [--graph [--hops K] [--max-facts N]]\n"
-               "       llmos --endpoint E model stats|unload [--actor model|model/R]\n"
-               "       llmos --endpoint E model load PATH|'' [--tokenizer FILE] [--q8] [--classifier DIR] [--actor model|model/R]\n");
+    fprintf(
+        f,
+        "usage: llmos [--endpoint E] generate [--prompt TEXT] [-n N] [--temperature T] [--top-p P] [--top-k "
+        "K]\n"
+        "                                     [--repetition-penalty R] [--seed S] [--stop TEXT]... "
+        "[--stream]\n"
+        "                                     [--actor model|model/R] [--graph [--hops K] [--max-facts N]]\n"
+        "  Generates with the node's model (llmosd --model M); the text goes to stdout, a summary to "
+        "stderr.\n"
+        "  The flags and defaults are llmos-generate's: -n = positions, prompt included (with --graph:\n"
+        "  generated tokens); temperature 1, top-p 0.9, seed 42.  --graph puts the facts the node's graph\n"
+        "  links to the prompt in front of it.\n"
+        "  llmos generate --model FILE ... generates locally instead (llmos-generate --help).\n");
+}
+
+static void model_usage(FILE *f) {
+    fprintf(f,
+            "usage: llmos [--endpoint E] model stats [--actor model|model/R]\n"
+            "       llmos [--endpoint E] model load PATH|'' [--tokenizer FILE] [--q8] [--classifier DIR]\n"
+            "                                               [--actor model|model/R]\n"
+            "       llmos [--endpoint E] model unload [--actor model|model/R]\n"
+            "  stats: the model actor's counters; load: serve another model (a bare name is looked up in\n"
+            "  $LLMOS_MODELS on the node; the old model serves until the new one is loaded); unload: stop\n"
+            "  serving.  Each prints the model's counters afterwards.\n");
 }
 
 static int num(const char *flag, const char *v, double lo, double hi, double *out) {
@@ -59,16 +80,18 @@ static int print_piece(void *user, const char *text, size_t len, const int32_t *
     return 0;
 }
 
-/* Asks the graph actor to link text (JSON answer) and builds the prompt in
- * graph/prompt.h's layout: one fact sentence per line, an empty line, the
- * prompt unchanged (no facts: the prompt alone).  The triples used go to
- * stderr.  *out: caller frees. */
+/* Asks the graph actor to link text (JSON answer) and returns its facts,
+ * one sentence per line (*out, caller frees; "" for none): the generation's
+ * context, which the node lays out as graph/prompt.h does (facts, an empty
+ * line, the prompt) and trims to the model's window.  The triples found go
+ * to stderr. */
 static int graph_prompt(llmos_client_t *c, const char *text, uint32_t max_facts, uint32_t hops, uint32_t timeout_ms,
                         char **out) {
     Llmos__GraphLinkRequest q = LLMOS__GRAPH_LINK_REQUEST__INIT;
     q.text = (char *)text;
     q.max_facts = max_facts;
     q.hops = hops;
+    q.hops_set = 1; /* --hops 0 is sent only with hops_set (proto3 drops zeros) */
     q.format = "json";
     size_t n = llmos__graph_link_request__get_packed_size(&q);
     uint8_t *buf = malloc(n ? n : 1);
@@ -93,7 +116,7 @@ static int graph_prompt(llmos_client_t *c, const char *text, uint32_t max_facts,
         cJSON_Delete(j);
         return -1;
     }
-    size_t plen = strlen(text), cap = plen + 2, len = 0;
+    size_t cap = 1, len = 0;
     cJSON *f;
     cJSON_ArrayForEach(f, facts) {
         cJSON *sen = cJSON_GetObjectItemCaseSensitive(f, "sentence");
@@ -118,9 +141,8 @@ static int graph_prompt(llmos_client_t *c, const char *text, uint32_t max_facts,
         fprintf(stderr, "  %s %s %s\n", cJSON_IsString(s) ? s->valuestring : "?",
                 cJSON_IsString(pr) ? pr->valuestring : "?", cJSON_IsString(o) ? o->valuestring : "?");
     }
-    if (used) p[len++] = '\n';
-    else fprintf(stderr, "graph: no facts for this prompt\n");
-    memcpy(p + len, text, plen + 1);
+    if (!used) fprintf(stderr, "graph: no facts for this prompt\n");
+    p[len] = 0;
     cJSON_Delete(j);
     *out = p;
     return 0;
@@ -133,10 +155,6 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
     llmos_client_gen_opts_t o = {.temperature = 1.0f, .top_p = 0.9f, .repetition_penalty = 1.0f, .seed = 42};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            gen_usage(stdout);
-            return 0;
-        }
         if (!strcmp(a, "--stream")) {
             stream = 1;
             continue;
@@ -190,7 +208,7 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
     llmos_client_t *c = NULL;
     llmos_client_error_t err;
     if (llmos_client_connect(endpoint, &co, &c, &err) != 0) {
-        fprintf(stderr, "llmos: %s\n", err.msg);
+        fprintf(stderr, "llmos generate: %s\n", err.msg);
         return 1;
     }
     char *full = NULL;
@@ -200,7 +218,7 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
             llmos_client_destroy(&c);
             return 1;
         }
-        prompt = full;
+        o.context = full;
     }
     o.actor = actor;
     /* With --graph, -n counts generated tokens (the facts' length is the
@@ -222,12 +240,16 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
     int status = 0;
     if (rc) {
         if (stream) printf("\n");
-        fprintf(stderr, "llmos generate: %s (%s)\n", err.msg, llmos_client_strerror(rc));
+        fprintf(stderr, "llmos generate: %s (%s)%s\n", err.msg, llmos_client_strerror(rc),
+                rc == LLMOS_CLIENT_ETIMEDOUT ? "; to generate locally, give --model FILE" : "");
         status = 1;
     } else {
         if (!stream) fwrite(res->text, 1, res->text_len, stdout);
         printf("\n");
         fflush(stdout);
+        if (res->context_lines_dropped)
+            fprintf(stderr, "graph: %u of %u facts did not fit the model's context and were left out\n",
+                    res->context_lines_dropped, res->context_lines_kept + res->context_lines_dropped);
         fprintf(stderr, "generate: %zu tokens (%u prompt), first token %.1f ms, total %.1f ms, queued %.1f ms, %s\n",
                 res->n_tokens, res->prompt_tokens, (double)res->time_to_first_token_us / 1e3,
                 (double)res->total_us / 1e3, (double)res->queued_us / 1e3, res->finish_reason);
@@ -248,7 +270,7 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
     if (!strcmp(sub, "load")) {
         type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD;
         if (argc < 2) {
-            gen_usage(stderr);
+            model_usage(stderr);
             return 2;
         }
         q.path = argv[i++];
@@ -263,7 +285,7 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
         } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--q8")) {
             q.q8 = 1;
         } else {
-            gen_usage(stderr);
+            model_usage(stderr);
             return 2;
         }
     }
@@ -321,9 +343,19 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
 }
 
 int cmd_generate_main(const char *endpoint, uint32_t timeout_ms, const char *cmd, int argc, char **argv) {
-    if (strcmp(cmd, "generate") == 0) return cmd_generate(endpoint, timeout_ms, argc, argv);
+    int help = cli_help_asked(argc, argv);
+    if (strcmp(cmd, "generate") == 0) {
+        if (help) gen_usage(stdout);
+        return help ? 0 : cmd_generate(endpoint, timeout_ms, argc, argv);
+    }
+    if (help || (argc && strcmp(argv[0], "help") == 0)) {
+        model_usage(stdout);
+        return 0;
+    }
     if (argc >= 1 && (!strcmp(argv[0], "stats") || !strcmp(argv[0], "load") || !strcmp(argv[0], "unload")))
         return cmd_model_stats(endpoint, timeout_ms, argc, argv);
-    gen_usage(stderr);
+    if (argc >= 1)
+        fprintf(stderr, "llmos model: '%s' is not a model command (stats, load, unload)\n", argv[0]);
+    model_usage(stderr);
     return 2;
 }

@@ -6,8 +6,9 @@
 
 #include <stdint.h>
 
-/* `llmos --endpoint E generate ...` (cmd "generate") and `llmos --endpoint E
- * model stats|load|unload` (cmd "model"); argv starts after cmd.  Returns the
+/* `llmos [--endpoint E] generate ...` (cmd "generate") and `llmos
+ * [--endpoint E] model stats|load|unload` (cmd "model"); argv starts after
+ * cmd.  --help anywhere prints the usage on stdout (exit 0).  Returns the
  * exit code. */
 int cmd_generate_main(const char *endpoint, uint32_t timeout_ms, const char *cmd, int argc, char **argv);
 

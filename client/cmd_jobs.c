@@ -16,6 +16,7 @@
  * cancelled, expired, timed out or the node answered an error, 2 usage.
  */
 #include "client/cmd_jobs.h"
+#include "client/cli.h"
 #include "client/jobs_internal.h"
 
 #include <errno.h>
@@ -25,6 +26,39 @@
 #include <time.h>
 
 #define WAIT_CHUNK_MS 30000u /* one wait call; `llmos wait` without --timeout loops */
+
+void cmd_jobs_usage(const char *cmd, FILE *f) {
+    if (strcmp(cmd, "submit") == 0)
+        fputs("usage: llmos [--endpoint E] submit FILE.json|- [--wait | --stream] [--wait-timeout MS]\n"
+              "  Submits the job in FILE (\"-\": stdin; JSON, see README \"Jobs and batches\") and prints the\n"
+              "  node's answer: {\"id\",\"existing\",\"state\",\"queue_position\"}.\n"
+              "  --wait             wait for the job and print its final status (one JSON line)\n"
+              "  --stream           the same, printing generated text as it comes\n"
+              "  --wait-timeout MS  give up waiting after MS (default: wait until it finishes)\n"
+              "  Exit: 0 accepted (with --wait: done), 1 refused, failed, cancelled, expired or timed out, 2 usage.\n",
+              f);
+    else if (strcmp(cmd, "wait") == 0)
+        fputs("usage: llmos [--endpoint E] wait ID [--timeout MS] [--stream]\n"
+              "  Waits for job ID to finish and prints its status (one JSON line); --stream prints generated\n"
+              "  text as it comes.  Exit: 0 done, 1 failed, cancelled, expired or not finished in time, 2 usage.\n",
+              f);
+    else if (strcmp(cmd, "cancel") == 0)
+        fputs("usage: llmos [--endpoint E] cancel ID\n"
+              "  Cancels job ID (running generations stop) and prints its status (one JSON line).\n",
+              f);
+    else if (strcmp(cmd, "status") == 0)
+        fputs("usage: llmos [--endpoint E] status ID\n"
+              "  Prints job ID's state and results (one JSON line).\n",
+              f);
+    else
+        fputs("usage: llmos [--endpoint E] jobs [--tenant T] [--state queued|running|done|failed|cancelled|expired|"
+              "quarantined]\n"
+              "                              [--limit N] [--after ID] [--all] [--json]\n"
+              "       llmos [--endpoint E] jobs --stats\n"
+              "  Lists jobs (a page of --limit, default 100; --all: every page; --json: one status per line);\n"
+              "  --stats prints the scheduler's counters as one JSON line.\n",
+              f);
+}
 
 static int connect_to(const char *endpoint, uint32_t timeout_ms, llmos_client_t **c) {
     llmos_client_error_t err;
@@ -151,7 +185,7 @@ int cmd_submit(const char *endpoint, uint32_t timeout_ms, int argc, char **argv)
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: llmos submit FILE.json|- [--wait | --stream] [--wait-timeout MS]\n");
+        cmd_jobs_usage("submit", stderr);
         return 2;
     }
     size_t len;
@@ -210,7 +244,7 @@ int cmd_submit(const char *endpoint, uint32_t timeout_ms, int argc, char **argv)
 }
 
 /* Parses "ID" plus the flags a command allows; returns the id or NULL. */
-static const char *one_id(int argc, char **argv, const char *usage, int *stream, uint32_t *limit_ms) {
+static const char *one_id(int argc, char **argv, const char *cmd, int *stream, uint32_t *limit_ms) {
     const char *id = NULL;
     for (int i = 0; i < argc; i++) {
         if (stream && strcmp(argv[i], "--stream") == 0) {
@@ -225,14 +259,14 @@ static const char *one_id(int argc, char **argv, const char *usage, int *stream,
             break;
         }
     }
-    if (!id) fprintf(stderr, "usage: %s\n", usage);
+    if (!id) cmd_jobs_usage(cmd, stderr);
     return id;
 }
 
 int cmd_wait(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     int stream = 0;
     uint32_t limit = 0;
-    const char *id = one_id(argc, argv, "llmos wait ID [--timeout MS] [--stream]", &stream, &limit);
+    const char *id = one_id(argc, argv, "wait", &stream, &limit);
     if (!id) return 2;
     llmos_client_t *c;
     if (connect_to(endpoint, timeout_ms, &c) != 0) return 1;
@@ -266,9 +300,7 @@ int cmd_status_names_job(int argc, char **argv) {
 /* status and cancel: one ask, one status printed. */
 static int one_status_call(const char *endpoint, uint32_t timeout_ms, const char *what, int cancel, int argc,
                            char **argv) {
-    char usage[64];
-    snprintf(usage, sizeof usage, "llmos %s ID", what);
-    const char *id = one_id(argc, argv, usage, NULL, NULL);
+    const char *id = one_id(argc, argv, what, NULL, NULL);
     if (!id) return 2;
     llmos_client_t *c;
     if (connect_to(endpoint, timeout_ms, &c) != 0) return 1;
@@ -308,11 +340,12 @@ static int print_sched_stats(const char *endpoint, uint32_t timeout_ms) {
         return 1;
     }
     printf("{\"policy\":\"%s\",\"queued\":%llu,\"running\":%llu,\"done\":%llu,\"failed\":%llu,\"retried\":%llu,"
-           "\"rejected_overloaded\":%llu,\"expired\":%llu,\"cancelled\":%llu,\"recovered\":%llu,\"queue_limit\":%u}\n",
+           "\"rejected_overloaded\":%llu,\"expired\":%llu,\"cancelled\":%llu,\"recovered\":%llu,\"queue_limit\":%u,"
+           "\"quarantined\":%llu}\n",
            s.policy, (unsigned long long)s.queued, (unsigned long long)s.running, (unsigned long long)s.done,
            (unsigned long long)s.failed, (unsigned long long)s.retried, (unsigned long long)s.rejected_overloaded,
            (unsigned long long)s.expired, (unsigned long long)s.cancelled, (unsigned long long)s.recovered,
-           s.queue_limit);
+           s.queue_limit, (unsigned long long)s.quarantined);
     return 0;
 }
 
@@ -332,9 +365,7 @@ int cmd_jobs(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
             o.after = v;
         } else if (v && strcmp(a, "--state") == 0 && (o.state = llmos_job_state_parse(v))) {
         } else if (!(v && strcmp(a, "--limit") == 0 && parse_u32(v, &o.limit) == 0)) {
-            fprintf(stderr, "usage: llmos jobs [--tenant T] [--state queued|running|done|failed|cancelled|expired]"
-                            " [--limit N] [--after ID] [--all] [--json]\n"
-                            "       llmos jobs --stats\n");
+            cmd_jobs_usage("jobs", stderr);
             return 2;
         }
         i++;

@@ -87,6 +87,7 @@ int llmos_client_generate(llmos_client_t *c, const char *prompt, const llmos_cli
     sp.seed = opts->seed;
     Llmos__GenerateRequest q = LLMOS__GENERATE_REQUEST__INIT;
     q.prompt = (char *)(prompt ? prompt : "");
+    q.context = (char *)(opts->context ? opts->context : "");
     q.max_tokens = opts->max_tokens;
     q.max_positions = opts->max_positions;
     q.sampling = &sp;
@@ -141,6 +142,8 @@ int llmos_client_generate(llmos_client_t *c, const char *prompt, const llmos_cli
             if (res->n_tokens) memcpy(r->tokens, res->tokens, sizeof(int32_t) * res->n_tokens);
             r->n_tokens = res->n_tokens;
             r->prompt_tokens = res->prompt_tokens;
+            r->context_lines_kept = res->context_lines_kept;
+            r->context_lines_dropped = res->context_lines_dropped;
             snprintf(r->finish_reason, sizeof r->finish_reason, "%s", res->finish_reason ? res->finish_reason : "");
             r->time_to_first_token_us = res->time_to_first_token_us;
             r->total_us = res->total_us;

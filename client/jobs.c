@@ -22,6 +22,7 @@
 #include "client/client_internal.h"
 
 #include "llmos/job.pb-c.h"
+#include "runtime/base/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@
 
 #define GATEWAY "gateway"
 #define WAIT_DEFAULT_MS 30000u /* wait-type calls given timeout 0 */
-#define WAIT_MARGIN_MS 2000u   /* the node answers a wait by its timeout; this covers the trip */
+#define WAIT_MARGIN_MS 2000u   /* at most this much of a wait's timeout is left for the trip */
 
 struct llmos_job {
     char *id;
@@ -47,7 +48,8 @@ struct llmos_job {
 /* ---- names ---- */
 
 static const char *const kind_names[] = {"none", "echo", "generate", "classify", "embed", "graph_query", "link"};
-static const char *const job_state_names[] = {"none", "queued", "running", "done", "failed", "cancelled", "expired"};
+static const char *const job_state_names[] = {"none",   "queued",    "running", "done",
+                                              "failed", "cancelled", "expired", "quarantined"};
 static const char *const task_state_names[] = {"none", "pending",   "ready",    "running",
                                                "done", "failed",    "cancelled", "retry_wait"};
 #define NAMES(a) (sizeof(a) / sizeof(a)[0])
@@ -74,21 +76,37 @@ llmos_job_state_t llmos_job_state_parse(const char *name) {
         if (strcmp(name, job_state_names[i]) == 0) return (llmos_job_state_t)i;
     return LLMOS_JOB_STATE_NONE;
 }
-int llmos_job_state_final(llmos_job_state_t s) { return s >= LLMOS_JOB_DONE && s <= LLMOS_JOB_EXPIRED; }
+int llmos_job_state_final(llmos_job_state_t s) { return s >= LLMOS_JOB_DONE && s <= LLMOS_JOB_QUARANTINED; }
+
+/* The node-side wait of a wait-type call that must end within timeout_ms:
+ * the node answers (with the job's state so far) a little before, so the
+ * answer arrives in time and the call never outlasts its timeout. */
+static uint32_t wait_node_ms(uint32_t timeout_ms) {
+    uint32_t margin = timeout_ms / 4 < WAIT_MARGIN_MS ? timeout_ms / 4 : WAIT_MARGIN_MS;
+    return timeout_ms - margin;
+}
 
 /* ---- job descriptions ---- */
 
-static int check_id(const char *id, const char *what, llmos_client_error_t *err) {
-    if (!id || !id[0]) return client_err(err, LLMOS_CLIENT_EINVAL, "%s: empty", what);
-    size_t n = strlen(id);
+/* Checks an id, tenant or task name of n bytes.  One given with its length
+ * (llmos_job_new_len...) may hold a NUL that a C string would end at, so
+ * "a\0b" and "a" would be the same job: refused. */
+static int check_id_len(const char *id, size_t n, const char *what, llmos_client_error_t *err) {
+    if (!id || n == 0) return client_err(err, LLMOS_CLIENT_EINVAL, "%s: empty", what);
     if (n > LLMOS_JOB_ID_MAX)
         return client_err(err, LLMOS_CLIENT_EINVAL, "%s: %zu bytes, over the %d-byte limit", what, n, LLMOS_JOB_ID_MAX);
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
+        if (id[i] == 0)
+            return client_err(err, LLMOS_CLIENT_EINVAL, "%s: a NUL byte at byte %zu (an id cannot hold one)", what, i);
+        else if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
             return client_err(err, LLMOS_CLIENT_EINVAL, "%s: control character at byte %zu", what, i);
-    size_t bad = jobs_utf8_check(id, n);
+    size_t bad = llmos_utf8_check(id, n);
     if (bad < n) return client_err(err, LLMOS_CLIENT_EINVAL, "%s: not valid UTF-8 at byte %zu", what, bad);
     return 0;
+}
+
+static int check_id(const char *id, const char *what, llmos_client_error_t *err) {
+    return check_id_len(id, id ? strlen(id) : 0, what, err);
 }
 
 static void task_free(Llmos__Task *t) {
@@ -110,11 +128,15 @@ static void task_free(Llmos__Task *t) {
 }
 
 int llmos_job_new(const char *id, llmos_job_t **out, llmos_client_error_t *err) {
+    return llmos_job_new_len(id, id ? strlen(id) : 0, out, err);
+}
+
+int llmos_job_new_len(const char *id, size_t len, llmos_job_t **out, llmos_client_error_t *err) {
     *out = NULL;
-    int rc = check_id(id, "job id", err);
+    int rc = check_id_len(id, len, "job id", err);
     if (rc) return rc;
     llmos_job_t *j = calloc(1, sizeof *j);
-    if (!j || !(j->id = strdup(id))) {
+    if (!j || !(j->id = strndup(id, len))) {
         free(j);
         return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job");
     }
@@ -143,9 +165,13 @@ const char *llmos_job_id(const llmos_job_t *j) { return j->id; }
 size_t llmos_job_task_count(const llmos_job_t *j) { return j->n_tasks; }
 
 int llmos_job_set_id(llmos_job_t *j, const char *id, llmos_client_error_t *err) {
-    int rc = check_id(id, "job id", err);
+    return llmos_job_set_id_len(j, id, id ? strlen(id) : 0, err);
+}
+
+int llmos_job_set_id_len(llmos_job_t *j, const char *id, size_t len, llmos_client_error_t *err) {
+    int rc = check_id_len(id, len, "job id", err);
     if (rc) return rc;
-    char *s = strdup(id);
+    char *s = strndup(id, len);
     if (!s) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job id");
     free(j->id);
     j->id = s;
@@ -153,11 +179,15 @@ int llmos_job_set_id(llmos_job_t *j, const char *id, llmos_client_error_t *err) 
 }
 
 int llmos_job_set_tenant(llmos_job_t *j, const char *tenant, llmos_client_error_t *err) {
+    return llmos_job_set_tenant_len(j, tenant, tenant ? strlen(tenant) : 0, err);
+}
+
+int llmos_job_set_tenant_len(llmos_job_t *j, const char *tenant, size_t len, llmos_client_error_t *err) {
     char *s = NULL;
     if (tenant) {
-        int rc = check_id(tenant, "tenant", err);
+        int rc = check_id_len(tenant, len, "tenant", err);
         if (rc) return rc;
-        if (!(s = strdup(tenant))) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a tenant");
+        if (!(s = strndup(tenant, len))) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a tenant");
     }
     free(j->tenant);
     j->tenant = s;
@@ -228,7 +258,7 @@ static int check_deps(const llmos_job_t *j, const char *field, const char *const
 int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_error_t *err) {
     if (!j || !t) return client_err(err, LLMOS_CLIENT_EINVAL, "no job or no task");
     if (j->n_tasks >= LLMOS_JOB_TASKS_MAX)
-        return client_err(err, LLMOS_CLIENT_EINVAL, "tasks: more than %d", LLMOS_JOB_TASKS_MAX);
+        return client_err(err, LLMOS_CLIENT_EINVAL, "tasks: a job holds at most %d tasks", LLMOS_JOB_TASKS_MAX);
     if (t->kind < LLMOS_TASK_ECHO || t->kind > LLMOS_TASK_LINK)
         return client_err(err, LLMOS_CLIENT_EINVAL, "kind: %d is not a task kind", (int)t->kind);
     char autoname[24];
@@ -244,7 +274,7 @@ int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_
         (rc = check_deps(j, "input_from", t->input_from, t->n_input_from, name, err)))
         return rc;
     int has_text = t->text && t->text[0];
-    size_t tlen = has_text ? strlen(t->text) : 0, tbad = has_text ? jobs_utf8_check(t->text, tlen) : 0;
+    size_t tlen = has_text ? strlen(t->text) : 0, tbad = has_text ? llmos_utf8_check(t->text, tlen) : 0;
     if (tbad < tlen) return client_err(err, LLMOS_CLIENT_EINVAL, "text: not valid UTF-8 at byte %zu", tbad);
     if (!has_text && !(t->kind == LLMOS_TASK_GENERATE && t->n_input_from))
         return client_err(err, LLMOS_CLIENT_EINVAL, "text: a %s task needs a text", llmos_task_kind_name(t->kind));
@@ -271,6 +301,7 @@ int llmos_job_add_task(llmos_job_t *j, const llmos_task_spec_t *t, llmos_client_
     p->kind = (Llmos__TaskKind)t->kind;
     p->max_tokens = t->max_tokens;
     p->hops = t->hops;
+    p->hops_set = t->hops_set || t->hops;
     p->max_facts = t->max_facts;
     int bad = !(p->name = strdup(name)) || !(p->text = strdup(has_text ? t->text : "")) ||
               copy_strings(t->after, t->n_after, &p->after, &p->n_after) ||
@@ -369,6 +400,8 @@ static int task_result_copy(llmos_task_result_t *t, const Llmos__TaskResult *r) 
     t->error_code = r->error_code;
     t->started_ms = r->started_ms;
     t->finished_ms = r->finished_ms;
+    t->crashes = r->crashes;
+    t->text_len = r->text_total && r->text_offset == 0 ? r->text_total : strlen(r->text);
     int bad = !(t->name = dupstr(r->name)) || !(t->text = dupstr(r->text)) || !(t->best = dupstr(r->best)) ||
               !(t->error = dupstr(r->error)) || !(t->finish_reason = dupstr(r->finish_reason));
     if (!bad && r->n_tokens) {
@@ -451,14 +484,76 @@ static llmos_job_status_t *status_copy(const Llmos__JobStatus *m) {
     return s;
 }
 
-/* Decodes a JobStatus payload into *out. */
-static int decode_status(const uint8_t *data, size_t len, const char *what, llmos_job_status_t **out,
-                         llmos_client_error_t *err) {
+#define PART_TIMEOUT_MS 60000u
+
+/* A node sends task texts longer than its reply budget in parts: the
+ * status carries the first part, and t->text_len the whole length.  Asks
+ * for the rest of t's text, part by part (JobRef.task/offset), and appends
+ * it. */
+static int fetch_rest(llmos_client_t *c, const char *id, llmos_task_result_t *t, llmos_client_error_t *err) {
+    size_t have = strlen(t->text);
+    uint64_t total = t->text_len;
+    if (have >= total) return 0;
+    if (total > SIZE_MAX - 1) return client_err(err, LLMOS_CLIENT_ENOMEM, "task '%s': a %llu-byte text", t->name,
+                                                (unsigned long long)total);
+    char *text = realloc(t->text, (size_t)total + 1);
+    if (!text) return client_err(err, LLMOS_CLIENT_ENOMEM, "task '%s': no memory for its %llu-byte text", t->name,
+                                 (unsigned long long)total);
+    t->text = text;
+    while (have < total) {
+        Llmos__JobRef ref = LLMOS__JOB_REF__INIT;
+        ref.id = (char *)id;
+        ref.task = t->name;
+        ref.offset = have;
+        uint8_t buf[512];
+        size_t len = llmos__job_ref__get_packed_size(&ref);
+        if (len > sizeof buf) return client_err(err, LLMOS_CLIENT_EINVAL, "task '%s': name too long", t->name);
+        llmos__job_ref__pack(&ref, buf);
+        llmos_client_reply_t *r = NULL;
+        int rc = llmos_client_call(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, buf, len, PART_TIMEOUT_MS, &r, err);
+        if (rc) {
+            llmos_client_reply_free(&r);
+            return rc;
+        }
+        Llmos__JobStatus *m = llmos__job_status__unpack(NULL, r->len, r->data);
+        size_t n = m && m->n_tasks == 1 ? strlen(m->tasks[0]->text) : 0;
+        if (!m || m->n_tasks != 1 || m->tasks[0]->text_offset != have || n == 0 || n > total - have) {
+            if (m) llmos__job_status__free_unpacked(m, NULL);
+            llmos_client_reply_free(&r);
+            return client_err(err, LLMOS_CLIENT_EFORMAT,
+                              "task '%s': the part of its text from byte %zu does not fit the %llu bytes announced",
+                              t->name, have, (unsigned long long)total);
+        }
+        memcpy(text + have, m->tasks[0]->text, n);
+        have += n;
+        text[have] = 0;
+        llmos__job_status__free_unpacked(m, NULL);
+        llmos_client_reply_free(&r);
+    }
+    return 0;
+}
+
+/* Fetches every text of s the node sent in parts. */
+static int complete_texts(llmos_client_t *c, llmos_job_status_t *s, llmos_client_error_t *err) {
+    for (size_t i = 0; i < s->n_tasks; i++) {
+        int rc = fetch_rest(c, s->id, &s->tasks[i], err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Decodes a JobStatus payload into *out, fetching texts sent in parts
+ * when c is given (else the caller does, with complete_texts). */
+static int decode_status(llmos_client_t *c, const uint8_t *data, size_t len, const char *what,
+                         llmos_job_status_t **out, llmos_client_error_t *err) {
     Llmos__JobStatus *m = llmos__job_status__unpack(NULL, len, data);
     if (!m) return client_err(err, LLMOS_CLIENT_EFORMAT, "%s: the reply (%zu bytes) is not a JobStatus", what, len);
     *out = status_copy(m);
     llmos__job_status__free_unpacked(m, NULL);
-    return *out ? 0 : client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job status");
+    int rc = *out ? 0 : client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for a job status");
+    if (!rc && c) rc = complete_texts(c, *out, err);
+    if (rc) llmos_job_status_free(out);
+    return rc;
 }
 
 const llmos_task_result_t *llmos_job_status_task(const llmos_job_status_t *s, const char *name) {
@@ -509,11 +604,11 @@ int llmos_client_submit(llmos_client_t *c, const llmos_job_t *job, uint32_t time
 
 /* Finishes a call whose reply is a JobStatus; ETIMEDOUT answered by the
  * node still carries one. */
-static int finish_status_call(int rc, llmos_client_reply_t **r, const char *what, llmos_job_status_t **out,
-                              llmos_client_error_t *err) {
+static int finish_status_call(llmos_client_t *c, int rc, llmos_client_reply_t **r, const char *what,
+                              llmos_job_status_t **out, llmos_client_error_t *err) {
     if ((rc == 0 || rc == LLMOS_CLIENT_ETIMEDOUT) && *r && (*r)->len) {
         llmos_client_error_t derr;
-        int drc = decode_status((*r)->data, (*r)->len, what, out, &derr);
+        int drc = decode_status(c, (*r)->data, (*r)->len, what, out, &derr);
         if (drc && rc == 0) {
             rc = drc;
             if (err) *err = derr;
@@ -539,15 +634,15 @@ static int submit_and_wait(llmos_client_t *c, const llmos_job_t *job, uint32_t t
     if (!timeout_ms) timeout_ms = WAIT_DEFAULT_MS;
     uint8_t *buf;
     size_t len;
-    int rc = jobs_pack_submit(job, 1, sc != NULL, timeout_ms, &buf, &len, err);
+    int rc = jobs_pack_submit(job, 1, sc != NULL, wait_node_ms(timeout_ms), &buf, &len, err);
     if (rc) return rc;
     llmos_client_reply_t *r = NULL;
-    uint32_t call_ms = timeout_ms + WAIT_MARGIN_MS;
+    uint32_t call_ms = timeout_ms;
     rc = sc ? llmos_client_call_stream(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, call_ms,
                                        on_stream_event, sc, &r, err)
             : llmos_client_call(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, call_ms, &r, err);
     free(buf);
-    return finish_status_call(rc, &r, "submit", out, err);
+    return finish_status_call(c, rc, &r, "submit", out, err);
 }
 
 int llmos_client_submit_wait(llmos_client_t *c, const llmos_job_t *job, uint32_t timeout_ms,
@@ -587,7 +682,7 @@ static int ask_status(llmos_client_t *c, uint32_t type, const char *id, uint32_t
     llmos_client_reply_t *r = NULL;
     int rc = stream ? llmos_client_call_stream(c, GATEWAY, type, buf, len, timeout_ms, on_event, user, &r, err)
                     : llmos_client_call(c, GATEWAY, type, buf, len, timeout_ms, &r, err);
-    return finish_status_call(rc, &r, what, out, err);
+    return finish_status_call(c, rc, &r, what, out, err);
 }
 
 int llmos_client_wait(llmos_client_t *c, const char *id, uint32_t timeout_ms, llmos_job_status_t **out,
@@ -596,7 +691,7 @@ int llmos_client_wait(llmos_client_t *c, const char *id, uint32_t timeout_ms, ll
     int rc = check_call(c, id, err);
     if (rc) return rc;
     if (!timeout_ms) timeout_ms = WAIT_DEFAULT_MS;
-    return ask_status(c, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, id, timeout_ms, 0, timeout_ms + WAIT_MARGIN_MS, NULL,
+    return ask_status(c, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, id, wait_node_ms(timeout_ms), 0, timeout_ms, NULL,
                       NULL, out, err);
 }
 
@@ -636,7 +731,7 @@ int llmos_client_stream(llmos_client_t *c, const char *id, uint32_t timeout_ms, 
     if (rc) return rc;
     if (!timeout_ms) timeout_ms = WAIT_DEFAULT_MS;
     stream_ctx_t sc = {on_event, user};
-    return ask_status(c, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, id, timeout_ms, 1, timeout_ms + WAIT_MARGIN_MS,
+    return ask_status(c, LLMOS__JOB_MSG_TYPE__JOB_MSG_WAIT, id, wait_node_ms(timeout_ms), 1, timeout_ms,
                       on_stream_event, &sc, out, err);
 }
 
@@ -672,10 +767,10 @@ int llmos_client_submit_async(llmos_client_t *c, const llmos_job_t *job, llmos_a
     if (wait && !timeout_ms) timeout_ms = WAIT_DEFAULT_MS;
     uint8_t *buf;
     size_t len;
-    int rc = jobs_pack_submit(job, wait, 0, wait ? timeout_ms : 0, &buf, &len, err);
+    int rc = jobs_pack_submit(job, wait, 0, wait ? wait_node_ms(timeout_ms) : 0, &buf, &len, err);
     if (rc) return rc;
-    rc = client_async_send(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len,
-                           wait ? timeout_ms + WAIT_MARGIN_MS : timeout_ms, kind, user, token, err);
+    rc = client_async_send(c, GATEWAY, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, timeout_ms, kind, user, token,
+                           err);
     free(buf);
     return rc;
 }
@@ -737,7 +832,7 @@ static void on_async_done(void *ctx, size_t i, uint64_t token, void *user, int k
     }
     if ((r->rc == 0 || r->rc == LLMOS_CLIENT_ETIMEDOUT) && env->payload.len) {
         llmos_client_error_t derr;
-        int drc = decode_status(env->payload.data, env->payload.len, "submit", &r->status, &derr);
+        int drc = decode_status(NULL, env->payload.data, env->payload.len, "submit", &r->status, &derr);
         if (drc && r->rc == 0) {
             r->rc = drc;
             r->err = derr;
@@ -751,7 +846,14 @@ int llmos_client_poll(llmos_client_t *c, uint32_t timeout_ms, llmos_async_result
                       size_t *n, llmos_client_error_t *err) {
     if (n) *n = 0;
     if (!c || !results || !max || !n) return client_err(err, LLMOS_CLIENT_EINVAL, "no client, results or count");
-    return client_async_collect(c, timeout_ms, on_async_done, results, max, n, err);
+    int rc = client_async_collect(c, timeout_ms, on_async_done, results, max, n, err);
+    /* texts sent in parts are fetched here, outside the collection */
+    for (size_t k = 0; !rc && k < *n; k++)
+        if (results[k].status && results[k].rc == 0 && complete_texts(c, results[k].status, &results[k].err) != 0) {
+            results[k].rc = results[k].err.code;
+            llmos_job_status_free(&results[k].status);
+        }
+    return rc;
 }
 
 void llmos_async_results_free(llmos_async_result_t *results, size_t n) {
@@ -836,6 +938,7 @@ int llmos_client_scheduler_stats(llmos_client_t *c, uint32_t timeout_ms, llmos_s
             out->cancelled = m->cancelled;
             out->recovered = m->recovered;
             out->queue_limit = m->queue_limit;
+            out->quarantined = m->quarantined;
             llmos__scheduler_stats__free_unpacked(m, NULL);
         }
     }

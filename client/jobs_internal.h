@@ -11,8 +11,12 @@
 
 #include <cjson/cJSON.h>
 
-/* Offset of the first byte of s[0..n) that is not part of valid UTF-8, or n. */
-size_t jobs_utf8_check(const char *s, size_t n);
+/* The string of root (parsed from the JSON text json[0..len)) that holds
+ * an escaped NUL (\u0000) — which cJSON silently cuts there — or NULL.
+ * path (cap bytes) gets where it is ("tasks[1].text"); *is_name (may be
+ * NULL) is 1 when it is the item's member name rather than its value. */
+const cJSON *jobs_json_find_nul(const char *json, size_t len, const cJSON *root, char *path, size_t cap,
+                                int *is_name);
 
 /* A cJSON string of s with every invalid UTF-8 byte replaced by U+FFFD, so
  * what llmos prints is always valid JSON.  NULL = no memory. */

@@ -3,15 +3,18 @@
  * (llmos_job_from_json, llmos_job_status_to_json) and the CLI (`llmos
  * submit`, `llmos batch run`), so there is one parser and one printer.
  *
- * Parsing is strict: unknown or repeated fields, wrong types and
- * out-of-range numbers are errors whose message names the field
- * ("tasks[1].max_tokens: ..."); syntax errors give the byte offset.
+ * Parsing is strict: unknown or repeated fields, wrong types,
+ * out-of-range numbers and strings holding a NUL (\u0000, which C strings
+ * would silently cut) are errors whose message names the field
+ * ("tasks[1].max_tokens: ..."); syntax errors give the offset, line and
+ * column and show the text on both sides of the error.
  * Validation of the job itself (names, dependencies, kinds) is
  * llmos_job_add_task's, so a job built in code and one read from JSON pass
  * the same checks.
  */
 #include "client/jobs_internal.h"
 #include "client/client_internal.h"
+#include "runtime/base/utf8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,53 +23,20 @@
 
 /* ---- UTF-8 ---- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c == 0xE0) len = 3, lo = 0xA0;
-    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) len = 3;
-    else if (c == 0xED) len = 3, hi = 0x9F;
-    else if (c == 0xF0) len = 4, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else if (c == 0xF4) len = 4, hi = 0x8F;
-    else return 0;
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return len;
-}
-
-size_t jobs_utf8_check(const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(u + i, n - i);
-        if (!k) return i;
-        i += k;
-    }
-    return n;
-}
-
 cJSON *jobs_json_string(const char *s) {
-    size_t n = strlen(s);
-    if (jobs_utf8_check(s, n) == n) return cJSON_CreateString(s);
+    size_t n = strlen(s), ok = llmos_utf8_check(s, n);
+    if (ok == n) return cJSON_CreateString(s);
     char *fixed = malloc(3 * n + 1), *w = fixed;
     if (!fixed) return NULL;
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(u + i, n - i);
-        if (k) {
-            memcpy(w, s + i, k);
-            w += k;
-            i += k;
-        } else {
-            memcpy(w, "\xEF\xBF\xBD", 3); /* U+FFFD */
-            w += 3;
-            i++;
-        }
+    for (size_t i = 0; i < n;) { /* valid runs copied, each invalid byte -> U+FFFD */
+        memcpy(w, s + i, ok);
+        w += ok;
+        i += ok;
+        if (i == n) break;
+        memcpy(w, "\xEF\xBF\xBD", 3);
+        w += 3;
+        i++;
+        ok = llmos_utf8_check(s + i, n - i);
     }
     *w = 0;
     cJSON *j = cJSON_CreateString(fixed);
@@ -200,7 +170,10 @@ static int task_field(task_in_t *t, const cJSON *v, const char *path, llmos_clie
     }
     if (strcmp(k, "max_tokens") == 0) return get_u32(v, path, &s->max_tokens, err);
     if (strcmp(k, "top_k") == 0) return get_u32(v, path, &s->top_k, err);
-    if (strcmp(k, "hops") == 0) return get_u32(v, path, &s->hops, err);
+    if (strcmp(k, "hops") == 0) {
+        s->hops_set = 1;
+        return get_u32(v, path, &s->hops, err);
+    }
     if (strcmp(k, "max_facts") == 0) return get_u32(v, path, &s->max_facts, err);
     if (strcmp(k, "temperature") == 0) return get_float(v, path, 0, 100, &s->temperature, err);
     if (strcmp(k, "top_p") == 0) return get_float(v, path, 0, 1, &s->top_p, err);
@@ -231,19 +204,28 @@ static int task_add(llmos_job_t *j, task_in_t *t, const char *path, llmos_client
         return field_err(err, path, "kind", what);
     }
     if (t->graph && t->spec.kind != LLMOS_TASK_GENERATE) return field_err(err, path, "graph", "only for generate");
-    if (!t->graph && t->spec.kind != LLMOS_TASK_LINK && (t->spec.hops || t->spec.max_facts))
-        return field_err(err, path, t->spec.hops ? "hops" : "max_facts", "only for link (or generate with graph)");
+    if (!t->graph && t->spec.kind != LLMOS_TASK_LINK && (t->spec.hops_set || t->spec.max_facts))
+        return field_err(err, path, t->spec.hops_set ? "hops" : "max_facts", "only for link (or generate with graph)");
+    size_t adds = t->graph ? 2 : 1;
+    if (llmos_job_task_count(j) + adds > LLMOS_JOB_TASKS_MAX) {
+        size_t plen = strlen(path);
+        return client_err(err, LLMOS_CLIENT_EINVAL, "%.*s: a job holds at most %d tasks%s",
+                          (int)(plen && path[plen - 1] == '.' ? plen - 1 : plen), plen ? path : "tasks",
+                          LLMOS_JOB_TASKS_MAX, t->graph ? " (graph: true adds a link task \"facts\")" : "");
+    }
     int rc;
     if (t->graph) {
         if (t->spec.n_input_from) return field_err(err, path, "input_from", "not with graph: true");
         if (!t->spec.text || !t->spec.text[0]) return field_err(err, path, "prompt", "graph: true needs a prompt");
         llmos_task_spec_t link = {.name = "facts", .kind = LLMOS_TASK_LINK, .text = t->spec.text,
                                   .after = t->spec.after, .n_after = t->spec.n_after,
-                                  .hops = t->spec.hops, .max_facts = t->spec.max_facts};
+                                  .hops = t->spec.hops, .hops_set = t->spec.hops_set,
+                                  .max_facts = t->spec.max_facts};
         if ((rc = llmos_job_add_task(j, &link, err))) goto prefix;
         static const char *const from[] = {"facts"};
         llmos_task_spec_t gen = t->spec;
         gen.hops = gen.max_facts = 0;
+        gen.hops_set = 0;
         gen.after = NULL;
         gen.n_after = 0;
         gen.input_from = from;
@@ -305,24 +287,158 @@ static int id_text(const cJSON *v, char *buf, size_t n, llmos_client_error_t *er
     return client_err(err, LLMOS_CLIENT_EINVAL, "id: expected a string or an integer");
 }
 
-/* Error message for a syntax error at byte `at` of text. */
+/* Appends to buf (cap bytes, NUL-terminated) text[from..to) as it can be
+ * shown on one line: newlines and tabs as \n and \t, other control
+ * characters as '?'.  The text is valid UTF-8 and from/to fall on character
+ * boundaries, so no character is cut. */
+static void excerpt_put(char *buf, size_t cap, const char *text, size_t from, size_t to) {
+    size_t w = strlen(buf);
+    for (size_t i = from; i < to && w + 3 < cap; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (ch == '\n' || ch == '\t') {
+            buf[w++] = '\\';
+            buf[w++] = ch == '\n' ? 'n' : 't';
+        } else {
+            buf[w++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+        }
+    }
+    buf[w] = 0;
+}
+
+static int is_blank(char ch) {
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+#define EXCERPT_BEFORE 24 /* bytes of text shown before a syntax error ... */
+#define EXCERPT_AFTER 16  /* ... and after it */
+
+/* Error message for a syntax error at byte `at` of text (valid UTF-8): the
+ * offset, line and column (1-based, in characters), the text just before
+ * and just after the error, and a hint for the commonest mistake: a comma
+ * before '}' or ']' (cJSON may point just past that closer: the error is
+ * then put on the closer itself). */
 static int syntax_err(const char *text, size_t len, size_t at, llmos_client_error_t *err) {
+    if (at > len) at = len;
+    size_t p = at, q = at; /* the last non-blank before the error, the first at or after it */
+    while (p > 0 && is_blank(text[p - 1]))
+        p--;
+    if (p > 0 && (text[p - 1] == '}' || text[p - 1] == ']')) {
+        q = p - 1;
+        for (p = q; p > 0 && is_blank(text[p - 1]);)
+            p--;
+    } else {
+        while (q < len && is_blank(text[q]))
+            q++;
+    }
+    int trailing_comma = p > 0 && text[p - 1] == ',' && q < len && (text[q] == '}' || text[q] == ']');
+    if (trailing_comma) at = q;
     size_t line = 1, col = 1;
-    for (size_t i = 0; i < at && i < len; i++) {
+    for (size_t i = 0; i < at; i++) {
         if (text[i] == '\n') {
             line++;
             col = 1;
-        } else {
+        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
             col++;
         }
     }
-    char near[24] = "";
-    size_t k = 0;
-    for (size_t i = at; i < len && k < 16 && text[i] != '\n'; i++) near[k++] = (char)((unsigned char)text[i] < 0x20 ? ' ' : (unsigned char)text[i] >= 0x80 ? '?' : text[i]);
-    near[k] = 0;
-    if (at >= len) return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: the text ends early (offset %zu)", at);
-    return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON at offset %zu (line %zu, column %zu) near '%s'", at,
-                    line, col, near);
+    size_t from = at > EXCERPT_BEFORE ? at - EXCERPT_BEFORE : 0,
+           to = at + EXCERPT_AFTER < len ? at + EXCERPT_AFTER : len;
+    while (from < at && ((unsigned char)text[from] & 0xC0) == 0x80)
+        from++; /* whole characters only */
+    while (to > at && to < len && ((unsigned char)text[to] & 0xC0) == 0x80)
+        to--;
+    char before[4 * EXCERPT_BEFORE + 8] = "", after[4 * EXCERPT_AFTER + 8] = "";
+    if (from > 0) strcpy(before, "...");
+    excerpt_put(before, sizeof before, text, from, at);
+    excerpt_put(after, sizeof after, text, at, to);
+    if (to < len) strcat(after, "...");
+    char where[48] = "at the end of the text";
+    if (at < len) snprintf(where, sizeof where, "at offset %zu", at);
+    char hint[64] = "";
+    if (trailing_comma) snprintf(hint, sizeof hint, " (JSON allows no comma before '%c')", text[q]);
+    return client_err(err, LLMOS_CLIENT_EFORMAT,
+                      "not valid JSON %s (line %zu, column %zu), after '%s' and before '%s'%s", where, line,
+                      col, before, after, hint);
+}
+
+/* Where cJSON's parse of json[0..len) failed, given its error pointer end.
+ * cJSON puts an error past the end of the text on the last byte, so a text
+ * that ends early would be blamed on its last character: parsed again with
+ * a blank appended, such a text fails on the blank, a real error on the
+ * last byte stays there. */
+static size_t error_offset(const char *json, size_t len, const char *end) {
+    size_t at = end && end >= json ? (size_t)(end - json) : 0;
+    if (len == 0 || at != len - 1) return at;
+    char *more = malloc(len + 1);
+    if (!more) return at;
+    memcpy(more, json, len);
+    more[len] = ' ';
+    const char *end2 = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(more, len + 1, &end2, 0);
+    if (!root && end2 == more + len) at = len; /* it ran off the end */
+    cJSON_Delete(root);
+    free(more);
+    return at;
+}
+
+/* The index, counting every string literal of the (valid) JSON text in
+ * order — member names included — of the first one holding an escaped NUL
+ * (\u0000), or -1.  cJSON decodes such a string into a C string that ends
+ * at the NUL, so "a\u0000b" would silently become "a". */
+static long nul_string_index(const char *s, size_t len) {
+    long idx = -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '"') continue;
+        idx++;
+        int nul = 0;
+        for (i++; i < len && s[i] != '"'; i++) {
+            if (s[i] != '\\') continue;
+            if (i + 5 < len && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0) nul = 1;
+            i++; /* the escaped character: '\"' does not end the string */
+        }
+        if (nul) return idx;
+    }
+    return -1;
+}
+
+/* Walks v's strings in document order (a member's name, then its value),
+ * counting *k down; returns the item whose value (or, *is_name, whose
+ * member name) has index 0, and writes where it is to path
+ * ("tasks[1].text", "labels: the name 'ab'"). */
+static const cJSON *string_path(const cJSON *v, const char *prefix, long *k, char *path, size_t cap,
+                                int *is_name) {
+    if (cJSON_IsString(v)) {
+        if ((*k)-- != 0) return NULL;
+        snprintf(path, cap, "%s", prefix[0] ? prefix : "the JSON text");
+        return v;
+    }
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) return NULL;
+    size_t i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        char sub[256];
+        if (cJSON_IsObject(v)) {
+            if ((*k)-- == 0) {
+                snprintf(path, cap, "%s%sthe name '%.40s'", prefix, prefix[0] ? ": " : "", c->string);
+                *is_name = 1;
+                return c;
+            }
+            snprintf(sub, sizeof sub, "%s%s%.60s", prefix, prefix[0] ? "." : "", c->string);
+        } else {
+            snprintf(sub, sizeof sub, "%s[%zu]", prefix, i);
+        }
+        const cJSON *hit = string_path(c, sub, k, path, cap, is_name);
+        if (hit) return hit;
+    }
+    return NULL;
+}
+
+const cJSON *jobs_json_find_nul(const char *json, size_t len, const cJSON *root, char *path, size_t cap,
+                                int *is_name) {
+    int name = 0;
+    long k = nul_string_index(json, len);
+    const cJSON *hit = k >= 0 ? string_path(root, "", &k, path, cap, &name) : NULL;
+    if (is_name) *is_name = name;
+    return hit;
 }
 
 int llmos_job_from_json(const char *json, size_t len, const char *default_id, llmos_job_t **out,
@@ -331,17 +447,25 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
     if (!json) return client_err(err, LLMOS_CLIENT_EINVAL, "no JSON text");
     const char *nul = memchr(json, 0, len);
     if (nul) return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: a NUL byte at offset %zu", (size_t)(nul - json));
-    size_t bad = jobs_utf8_check(json, len);
+    size_t bad = llmos_utf8_check(json, len);
     if (bad < len) return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid UTF-8 at offset %zu", bad);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    if (!root) return syntax_err(json, len, end && end >= json ? (size_t)(end - json) : 0, err);
+    if (!root) return syntax_err(json, len, error_offset(json, len, end), err);
     if (end) /* anything after the value must be blank */
         for (const char *p = end; p < json + len && *p; p++)
             if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
                 cJSON_Delete(root);
                 return syntax_err(json, len, (size_t)(p - json), err);
             }
+    char where[320];
+    if (jobs_json_find_nul(json, len, root, where, sizeof where, NULL)) {
+        cJSON_Delete(root);
+        return client_err(err, LLMOS_CLIENT_EINVAL,
+                          "%s: contains a NUL character (\\u0000); ids, names and texts "
+                          "cannot hold one",
+                          where);
+    }
     int rc = 0;
     llmos_job_t *j = NULL;
     task_in_t inl = {0}; /* the short form's one task */

@@ -1,30 +1,40 @@
 /*
  * llmos.c — the `llmos` command line.
  *
+ * Commands that ask a node (at --endpoint, else $LLMOS_ENDPOINT, else
+ * tcp://127.0.0.1:7070 — the same rule for every one of them):
  *   llmos [--endpoint E] [--timeout MS] ping [-c N]
  *   llmos [--endpoint E] [--timeout MS] status [--json]
- *   llmos --endpoint E graph query 'SPARQL' [--format tsv|json] [--query-timeout MS]
- *   llmos --endpoint E graph link 'text' [--hops K] [--max-facts N] [--format text|json]
- *   llmos --endpoint E graph neighbors NODE [--hops K] [--dir D] [--max-edges N]
- *   llmos --endpoint E graph path A B [--max-hops K] [--dir D]
- *   llmos --endpoint E graph stats [--distinct]
- *   llmos --endpoint E graph load FILE... [--strict] [--format nt|ttl|tsv] [--base IRI]
- *                        [--remote-path] [--chunk SIZE] [--load-timeout MS]
- *                        asks the node's `graph` actor (llmosd --graph DB): only
- *                        when --endpoint is given on the command line and the
- *                        subcommand is query, link, neighbors, path, stats or load; otherwise `llmos graph ...`
- *                        runs the local llmos-graph on a DB path like any X:
- *   llmos X args...      runs `llmos-X args...` (git style): first from the
- *                        directory of this executable, then from PATH.
+ *   llmos [--endpoint E] submit|wait|status ID|cancel|jobs|batch run ...   (cmd_jobs.c, cmd_batch.c)
+ *   llmos [--endpoint E] generate ...       without --model (cmd_generate.c)
+ *   llmos [--endpoint E] model stats|load|unload ...   (cmd_generate.c)
+ *   llmos [--endpoint E] classify ...       (cmd_classify.c)
+ *   llmos --endpoint E graph query|link|neighbors|path|stats|load ...
+ *                        asks the node's `graph` actor (llmosd --graph DB).
+ *                        Only with --endpoint on the command line: `llmos
+ *                        graph ...` without it runs the local llmos-graph on
+ *                        a DB path (docs/graph.md), even with $LLMOS_ENDPOINT
+ *                        set, because the local and remote argument lists
+ *                        cannot be told apart (`graph load A B`).  A graph
+ *                        subcommand with no remote form (dump, check) is an
+ *                        error with --endpoint, not a local run.
+ * Local tools, git style:
+ *   llmos X args...      runs `llmos-X args...`: first from the directory
+ *                        of this executable, then from PATH (generate
+ *                        --model FILE, graph without --endpoint, train, eval,
+ *                        ckpt, ...).  Their --help is theirs.
  *
- * The endpoint defaults to $LLMOS_ENDPOINT, then tcp://127.0.0.1:7070.
- * Exit codes: 0 ok, 1 the node did not answer or answered an error, 2 usage.
+ * Every command and subcommand answers --help (and `llmos help CMD [SUB]`)
+ * with its usage on stdout and exit 0, without talking to a node.
+ * Exit codes: 0 ok, 1 the node did not answer or answered an error, 2 usage
+ * (llmos batch run: 3 when its output is complete but holds error records).
  * Talks to nodes only through libllmos-client; links no MPI, model or graph.
  */
+#include "client/cli.h"
 #include "client/cmd_classify.h"
 #include "client/cmd_generate.h"
-#include "llmos/client.h"
 #include "client/cmd_jobs.h"
+#include "llmos/client.h"
 #include "llmos/graph.pb-c.h"
 #include "runtime/base/progress.h"
 
@@ -43,25 +53,92 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: llmos [--endpoint tcp://HOST:PORT] [--timeout MS] COMMAND [ARGS]\n"
+            "       llmos COMMAND [SUBCOMMAND] --help     (or llmos help COMMAND [SUBCOMMAND]): its usage\n"
             "\n"
-            "Commands:\n"
-            "  ping [-c N]      round-trip time to the node (N pings)\n"
-            "  status [--json]  node id, uptime, actors, message and error counters\n"
+            "Commands that ask a node (the one at --endpoint, else $LLMOS_ENDPOINT, else " DEFAULT_ENDPOINT
+            "):\n"
+            "  ping [-c N]           round-trip time to the node (N pings)\n"
+            "  status [--json]       node id, uptime, actors, message and error counters\n"
             "  submit FILE.json|- [--wait|--stream]   submit a job (JSON; see README)\n"
             "  wait ID [--timeout MS] [--stream]      wait for a job, print its result\n"
-            "  status ID        a job's state and results (JSON)\n"
-            "  cancel ID        cancel a job\n"
+            "  status ID             a job's state and results (JSON)\n"
+            "  cancel ID             cancel a job\n"
             "  jobs [--tenant T] [--state S] [--limit N] [--after ID] [--all] [--json]   list jobs\n"
-            "  jobs --stats     the scheduler's counters\n"
+            "  jobs --stats          the scheduler's counters\n"
             "  batch run IN.jsonl -o OUT.jsonl [--concurrency N]   one job per line, resumable\n"
-            "  classify TEXT... [--file F] [--top K] [--json]   label texts (llmosd --classifier)\n"
-            "  help             this text\n"
-            "  X ...            runs llmos-X (e.g. llmos generate, llmos graph, llmos train,\n"
-            "                   llmos eval, llmos ckpt) from llmos's directory or PATH\n"
+            "  generate [--prompt TEXT] [-n N] [--stream] ...       generate with the node's model\n"
+            "  model stats|load|unload ...                          the node's model\n"
+            "  classify TEXT... [--file F] [--top K] [--json]       label texts (llmosd --classifier)\n"
+            "  graph query|link|neighbors|path|stats|load ...       the node's graph (llmosd --graph DB);\n"
+            "                        only with --endpoint given on the command line\n"
+            "\n"
+            "Local tools (llmos X runs llmos-X from llmos's directory or PATH):\n"
+            "  generate --model FILE ...   generate locally (llmos-generate)\n"
+            "  graph COMMAND DB ...        a graph directory: load, stats, dump, check, query, link,\n"
+            "                              neighbors, path (llmos-graph)\n"
+            "  train ...                   train or fine-tune a model (llmos-train)\n"
+            "  eval ...                    evaluate a classifier (llmos-eval)\n"
+            "  ckpt ls|show|export ...     checkpoints (llmos-ckpt)\n"
+            "  help [COMMAND]              this text, or a command's usage\n"
             "\n"
             "Options:\n"
-            "  --endpoint E     node to talk to (default $LLMOS_ENDPOINT or " DEFAULT_ENDPOINT ")\n"
-            "  --timeout MS     how long to wait for an answer (default 5000)\n");
+            "  --endpoint E     node to talk to: tcp://HOST:PORT\n"
+            "  --timeout MS     how long to wait for an answer (default 5000)\n"
+            "  -h, --help       this text\n"
+            "\n"
+            "Exit status: 0 ok, 1 failed (the node did not answer or answered an error), 2 usage;\n"
+            "llmos batch run: 3 when every line has a record and some are errors.\n");
+}
+
+static void ping_usage(FILE *f) {
+    fprintf(f, "usage: llmos [--endpoint E] [--timeout MS] ping [-c N]\n"
+               "  Pings the node N times (default 1) and prints each round-trip time.\n");
+}
+
+static void status_usage(FILE *f) {
+    fprintf(f,
+            "usage: llmos [--endpoint E] [--timeout MS] status [--json]\n"
+            "  The node's id (16 hex digits), name, endpoint, uptime, workers, live peers, actors, message\n"
+            "  counters and errors by kind; --json: the same as one JSON object.\n"
+            "       llmos [--endpoint E] status ID\n"
+            "  Job ID's state and results (one JSON line).\n");
+}
+
+/* Usage of `llmos --endpoint E graph SUB` (NULL: every remote subcommand). */
+static void graph_remote_usage(FILE *f, const char *sub) {
+    static const struct {
+        const char *sub, *text;
+    } u[] = {
+        {"query", "graph query 'SPARQL' [--format tsv|json] [--query-timeout MS]"},
+        {"link", "graph link 'text' [--hops 0|1|2] [--max-facts N] [--format text|json]"},
+        {"neighbors", "graph neighbors NODE [--hops K] [--dir out|in|both] [--max-edges N]"},
+        {"path", "graph path A B [--max-hops K] [--dir out|in|both]"},
+        {"stats", "graph stats [--distinct]"},
+        {"load", "graph load FILE... [--strict] [--format nt|ttl|tsv] [--base IRI] [--remote-path]\n"
+                 "                             [--chunk BYTES] [--load-timeout MS]\n"
+                 "  --remote-path   FILEs are paths on the node, not sent"},
+    };
+    int first = 1;
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+        if (sub && strcmp(sub, u[i].sub) != 0) continue;
+        fprintf(f, "%s llmos --endpoint E %s\n", first ? "usage:" : "      ", u[i].text);
+        first = 0;
+    }
+    if (!sub)
+        fprintf(
+            f,
+            "  Asks the graph of the node at E (llmosd --graph DB); the answer is what llmos-graph prints\n"
+            "  locally.  Without --endpoint, llmos graph runs the local llmos-graph on a DB directory\n"
+            "  (llmos graph --help).\n");
+}
+
+/* 1 when sub is a graph subcommand the node's graph actor serves (the
+ * GRAPH_MSG_* requests of protos/llmos/graph.proto). */
+static int graph_remote_sub(const char *sub) {
+    static const char *const subs[] = {"query", "link", "neighbors", "path", "stats", "load"};
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (strcmp(sub, subs[i]) == 0) return 1;
+    return 0;
 }
 
 static int parse_ms(const char *s, uint32_t *out) {
@@ -90,7 +167,8 @@ static int cmd_ping(const char *endpoint, uint32_t timeout_ms, int argc, char **
             i++;
             continue;
         }
-        fprintf(stderr, "llmos ping: unexpected argument '%s' (usage: llmos ping [-c N])\n", argv[i]);
+        fprintf(stderr, "llmos ping: unexpected argument '%s'\n", argv[i]);
+        ping_usage(stderr);
         return 2;
     }
     llmos_client_t *c;
@@ -130,7 +208,8 @@ static int cmd_status(const char *endpoint, uint32_t timeout_ms, int argc, char 
             json = 1;
             continue;
         }
-        fprintf(stderr, "llmos status: unexpected argument '%s' (usage: llmos status [--json])\n", argv[i]);
+        fprintf(stderr, "llmos status: unexpected argument '%s'\n", argv[i]);
+        status_usage(stderr);
         return 2;
     }
     llmos_client_t *c;
@@ -194,7 +273,7 @@ static int graph_ask(const char *endpoint, uint32_t timeout_ms, const char *sub,
 static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     const char *sub = argv[0], *text = NULL, *format = "";
     unsigned long hops = 1, max_facts = 20, qtimeout = 0;
-    int is_query = strcmp(sub, "query") == 0;
+    int is_query = strcmp(sub, "query") == 0, hops_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char *end = NULL;
@@ -206,6 +285,7 @@ static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc,
         } else if (!is_query && strcmp(a, "--hops") == 0 && i + 1 < argc) {
             hops = strtoul(argv[++i], &end, 10);
             if (!*argv[i] || *end || hops > 2) goto usage;
+            hops_set = 1;
         } else if (!is_query && strcmp(a, "--max-facts") == 0 && i + 1 < argc) {
             max_facts = strtoul(argv[++i], &end, 10);
             if (!*argv[i] || *end || max_facts < 1 || max_facts > 100000) goto usage;
@@ -234,6 +314,7 @@ static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc,
         Llmos__GraphLinkRequest q = LLMOS__GRAPH_LINK_REQUEST__INIT;
         q.text = (char *)text;
         q.hops = (uint32_t)hops;
+        q.hops_set = hops_set; /* hops 0 is sent only with hops_set (proto3 drops zeros) */
         q.max_facts = (uint32_t)max_facts;
         q.format = (char *)format;
         len = llmos__graph_link_request__get_packed_size(&q);
@@ -248,9 +329,7 @@ static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc,
     free(buf);
     return status;
 usage:
-    fprintf(stderr,
-            "usage: llmos --endpoint E graph query 'SPARQL' [--format tsv|json] [--query-timeout MS]\n"
-            "       llmos --endpoint E graph link 'text' [--hops 0|1|2] [--max-facts N] [--format text|json]\n");
+    graph_remote_usage(stderr, sub);
     return 2;
 }
 
@@ -327,8 +406,7 @@ static int cmd_graph_walk(const char *endpoint, uint32_t timeout_ms, int argc, c
     free(buf);
     return status;
 usage:
-    fprintf(stderr, "usage: llmos --endpoint E graph neighbors NODE [--hops K] [--dir out|in|both] [--max-edges N]\n"
-                    "       llmos --endpoint E graph path A B [--max-hops K] [--dir out|in|both]\n");
+    graph_remote_usage(stderr, argv[0]);
     return 2;
 }
 
@@ -337,7 +415,7 @@ static int cmd_graph_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
     Llmos__GraphStatsRequest q = LLMOS__GRAPH_STATS_REQUEST__INIT;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--distinct") != 0) {
-            fprintf(stderr, "usage: llmos --endpoint E graph stats [--distinct]\n");
+            graph_remote_usage(stderr, "stats");
             return 2;
         }
         q.distinct = 1;
@@ -512,9 +590,7 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
     return status;
 usage:
     free(files);
-    fprintf(stderr, "usage: llmos --endpoint E graph load FILE... [--strict] [--format nt|ttl|tsv] [--base IRI]\n"
-                    "                             [--remote-path] [--chunk BYTES] [--load-timeout MS]\n"
-                    "  --remote-path   FILEs are paths on the node, not sent\n");
+    graph_remote_usage(stderr, "load");
     return 2;
 }
 
@@ -562,6 +638,42 @@ static int run_external(const char *cmd, int argc, char **argv) {
     return 1;
 }
 
+/* `llmos --endpoint E graph ...`: the node's graph actor.  argv starts
+ * after "graph". */
+static int cmd_graph(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
+    const char *sub = argc ? argv[0] : NULL;
+    if (!sub || strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        graph_remote_usage(sub ? stdout : stderr, NULL);
+        return sub ? 0 : 2;
+    }
+    if (!graph_remote_sub(sub)) {
+        fprintf(
+            stderr,
+            "llmos graph %s: has no remote form: a node's graph answers query, link, neighbors, path, stats "
+            "and load.  Without --endpoint, `llmos graph %s DB ...` runs it locally on a graph directory.\n",
+            sub, sub);
+        return 2;
+    }
+    if (cli_help_asked(argc - 1, argv + 1)) {
+        graph_remote_usage(stdout, sub);
+        return 0;
+    }
+    if (strcmp(sub, "query") == 0 || strcmp(sub, "link") == 0)
+        return cmd_graph_remote(endpoint, timeout_ms, argc, argv);
+    if (strcmp(sub, "stats") == 0) return cmd_graph_stats(endpoint, timeout_ms, argc, argv);
+    if (strcmp(sub, "load") == 0) return cmd_graph_load(endpoint, timeout_ms, argc, argv);
+    return cmd_graph_walk(endpoint, timeout_ms, argc, argv);
+}
+
+/* 1 when a `generate` command line asks for a local generation: it names
+ * a model file (llmos-generate's --model / -m), which the remote form never
+ * takes. */
+static int generate_is_local(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--model") == 0 || strcmp(argv[i], "-m") == 0) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *endpoint = getenv("LLMOS_ENDPOINT");
     if (!endpoint || !*endpoint) endpoint = DEFAULT_ENDPOINT;
@@ -591,34 +703,63 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[i++];
-    if (strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return 0;
+    char *help_argv[3];
+    if (strcmp(cmd, "help") == 0) { /* `llmos help [CMD [SUB]]` = `llmos CMD [SUB] --help` */
+        if (i >= argc) {
+            usage(stdout);
+            return 0;
+        }
+        cmd = argv[i++];
+        int n = 0;
+        if (i < argc) help_argv[n++] = argv[i];
+        help_argv[n++] = "--help";
+        help_argv[n] = NULL;
+        argv = help_argv;
+        argc = n;
+        i = 0;
     }
-    if (strcmp(cmd, "ping") == 0) return cmd_ping(endpoint, timeout_ms, argc - i, argv + i);
+    int n = argc - i;
+    char **args = argv + i;
+    int help = cli_help_asked(n, args);
+    if (strcmp(cmd, "ping") == 0) {
+        if (help) ping_usage(stdout);
+        return help ? 0 : cmd_ping(endpoint, timeout_ms, n, args);
+    }
     /* jobs (client/cmd_jobs.c, client/cmd_batch.c) */
-    if (strcmp(cmd, "status") == 0 && cmd_status_names_job(argc - i, argv + i))
-        return cmd_job_status(endpoint, timeout_ms, argc - i, argv + i);
-    if (strcmp(cmd, "submit") == 0) return cmd_submit(endpoint, timeout_ms, argc - i, argv + i);
-    if (strcmp(cmd, "wait") == 0) return cmd_wait(endpoint, timeout_ms, argc - i, argv + i);
-    if (strcmp(cmd, "cancel") == 0) return cmd_cancel(endpoint, timeout_ms, argc - i, argv + i);
-    if (strcmp(cmd, "jobs") == 0) return cmd_jobs(endpoint, timeout_ms, argc - i, argv + i);
-    if (strcmp(cmd, "batch") == 0) return cmd_batch(endpoint, timeout_ms, argc - i, argv + i);
-    if (strcmp(cmd, "status") == 0) return cmd_status(endpoint, timeout_ms, argc - i, argv + i);
-    if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
-        (strcmp(argv[i], "query") == 0 || strcmp(argv[i], "link") == 0))
-        return cmd_graph_remote(endpoint, timeout_ms, argc - i, argv + i);
-    if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc && strcmp(argv[i], "stats") == 0)
-        return cmd_graph_stats(endpoint, timeout_ms, argc - i, argv + i);
-    if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc && strcmp(argv[i], "load") == 0)
-        return cmd_graph_load(endpoint, timeout_ms, argc - i, argv + i);
-    if (explicit_endpoint && strcmp(cmd, "graph") == 0 && i < argc &&
-        (strcmp(argv[i], "neighbors") == 0 || strcmp(argv[i], "path") == 0))
-        return cmd_graph_walk(endpoint, timeout_ms, argc - i, argv + i);
-    if (strcmp(cmd, "classify") == 0) return cmd_classify(endpoint, timeout_ms, argc - i, argv + i);
-    if (explicit_endpoint && (strcmp(cmd, "generate") == 0 || strcmp(cmd, "model") == 0))
-        return cmd_generate_main(endpoint, timeout_ms, cmd, argc - i, argv + i);
-    /* Subcommands that talk to a node use the same endpoint. */
+    if (strcmp(cmd, "status") == 0) {
+        if (help) {
+            status_usage(stdout);
+            return 0;
+        }
+        return cmd_status_names_job(n, args) ? cmd_job_status(endpoint, timeout_ms, n, args)
+                                             : cmd_status(endpoint, timeout_ms, n, args);
+    }
+    static const struct {
+        const char *name;
+        int (*run)(const char *endpoint, uint32_t timeout_ms, int argc, char **argv);
+    } job_cmds[] = {{"submit", cmd_submit}, {"wait", cmd_wait}, {"cancel", cmd_cancel}, {"jobs", cmd_jobs}};
+    for (size_t k = 0; k < sizeof job_cmds / sizeof job_cmds[0]; k++) {
+        if (strcmp(cmd, job_cmds[k].name) != 0) continue;
+        if (help) cmd_jobs_usage(cmd, stdout);
+        return help ? 0 : job_cmds[k].run(endpoint, timeout_ms, n, args);
+    }
+    if (strcmp(cmd, "batch") == 0) {
+        help = help || (n && strcmp(args[0], "help") == 0);
+        if (help) cmd_batch_usage(stdout);
+        return help ? 0 : cmd_batch(endpoint, timeout_ms, n, args);
+    }
+    if (strcmp(cmd, "classify") == 0) return cmd_classify(endpoint, timeout_ms, n, args);
+    if (strcmp(cmd, "model") == 0) return cmd_generate_main(endpoint, timeout_ms, cmd, n, args);
+    if (strcmp(cmd, "generate") == 0 && !generate_is_local(n, args))
+        return cmd_generate_main(endpoint, timeout_ms, cmd, n, args);
+    if (strcmp(cmd, "generate") == 0 && explicit_endpoint) {
+        fprintf(stderr,
+                "llmos generate: --model generates locally and --endpoint asks a node: give one of them "
+                "(to serve another model on the node: llmos --endpoint E model load PATH)\n");
+        return 2;
+    }
+    if (strcmp(cmd, "graph") == 0 && explicit_endpoint) return cmd_graph(endpoint, timeout_ms, n, args);
+    /* Local tools that talk to a node use the same endpoint. */
     setenv("LLMOS_ENDPOINT", endpoint, 1);
-    return run_external(cmd, argc - i, argv + i);
+    return run_external(cmd, n, args);
 }

@@ -16,6 +16,8 @@ void cl_config_init(cl_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->listen, sizeof cfg->listen, "tcp://127.0.0.1:7070");
     cfg->max_frame = CL_MAX_FRAME_DEFAULT;
+    cfg->task_input_max = 16u << 20;
+    cfg->quarantine_after = 3;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     cfg->heartbeat_ms = 250;
     cfg->peer_timeout_ms = 2000;
@@ -90,6 +92,16 @@ static int set_u32(uint32_t *dst, const char *key, const char *value, uint32_t m
     return 0;
 }
 
+/* A size with an optional K/M/G suffix, between 1K and 4G. */
+static int set_size(uint64_t *dst, const char *key, const char *value, const char *where, llmos_error_t *err) {
+    uint64_t v;
+    if (cl_parse_u64(value, 1, &v) != 0 || v < 1024 || v > ((uint64_t)1 << 32))
+        return llmos_error_set(err, LLMOS_EINVAL, "%s: %s = '%s' is not a size between 1K and 4G (e.g. 16M)", where,
+                               key, value);
+    *dst = v;
+    return 0;
+}
+
 static int set_str(char *dst, size_t cap, const char *key, const char *value, const char *where,
                    llmos_error_t *err) {
     if (strlen(value) >= cap)
@@ -139,17 +151,16 @@ int cl_config_set(cl_config_t *cfg, const char *key, const char *value, const ch
     if (strcmp(key, "heartbeat_ms") == 0) return set_u32(&cfg->heartbeat_ms, key, value, 10, where, err);
     if (strcmp(key, "peer_timeout_ms") == 0) return set_u32(&cfg->peer_timeout_ms, key, value, 50, where, err);
     if (strcmp(key, "max_frame") == 0) {
-        uint64_t v;
-        if (cl_parse_u64(value, 1, &v) != 0 || v < 1024 || v > ((uint64_t)1 << 32))
-            return llmos_error_set(err, LLMOS_EINVAL,
-                                   "%s: max_frame = '%s' is not a size between 1K and 4G (e.g. 64M)", where, value);
-        cfg->max_frame = (size_t)v;
-        return 0;
+        uint64_t v = 0;
+        int rc = set_size(&v, key, value, where, err);
+        if (!rc) cfg->max_frame = (size_t)v;
+        return rc;
     }
     if (strcmp(key, "graph") == 0) {
         if (!value[0]) return llmos_error_set(err, LLMOS_EINVAL, "%s: graph is empty", where);
         return set_str(cfg->graph, sizeof cfg->graph, key, value, where, err);
     }
+    if (strcmp(key, "graph_max_result_bytes") == 0) return set_size(&cfg->graph_max_result_bytes, key, value, where, err);
     if (strcmp(key, "ensemble") == 0) {
         if (!value[0]) return llmos_error_set(err, LLMOS_EINVAL, "%s: ensemble is empty", where);
         return set_str(cfg->ensemble, sizeof cfg->ensemble, key, value, where, err);
@@ -175,6 +186,8 @@ int cl_config_set(cl_config_t *cfg, const char *key, const char *value, const ch
     }
     if (strcmp(key, "target_inflight") == 0)
         return set_str(cfg->target_inflight, sizeof cfg->target_inflight, key, value, where, err);
+    if (strcmp(key, "task_input_max") == 0) return set_size(&cfg->task_input_max, key, value, where, err);
+    if (strcmp(key, "quarantine_after") == 0) return set_u32(&cfg->quarantine_after, key, value, 0, where, err);
     if (strcmp(key, "log_level") == 0) {
         llmos_log_level lvl;
         if (llmos_log_parse_level(value, &lvl) != 0)

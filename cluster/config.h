@@ -17,6 +17,10 @@
  *   graph       a knowledge-graph directory the node serves as actor `graph`
  *               (as llmosd --graph DB; the flag wins); a relative path is
  *               taken from llmosd's working directory; default: none
+ *   graph_max_result_bytes  cap on one graph answer (a query's result, a
+ *               walk, stats), e.g. 16M: a query past it stops at once with
+ *               ETOOBIG (llmosd --graph-max-result-bytes; default 16M,
+ *               1K..4G)
  *   ensemble    classifier checkpoints served as one averaged ensemble,
  *               "DIR[:WEIGHT],..." (as llmosd --ensemble SPEC; the flag
  *               wins; actors/cls_ensemble.h); default: none
@@ -30,6 +34,11 @@
  *   sync                 1 = fsync the job log on each commit (default), 0 = not
  *   target_inflight      per-target caps on tasks in flight, "echo=64,model=8"
  *                        (default 256 each; 0 = the target runs nothing)
+ *   task_input_max       bytes of one task's input (its text plus the outputs
+ *                        of its input_from tasks), e.g. 16M (default 16M)
+ *   quarantine_after     a job whose task was in flight during this many
+ *                        consecutive crashes of the node is quarantined
+ *                        instead of run again (default 3; 0 = never)
  * A bad line is an error naming FILE:LINE and the key.
  *
  * Thread-safety: plain data; no shared state.
@@ -60,6 +69,7 @@ typedef struct cl_config {
     uint32_t heartbeat_ms;
     uint32_t peer_timeout_ms;
     char graph[CL_PATH_MAX]; /* graph directory to serve; "" = none */
+    uint64_t graph_max_result_bytes; /* cap on one graph answer's bytes; 0 = the graph actor's default */
     char ensemble[4 * CL_PATH_MAX]; /* classifier ensemble spec to serve; "" = none */
     /* jobs (actors/scheduler.h) */
     char data_dir[CL_PATH_MAX];
@@ -69,6 +79,8 @@ typedef struct cl_config {
     uint32_t max_retries_default;
     uint32_t sync;
     char target_inflight[512];
+    uint64_t task_input_max;
+    uint32_t quarantine_after;
 } cl_config_t;
 
 /* Fills the defaults. */

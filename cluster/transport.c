@@ -103,6 +103,7 @@ struct cl_transport {
     size_t ndir;
     char adds[CL_PEERS_MAX][CL_ENDPOINT_MAX]; /* cl_transport_add_peer, for the I/O thread */
     size_t nadds;
+    llmos_log_burst_t burst_big; /* outgoing messages over max_frame (runtime threads) */
 
     /* I/O thread only */
     peer_t *peers;
@@ -384,11 +385,57 @@ static void route_out(cl_transport_t *t, rt_msg_t *msg) {
     if (p->out.len >= FLUSH_BYTES && !p->blocked) peer_flush(t, p, llmos_now_ns());
 }
 
+static int queue_push(cl_transport_t *t, rt_msg_t *msg);
+
+/* A message whose envelope is over max_frame (the receiver would refuse
+ * it): counted in too_big, never dropped silently.  A reply to an ask is
+ * replaced by an error reply to the asker saying by how much the answer was
+ * over (then 0: msg was answered and is freed here); the sender of anything
+ * else gets LLMOS_ETOOBIG back (msg stays the caller's, and the runtime
+ * answers an ask with it). */
+static int refuse_too_big(cl_transport_t *t, rt_msg_t *msg, size_t size) {
+    INC(too_big);
+    pthread_mutex_lock(&t->lock);
+    llmos_log_burst(&t->burst_big, LLMOS_LOG_WARN,
+                    "a %zu-byte %s of type %" PRIu32 " to node %016" PRIx64 " is over the %zu-byte frame cap", size,
+                    (msg->flags & RT_MSG_REPLY) ? "reply" : "message", msg->type, msg->to.node, t->max_frame);
+    pthread_mutex_unlock(&t->lock);
+    if ((msg->flags & RT_MSG_REPLY) && msg->corr && !rt_ref_is_none(msg->to)) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "the answer (message type %" PRIu32 ") is %zu bytes, %zu bytes over the %zu-byte frame cap "
+                 "(max_frame) of node %016" PRIx64,
+                 msg->type, size, size - t->max_frame, t->max_frame, t->self);
+        rt_msg_t *r = rt_msg_new(&(rt_msg_init_t){.to = msg->to,
+                                                  .from = msg->from,
+                                                  .type = RT_MSG_ERROR,
+                                                  .flags = RT_MSG_REPLY,
+                                                  .corr = msg->corr,
+                                                  .trace_id = msg->trace_id,
+                                                  .tenant = msg->tenant,
+                                                  .status = LLMOS_ETOOBIG,
+                                                  .error = text});
+        if (r && r->from.node == 0) r->from.node = t->self;
+        if (r && queue_push(t, r) == 0) {
+            rt_msg_free(msg);
+            return 0;
+        }
+        rt_msg_free(r);
+    }
+    return LLMOS_ETOOBIG;
+}
+
 /* The remote router: runs on runtime threads. */
 static int remote_route(void *user, rt_msg_t *msg) {
     cl_transport_t *t = user;
+    size_t size = cl_envelope_size(msg, t->self);
+    if (size > t->max_frame) return refuse_too_big(t, msg, size); /* the receiver would refuse it */
+    return queue_push(t, msg);
+}
+
+/* Hands msg to the I/O thread: 0 (taken) or an error (msg stays the caller's). */
+static int queue_push(cl_transport_t *t, rt_msg_t *msg) {
     uint64_t node = msg->to.node;
-    if (msg->len > t->max_frame) return LLMOS_ETOOBIG; /* the peer would refuse it */
     pthread_mutex_lock(&t->lock);
     if (t->closed) {
         pthread_mutex_unlock(&t->lock);

@@ -334,6 +334,7 @@ typedef struct link_ctx {
     sparql_buf_t tmp;
     graph_link_result_t *res;
     size_t max_facts;
+    size_t cap_facts, cap_mentions; /* room in res->facts / res->mentions */
 } link_ctx_t;
 
 static char *arena_copy(link_ctx_t *c, const char *s, size_t n) { return sparql_arena_strndup(c->arena, s, n); }
@@ -402,12 +403,30 @@ static int formatted(link_ctx_t *c, graph_id_t id, const char **out) {
     return 0;
 }
 
+/* Makes room for one more element in an arena array (*arr of *cap elements,
+ * n used): a doubled copy, so a huge max_facts costs nothing until facts come
+ * (the old copy stays in the arena until the result is released). */
+static int arena_grow(link_ctx_t *c, void **arr, size_t *cap, size_t n, size_t elem) {
+    if (n < *cap) return 0;
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *p = sparql_arena_alloc(c->arena, nc * elem);
+    if (!p) return nomem(c);
+    if (n) memcpy(p, *arr, n * elem);
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
 /* Adds a fact unless present; 1 added, 0 present or full, negative error. */
 static int add_fact(link_ctx_t *c, const graph_triple_t *t, int hop) {
     graph_link_result_t *res = c->res;
     if (res->nfacts >= c->max_facts) return 0;
     for (size_t i = 0; i < res->nfacts; i++)
         if (res->facts[i].t.s == t->s && res->facts[i].t.p == t->p && res->facts[i].t.o == t->o) return 0;
+    void *facts = res->facts;
+    int grc = arena_grow(c, &facts, &c->cap_facts, res->nfacts, sizeof *res->facts);
+    if (grc) return grc;
+    res->facts = facts;
     graph_link_fact_t *f = &res->facts[res->nfacts];
     memset(f, 0, sizeof *f);
     f->t = *t;
@@ -477,9 +496,12 @@ static int hop_facts(link_ctx_t *c, const graph_id_t *ents, size_t n, int hop, g
 int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text, size_t len,
                     const graph_link_opts_t *opts, graph_link_result_t *out, llmos_error_t *err) {
     memset(out, 0, sizeof *out);
-    int hops = opts ? opts->hops : 1;
-    size_t max_facts = opts && opts->max_facts ? opts->max_facts : 20;
+    int hops = opts ? opts->hops : GRAPH_LINK_DEFAULT_HOPS;
+    size_t max_facts = opts && opts->max_facts ? opts->max_facts : GRAPH_LINK_DEFAULT_FACTS;
     size_t max_mentions = opts && opts->max_mentions ? opts->max_mentions : 256;
+    /* a huge cap means "as many as there may be" */
+    if (max_facts > GRAPH_LINK_FACTS_MAX) max_facts = GRAPH_LINK_FACTS_MAX;
+    if (max_mentions > GRAPH_LINK_MENTIONS_MAX) max_mentions = GRAPH_LINK_MENTIONS_MAX;
     if (hops < 0 || hops > 2) return llmos_error_set(err, LLMOS_EINVAL, "hops must be 0, 1 or 2 (got %d)", hops);
     if (!text && len) return llmos_error_set(err, LLMOS_EINVAL, "text is NULL");
     sparql_arena_t *arena = malloc(sizeof *arena);
@@ -491,12 +513,6 @@ int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text
     word_t *words = NULL;
     size_t nwords = 0, cap_words = 0;
     sparql_buf_t key = {0};
-    out->mentions = sparql_arena_alloc(arena, max_mentions * sizeof *out->mentions);
-    out->facts = sparql_arena_alloc(arena, max_facts * sizeof *out->facts);
-    if (!out->mentions || !out->facts) {
-        rc = nomem(&c);
-        goto out;
-    }
     /* words of the text */
     for (size_t i = 0; i < len;) {
         while (i < len && !is_word_byte((unsigned char)text[i])) i++;
@@ -539,6 +555,9 @@ int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text
             long e = index_find(l, key.data, key.len, hash_bytes(key.data, key.len));
             if (e < 0) continue;
             const entry_t *en = &l->entries[e];
+            void *ms = out->mentions;
+            if ((rc = arena_grow(&c, &ms, &c.cap_mentions, out->nmentions, sizeof *out->mentions))) goto out;
+            out->mentions = ms;
             graph_link_mention_t *m = &out->mentions[out->nmentions++];
             m->start = words[w].start;
             m->end = words[w + n - 1].end;
@@ -560,12 +579,11 @@ int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text
         }
         if (!matched) w++;
     }
-    if (hops == 0) goto out;
-    /* facts between two mentioned entities */
+    /* facts between two mentioned entities (hop 0: every hops setting) */
     for (size_t i = 0; i < nents && !rc; i++)
         for (size_t j = 0; j < nents && !rc; j++)
             if (i != j) rc = scan_facts(&c, ents[i], ents[j], max_facts, 0, ents[i], NULL, NULL, 0);
-    if (rc) goto out;
+    if (rc || hops == 0) goto out;
     graph_id_t next[MAX_FACT_ENTITIES];
     size_t nnext = 0;
     if (hops == 2) /* keep a third of the room for the second hop */

@@ -16,10 +16,11 @@
  * the scan continues after a match (leftmost-longest).
  *
  * Facts, up to max_facts, in this order: triples between two mentioned
- * entities; then each mentioned entity's own triples (outgoing, then
- * incoming; a fair share per entity first, then whatever room is left);
- * then, with hops = 2, the triples of the neighbours found in hop 1 (hop 1
- * leaves them a third of the room left after the facts between mentions).  Each
+ * entities (hop 0, at every hops setting); then, with hops >= 1, each
+ * mentioned entity's own triples (outgoing, then incoming; a fair share per
+ * entity first, then whatever room is left); then, with hops = 2, the
+ * triples of the neighbours found in hop 1 (hop 1 leaves them a third of
+ * the room left after the facts between mentions).  Each
  * fact comes with its terms in N-Triples syntax and a sentence
  * "<subject label> <predicate label> <object label>." ("abnormality affects
  * cell function.").
@@ -49,10 +50,17 @@ void graph_linker_destroy(graph_linker_t **l);
 /* Number of entities and of distinct labels indexed. */
 void graph_linker_size(const graph_linker_t *l, size_t *entities, size_t *labels);
 
+/* hops when opts is NULL, and the graph actor's when a request gives none */
+#define GRAPH_LINK_DEFAULT_HOPS 1
+#define GRAPH_LINK_DEFAULT_FACTS 20  /* max_facts 0 */
+#define GRAPH_LINK_FACTS_MAX 100000  /* a larger max_facts is this ("as many as allowed") */
+#define GRAPH_LINK_MENTIONS_MAX 4096 /* a larger max_mentions is this */
+
 typedef struct graph_link_opts {
-    int hops;            /* 0: mentions only; 1 or 2 (default 1 when opts is NULL) */
-    size_t max_facts;    /* cap on facts (default 20) */
-    size_t max_mentions; /* cap on mentions reported (default 256) */
+    int hops;            /* 0: the mentions and the facts between them; 1: also each mention's own
+                            triples; 2: also its neighbours' (GRAPH_LINK_DEFAULT_HOPS when opts is NULL) */
+    size_t max_facts;    /* cap on facts; 0 = GRAPH_LINK_DEFAULT_FACTS, over GRAPH_LINK_FACTS_MAX = that */
+    size_t max_mentions; /* cap on mentions reported; 0 = 256, over GRAPH_LINK_MENTIONS_MAX = that */
 } graph_link_opts_t;
 
 typedef struct graph_link_mention {
@@ -84,8 +92,10 @@ typedef struct graph_link_result {
  * them, reading the store through r (the same store the linker was built
  * from; a newer snapshot is fine).  opts may be NULL.  *out is filled on
  * success and must be released with graph_link_result_deinit (also after an
- * error: it is then empty).  Errors: LLMOS_EINVAL (hops outside 0..2),
- * LLMOS_ENOMEM, store errors. */
+ * error: it is then empty).  A text that mentions nothing ("Lily saw") is no
+ * error: no mentions, no facts (mentions and facts may then be NULL).
+ * Memory grows with the facts found, not with max_facts.  Errors:
+ * LLMOS_EINVAL (hops outside 0..2), LLMOS_ENOMEM, store errors. */
 int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text, size_t len,
                     const graph_link_opts_t *opts, graph_link_result_t *out, llmos_error_t *err);
 

@@ -122,10 +122,22 @@ typedef struct sparql_sink {
     void *ctx;
 } sparql_sink_t;
 
+/* Limits of one execution.  The deadline, the cancel flag and the interrupt
+ * callback are polled every 256 scanned triples, so a query that scans
+ * without producing rows stops too. */
 typedef struct sparql_exec_opts {
     uint64_t deadline_ns;       /* llmos_now_ns() value to stop at (LLMOS_ETIMEDOUT); 0 = none */
     const volatile int *cancel; /* when non-NULL and set non-zero: stop with LLMOS_ECANCELED */
+    int (*interrupted)(void *ctx); /* when non-NULL and it returns non-zero: stop with LLMOS_ECANCELED
+                                      (the graph actor: the process is shutting down) */
+    void *interrupt_ctx;           /* passed to interrupted (borrowed) */
     uint64_t count_cap;         /* planner's range-count cap per pattern; 0 = 1 M */
+    uint64_t max_result_bytes;  /* cap on the result: the bytes sparql_query_run's writer writes
+                                   and the bytes the DISTINCT table holds; 0 = none.  Past it the
+                                   query stops at once with LLMOS_ETOOBIG naming the cap and the
+                                   rows produced so far (a writer of your own: set its max_bytes) */
+    const char *cap_name;       /* how users set that cap, named in the message (e.g.
+                                   "--max-result-bytes"); NULL = not named (borrowed) */
 } sparql_exec_opts_t;
 
 typedef struct sparql_exec_stats {
@@ -138,10 +150,13 @@ typedef struct sparql_exec_stats {
 
 /* Runs q on the snapshot of reader r, handing solutions to sink.  opts and
  * stats may be NULL.  Allocates per query (plan, bindings, DISTINCT table),
- * never per row except when the DISTINCT table grows.  Errors: the first
- * non-zero sink return, LLMOS_ETIMEDOUT (deadline passed; rows already
- * handed out stay handed out), LLMOS_ECANCELED, LLMOS_ENOMEM, store errors
- * (LLMOS_EIO). */
+ * never per row except when the DISTINCT table grows.  A basic graph pattern
+ * with no triple pattern (`SELECT * {}`) has exactly one solution, the empty
+ * one (a row of unbound columns).  Errors: the first non-zero sink return
+ * (a writer's LLMOS_ETOOBIG past its cap), LLMOS_ETIMEDOUT (deadline passed;
+ * rows already handed out stay handed out), LLMOS_ECANCELED (cancel flag or
+ * interrupt), LLMOS_ETOOBIG (the DISTINCT table past opts->max_result_bytes),
+ * LLMOS_ENOMEM, store errors (LLMOS_EIO). */
 int sparql_query_execute(graph_reader_t *r, const sparql_query_t *q, const sparql_exec_opts_t *opts,
                          const sparql_sink_t *sink, sparql_exec_stats_t *stats, llmos_error_t *err);
 
@@ -171,9 +186,15 @@ typedef struct sparql_term_cache {
 typedef struct sparql_writer {
     sparql_format format;
     FILE *out;       /* borrowed; NULL = keep in memory */
+    uint64_t max_bytes;   /* cap on the bytes written in all (flushed ones included); 0 = none.
+                             The row that would pass it fails with LLMOS_ETOOBIG ("over the N-byte
+                             cap after R rows"), so a capped writer never holds more than about
+                             max_bytes.  Set after sparql_writer_init. */
+    const char *cap_name; /* how users set max_bytes, for the message; NULL = not named (borrowed) */
     char *data;      /* private: the buffer */
     size_t len, cap; /* private */
-    int nrows;       /* private: rows written (JSON commas) */
+    uint64_t flushed; /* private: bytes already written to out */
+    uint64_t nrows;   /* private: rows written (JSON commas) */
     int ncols;       /* private */
     const char **names; /* private: column names (copied) */
     char *names_mem; /* private */
@@ -193,8 +214,9 @@ const char *sparql_writer_text(const sparql_writer_t *w, size_t *len);
 /* Parses `len` bytes of `text`, runs the query on reader r's snapshot and
  * returns the whole result in `format` as a malloc'd NUL-terminated string
  * (*out, caller frees; *out_len may be NULL).  opts may be NULL (deadline,
- * cancel).  For callers that answer over a wire (the graph actor).  Errors:
- * those of sparql_query_parse and sparql_query_execute; *out is NULL then. */
+ * cancel, interrupt, result cap: opts->max_result_bytes caps the string).
+ * For callers that answer over a wire (the graph actor).  Errors: those of
+ * sparql_query_parse and sparql_query_execute; *out is NULL then. */
 int sparql_query_run(graph_reader_t *r, const char *text, size_t len, sparql_format format,
                      const sparql_exec_opts_t *opts, char **out, size_t *out_len, llmos_error_t *err);
 

@@ -23,8 +23,9 @@
  * step's filters run, and step i+1 follows.  Bindings are one id array;
  * rows are handed to the sink as ids (decoding is the writer's job), so a
  * row costs no allocation.  DISTINCT keeps a hash table of the projected
- * rows seen (the only memory that grows with the result).  The deadline and
- * cancel flag are checked every 256 triples.
+ * rows seen (the only memory that grows with the result; it is held under
+ * opts->max_result_bytes).  The deadline, cancel flag and interrupt callback
+ * are checked every 256 triples.
  *
  * FILTER semantics (SPARQL's three-valued logic: true, false, error):
  * `=` is sameTerm for IRIs and blank nodes; for literals it compares values
@@ -390,14 +391,32 @@ static uint64_t row_hash(const graph_id_t *row, int n) {
     return h ^ (h >> 33);
 }
 
-/* 1 when row is new (and now remembered), 0 when seen, or LLMOS_ENOMEM. */
+/* The DISTINCT table may not grow past the result cap: with a large OFFSET
+ * it fills without a row being written, so the writer's cap cannot see it. */
+static int distinct_cap(exec_t *ex, size_t slots, size_t rows, size_t w) {
+    uint64_t cap = ex->opts ? ex->opts->max_result_bytes : 0;
+    uint64_t need = (uint64_t)slots * sizeof(uint32_t) + (uint64_t)rows * w * sizeof(graph_id_t);
+    if (!cap || need <= cap) return 0;
+    const char *name = ex->opts->cap_name;
+    return llmos_error_set(
+        ex->err, LLMOS_ETOOBIG,
+        "DISTINCT needs more than the %llu-byte result cap%s%s%s after %llu rows: add a LIMIT, "
+        "narrow the query%s%s",
+        (unsigned long long)cap, name ? " (" : "", name ? name : "", name ? ")" : "",
+        (unsigned long long)ex->seen.nrows, name ? " or raise " : "", name ? name : "");
+}
+
+/* 1 when row is new (and now remembered), 0 when seen, or an error
+ * (LLMOS_ENOMEM, LLMOS_ETOOBIG past the result cap; err is set). */
 static int distinct_add(exec_t *ex, const graph_id_t *row, int n) {
     distinct_set_t *d = &ex->seen;
     size_t w = (size_t)(n ? n : 1);
     if ((d->nrows + 1) * 2 > d->nslots) {
         size_t ns = d->nslots ? d->nslots * 2 : 1024;
+        int rc = distinct_cap(ex, ns, d->cap_rows, w);
+        if (rc) return rc;
         uint32_t *slots = calloc(ns, sizeof *slots);
-        if (!slots) return LLMOS_ENOMEM;
+        if (!slots) return llmos_error_set(ex->err, LLMOS_ENOMEM, "out of memory for DISTINCT rows");
         for (size_t i = 0; i < d->nrows; i++) {
             size_t k = row_hash(d->rows + i * w, n) & (ns - 1);
             while (slots[k]) k = (k + 1) & (ns - 1);
@@ -414,9 +433,13 @@ static int distinct_add(exec_t *ex, const graph_id_t *row, int n) {
     }
     if (d->nrows == d->cap_rows) {
         size_t nc = d->cap_rows ? d->cap_rows * 2 : 512;
-        if (nc > UINT32_MAX - 1) return LLMOS_ENOMEM;
+        if (nc > UINT32_MAX - 1)
+            return llmos_error_set(ex->err, LLMOS_ETOOBIG, "DISTINCT over %u rows",
+                                   (unsigned)(UINT32_MAX - 1));
+        int rc = distinct_cap(ex, d->nslots, nc, w);
+        if (rc) return rc;
         graph_id_t *rows = realloc(d->rows, nc * w * sizeof *rows);
-        if (!rows) return LLMOS_ENOMEM;
+        if (!rows) return llmos_error_set(ex->err, LLMOS_ENOMEM, "out of memory for DISTINCT rows");
         d->rows = rows;
         d->cap_rows = nc;
     }
@@ -432,6 +455,9 @@ static int check_time(exec_t *ex) {
     if (ex->opts && ex->opts->cancel && *ex->opts->cancel)
         return llmos_error_set(ex->err, LLMOS_ECANCELED, "query canceled after %llu rows",
                                (unsigned long long)ex->emitted);
+    if (ex->opts && ex->opts->interrupted && ex->opts->interrupted(ex->opts->interrupt_ctx))
+        return llmos_error_set(ex->err, LLMOS_ECANCELED, "query interrupted after %llu rows",
+                               (unsigned long long)ex->emitted);
     if (ex->opts && ex->opts->deadline_ns && llmos_now_ns() >= ex->opts->deadline_ns)
         return llmos_error_set(ex->err, LLMOS_ETIMEDOUT, "query deadline passed after %llu rows",
                                (unsigned long long)ex->emitted);
@@ -445,8 +471,7 @@ static int solution(exec_t *ex) {
     for (int i = 0; i < q->nproject; i++) ex->row[i] = ex->bind[q->project[i]];
     if (q->distinct && q->form == SPARQL_SELECT) {
         rc = distinct_add(ex, ex->row, q->nproject);
-        if (rc < 0) return llmos_error_set(ex->err, rc, "out of memory for DISTINCT rows");
-        if (rc == 0) return 0;
+        if (rc <= 0) return rc;
     }
     if (ex->skipped < q->offset) {
         ex->skipped++;

@@ -6,11 +6,16 @@
  * graph_term_format, JSON escaped here), so a row costs no allocation once
  * the buffer has grown to its working size.  With an output FILE the buffer
  * is flushed every 64 KiB; without one the whole result stays in memory for
- * the caller (the graph actor puts it in a reply).
+ * the caller (the graph actor puts it in a reply).  A writer with max_bytes
+ * counts what it wrote (flushed or not) after every row and refuses the row
+ * that passes the cap, so a result too large for its caller is never built
+ * whole.
  *
  * TSV: a header line "?x\t?y", then one line per row with each term in
  * N-Triples syntax (unbound = empty field); ASK writes "?_askResult" and
- * true/false like other engines do (TSV has no boolean form).
+ * true/false like other engines do (TSV has no boolean form).  A query
+ * with no variable (`SELECT * {}`) writes an empty header line and one empty
+ * line per row; JSON writes "vars":[] and one {} binding per row.
  * JSON: {"head":{"vars":[...]},"results":{"bindings":[{"x":{"type":"uri",
  * "value":...}}, ...]}}, literals with "xml:lang" or "datatype"; ASK:
  * {"head":{},"boolean":true}.
@@ -49,9 +54,26 @@ static int w_flush(sparql_writer_t *w, int force) {
     if (!w->out || (!force && w->len < FLUSH_AT)) return 0;
     if (w->len && fwrite(w->data, 1, w->len, w->out) != w->len)
         return llmos_error_set(w->err, LLMOS_EIO, "writing results failed");
+    w->flushed += w->len;
     w->len = 0;
     if (force && fflush(w->out) != 0) return llmos_error_set(w->err, LLMOS_EIO, "writing results failed");
     return 0;
+}
+
+/* The cap is checked as the result grows, row by row: a result over it is
+ * never built whole (the graph actor would otherwise hold it in memory). */
+static int w_check_cap(sparql_writer_t *w) {
+    if (!w->max_bytes || w->flushed + w->len <= w->max_bytes) return 0;
+    if (w->cap_name)
+        return llmos_error_set(
+            w->err, LLMOS_ETOOBIG,
+            "the result is over the %llu-byte cap (%s) after %llu rows: add a LIMIT, narrow the "
+            "query or raise %s",
+            (unsigned long long)w->max_bytes, w->cap_name, (unsigned long long)w->nrows, w->cap_name);
+    return llmos_error_set(
+        w->err, LLMOS_ETOOBIG,
+        "the result is over the %llu-byte cap after %llu rows: add a LIMIT or narrow the query",
+        (unsigned long long)w->max_bytes, (unsigned long long)w->nrows);
 }
 
 /* A JSON string, through the shared escaper on a view of w's buffer. */
@@ -89,7 +111,7 @@ static int w_head(void *ctx, const char *const *names, int n) {
             if (!rc) rc = w_puts(w, names[i]);
         }
         if (!rc) rc = w_put(w, "\n", 1);
-        return rc;
+        return rc ? rc : w_check_cap(w);
     }
     rc = w_puts(w, "{\"head\":{\"vars\":[");
     for (int i = 0; i < n && !rc; i++) {
@@ -97,7 +119,7 @@ static int w_head(void *ctx, const char *const *names, int n) {
         if (!rc) rc = w_json_str(w, names[i], strlen(names[i]));
     }
     if (!rc) rc = w_puts(w, "]},\"results\":{\"bindings\":[");
-    return rc;
+    return rc ? rc : w_check_cap(w);
 }
 
 static int w_tsv_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
@@ -175,8 +197,10 @@ static int w_row(void *ctx, graph_reader_t *r, const graph_id_t *ids, int n) {
         }
         if (!rc) rc = w_put(w, "}", 1);
     }
+    if (!rc) rc = w_check_cap(w);
+    if (rc) return rc;
     w->nrows++;
-    return rc ? rc : w_flush(w, 0);
+    return w_flush(w, 0);
 }
 
 static int w_boolean(void *ctx, int value) {
@@ -232,6 +256,10 @@ int sparql_query_run(graph_reader_t *r, const char *text, size_t len, sparql_for
     if (rc) return rc;
     sparql_writer_t w;
     sparql_writer_init(&w, format, NULL, err);
+    if (opts) {
+        w.max_bytes = opts->max_result_bytes;
+        w.cap_name = opts->cap_name;
+    }
     sparql_sink_t sink = sparql_writer_sink(&w);
     rc = sparql_query_execute(r, q, opts, &sink, NULL, err);
     sparql_query_destroy(&q);

@@ -169,6 +169,11 @@ int model_tokenizer_vocab_size(const model_tokenizer_t *t);
 int model_tokenize(const model_tokenizer_t *t, const char *text, size_t len, int bos, int eos,
                    int *out, int cap, int *n_out, llmos_error_t *err);
 
+/* The longest piece of the vocabulary in bytes (at least 1): a text of
+ * more than (n - 1) * this many bytes is always more than n tokens with
+ * BOS, so a caller can refuse it before tokenizing. */
+int model_tokenizer_max_piece(const model_tokenizer_t *t);
+
 /* The bytes token `id` stands for when it follows `prev` (the dummy-prefix
  * space after BOS is dropped, <0xHH> becomes that byte, control tokens are
  * empty).  Returns a pointer borrowed from t (or to an internal static byte)
@@ -180,6 +185,53 @@ const char *model_token_piece(const model_tokenizer_t *t, int prev, int id, size
  * *n_out = bytes written.  LLMOS_ETOOBIG when out is too small. */
 int model_detokenize(const model_tokenizer_t *t, const int *ids, int n, char *out, size_t cap,
                      size_t *n_out, llmos_error_t *err);
+
+/* ---------------------------------------------------------------- a prompt with droppable context */
+
+/* Context is text put in front of a prompt that may be dropped to fit the
+ * model's window (e.g. knowledge-graph facts): one item per line.  The text
+ * the model sees is the layout of graph/prompt.h: the kept lines, each
+ * ended by '\n', one empty line, then the prompt byte for byte; with no
+ * line kept, the prompt alone.  Empty context lines are ignored.
+ *
+ * Fitting (one rule for llmos-generate --graph and the model shards): the
+ * prompt alone must fit P = min(positions, seq_len) positions (positions
+ * is llama2.c's -n: prompt + generation; 0 = seq_len), else LLMOS_ETOOBIG.
+ * The kept lines take positions on top of it, up to seq_len, leaving room
+ * for the generation the caller promises: what the prompt alone gets with
+ * positions set (P - prompt + 1 tokens), else 1 token; max_new (> 0) lowers
+ * that promise.  Lines are dropped whole from the end until the text fits
+ * (the most lines that do, measured on whole texts: a tokenizer's cost is
+ * not the sum of its parts). */
+typedef struct model_prompt_fit_opts {
+    int seq_len;   /* the model's positions (> 0) */
+    int positions; /* prompt + generation positions (-n); 0 = none (more than seq_len is cut to it) */
+    int max_new;   /* tokens the generation needs at most; 0 = all positions allow */
+    int extra;     /* free entries to leave after the text's tokens in `tokens` */
+    const char *positions_name; /* how errors name positions ("max_positions", "-n"); NULL = "positions" */
+} model_prompt_fit_opts_t;
+
+typedef struct model_prompt_fit {
+    int *tokens;            /* the text's ids with BOS, then `extra` free entries (owned) */
+    int n_tokens, cap;      /* ids of the text; entries in tokens */
+    int n_prompt;           /* ids of the prompt alone (with BOS) */
+    int context_tokens;     /* n_tokens - n_prompt when a line is kept, else 0 */
+    int limit;              /* positions the generation may run to (prompt and context included):
+                               positions + context_tokens (at most seq_len), or seq_len */
+    char *text;             /* the whole text, NUL-terminated (owned) */
+    size_t len, prefix_len; /* its bytes; the bytes before the prompt */
+    int lines_kept, lines_dropped;
+} model_prompt_fit_t;
+
+/* Fits context (clen bytes, may be NULL/0) in front of prompt (plen bytes)
+ * for tokenizer t.  *out must be released with model_prompt_fit_deinit (also
+ * after an error).  Errors: LLMOS_ETOOBIG ("the prompt is 514 tokens, more
+ * than seq_len 512"; a prompt so long in bytes that it cannot fit is refused
+ * before it is tokenized), LLMOS_EINVAL (seq_len <= 0), LLMOS_ENOMEM. */
+int model_prompt_fit(const model_tokenizer_t *t, const char *context, size_t clen, const char *prompt,
+                     size_t plen, const model_prompt_fit_opts_t *o, model_prompt_fit_t *out,
+                     llmos_error_t *err);
+void model_prompt_fit_deinit(model_prompt_fit_t *f);
 
 /* ---------------------------------------------------------------- inference */
 

@@ -7,7 +7,9 @@
  * concatenation is a vocabulary piece with the highest score is merged.
  * Only normal pieces take part in merges (byte and control tokens never do,
  * as in SentencePiece), so any byte string round-trips through encode and
- * decode.  Pieces are looked up in an open-addressing hash table built once.
+ * decode.  Merging uses a heap (merge_pairs): n log n, not llama2.c's n^2,
+ * with the same result.  Pieces are looked up in an open-addressing hash
+ * table built once.
  *
  * Formats: llama2.c tokenizer.bin (int32 max_token_length, then per token
  * float score, int32 length, bytes) and the GGUF vocabulary (through
@@ -213,6 +215,117 @@ void model_tokenizer_destroy(model_tokenizer_t **tp) {
 int model_tokenizer_bos(const model_tokenizer_t *t) { return t->bos; }
 int model_tokenizer_eos(const model_tokenizer_t *t) { return t->eos; }
 int model_tokenizer_vocab_size(const model_tokenizer_t *t) { return t->vocab_size; }
+int model_tokenizer_max_piece(const model_tokenizer_t *t) {
+    return t->max_len > 0 ? t->max_len : 1;
+}
+
+/* ---- merging: the best-scoring adjacent pair first, the leftmost among
+ * equals (llama2.c's rule), until none merges.  llama2.c rescans the whole
+ * sequence after each merge (quadratic: 40 kB of text took seconds); here
+ * the candidate pairs sit in a max-heap ordered by (score, -left position)
+ * and the symbols in a linked list, so each merge costs a log.  A heap
+ * entry is stale once either symbol changed (its generation moved) or
+ * died. */
+
+typedef struct pair {
+    float score;
+    int left, right; /* symbol positions */
+    int id;          /* the merged piece */
+    int gl, gr;      /* the symbols' generations when pushed */
+} pair_t;
+
+/* a before b in the heap: higher score, then the leftmost. */
+static int pair_before(const pair_t *a, const pair_t *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+typedef struct merge_state {
+    const model_tokenizer_t *t;
+    int *tok, *prev, *next, *gen;
+    pair_t *heap;
+    size_t n_heap, cap_heap;
+} merge_state_t;
+
+static int heap_push(merge_state_t *m, int left, int right) {
+    const model_tokenizer_t *t = m->t;
+    int a = m->tok[left], b = m->tok[right];
+    if (t->type[a] != MODEL_TOK_NORMAL || t->type[b] != MODEL_TOK_NORMAL) return 0;
+    int id = lookup2(t, t->piece[a], t->len[a], t->piece[b], t->len[b]);
+    if (id < 0 || !(t->score[id] > -1e30f)) return 0; /* llama2.c never merges at or below its start value */
+    if (m->n_heap == m->cap_heap) {
+        size_t cap = m->cap_heap ? m->cap_heap * 2 : 64;
+        pair_t *h = realloc(m->heap, cap * sizeof *h);
+        if (!h) return LLMOS_ENOMEM;
+        m->heap = h;
+        m->cap_heap = cap;
+    }
+    pair_t e = {t->score[id], left, right, id, m->gen[left], m->gen[right]};
+    size_t i = m->n_heap++;
+    while (i > 0 && pair_before(&e, &m->heap[(i - 1) / 2])) {
+        m->heap[i] = m->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    m->heap[i] = e;
+    return 0;
+}
+
+static pair_t heap_pop(merge_state_t *m) {
+    pair_t top = m->heap[0], last = m->heap[--m->n_heap];
+    size_t i = 0, n = m->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && pair_before(&m->heap[c + 1], &m->heap[c])) c++;
+        if (!pair_before(&m->heap[c], &last)) break;
+        m->heap[i] = m->heap[c];
+        i = c;
+    }
+    if (n) m->heap[i] = last;
+    return top;
+}
+
+static int merge_pairs(const model_tokenizer_t *t, int *out, int *n_io, llmos_error_t *err) {
+    int n = *n_io;
+    if (n < 2) return 0;
+    merge_state_t m = {.t = t};
+    m.tok = out;
+    m.prev = malloc(sizeof(int) * (size_t)n);
+    m.next = malloc(sizeof(int) * (size_t)n);
+    m.gen = calloc((size_t)n, sizeof(int));
+    int rc = m.prev && m.next && m.gen ? 0 : LLMOS_ENOMEM;
+    for (int i = 0; !rc && i < n; i++) {
+        m.prev[i] = i - 1;
+        m.next[i] = i + 1 < n ? i + 1 : -1;
+    }
+    for (int i = 0; !rc && i + 1 < n; i++)
+        rc = heap_push(&m, i, i + 1);
+    while (!rc && m.n_heap) {
+        pair_t p = heap_pop(&m);
+        if (m.gen[p.left] != p.gl || m.gen[p.right] != p.gr || m.next[p.left] != p.right)
+            continue; /* stale */
+        /* p.right joins p.left; the removed symbol's generation moves too,
+         * so entries naming it are stale. */
+        out[p.left] = p.id;
+        m.gen[p.left]++;
+        m.gen[p.right]++;
+        m.next[p.left] = m.next[p.right];
+        if (m.next[p.right] >= 0) m.prev[m.next[p.right]] = p.left;
+        m.next[p.right] = -2; /* dead */
+        if (m.prev[p.left] >= 0) rc = heap_push(&m, m.prev[p.left], p.left);
+        if (!rc && m.next[p.left] >= 0) rc = heap_push(&m, p.left, m.next[p.left]);
+    }
+    if (!rc) { /* compact the live symbols, in order */
+        int k = 0;
+        for (int i = 0; i >= 0; i = m.next[i])
+            out[k++] = out[i];
+        *n_io = k;
+    }
+    free(m.prev);
+    free(m.next);
+    free(m.gen);
+    free(m.heap);
+    return rc ? llmos_error_set(err, LLMOS_ENOMEM, "tokenize: no memory to merge %d symbols", n) : 0;
+}
 
 int model_tokenize(const model_tokenizer_t *t, const char *text, size_t len, int bos, int eos, int *out,
                    int cap, int *n_out, llmos_error_t *err) {
@@ -243,25 +356,8 @@ int model_tokenize(const model_tokenizer_t *t, const char *text, size_t len, int
         }
         i = j;
     }
-    /* Merge the best-scoring adjacent pair until none merges. */
-    for (;;) {
-        float best = -1e30f;
-        int best_id = -1, best_at = -1;
-        for (int i = 0; i + 1 < n; i++) {
-            int a = out[i], b = out[i + 1];
-            if (t->type[a] != MODEL_TOK_NORMAL || t->type[b] != MODEL_TOK_NORMAL) continue;
-            int id = lookup2(t, t->piece[a], t->len[a], t->piece[b], t->len[b]);
-            if (id >= 0 && t->score[id] > best) {
-                best = t->score[id];
-                best_id = id;
-                best_at = i;
-            }
-        }
-        if (best_id < 0) break;
-        out[best_at] = best_id;
-        memmove(out + best_at + 1, out + best_at + 2, sizeof(int) * (size_t)(n - best_at - 2));
-        n--;
-    }
+    int rc = merge_pairs(t, out, &n, err);
+    if (rc) return rc;
     if (eos) PUSH(t->eos);
 #undef PUSH
     *n_out = n;

@@ -177,6 +177,9 @@ int rt_system_new(const rt_system_opts_t *opts, rt_system_t **out, llmos_error_t
  * call to return: a pinned actor must not block forever. */
 void rt_system_destroy(rt_system_t **sys);
 uint64_t rt_system_node_id(const rt_system_t *sys);
+/* True once rt_system_destroy has begun: long work in a pinned actor (a
+ * query loop) polls it to return promptly, since destroy waits for it. */
+bool rt_system_stopping(const rt_system_t *sys);
 void rt_system_stats(rt_system_t *sys, rt_stats_t *out);
 
 /* Calls fn once per live actor (registered name or NULL, id, kind).  fn runs

@@ -20,8 +20,8 @@
 #include <stdio.h>
 
 static void ref_describe(rt_ref_t r, char *buf, size_t size) {
-    if (r.id) snprintf(buf, size, "%" PRIx64 "/%" PRIu64, r.node, r.id);
-    else if (r.name) snprintf(buf, size, "%" PRIx64 "/'%s'", r.node, r.name);
+    if (r.id) snprintf(buf, size, "%016" PRIx64 "/%" PRIu64, r.node, r.id);
+    else if (r.name) snprintf(buf, size, "%016" PRIx64 "/'%s'", r.node, r.name);
     else snprintf(buf, size, "(none)");
 }
 
@@ -68,9 +68,9 @@ static int route_remote(rt_system_t *sys, rt_msg_t *msg, int how) {
     rt_stat_add(sys, RT_ST_NO_ROUTE, 1);
     if (how & RT_ROUTE_NOTIFY) {
         if (fn)
-            rt_bounce(sys, msg, rc, "no route to node %" PRIx64 ": %s", msg->to.node, llmos_strerror(rc));
+            rt_bounce(sys, msg, rc, "no route to node %016" PRIx64 ": %s", msg->to.node, llmos_strerror(rc));
         else
-            rt_bounce(sys, msg, rc, "no route to node %" PRIx64 ": no remote router on node %" PRIx64,
+            rt_bounce(sys, msg, rc, "no route to node %016" PRIx64 ": no remote router on node %016" PRIx64,
                       msg->to.node, sys->node_id);
     }
     rt_msg_free(msg);
@@ -92,7 +92,7 @@ static int route_local(rt_system_t *sys, rt_msg_t *msg, int how) {
         if (how & RT_ROUTE_NOTIFY) {
             char who[160];
             ref_describe(msg->to, who, sizeof who);
-            rt_bounce(sys, msg, LLMOS_ENOTFOUND, "no actor %s on node %" PRIx64, who, sys->node_id);
+            rt_bounce(sys, msg, LLMOS_ENOTFOUND, "no actor %s on node %016" PRIx64, who, sys->node_id);
         }
         rt_msg_free(msg);
         return LLMOS_ENOTFOUND;

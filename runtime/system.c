@@ -183,7 +183,7 @@ int rt_system_new(const rt_system_opts_t *opts, rt_system_t **out, llmos_error_t
     memset(sys, 0, sizeof *sys);
     sys->node_id = opts->node_id ? opts->node_id : random_node_id();
     if (opts->node_name && opts->node_name[0]) snprintf(sys->node_name, sizeof sys->node_name, "%s", opts->node_name);
-    else snprintf(sys->node_name, sizeof sys->node_name, "%" PRIx64, sys->node_id);
+    else snprintf(sys->node_name, sizeof sys->node_name, "%016" PRIx64, sys->node_id);
     sys->batch = opts->batch ? opts->batch : RT_DEFAULT_BATCH;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     sys->nworkers = opts->workers ? opts->workers : (uint32_t)(ncpu > 0 ? ncpu : 1);
@@ -270,6 +270,8 @@ void rt_system_destroy(rt_system_t **psys) {
 }
 
 uint64_t rt_system_node_id(const rt_system_t *sys) { return sys->node_id; }
+
+bool rt_system_stopping(const rt_system_t *sys) { return atomic_load_explicit(&sys->stopping, memory_order_relaxed); }
 
 void rt_system_stats(rt_system_t *sys, rt_stats_t *out) {
     uint64_t v[RT_ST_N_] = {0};

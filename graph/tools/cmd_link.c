@@ -18,7 +18,14 @@
 int graph_cmd_link(int argc, char **argv);
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: llmos-graph link DB 'text' [--hops 0|1|2] [--max-facts N] [--format text|json]\n");
+    fprintf(f,
+            "usage: llmos-graph link DB 'text' [--hops 0|1|2] [--max-facts N] [--format text|json]\n"
+            "The graph entities the text mentions and the facts around them.\n"
+            "  --hops 0|1|2     0: the facts between mentioned entities; 1 (default): also each\n"
+            "                   mention's own triples; 2: also its neighbours'\n"
+            "  --max-facts N    at most N facts (default 20; over %d: %d)\n"
+            "  --format F       text (default: mention/fact lines, then the sentences) or json\n",
+            GRAPH_LINK_FACTS_MAX, GRAPH_LINK_FACTS_MAX);
 }
 
 static int parse_num(const char *s, long lo, long hi, long *out) {
@@ -40,8 +47,10 @@ int graph_cmd_link(int argc, char **argv) {
                 return 2;
             }
         } else if (strcmp(a, "--max-facts") == 0 && i + 1 < argc) {
-            if (parse_num(argv[++i], 1, 100000, &max_facts)) {
-                fprintf(stderr, "llmos-graph link: --max-facts must be 1..100000\n");
+            /* past GRAPH_LINK_FACTS_MAX it means "as many as allowed" */
+            if (parse_num(argv[++i], 1, 4294967295L, &max_facts)) {
+                fprintf(stderr, "llmos-graph link: --max-facts must be a positive number (over %d: %d)\n",
+                        GRAPH_LINK_FACTS_MAX, GRAPH_LINK_FACTS_MAX);
                 return 2;
             }
         } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {

@@ -1,13 +1,20 @@
 /*
  * cmd_query.c — `llmos-graph query DB 'SPARQL' [--format tsv|json]
- * [--file Q.rq] [--timeout MS] [--explain]` (`--file -` reads stdin).
+ * [--file Q.rq] [--timeout MS] [--max-result-bytes SIZE] [--explain]`
+ * (`--file -` reads stdin).
  *
  * Parses the query (from the argument or a file), opens the store read-only,
- * runs the query on one snapshot and streams the results to stdout.  Errors
+ * runs the query on one snapshot and streams the results to stdout (so
+ * memory does not grow with the result), up to --max-result-bytes when given
+ * (default: no cap, 0 too): past it the query stops with ETOOBIG (what was
+ * printed stays printed, the exit status is 1), and DISTINCT's table is
+ * held under it too.  Errors
  * go to stderr as "llmos-graph query: <what and where>"; the exit status is
  * 0 on success, 1 on an error, 2 on a usage error.  With --explain the plan
  * (pattern order and estimates) and scan counts go to stderr.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +26,36 @@
 int graph_cmd_query(int argc, char **argv);
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: llmos-graph query DB 'SPARQL' [--format tsv|json] [--timeout MS] [--explain]\n"
-               "       llmos-graph query DB --file Q.rq|- [--format tsv|json] [--timeout MS] [--explain]\n");
+    fprintf(
+        f,
+        "usage: llmos-graph query DB 'SPARQL' [--format tsv|json] [--timeout MS] [--max-result-bytes SIZE]\n"
+        "                          [--explain]\n"
+        "       llmos-graph query DB --file Q.rq|- [options as above]\n"
+        "  --format tsv|json         SPARQL 1.1 results format (default tsv)\n"
+        "  --timeout MS              stop with ETIMEDOUT after MS milliseconds (default: none)\n"
+        "  --max-result-bytes SIZE   stop with ETOOBIG once the result passes SIZE bytes (K/M/G\n"
+        "                            suffixes; default and 0: no cap, the result streams)\n"
+        "  --explain                 the plan and scan counts on stderr\n");
+}
+
+/* "123", "64K", "16M", "1G" (powers of 1024) into *out; -1 when malformed. */
+static int parse_size(const char *s, uint64_t *out) {
+    char *end;
+    if (!*s || *s == '-' || *s == '+' || *s == ' ') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return -1;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift) end++;
+    if (*end || (shift && v > (UINT64_MAX >> shift))) return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
 }
 
 /* Reads a whole file into a malloc'd buffer (caller frees). */
@@ -64,14 +99,32 @@ static int read_file(const char *path, char **out, size_t *len, llmos_error_t *e
 int graph_cmd_query(int argc, char **argv) {
     const char *db = NULL, *text = NULL, *file = NULL, *format = "tsv";
     long timeout_ms = 0;
+    uint64_t max_result = 0;
     int explain = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--format") == 0 && i + 1 < argc) format = argv[++i];
         else if (strncmp(a, "--format=", 9) == 0) format = a + 9;
         else if (strcmp(a, "--file") == 0 && i + 1 < argc) file = argv[++i];
-        else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) timeout_ms = strtol(argv[++i], NULL, 10);
-        else if (strcmp(a, "--explain") == 0) explain = 1;
+        else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+            char *end;
+            const char *v = argv[++i];
+            errno = 0;
+            timeout_ms = strtol(v, &end, 10);
+            if (!*v || *end || errno || timeout_ms < 0) {
+                fprintf(stderr, "llmos-graph query: --timeout wants milliseconds (0 = none), not '%s'\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--max-result-bytes") == 0 && i + 1 < argc) {
+            if (parse_size(argv[++i], &max_result)) {
+                fprintf(
+                    stderr,
+                    "llmos-graph query: --max-result-bytes wants a size (e.g. 16M; 0 = no cap), not '%s'\n",
+                    argv[i]);
+                return 2;
+            }
+        } else if (strcmp(a, "--explain") == 0)
+            explain = 1;
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
@@ -108,6 +161,8 @@ int graph_cmd_query(int argc, char **argv) {
     graph_reader_t *r = NULL;
     sparql_writer_t w;
     sparql_writer_init(&w, fmt, stdout, &err);
+    w.max_bytes = max_result;
+    w.cap_name = "--max-result-bytes";
     int rc = sparql_query_parse(file ? buf : text, len, &q, &err);
     if (rc) {
         if (file) llmos_error_prefix(&err, "%s: ", file);
@@ -116,7 +171,7 @@ int graph_cmd_query(int argc, char **argv) {
     graph_store_options_t opt = {0};
     opt.read_only = 1;
     if ((rc = graph_store_open(db, &opt, &store, &err)) || (rc = graph_reader_begin(store, &r, &err))) goto out;
-    sparql_exec_opts_t xo = {0};
+    sparql_exec_opts_t xo = {.max_result_bytes = max_result, .cap_name = "--max-result-bytes"};
     if (timeout_ms > 0) xo.deadline_ns = llmos_now_ns() + (uint64_t)timeout_ms * 1000000u;
     sparql_exec_stats_t st;
     sparql_sink_t sink = sparql_writer_sink(&w);

@@ -14,11 +14,22 @@
  * NODE, A and B are a term in N-Triples syntax (<iri>, _:b, "lit") or a bare
  * name resolved under the store's base IRI (the one its TSV loads used).
  * Triples print as N-Triples on stdout; messages go to stderr.  Exit codes:
- * 0 ok, 1 failure (message on stderr), 2 usage.
+ * 0 ok, 1 failure (message on stderr), 2 usage.  `llmos-graph --help`,
+ * `llmos-graph help [COMMAND]` and `llmos-graph COMMAND --help` print usage
+ * on stdout and exit 0.
+ *
+ * A load into a DB that does not exist yet creates it; when that load fails
+ * (a missing file, a strict load refused, ...) nothing was committed (one
+ * transaction) and what it created is removed again: the directory when it
+ * made it, else the LMDB files it made in it.  An existing store is never
+ * touched by a failed load.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "graph/load.h"
 #include "graph/store.h"
@@ -40,10 +51,48 @@ static void usage(FILE *f) {
           "  check DB                     verify the orderings and counts agree\n"
           "  neighbors DB NODE [--hops K] [--dir out|in|both] [--max-edges N]\n"
           "  path DB A B [--max-hops K] [--dir out|in|both]\n"
-          "  query DB 'SPARQL' [--format tsv|json]\n"
-          "  link DB 'text'\n"
-          "NODE: <iri>, _:label, \"literal\" or a name under the graph's base IRI\n",
+          "  query DB 'SPARQL' [--format tsv|json] [--timeout MS] [--max-result-bytes SIZE] [--explain]\n"
+          "  link DB 'text' [--hops 0|1|2] [--max-facts N] [--format text|json]\n"
+          "NODE: <iri>, _:label, \"literal\" or a name under the graph's base IRI\n"
+          "llmos-graph COMMAND --help: that command's options\n",
           f);
+}
+
+/* Per-command usage, for `llmos-graph COMMAND --help` (query and link print
+ * their own). */
+static const struct {
+    const char *cmd, *text;
+} cmd_usage[] = {
+    {"load", "usage: llmos-graph load DB FILE... [--format nt|ttl|tsv] [--base IRI] [--strict]\n"
+             "                        [--mem-budget MiB] [--tmp DIR] [--quiet]\n"
+             "Loads the files into DB (created when missing) in one transaction.\n"
+             "  --format F        nt, ttl or tsv (default: from each file's name: .nt, .ttl, .tsv/.txt)\n"
+             "  --base IRI        base IRI of TSV names and Turtle (default http://llmos.local/kg/)\n"
+             "  --strict          any malformed line refuses the whole load\n"
+             "  --mem-budget MiB  memory for sorting (default 1024)\n"
+             "  --tmp DIR         where sorted runs spill (default: DB)\n"
+             "  --quiet           no progress line and no summary\n"
+             "A failed load leaves DB as it was (a DB it created is removed again).\n"},
+    {"stats", "usage: llmos-graph stats DB [--distinct]\n"
+              "Triples, terms, predicates and per-predicate counts.\n"
+              "  --distinct   also count distinct subjects and objects (a full scan)\n"},
+    {"dump", "usage: llmos-graph dump DB\nEvery triple as N-Triples on stdout.\n"},
+    {"check", "usage: llmos-graph check DB\nVerifies that the three orderings and the counts agree.\n"},
+    {"neighbors", "usage: llmos-graph neighbors DB NODE [--hops K] [--dir out|in|both] [--max-edges N]\n"
+                  "The edges within K hops (1..16, default 1) of NODE as N-Triples.\n"
+                  "  --dir D         follow out, in or both (default) directions\n"
+                  "  --max-edges N   stop after N edges (default 10000)\n"
+                  "NODE: <iri>, _:label, \"literal\" or a name under the graph's base IRI\n"},
+    {"path", "usage: llmos-graph path DB A B [--max-hops K] [--dir out|in|both]\n"
+             "A shortest path from A to B of at most K hops (1..64, default 6) as N-Triples.\n"
+             "A, B: <iri>, _:label, \"literal\" or a name under the graph's base IRI\n"},
+};
+
+static const char *usage_of(const char *cmd) {
+    if (!strcmp(cmd, "neighbours")) cmd = "neighbors";
+    for (size_t i = 0; i < sizeof cmd_usage / sizeof cmd_usage[0]; i++)
+        if (!strcmp(cmd_usage[i].cmd, cmd)) return cmd_usage[i].text;
+    return NULL;
 }
 
 static int fail(const char *cmd, const llmos_error_t *e) {
@@ -121,6 +170,17 @@ static int cmd_load(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    /* What is there before the load, so a failed one removes only what it made. */
+    char data_path[4096], lock_path[4096];
+    if (snprintf(data_path, sizeof data_path, "%s/data.mdb", db) >= (int)sizeof data_path ||
+        snprintf(lock_path, sizeof lock_path, "%s/lock.mdb", db) >= (int)sizeof lock_path) {
+        free(files);
+        fprintf(stderr, "llmos-graph load: the path %s is too long\n", db);
+        return 1;
+    }
+    struct stat st;
+    int dir_new = stat(db, &st) != 0 && errno == ENOENT;
+    int store_new = dir_new || (stat(data_path, &st) != 0 && errno == ENOENT);
     graph_store_t *s = NULL;
     /* A load writes through the file mapping (MDB_WRITEMAP): its resident
      * memory stays within the budget however large the store grows. */
@@ -130,6 +190,13 @@ static int cmd_load(int argc, char **argv) {
     if (!rc) rc = graph_load_files(s, files, nf, &o, &rep, &e);
     graph_store_close(&s);
     free(files);
+    if (rc && store_new) {
+        /* Nothing was committed (one transaction): the new store is empty. */
+        if ((unlink(data_path) != 0 && errno != ENOENT) || (unlink(lock_path) != 0 && errno != ENOENT) ||
+            (dir_new && rmdir(db) != 0 && errno != ENOENT))
+            fprintf(stderr, "llmos-graph load: could not remove the new store %s again: %s\n", db,
+                    strerror(errno));
+    }
     if (rc) return fail("load", &e);
     return 0;
 }
@@ -399,28 +466,48 @@ static int cmd_path(int argc, char **argv) {
     return 0;
 }
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") && argc > 2) { /* help COMMAND = COMMAND --help */
+        char *sub[] = {argv[2], "--help", NULL};
+        return dispatch(2, sub);
+    }
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;
     }
+    return dispatch(argc - 1, argv + 1);
+}
+
+/* Runs the subcommand argv[0] with its arguments. */
+static int dispatch(int argc, char **argv) {
+    const char *cmd = argv[0];
+    /* COMMAND --help (or -h) anywhere after it: that command's usage. */
+    const char *u = usage_of(cmd);
+    for (int i = 1; u && i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(u, stdout);
+            return 0;
+        }
+    }
     /* Subcommands see argv[0] = their own name. */
-    if (!strcmp(cmd, "load")) return cmd_load(argc - 1, argv + 1);
-    if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
-    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
-    if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
-    if (!strcmp(cmd, "neighbors") || !strcmp(cmd, "neighbours")) return cmd_neighbors(argc - 1, argv + 1);
-    if (!strcmp(cmd, "path")) return cmd_path(argc - 1, argv + 1);
+    if (!strcmp(cmd, "load")) return cmd_load(argc, argv);
+    if (!strcmp(cmd, "stats")) return cmd_stats(argc, argv);
+    if (!strcmp(cmd, "check")) return cmd_check(argc, argv);
+    if (!strcmp(cmd, "dump")) return cmd_dump(argc, argv);
+    if (!strcmp(cmd, "neighbors") || !strcmp(cmd, "neighbours")) return cmd_neighbors(argc, argv);
+    if (!strcmp(cmd, "path")) return cmd_path(argc, argv);
 #ifdef LLMOS_GRAPH_HAVE_QUERY
-    if (!strcmp(cmd, "query")) return graph_cmd_query(argc - 1, argv + 1);
+    if (!strcmp(cmd, "query")) return graph_cmd_query(argc, argv);
 #endif
 #ifdef LLMOS_GRAPH_HAVE_LINK
-    if (!strcmp(cmd, "link")) return graph_cmd_link(argc - 1, argv + 1);
+    if (!strcmp(cmd, "link")) return graph_cmd_link(argc, argv);
 #endif
     if (!strcmp(cmd, "query") || !strcmp(cmd, "link")) {
         fprintf(stderr, "llmos-graph: '%s' is not built into this binary\n", cmd);

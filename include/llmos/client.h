@@ -65,9 +65,12 @@ typedef struct llmos_client_opts {
                               0 = 1024, at most 1048576 */
 } llmos_client_opts_t;
 
-/* Creates a handle connected to endpoint ("tcp://HOST:PORT").  Connecting
- * does not wait for the node: the first call finds out whether it answers.
- * opts may be NULL.  Errors: EINVAL (malformed endpoint), EIO, ENOMEM. */
+/* Creates a handle connected to endpoint ("tcp://HOST:PORT").  HOST is
+ * looked up at once (a name that does not resolve fails here, not as a
+ * timeout later); connecting does not wait for the node: the first call
+ * finds out whether it answers.  opts may be NULL.  Errors: EINVAL
+ * (malformed endpoint, a port not in 1..65535, no such host), EUNAVAILABLE
+ * (the host name cannot be looked up at the moment), EIO, ENOMEM. */
 int llmos_client_connect(const char *endpoint, const llmos_client_opts_t *opts, llmos_client_t **out,
                          llmos_client_error_t *err);
 /* Closes the socket, frees the handle and sets *c to NULL.  NULL-safe. */
@@ -167,6 +170,9 @@ typedef struct llmos_client_gen_opts {
     int echo_prompt;              /* the text starts with the prompt's text */
     const char *request_id;       /* for llmos_client_generate_cancel; NULL = made up */
     uint32_t timeout_ms;          /* whole generation; 0 = the handle's default */
+    const char *context;          /* lines (facts) the model sees before the prompt, then an empty
+                                     line; lines that do not fit its context window are dropped
+                                     whole from the end (never an error); NULL = none */
 } llmos_client_gen_opts_t;
 
 /* Called with each piece of new text as the node produces it (text is not
@@ -184,6 +190,7 @@ typedef struct llmos_client_gen_result {
     size_t n_tokens;
     uint32_t prompt_tokens;
     char finish_reason[16];       /* "length", "stop", "eos" */
+    uint32_t context_lines_kept, context_lines_dropped; /* of opts.context */
     uint64_t time_to_first_token_us, total_us, queued_us;
 } llmos_client_gen_result_t;
 
@@ -273,6 +280,7 @@ typedef enum llmos_job_state {
     LLMOS_JOB_FAILED = 4,    /* a task failed past its retries, or bad input */
     LLMOS_JOB_CANCELLED = 5,
     LLMOS_JOB_EXPIRED = 6,   /* its deadline passed */
+    LLMOS_JOB_QUARANTINED = 7, /* a task was in flight during repeated crashes of the node: not run again */
 } llmos_job_state_t;
 
 typedef enum llmos_task_state {
@@ -288,13 +296,13 @@ typedef enum llmos_task_state {
 
 /* "generate", "graph_query", ...; "?" for unknown values.  Never NULL. */
 const char *llmos_task_kind_name(llmos_task_kind_t k);
-/* "queued", "running", "done", "failed", "cancelled", "expired"; "?" otherwise. */
+/* "queued", "running", "done", "failed", "cancelled", "expired", "quarantined"; "?" otherwise. */
 const char *llmos_job_state_name(llmos_job_state_t s);
 const char *llmos_task_state_name(llmos_task_state_t s);
 /* Parses a name as printed above (also "query" for graph_query); 0 = unknown. */
 llmos_task_kind_t llmos_task_kind_parse(const char *name);
 llmos_job_state_t llmos_job_state_parse(const char *name);
-/* 1 when no more change will come (done, failed, cancelled, expired). */
+/* 1 when no more change will come (done, failed, cancelled, expired, quarantined). */
 int llmos_job_state_final(llmos_job_state_t s);
 
 /* ---- describing a job ---- */
@@ -327,22 +335,33 @@ typedef struct llmos_task_spec {
     uint32_t max_facts;              /* link: 0 = the graph actor's default */
     const char *format;              /* graph_query: "tsv" (default) or "json" */
     const char *target;              /* placement ("model/1"); NULL = any */
+    int hops_set;                    /* link: hops was given; without it hops 0 means the default,
+                                        1 hop (with it, 0 = only the facts between the mentions) */
 } llmos_task_spec_t;
 
-/* Limits checked on the client (the gateway checks them again). */
-#define LLMOS_JOB_ID_MAX 128
-#define LLMOS_JOB_TASKS_MAX 64
+/* Limits checked on the client; the node's gateway enforces the same ones
+ * (it uses these definitions). */
+#define LLMOS_JOB_ID_MAX 128     /* bytes of a job id, a tenant, a task name */
+#define LLMOS_JOB_TASKS_MAX 1024 /* tasks in one job */
 
-/* A new empty job with that id (1..128 bytes, no control characters).
- * Caller destroys.  Errors: EINVAL, ENOMEM. */
+/* A new empty job with that id (1..128 bytes of UTF-8, no control
+ * characters).  Caller destroys.  Errors: EINVAL, ENOMEM. */
 int llmos_job_new(const char *id, llmos_job_t **out, llmos_client_error_t *err);
+/* The same with the id's length given (for bindings whose strings may hold
+ * a NUL): an id holding a NUL byte is refused with EINVAL ("job id: a NUL
+ * byte at byte 1 ...") instead of being cut there into another job's id.
+ * Likewise llmos_job_set_id_len and llmos_job_set_tenant_len. */
+int llmos_job_new_len(const char *id, size_t len, llmos_job_t **out, llmos_client_error_t *err);
 void llmos_job_destroy(llmos_job_t **j);
 /* The job's id; borrowed until the job is destroyed. */
 const char *llmos_job_id(const llmos_job_t *j);
 /* Replaces the id (batch runs derive ids).  Errors: EINVAL, ENOMEM. */
 int llmos_job_set_id(llmos_job_t *j, const char *id, llmos_client_error_t *err);
-/* tenant NULL = the handle's tenant; copied.  Errors: EINVAL, ENOMEM. */
+int llmos_job_set_id_len(llmos_job_t *j, const char *id, size_t len, llmos_client_error_t *err);
+/* tenant NULL = the handle's tenant; copied; the rules of an id.  Errors:
+ * EINVAL, ENOMEM. */
 int llmos_job_set_tenant(llmos_job_t *j, const char *tenant, llmos_client_error_t *err);
+int llmos_job_set_tenant_len(llmos_job_t *j, const char *tenant, size_t len, llmos_client_error_t *err);
 void llmos_job_set_priority(llmos_job_t *j, int32_t priority);       /* higher first */
 void llmos_job_set_deadline(llmos_job_t *j, uint64_t unix_ms);        /* 0 = none */
 void llmos_job_set_max_retries(llmos_job_t *j, uint32_t max_retries); /* per task */
@@ -365,8 +384,10 @@ size_t llmos_job_task_count(const llmos_job_t *j);
  * text (aliases prompt, query, sparql), after, input_from, max_tokens,
  * temperature, top_k, top_p, repetition_penalty, seed, stop, labels, hops,
  * max_facts, format, target.  An id may be a string or an integer; with no
- * id, default_id is used (NULL = an error).  Unknown fields are errors.
- * Errors: EFORMAT (not JSON: the message gives offset and column), EINVAL
+ * id, default_id is used (NULL = an error).  Unknown fields, more than
+ * LLMOS_JOB_TASKS_MAX tasks and strings holding an escaped NUL character
+ * (which a C string would end at) are errors naming the field.  Errors: EFORMAT (not JSON or not UTF-8: the message gives the
+ * offset, line and column and the text before and after the error), EINVAL
  * (the message names the field, e.g. "tasks[1].max_tokens: ..."), ENOMEM. */
 int llmos_job_from_json(const char *json, size_t len, const char *default_id, llmos_job_t **out,
                         llmos_client_error_t *err);
@@ -393,6 +414,12 @@ typedef struct llmos_task_result {
     char *error;             /* when failed, else "" */
     uint64_t started_ms, finished_ms; /* Unix ms, 0 = not yet */
     char *finish_reason;     /* generate: "length", "stop", "eos", "cancelled" */
+    uint64_t text_len;       /* bytes of the whole text.  A node sends texts longer than its reply
+                                budget (16 MiB by default) in parts; every call here returns them
+                                whole, fetched part by part, except a job event's result, which
+                                carries the first part (strlen(text) < text_len: get the rest with
+                                llmos_client_job_status) */
+    uint32_t crashes;        /* node crashes this task was in flight during (LLMOS_JOB_QUARANTINED) */
 } llmos_task_result_t;
 
 /* A job's state (and its tasks' results).  Every string is non-NULL. */
@@ -430,9 +457,13 @@ typedef struct llmos_submit_result {
 
 /* ---- calls (all: 0 or a negative code, *err filled) ----
  * timeout_ms 0 = the handle's default, except for the calls that wait for
- * a job to finish (submit_wait, submit_stream, wait, stream): 30 s.  A wait
- * that ends before the job does returns ETIMEDOUT with *out set to its
- * current status; call again to keep waiting.  The node's errors come back as
+ * a job to finish (submit_wait, submit_stream, wait, stream): 30 s.  Every
+ * call returns within its timeout: the waiting ones ask the node to answer
+ * a little before it (a quarter of it, at most 2 s, is left for the trip).
+ * A wait that ends before the job does returns ETIMEDOUT with *out set to
+ * its current status; call again to keep waiting.  A node that never
+ * answers (not running, unreachable) gives ETIMEDOUT with *out NULL and a
+ * message naming the endpoint.  The node's errors come back as
  * their codes with its message: EINVAL (the field named), EOVERLOADED
  * ("overloaded: N jobs queued, retry after M ms"), ENOTFOUND (no such job).
  * Transport errors: ETIMEDOUT, EIO, EUNAVAILABLE, ETOOBIG, EFORMAT, ENOMEM. */
@@ -527,7 +558,7 @@ typedef struct llmos_async_result {
 /* Sends job (copied: the caller keeps it and may change and resend it at
  * once) and returns without waiting.  timeout_ms bounds the whole request
  * (0 = the handle's default for SUBMIT, 30 s for SUBMIT_WAIT, whose node-side
- * wait is timeout_ms).  user comes back in the result.  *token identifies the
+ * wait is a little shorter, as for llmos_client_submit_wait).  user comes back in the result.  *token identifies the
  * request.  Errors: EOVERLOADED (max_inflight requests taken: poll, then
  * retry; or the socket's queue is full), EINVAL, ETOOBIG, EIO, ENOMEM. */
 int llmos_client_submit_async(llmos_client_t *c, const llmos_job_t *job, llmos_async_kind_t kind,
@@ -585,6 +616,7 @@ typedef struct llmos_scheduler_stats {
     uint64_t done, failed, retried, rejected_overloaded, expired, cancelled; /* since the node started */
     uint64_t recovered;               /* jobs re-queued from the log at start-up */
     uint32_t queue_limit;
+    uint64_t quarantined;             /* jobs quarantined at start-up (see LLMOS_JOB_QUARANTINED) */
 } llmos_scheduler_stats_t;
 
 int llmos_client_scheduler_stats(llmos_client_t *c, uint32_t timeout_ms, llmos_scheduler_stats_t *out,

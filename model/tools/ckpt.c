@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,49 @@ static int print_version(int version, const char *meta, size_t bytes, void *ctx)
     return 0;
 }
 
+static const struct {
+    const char *cmd, *usage;
+} commands[] = {
+    {"ls", "llmos-ckpt ls DIR                 the versions in DIR/ckpt.lmdb: step, mode, losses, size,\n"
+           "                                  which is the latest and the best\n"},
+    {"show", "llmos-ckpt show DIR [VERSION]     a version's meta record as JSON (default: the latest)\n"},
+    {"export",
+     "llmos-ckpt export DIR OUT.bin     the model with the trained body (LoRA merged) as a llama2.c\n"
+     "                                  file (the best version, else the latest; not n-gram classifiers)\n"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %s", commands[i].usage);
+    fprintf(f, "  llmos-ckpt COMMAND --help         that command's usage\n");
+}
+
+static int is_help(const char *a) {
+    return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: llmos-ckpt ls DIR | show DIR [VERSION] | export DIR OUT.bin\n");
+    if (argc >= 2 && (is_help(argv[1]) || !strcmp(argv[1], "help"))) {
+        usage(stdout);
+        return 0;
+    }
+    size_t k = 0, n = sizeof commands / sizeof commands[0];
+    while (argc >= 2 && k < n && strcmp(argv[1], commands[k].cmd) != 0)
+        k++;
+    if (argc < 2 || k == n) {
+        if (argc >= 2) fprintf(stderr, "llmos-ckpt: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++)
+        if (is_help(argv[i])) {
+            printf("usage: %s", commands[k].usage);
+            return 0;
+        }
+    int want = k == 2 ? 4 : 3; /* export DIR OUT; ls DIR; show DIR [VERSION] */
+    if (argc < want || argc > (k == 1 ? 4 : want)) {
+        fprintf(stderr, "usage: %s", commands[k].usage);
         return 2;
     }
     llmos_error_t err = {0};
@@ -53,8 +94,16 @@ int main(int argc, char **argv) {
             printf("%7s  %8s  %-8s  %10s  %10s  %13s\n", "version", "step", "mode", "train_loss", "val_metric", "size");
             rc = train_ckpt_list(c, print_version, &lc, &err);
         } else if (!rc) {
-            int v = argc > 3 ? atoi(argv[3]) : 0;
-            if (v <= 0) rc = train_ckpt_pointer(c, 0, &v, &err);
+            int v = 0;
+            char *end = NULL;
+            long lv = argc > 3 ? strtol(argv[3], &end, 10) : 0;
+            if (argc > 3 && (!*argv[3] || *end || lv <= 0 || lv > INT32_MAX))
+                rc = llmos_error_set(&err, LLMOS_EINVAL, "VERSION '%s' is not a version number (1, 2, ...)",
+                                     argv[3]);
+            else if (argc > 3)
+                v = (int)lv;
+            else
+                rc = train_ckpt_pointer(c, 0, &v, &err);
             char *meta = NULL;
             if (!rc) rc = train_ckpt_meta(c, v, &meta, &err);
             if (!rc) {
@@ -67,7 +116,7 @@ int main(int argc, char **argv) {
             free(meta);
         }
         train_ckpt_close(&c);
-    } else if (!strcmp(argv[1], "export") && argc == 4) {
+    } else {
         train_loaded_t ld = {0};
         int is_ngram = 0;
         rc = ngram_ckpt_probe(argv[2], 1, &is_ngram, &err);
@@ -77,9 +126,6 @@ int main(int argc, char **argv) {
         if (!rc) rc = model_save_llama2c(ld.model, argv[3], &err);
         if (!rc) printf("wrote %s (version %d)\n", argv[3], ld.version);
         train_loaded_deinit(&ld);
-    } else {
-        fprintf(stderr, "llmos-ckpt: unknown command '%s'\n", argv[1]);
-        return 2;
     }
     if (rc) fprintf(stderr, "llmos-ckpt: %s\n", err.msg);
     return rc ? 1 : 0;

@@ -6,15 +6,18 @@
  * -n follows llama2.c's meaning (total positions, prompt included; the
  * prompt is echoed), so `-n 200 --temperature 0` prints exactly what
  * llama2.c's `run -n 200 -t 0` prints.  Generation stops at BOS/EOS, at a
- * stop string, or at -n / the model's seq_len.
+ * stop string, or at -n / the model's seq_len.  --model and --tokenizer
+ * names are found as given, else in $LLMOS_MODELS (runtime/base/paths.h).
  *
  * Knowledge-augmented generation (--graph DB): the prompt is linked against
- * the knowledge graph (graph/prompt.h: longest-match entity linking, 1-2
- * hops, at most --max-facts facts) and the facts' sentences are put in front
- * of it in graph/prompt.h's layout.  -n keeps its meaning for the user's
- * prompt and the generation; the facts take positions on top of it, up to
- * the model's seq_len, and facts that do not fit are dropped (lowest
- * priority first), never an error.  The facts used are reported on stderr,
+ * the knowledge graph (graph/link.h: longest-match entity linking, 1-2
+ * hops, at most --max-facts facts) and the facts' sentences, one per line,
+ * are the droppable context of model_prompt_fit (model/model.h), which puts
+ * them in front of the prompt in graph/prompt.h's layout — the rule the
+ * model shards follow for GenerateRequest.context.  -n keeps its meaning for
+ * the user's prompt and the generation; the facts take positions on top of
+ * it, up to the model's seq_len, and facts that do not fit are dropped
+ * (lowest priority first), never an error.  The facts used are reported on stderr,
  * one "graph fact: <s> <p> <o> ." line each and a count line, and in the
  * --json object.  Linking the graph library into this tool is a deliberate
  * composition at program level: the model library (model/) itself includes
@@ -25,7 +28,7 @@
  * "prompt_tokens", "generated_tokens"[, "graph": {"db", "linked", "used",
  * "prefix_tokens", "facts": [{"s","p","o","hop","sentence"}]}]}.
  */
-#include "graph/prompt.h"
+#include "graph/link.h"
 #include "graph/store.h"
 #include "model/model.h"
 #include "runtime/base/clock.h"
@@ -43,35 +46,25 @@
 #define MAX_STOPS 16
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: llmos-generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N]\n"
-            "                      [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R]\n"
-            "                      [--stop TEXT]... [--seed S] [--threads N] [--quantize q8]\n"
-            "                      [--graph DB [--max-facts N] [--hops K]] [--json] [--show-prompt]\n"
-            "  --model FILE      llama2.c .bin or GGUF; a bare name is looked up in $LLMOS_MODELS\n"
-            "  --tokenizer FILE  llama2.c tokenizer.bin (not needed for GGUF)\n"
-            "  -n N              total positions, prompt included (default 256, as llama2.c)\n"
-            "  --temperature T   0 = greedy (default 1.0)\n"
-            "  --top-p P         nucleus sampling (default 0.9; 1 = off)\n"
-            "  --top-k K         keep the K most likely tokens (default 0 = off)\n"
-            "  --seed S          sampling seed (default 42)\n"
-            "  --threads N       worker threads (default 1)\n"
-            "  --quantize q8     quantize fp32 weights to int8 (q8_0) at load\n"
-            "  --graph DB        put the facts the prompt mentions (knowledge graph DB) in front of it\n"
-            "  --max-facts N     at most N facts (default 20)\n"
-            "  --hops K          facts up to K hops from a mention, 1 or 2 (default 1)\n"
-            "  --json            print one JSON object at the end instead of streaming text\n"
-            "  --show-prompt     print the full prompt the model sees on stderr\n");
-}
-
-/* A bare file name that does not exist here is looked up in the models folder. */
-static const char *resolve(const char *name, char *buf, size_t n) {
-    if (!name || strchr(name, '/') || access(name, F_OK) == 0) return name;
-    char dir[2048];
-    llmos_error_t e = {0};
-    if (llmos_models_dir(NULL, dir, sizeof dir, &e) != 0) return name;
-    if (llmos_path_join(buf, n, dir, name) != 0 || access(buf, F_OK) != 0) return name;
-    return buf;
+    fprintf(f, "usage: llmos-generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N]\n"
+               "                      [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R]\n"
+               "                      [--stop TEXT]... [--seed S] [--threads N] [--quantize q8]\n"
+               "                      [--graph DB [--max-facts N] [--hops K]] [--json] [--show-prompt]\n"
+               "  --model FILE      llama2.c .bin or GGUF; a name that is not a file here is looked up in "
+               "$LLMOS_MODELS\n"
+               "  --tokenizer FILE  llama2.c tokenizer.bin (not needed for GGUF)\n"
+               "  -n N              total positions, prompt included (default 256, as llama2.c)\n"
+               "  --temperature T   0 = greedy (default 1.0)\n"
+               "  --top-p P         nucleus sampling (default 0.9; 1 = off)\n"
+               "  --top-k K         keep the K most likely tokens (default 0 = off)\n"
+               "  --seed S          sampling seed (default 42)\n"
+               "  --threads N       worker threads (default 1)\n"
+               "  --quantize q8     quantize fp32 weights to int8 (q8_0) at load\n"
+               "  --graph DB        put the facts the prompt mentions (knowledge graph DB) in front of it\n"
+               "  --max-facts N     at most N facts (default 20)\n"
+               "  --hops K          facts up to K hops from a mention, 1 or 2 (default 1)\n"
+               "  --json            print one JSON object at the end instead of streaming text\n"
+               "  --show-prompt     print the full prompt the model sees on stderr\n");
 }
 
 static int parse_num(const char *flag, const char *v, double lo, double hi, double *out) {
@@ -121,7 +114,7 @@ static void flush_out(const sink_t *o) {
     if (!o->json) fflush(stdout);
 }
 
-/* ---- --graph: the knowledge-augmented prompt (graph/prompt.h) ---- */
+/* ---- --graph: the knowledge-augmented prompt (graph/prompt.h's layout) ---- */
 
 typedef struct graph_opts {
     const char *db;
@@ -129,53 +122,53 @@ typedef struct graph_opts {
     size_t max_facts;
 } graph_opts_t;
 
-/* graph_prompt_measure_fn: a text's cost is its token count with BOS. */
-static int count_tokens(void *ctx, const char *text, size_t len, size_t *cost, llmos_error_t *err) {
-    int cap = (int)len + 3, n = 0;
-    int *t = malloc(sizeof(int) * (size_t)cap);
-    if (!t) return llmos_error_set(err, LLMOS_ENOMEM, "no memory to tokenize %zu bytes", len);
-    int rc = model_tokenize(ctx, text, len, 1, 0, t, cap, &n, err);
-    free(t);
-    *cost = (size_t)n;
-    return rc;
-}
-
-/* Links prompt against the graph and lays the facts out in front of it,
- * their prefix at most max_prefix tokens.  *gp is filled (caller deinits). */
-static int graph_prompt(const graph_opts_t *g, const model_tokenizer_t *tok, const char *prompt,
-                        size_t max_prefix, graph_prompt_t *gp, llmos_error_t *err) {
+/* Links prompt against the graph: the facts in priority order into *res
+ * (caller deinits), their sentences as context lines (one per line; a line
+ * break inside a sentence becomes a space) into *context (caller frees). */
+static int graph_context(const graph_opts_t *g, const char *prompt, graph_link_result_t *res, char **context,
+                         size_t *clen, llmos_error_t *err) {
     graph_store_t *store = NULL;
     graph_reader_t *r = NULL;
     graph_linker_t *l = NULL;
     graph_store_options_t so = {.read_only = 1};
-    graph_prompt_opts_t po = {.link = {.hops = g->hops, .max_facts = g->max_facts},
-                              .max_prefix = max_prefix,
-                              .measure = count_tokens,
-                              .measure_ctx = (void *)tok};
+    graph_link_opts_t lo = {.hops = g->hops, .max_facts = g->max_facts};
+    memset(res, 0, sizeof *res);
+    *context = NULL;
+    *clen = 0;
     int rc = graph_store_open(g->db, &so, &store, err);
     if (rc) llmos_error_prefix(err, "--graph: ");
     if (!rc) rc = graph_reader_begin(store, &r, err);
     if (!rc) rc = graph_linker_new(r, &l, err);
-    if (!rc) rc = graph_link_prompt(l, r, prompt, strlen(prompt), &po, gp, err);
+    if (!rc) rc = graph_link_text(l, r, prompt, strlen(prompt), &lo, res, err);
     graph_linker_destroy(&l);
     graph_reader_end(&r);
     graph_store_close(&store);
+    size_t n = 0;
+    for (size_t i = 0; !rc && i < res->nfacts; i++)
+        n += strlen(res->facts[i].sentence) + 1;
+    if (!rc && !(*context = malloc(n + 1)))
+        rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for %zu facts", res->nfacts);
+    for (size_t i = 0; !rc && i < res->nfacts; i++) {
+        for (const char *c = res->facts[i].sentence; *c; c++)
+            (*context)[(*clen)++] = *c == '\n' || *c == '\r' ? ' ' : *c;
+        (*context)[(*clen)++] = '\n';
+    }
+    if (*context) (*context)[*clen] = 0;
     return rc;
 }
 
 /* The facts used, on stderr: one N-Triples line each, then a count. */
-static void graph_report(const graph_prompt_t *gp, int prefix_tokens, size_t budget) {
-    for (size_t i = 0; i < gp->nfacts; i++)
-        fprintf(stderr, "graph fact: %s %s %s .\n", gp->facts[i].s, gp->facts[i].p, gp->facts[i].o);
-    fprintf(stderr, "graph: %zu facts used (%zu linked", gp->nfacts, gp->link.nfacts);
-    if (gp->link.nfacts > gp->nfacts)
-        fprintf(stderr, ", %zu dropped to fit %zu tokens", gp->link.nfacts - gp->nfacts, budget);
+static void graph_report(const graph_link_result_t *res, size_t used, int prefix_tokens, int budget) {
+    for (size_t i = 0; i < used; i++)
+        fprintf(stderr, "graph fact: %s %s %s .\n", res->facts[i].s, res->facts[i].p, res->facts[i].o);
+    fprintf(stderr, "graph: %zu facts used (%zu linked", used, res->nfacts);
+    if (res->nfacts > used) fprintf(stderr, ", %zu dropped to fit %d tokens", res->nfacts - used, budget);
     fprintf(stderr, "), prefix %d tokens\n", prefix_tokens);
 }
 
 /* The --json answer on stdout. */
 static int print_json(const char *prompt, const sink_t *o, int n_prompt, int generated, const graph_opts_t *g,
-                      const graph_prompt_t *gp, int prefix_tokens) {
+                      const graph_link_result_t *gl, size_t used, int prefix_tokens) {
     cJSON *j = cJSON_CreateObject(), *gr = NULL, *facts = NULL;
     int ok = j && cJSON_AddStringToObject(j, "prompt", prompt) &&
              cJSON_AddStringToObject(j, "text", o->buf ? o->buf : "") &&
@@ -183,12 +176,12 @@ static int print_json(const char *prompt, const sink_t *o, int n_prompt, int gen
              cJSON_AddNumberToObject(j, "generated_tokens", generated);
     if (ok && g->db) {
         ok = (gr = cJSON_AddObjectToObject(j, "graph")) && cJSON_AddStringToObject(gr, "db", g->db) &&
-             cJSON_AddNumberToObject(gr, "linked", (double)gp->link.nfacts) &&
-             cJSON_AddNumberToObject(gr, "used", (double)gp->nfacts) &&
+             cJSON_AddNumberToObject(gr, "linked", (double)gl->nfacts) &&
+             cJSON_AddNumberToObject(gr, "used", (double)used) &&
              cJSON_AddNumberToObject(gr, "prefix_tokens", prefix_tokens) &&
              (facts = cJSON_AddArrayToObject(gr, "facts"));
-        for (size_t i = 0; ok && i < gp->nfacts; i++) {
-            const graph_link_fact_t *f = &gp->facts[i];
+        for (size_t i = 0; ok && i < used; i++) {
+            const graph_link_fact_t *f = &gl->facts[i];
             cJSON *fo = cJSON_CreateObject();
             ok = fo && cJSON_AddItemToArray(facts, fo) && cJSON_AddStringToObject(fo, "s", f->s) &&
                  cJSON_AddStringToObject(fo, "p", f->p) && cJSON_AddStringToObject(fo, "o", f->o) &&
@@ -287,49 +280,47 @@ int main(int argc, char **argv) {
         return 2;
     }
     char mbuf[4096], tbuf[4096];
-    model_load_opts_t lo = {.tokenizer_path = resolve(tok_path, tbuf, sizeof tbuf),
-                            .quantize = quant ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32};
     llmos_error_t err = {0};
+    model_load_opts_t lo = {.quantize = quant ? MODEL_DTYPE_Q8_0 : MODEL_DTYPE_F32};
     model_t *m = NULL;
     model_ctx_t *ctx = NULL;
     model_sampler_t *smp = NULL;
     int *toks = NULL, rc = 0;
-    char *text = NULL;
-    graph_prompt_t gp = {0};
-    int prefix_tokens = 0;
+    char *text = NULL, *context = NULL;
+    size_t clen = 0;
+    graph_link_result_t gl = {0};
+    model_prompt_fit_t fit = {0};
     const char *user_prompt = prompt;
-    if ((rc = model_load(resolve(model_path, mbuf, sizeof mbuf), &lo, &m, &err))) goto fail;
+    if (tok_path && (rc = llmos_path_find(tok_path, LLMOS_PATH_MODELS, tbuf, sizeof tbuf, &err))) {
+        llmos_error_prefix(&err, "--tokenizer: ");
+        goto fail;
+    }
+    lo.tokenizer_path = tok_path ? tbuf : NULL;
+    if ((rc = llmos_path_find(model_path, LLMOS_PATH_MODELS, mbuf, sizeof mbuf, &err))) {
+        llmos_error_prefix(&err, "--model: ");
+        goto fail;
+    }
+    if ((rc = model_load(mbuf, &lo, &m, &err))) goto fail;
     const model_config_t *cfg = model_config(m);
     const model_tokenizer_t *tok = model_tokenizer(m);
+    if (!tok) {
+        rc = llmos_error_set(&err, LLMOS_EINVAL, "%s has no tokenizer: give --tokenizer FILE", mbuf);
+        goto fail;
+    }
     if (steps > cfg->seq_len) steps = cfg->seq_len;
-    if (g.db) {
-        /* The facts get the positions -n leaves free in seq_len. */
-        size_t budget = (size_t)(cfg->seq_len - steps);
-        if ((rc = graph_prompt(&g, tok, prompt, budget, &gp, &err))) goto fail;
-        size_t user_cost = 0, full_cost = 0;
-        if ((rc = count_tokens((void *)tok, prompt, strlen(prompt), &user_cost, &err)) ||
-            (rc = count_tokens((void *)tok, gp.text, gp.len, &full_cost, &err)))
-            goto fail;
-        prefix_tokens = full_cost > user_cost ? (int)(full_cost - user_cost) : 0;
-        steps += prefix_tokens;
-        prompt = gp.text;
-        graph_report(&gp, prefix_tokens, budget);
-    }
+    /* With --graph the facts are context lines: they get the positions -n
+     * leaves free in seq_len, and those that do not fit are dropped (the
+     * rule the model shards follow for GenerateRequest.context). */
+    if (g.db && (rc = graph_context(&g, prompt, &gl, &context, &clen, &err))) goto fail;
+    model_prompt_fit_opts_t fo = {
+        .seq_len = cfg->seq_len, .positions = steps, .extra = cfg->seq_len + 1, .positions_name = "-n"};
+    if ((rc = model_prompt_fit(tok, context, clen, prompt, strlen(prompt), &fo, &fit, &err))) goto fail;
+    if (g.db) graph_report(&gl, (size_t)fit.lines_kept, fit.context_tokens, cfg->seq_len - steps);
+    steps = fit.limit;
+    prompt = fit.text;
+    toks = fit.tokens;
+    int cap = fit.cap, n_prompt = fit.n_tokens;
     if (g.show_prompt) fprintf(stderr, "prompt: %s\n", prompt);
-    size_t plen = strlen(prompt);
-    int cap = (int)plen + 3 > steps + 1 ? (int)plen + 3 : steps + 1;
-    toks = malloc(sizeof(int) * (size_t)cap);
-    if (!toks) {
-        rc = llmos_error_set(&err, LLMOS_ENOMEM, "no memory");
-        goto fail;
-    }
-    int n_prompt;
-    if ((rc = model_tokenize(tok, prompt, plen, 1, 0, toks, cap, &n_prompt, &err))) goto fail;
-    if (n_prompt > steps) {
-        rc = llmos_error_set(&err, LLMOS_ETOOBIG, "the prompt is %d tokens, more than -n %d / seq_len %d", n_prompt,
-                             steps, cfg->seq_len);
-        goto fail;
-    }
     model_ctx_opts_t co = {.threads = threads, .max_seqs = 1, .max_tokens = n_prompt};
     if ((rc = model_ctx_new(m, &co, &ctx, &err))) goto fail;
     if ((rc = model_sampler_new(cfg->vocab_size, &so, &smp, &err))) goto fail;
@@ -338,7 +329,7 @@ int main(int argc, char **argv) {
 
     /* Echo the prompt (after BOS) as llama2.c does; with facts in front,
      * only the user's prompt (--json: nothing, "prompt" holds it all). */
-    if (!out.json && gp.prefix_len) {
+    if (!out.json && fit.prefix_len) {
         fputs(user_prompt, stdout);
     } else if (!out.json) {
         for (int i = 1; i < n_prompt; i++) {
@@ -406,7 +397,8 @@ int main(int argc, char **argv) {
         goto fail;
     }
     if (out.json) {
-        if (print_json(prompt, &out, n_prompt, generated, &g, &gp, prefix_tokens)) {
+        if (print_json(prompt, &out, n_prompt, generated, &g, &gl, (size_t)fit.lines_kept,
+                       fit.context_tokens)) {
             rc = llmos_error_set(&err, LLMOS_EIO, "writing the JSON answer failed");
             goto fail;
         }
@@ -422,9 +414,10 @@ int main(int argc, char **argv) {
     model_sampler_destroy(&smp);
     model_ctx_destroy(&ctx);
     model_destroy(&m);
-    graph_prompt_deinit(&gp);
+    graph_link_result_deinit(&gl);
+    model_prompt_fit_deinit(&fit);
+    free(context);
     free(out.buf);
-    free(toks);
     free(text);
     return 0;
 fail:
@@ -432,9 +425,10 @@ fail:
     model_sampler_destroy(&smp);
     model_ctx_destroy(&ctx);
     model_destroy(&m);
-    graph_prompt_deinit(&gp);
+    graph_link_result_deinit(&gl);
+    model_prompt_fit_deinit(&fit);
+    free(context);
     free(out.buf);
-    free(toks);
     free(text);
     return 1;
 }

@@ -640,9 +640,7 @@ int train_predict(train_net_t *n, const train_tokens_t *tk, float *out, llmos_er
 }
 
 const char *train_path_resolve(const char *name, int models, char *buf, size_t n) {
-    if (!name || access(name, F_OK) == 0 || name[0] == '/') return name;
-    char dir[1024];
-    int rc = models ? llmos_models_dir(NULL, dir, sizeof dir, NULL) : llmos_data_dir(NULL, dir, sizeof dir, NULL);
-    if (rc == 0 && llmos_path_join(buf, n, dir, name) == 0 && access(buf, F_OK) == 0) return buf;
-    return name;
+    if (!name || access(name, F_OK) == 0) return name;
+    return llmos_path_find(name, models ? LLMOS_PATH_MODELS : LLMOS_PATH_DATA, buf, n, NULL) == 0 ? buf
+                                                                                                  : name;
 }

@@ -100,9 +100,9 @@ int train_predict(train_net_t *n, const train_tokens_t *tk, float *out, llmos_er
  * it, so both see the same split. */
 int train_split(int n, float val_frac, uint64_t split_seed, int *perm);
 
-/* name itself when it exists (or is absolute), else the models folder's
- * (models = 1) or data folder's entry of that name when that exists, else
- * name.  Returns name or buf (n bytes). */
+/* name itself when it exists, else what llmos_path_find finds in the
+ * models folder (models = 1) or the data folder, else name (so the error
+ * that follows names it).  Returns name or buf (n bytes). */
 const char *train_path_resolve(const char *name, int models, char *buf, size_t n);
 
 #endif

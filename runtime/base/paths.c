@@ -1,9 +1,13 @@
 /* paths.c — see paths.h. */
 #include "runtime/base/paths.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #ifndef LLMOS_SOURCE_DIR
 #define LLMOS_SOURCE_DIR "."
@@ -48,4 +52,38 @@ int llmos_models_dir(const char *flag, char *out, size_t n, llmos_error_t *err) 
 
 int llmos_data_dir(const char *flag, char *out, size_t n, llmos_error_t *err) {
     return resolve(flag, "LLMOS_DATA", "data", out, n, err);
+}
+
+int llmos_path_find(const char *name, llmos_path_kind_t kind, char *out, size_t n, llmos_error_t *err) {
+    const bool data = kind == LLMOS_PATH_DATA;
+    const char *env = data ? "LLMOS_DATA" : "LLMOS_MODELS", *folder = data ? "data" : "models";
+    if (!name || !*name) return llmos_error_set(err, LLMOS_EINVAL, "no file name given");
+    struct stat st;
+    const char *found = name;
+    char dir[2048], cand[4096];
+    if (stat(name, &st) != 0) {
+        if (name[0] == '/') return llmos_error_set(err, LLMOS_ENOTFOUND, "'%s' not found", name);
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "(unknown: %s)", strerror(errno));
+        llmos_error_t derr = {0};
+        int rc = data ? llmos_data_dir(NULL, dir, sizeof dir, &derr)
+                      : llmos_models_dir(NULL, dir, sizeof dir, &derr);
+        if (rc)
+            return llmos_error_set(err, LLMOS_ENOTFOUND,
+                                   "'%s' not found: not in the working directory %s, and %s", name, cwd,
+                                   derr.msg);
+        if (llmos_path_join(cand, sizeof cand, dir, name) != 0 || stat(cand, &st) != 0) {
+            const char *v = getenv(env);
+            return llmos_error_set(
+                err, LLMOS_ENOTFOUND,
+                "'%s' not found: not in the working directory %s, not in the %s folder %s (%s%s)", name, cwd,
+                folder, dir, v && *v ? "from $" : "the default; set $",
+                v && *v ? env : (data ? "LLMOS_DATA to change it" : "LLMOS_MODELS to change it"));
+        }
+        found = cand;
+    }
+    int w = snprintf(out, n, "%s", found);
+    if (w < 0 || (size_t)w >= n)
+        return llmos_error_set(err, LLMOS_ETOOBIG, "'%s': the path is too long", found);
+    return 0;
 }

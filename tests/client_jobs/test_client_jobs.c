@@ -3,12 +3,18 @@
  * building jobs (validation names the field), the JSON form (both shapes,
  * every kind, syntax and field errors with their place), what is packed on
  * the wire (decoded back from the SubmitRequest), results as JSON, and a
- * call to an endpoint where nothing listens (ETIMEDOUT, no crash), and the
- * async calls' own rules there: argument errors, the in-flight bound, every
- * request timing out exactly once, a poll with nothing in flight.
+ * call to an endpoint where nothing listens (ETIMEDOUT within the timeout,
+ * no crash), and the async calls' own rules there: argument errors, the
+ * in-flight bound, every request timing out exactly once, a poll with
+ * nothing in flight.  Also: the task limit (LLMOS_JOB_TASKS_MAX, the
+ * gateway's), ids and texts holding a NUL refused in JSON and in the
+ * length-taking setters, syntax errors shown with their place and the text
+ * around it, endpoints checked and their host looked up at connect.
  */
 #include "client/jobs_internal.h"
 #include "llmos/job.pb-c.h"
+#include "runtime/base/clock.h"
+#include "runtime/base/utf8.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -257,7 +263,7 @@ static void test_status_json(void **state) {
     tasks[1].text = "ok \xe2\x82 \xff \xe2\x82\xac";
     assert_int_equal(llmos_job_status_to_json(&s, &json, &err), 0);
     assert_non_null(strstr(json, "\"text\":\"ok \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd \xe2\x82\xac\""));
-    assert_int_equal(jobs_utf8_check(json, strlen(json)), strlen(json));
+    assert_int_equal(llmos_utf8_check(json, strlen(json)), strlen(json));
     /* the builder refuses such text */
     llmos_job_t *j;
     assert_int_equal(llmos_job_new("u", &j, &err), 0);
@@ -335,8 +341,8 @@ static void test_async_no_node(void **state) {
     assert_true(tok[0] != tok[1] && tok[1] != tok[2] && tok[0] != tok[2]);
     /* a sync call meanwhile times out on its own */
     assert_int_equal(llmos_client_ping(c, 50, NULL, &err), LLMOS_CLIENT_ETIMEDOUT);
-    /* each times out once, with its kind and user; the SUBMIT_WAIT one at
-     * 100 + the 2 s margin, so it comes last */
+    /* each times out once, with its kind and user, at its own timeout (no
+     * margin added: the SUBMIT_WAIT one at 100 ms comes first) */
     int seen[4] = {0};
     size_t got = 0;
     for (int round = 0; round < 100 && got < 3; round++) {
@@ -348,7 +354,7 @@ static void test_async_no_node(void **state) {
             assert_int_equal(res[k].rc, LLMOS_CLIENT_ETIMEDOUT);
             assert_int_equal(res[k].kind, u == 2 ? LLMOS_ASYNC_SUBMIT_WAIT : LLMOS_ASYNC_SUBMIT);
             assert_null(res[k].status);
-            assert_int_equal(u == 2, got == 2);
+            assert_int_equal(u == 2, got == 0);
             seen[u]++;
             got++;
         }
@@ -363,11 +369,226 @@ static void test_async_no_node(void **state) {
     llmos_client_destroy(&c); /* with one request outstanding: freed, no leak */
 }
 
+/* A JSON job of n echo tasks (caller frees). */
+static char *tasks_json(size_t n, int graph_last) {
+    size_t cap = 64 + n * 48;
+    char *s = malloc(cap), *w = s;
+    assert_non_null(s);
+    w += sprintf(w, "{\"id\":\"many\",\"tasks\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (graph_last && i + 1 == n)
+            w += sprintf(w, "%s{\"kind\":\"generate\",\"prompt\":\"p\",\"graph\":true}", i ? "," : "");
+        else
+            w += sprintf(w, "%s{\"kind\":\"echo\",\"text\":\"%zu\"}", i ? "," : "", i);
+    }
+    sprintf(w, "]}");
+    return s;
+}
+
+/* The client takes as many tasks as the gateway (LLMOS_JOB_TASKS_MAX, which
+ * actors/gateway.h uses) and says which one is too many, by its place. */
+static void test_task_limit(void **state) {
+    (void)state;
+    assert_int_equal(LLMOS_JOB_TASKS_MAX, 1024);
+    llmos_client_error_t err = {0};
+    char *text = tasks_json(LLMOS_JOB_TASKS_MAX, 0);
+    Llmos__SubmitRequest *r = parse(text, &err);
+    if (!r) fail_msg("%d tasks refused: %s", LLMOS_JOB_TASKS_MAX, err.msg);
+    assert_int_equal(r->job->n_tasks, LLMOS_JOB_TASKS_MAX);
+    assert_string_equal(r->job->tasks[LLMOS_JOB_TASKS_MAX - 1]->text, "1023");
+    llmos__submit_request__free_unpacked(r, NULL);
+    free(text);
+    text = tasks_json(LLMOS_JOB_TASKS_MAX + 1, 0);
+    expect_error(text, LLMOS_CLIENT_EINVAL, "tasks[1024]: a job holds at most 1024 tasks");
+    free(text);
+    /* graph: true adds a link task: one too many at 1024 */
+    text = tasks_json(LLMOS_JOB_TASKS_MAX, 1);
+    expect_error(text, LLMOS_CLIENT_EINVAL, "tasks[1023]: a job holds at most 1024 tasks (graph: true adds");
+    free(text);
+    text = tasks_json(LLMOS_JOB_TASKS_MAX - 1, 1);
+    r = parse(text, &err);
+    if (!r) fail_msg("1022 + graph: %s", err.msg);
+    assert_int_equal(r->job->n_tasks, LLMOS_JOB_TASKS_MAX);
+    llmos__submit_request__free_unpacked(r, NULL);
+    free(text);
+    /* the builder's own message has no made-up path */
+    llmos_job_t *j;
+    assert_int_equal(llmos_job_new("lim", &j, &err), 0);
+    llmos_task_spec_t e = {.kind = LLMOS_TASK_ECHO, .text = "x"};
+    for (int i = 0; i < LLMOS_JOB_TASKS_MAX; i++)
+        assert_int_equal(llmos_job_add_task(j, &e, &err), 0);
+    assert_int_equal(llmos_job_add_task(j, &e, &err), LLMOS_CLIENT_EINVAL);
+    assert_string_equal(err.msg, "tasks: a job holds at most 1024 tasks");
+    llmos_job_destroy(&j);
+}
+
+/* A NUL (\u0000) would cut a C string: "a\u0000b" would be job "a". */
+static void test_nul(void **state) {
+    (void)state;
+    expect_error("{\"id\":\"a\\u0000b\",\"kind\":\"echo\",\"text\":\"x\"}", LLMOS_CLIENT_EINVAL,
+                 "id: contains a NUL character");
+    expect_error("{\"id\":\"a\",\"tenant\":\"t\\u0000u\",\"kind\":\"echo\",\"text\":\"x\"}",
+                 LLMOS_CLIENT_EINVAL, "tenant: contains a NUL");
+    expect_error("{\"id\":\"a\",\"kind\":\"echo\",\"text\":\"\\u0000\"}", LLMOS_CLIENT_EINVAL,
+                 "text: contains a NUL");
+    expect_error("{\"id\":\"a\",\"tasks\":[{\"kind\":\"echo\",\"text\":\"x\"},{\"name\":\"n\\u0000\","
+                 "\"kind\":\"echo\","
+                 "\"text\":\"y\"}]}",
+                 LLMOS_CLIENT_EINVAL, "tasks[1].name: contains a NUL");
+    expect_error("{\"id\":\"a\",\"kind\":\"generate\",\"prompt\":\"x\",\"stop\":[\".\",\"\\u0000\"]}",
+                 LLMOS_CLIENT_EINVAL, "stop[1]: contains a NUL");
+    expect_error("{\"id\":\"a\",\"labels\":{\"k\\u0000\":\"v\"},\"kind\":\"echo\",\"text\":\"x\"}",
+                 LLMOS_CLIENT_EINVAL, "labels: the name 'k': contains a NUL");
+    expect_error("{\"id\\u0000\":\"a\",\"kind\":\"echo\",\"text\":\"x\"}", LLMOS_CLIENT_EINVAL,
+                 "the name 'id': contains a NUL");
+    /* what only looks like one: an escaped backslash, then "u0000"; and escaped quotes before */
+    llmos_client_error_t err;
+    Llmos__SubmitRequest *r =
+        parse("{\"id\":\"a\\\\u0000b\",\"kind\":\"echo\",\"text\":\"q\\\"\\\\\"}", &err);
+    if (!r) fail_msg("%s", err.msg);
+    assert_string_equal(r->job->id, "a\\u0000b");
+    assert_string_equal(r->job->tasks[0]->text, "q\"\\");
+    llmos__submit_request__free_unpacked(r, NULL);
+    /* the setters that take a length see the NUL too */
+    llmos_job_t *j = NULL;
+    assert_int_equal(llmos_job_new_len("a\0b", 3, &j, &err), LLMOS_CLIENT_EINVAL);
+    assert_null(j);
+    assert_non_null(strstr(err.msg, "job id: a NUL byte at byte 1"));
+    assert_int_equal(llmos_job_new_len("abcdef", 3, &j, &err), 0); /* not NUL-terminated at len */
+    assert_string_equal(llmos_job_id(j), "abc");
+    assert_int_equal(llmos_job_set_id_len(j, "x\0", 2, &err), LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(err.msg, "job id: a NUL byte at byte 1"));
+    assert_string_equal(llmos_job_id(j), "abc");
+    assert_int_equal(llmos_job_set_id_len(j, "xyz", 0, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_job_set_id_len(j, "xyz", 2, &err), 0);
+    assert_string_equal(llmos_job_id(j), "xy");
+    assert_int_equal(llmos_job_set_tenant_len(j, "t\0u", 3, &err), LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(err.msg, "tenant: a NUL byte at byte 1"));
+    assert_int_equal(llmos_job_set_tenant_len(j, "tu", 2, &err), 0);
+    assert_int_equal(llmos_job_set_tenant(j, NULL, &err), 0);
+    char big[LLMOS_JOB_ID_MAX + 1];
+    memset(big, 'z', sizeof big);
+    assert_int_equal(llmos_job_set_id_len(j, big, sizeof big, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_job_set_id_len(j, big, sizeof big - 1, &err), 0);
+    llmos_job_destroy(&j);
+}
+
+/* Syntax errors say where (offset, line, column) and show the text on both
+ * sides; a comma before a closer is named. */
+static void test_syntax_messages(void **state) {
+    (void)state;
+    expect_error(
+        "{\"id\":\"a\",}", LLMOS_CLIENT_EFORMAT,
+        "at offset 10 (line 1, column 11), after '{\"id\":\"a\",' and before '}' (JSON allows no comma "
+        "before '}')");
+    expect_error(
+        "{\"id\":\"a\",\n}\n", LLMOS_CLIENT_EFORMAT,
+        "at offset 11 (line 2, column 1), after '{\"id\":\"a\",\\n' and before '}\\n' (JSON allows no comma");
+    expect_error("{\"id\":\"a\",\"kind\":\"classify\",\"text\":\"x\",\"labels\":[\"p\",\"q\",]}",
+                 LLMOS_CLIENT_EFORMAT, "before ']}' (JSON allows no comma before ']')");
+    /* a long line: the excerpt is cut on both sides, at whole characters */
+    expect_error("{\"id\":\"a\",\"kind\":\"echo\",\"text\":"
+                 "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"  \"extra\":1, \"more\":\"zzzzzzzzzzzzzzzzzzzzzzzzz\"}",
+                 LLMOS_CLIENT_EFORMAT,
+                 "at offset 59 (line 1, column 48), after "
+                 "'...\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                 "\xc3\xa9\xc3\xa9\"  ' and before '\"extra\":1, \"more...'");
+    expect_error("{\"id\":\"a\"", LLMOS_CLIENT_EFORMAT,
+                 "at the end of the text (line 1, column 10), after '{\"id\":\"a\"'");
+    expect_error("", LLMOS_CLIENT_EFORMAT, "at the end of the text (line 1, column 1)");
+    expect_error("{\"id\":\"a\",\t!}", LLMOS_CLIENT_EFORMAT,
+                 "(line 1, column 13), after '{\"id\":\"a\",\\t!' and before '}'");
+    /* a text that ends early is not blamed on its last character; one that is wrong there is */
+    expect_error("{\"id\":\"a\",\"kind\":\"echo\",\"text\":\"x\"", LLMOS_CLIENT_EFORMAT,
+                 "not valid JSON at the end of the text");
+    expect_error("{\"id\":\"a\"x", LLMOS_CLIENT_EFORMAT,
+                 "at offset 9 (line 1, column 10), after '{\"id\":\"a\"' and before 'x'");
+}
+
+/* Endpoints: checked and their host looked up at connect, at once. */
+static void test_endpoints(void **state) {
+    (void)state;
+    llmos_client_t *c = NULL;
+    llmos_client_error_t err;
+    const struct {
+        const char *ep, *needle;
+    } bad[] = {
+        {"127.0.0.1:7070", "is not tcp://HOST:PORT"},
+        {"tcp://127.0.0.1", "is not tcp://HOST:PORT"},
+        {"tcp://:7070", "is not tcp://HOST:PORT"},
+        {"tcp://127.0.0.1:0", "port '0' is not a number from 1 to 65535"},
+        {"tcp://127.0.0.1:65536", "port '65536'"},
+        {"tcp://127.0.0.1:-1", "port '-1'"},
+        {"tcp://127.0.0.1:", "port ''"},
+        {"tcp://127.0.0.1:70x", "port '70x'"},
+        {"tcp://*:7070", "'*' is for listening"},
+        {"tcp://[]:7070", "names no host"},
+        /* glibc refuses this name without asking DNS: no traffic leaves the machine */
+        {"tcp://no-such-host!invalid:7070", "no host named 'no-such-host!invalid'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t t0 = llmos_now_ns();
+        int rc = llmos_client_connect(bad[i].ep, NULL, &c, &err);
+        uint64_t ms = (llmos_now_ns() - t0) / 1000000;
+        if (rc != LLMOS_CLIENT_EINVAL || !strstr(err.msg, bad[i].needle))
+            fail_msg("%s: rc %d '%s', expected EINVAL and '%s'", bad[i].ep, rc, err.msg, bad[i].needle);
+        assert_null(c);
+        assert_true(ms < 1000);
+    }
+    assert_int_equal(llmos_client_connect(NULL, NULL, &c, &err), LLMOS_CLIENT_EINVAL);
+    const char *good[] = {"tcp://127.0.0.1:9", "tcp://localhost:9", "tcp://[::1]:9",
+                          "tcp://127.0.0.1;127.0.0.1:9"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (llmos_client_connect(good[i], NULL, &c, &err) != 0) fail_msg("%s: %s", good[i], err.msg);
+        llmos_client_destroy(&c);
+    }
+}
+
+/* A node that never answers: the waiting calls return ETIMEDOUT, with no
+ * status and a message naming the endpoint, within their timeout (the
+ * node-side wait is shorter; nothing is added on top). */
+static void test_timeouts_respected(void **state) {
+    (void)state;
+    llmos_client_t *c;
+    llmos_client_error_t err;
+    assert_int_equal(llmos_client_connect("tcp://127.0.0.1:9", NULL, &c, &err), 0);
+    llmos_job_t *j;
+    assert_int_equal(
+        llmos_job_from_json("{\"id\":\"x\",\"kind\":\"echo\",\"text\":\"x\"}", 35, NULL, &j, &err), 0);
+    for (int call = 0; call < 4; call++) {
+        llmos_job_status_t *st = (llmos_job_status_t *)&err;
+        uint64_t t0 = llmos_now_ns();
+        int rc = call == 0   ? llmos_client_submit_wait(c, j, 400, &st, &err)
+                 : call == 1 ? llmos_client_submit_stream(c, j, 400, NULL, NULL, &st, &err)
+                 : call == 2 ? llmos_client_wait(c, "x", 400, &st, &err)
+                             : llmos_client_stream(c, "x", 400, NULL, NULL, &st, &err);
+        uint64_t ms = (llmos_now_ns() - t0) / 1000000;
+        assert_int_equal(rc, LLMOS_CLIENT_ETIMEDOUT);
+        assert_null(st);
+        assert_non_null(strstr(err.msg, "tcp://127.0.0.1:9"));
+        if (ms < 390 || ms > 900)
+            fail_msg("call %d: ETIMEDOUT after %llu ms for a 400 ms timeout", call, (unsigned long long)ms);
+    }
+    llmos_job_destroy(&j);
+    llmos_client_destroy(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_short_forms), cmocka_unit_test(test_full_form), cmocka_unit_test(test_json_errors),
-        cmocka_unit_test(test_builder),     cmocka_unit_test(test_status_json), cmocka_unit_test(test_names),
-        cmocka_unit_test(test_no_node),     cmocka_unit_test(test_async_no_node),
+        cmocka_unit_test(test_short_forms),
+        cmocka_unit_test(test_full_form),
+        cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_builder),
+        cmocka_unit_test(test_status_json),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_no_node),
+        cmocka_unit_test(test_async_no_node),
+        cmocka_unit_test(test_task_limit),
+        cmocka_unit_test(test_nul),
+        cmocka_unit_test(test_syntax_messages),
+        cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_timeouts_respected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

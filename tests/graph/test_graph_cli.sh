@@ -6,7 +6,9 @@
 #   as FILE:LINE and leaves the store unchanged; --strict refuses the whole
 #   load; kill -9 in the middle of a large load leaves the store exactly as
 #   before, consistent in its three orderings, and writable; load → dump →
-#   load is a fixpoint; neighbors and path agree with a BFS done in Python.
+#   load is a fixpoint; neighbors and path agree with a BFS done in Python;
+#   a failed load leaves no new store (directory) behind and an old one
+#   untouched; every command answers --help with its usage and exit 0.
 set -euo pipefail
 
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
@@ -142,4 +144,44 @@ gotp=$("$G" path "$T/fix" virus body_location_or_region --max-hops 6 2>/dev/null
 [ "$gotp" = "$plen" ] || fail "path: $gotp hops, want $plen"
 "$G" neighbors "$T/fix" no_such_node 2> "$T/err" && fail "unknown node accepted"
 grep -q "no_such_node" "$T/err" || fail "unknown node: message does not name it"
+# ----------------------------------------------------- failed loads ---
+step "a load that fails leaves no new store behind, an old one intact"
+for args in "/nonexistent.nt" "$DATA/kg/umls/train.txt /nonexistent.nt" "$T" "$T/bad.nt --strict" \
+    "$DATA/kg/umls/train.txt --format nope"; do
+    printf '<http://x/a> <http://x/p> oops .\n' >"$T/bad.nt"
+    # shellcheck disable=SC2086
+    if "$G" load "$T/newdb" $args 2>"$T/err"; then fail "load $args succeeded"; fi
+    [ -e "$T/newdb" ] && fail "load $args left $T/newdb behind: $(ls -A "$T/newdb")"
+done
+mkdir "$T/emptydir"
+if "$G" load "$T/emptydir" /nonexistent.nt 2>/dev/null; then fail "load into an empty dir succeeded"; fi
+[ -d "$T/emptydir" ] || fail "the existing empty directory was removed"
+[ -z "$(ls -A "$T/emptydir")" ] || fail "a failed load left files in an existing directory: $(ls -A "$T/emptydir")"
+"$G" dump "$T/umls" | sort >"$T/before.nt"
+for args in "/nonexistent.nt" "$T/bad.nt --strict"; do
+    # shellcheck disable=SC2086
+    if "$G" load "$T/umls" $args 2>/dev/null; then fail "load into umls: $args succeeded"; fi
+    "$G" dump "$T/umls" | sort | cmp -s - "$T/before.nt" || fail "a failed load ($args) changed the store"
+    "$G" check "$T/umls" >/dev/null || fail "a failed load ($args) broke the store"
+done
+
+# -------------------------------------------------------------- help ---
+step "--help everywhere: usage on stdout, exit 0"
+for c in "" load stats dump check neighbors neighbours path query link; do
+    # shellcheck disable=SC2086
+    "$G" $c --help >"$T/help" 2>"$T/err" || fail "llmos-graph $c --help exited $?"
+    grep -q '^usage: llmos-graph' "$T/help" || fail "llmos-graph $c --help: $(head -2 "$T/help")"
+    [ -s "$T/err" ] && fail "llmos-graph $c --help wrote to stderr"
+    # shellcheck disable=SC2086
+    "$G" $c -h >/dev/null || fail "llmos-graph $c -h"
+    [ -n "$c" ] || continue
+    "$G" help "$c" | cmp -s - "$T/help" || fail "llmos-graph help $c differs from $c --help"
+    "$G" "$c" "$T/umls" --help | cmp -s - "$T/help" || fail "llmos-graph $c DB --help"
+    "$BIN/llmos" graph "$c" --help | cmp -s - "$T/help" || fail "llmos graph $c --help"
+done
+"$BIN/llmos" graph --help | grep -q '^usage: llmos-graph' || fail "llmos graph --help"
+if "$G" nope --help >/dev/null 2>&1; then fail "an unknown command with --help succeeded"; fi
+if "$G" help nope >/dev/null 2>&1; then fail "help for an unknown command succeeded"; fi
+if "$G" load "$T/x" 2>/dev/null; then fail "load without files succeeded"; fi
+
 echo "all graph CLI checks passed"

@@ -733,13 +733,20 @@ static void test_link_umls(void **state) {
     free(json);
     graph_link_result_deinit(&res);
 
-    /* longest match over a shorter one that starts at the same word */
+    /* longest match over a shorter one that starts at the same word; hops 0
+     * gives the facts between the mentions (hop 0) and nothing else */
     text = "cell or molecular dysfunction near a cell component";
     assert_int_equal(graph_link_text(l, r, text, strlen(text), &(graph_link_opts_t){.hops = 0}, &res, &err), 0);
     assert_int_equal(res.nmentions, 2);
     mention_is(&res, 0, text, "cell or molecular dysfunction", "http://llmos.local/kg/cell_or_molecular_dysfunction");
     mention_is(&res, 1, text, "cell component", "http://llmos.local/kg/cell_component");
-    assert_int_equal(res.nfacts, 0);
+    assert_true(res.nfacts >= 1);
+    for (size_t i = 0; i < res.nfacts; i++) {
+        assert_int_equal(res.facts[i].hop, 0);
+        graph_id_t a = res.mentions[0].entity, b = res.mentions[1].entity;
+        assert_true((res.facts[i].t.s == a && res.facts[i].t.o == b) ||
+                    (res.facts[i].t.s == b && res.facts[i].t.o == a));
+    }
     graph_link_result_deinit(&res);
 
     /* two hops reach further, capped */
@@ -828,6 +835,208 @@ static void test_link_labels(void **state) {
     graph_store_close(&s);
 }
 
+/* ------------------------------------------------- caps and edge cases --- */
+
+static int stop_now(void *ctx) {
+    return *(int *)ctx;
+}
+
+/* A cross join over UMLS (27 M rows) is refused as soon as the result passes
+ * the cap, with the rows so far; memory stays near the cap. */
+static void test_exec_caps(void **state) {
+    (void)state;
+    llmos_error_t err = {0};
+    graph_reader_t *r = NULL;
+    assert_int_equal(graph_reader_begin(umls, &r, &err), 0);
+    const char *cross = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f }";
+    sparql_exec_opts_t o = {.max_result_bytes = 1u << 20, .cap_name = "test_cap"};
+    char *out = (char *)"unset";
+    size_t len = 7;
+    uint64_t t0 = llmos_now_ns();
+    for (int fmt = 0; fmt < 2; fmt++) {
+        assert_int_equal(sparql_query_run(r, cross, strlen(cross), (sparql_format)fmt, &o, &out, &len, &err),
+                         LLMOS_ETOOBIG);
+        assert_null(out);
+        assert_non_null(strstr(err.msg, "over the 1048576-byte cap (test_cap) after "));
+        assert_non_null(strstr(err.msg, "rows"));
+        assert_non_null(strstr(err.msg, "LIMIT"));
+    }
+    assert_true(llmos_now_ns() - t0 < 2000u * 1000000u);
+    /* the writer's own cap, counted across flushes to a file */
+    sparql_query_t *q = parse_ok(cross);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    sparql_writer_t w;
+    sparql_writer_init(&w, SPARQL_FORMAT_TSV, f, &err);
+    w.max_bytes = 300000; /* several 64 KiB flushes */
+    sparql_sink_t sink = sparql_writer_sink(&w);
+    sparql_exec_stats_t st;
+    assert_int_equal(sparql_query_execute(r, q, NULL, &sink, &st, &err), LLMOS_ETOOBIG);
+    assert_non_null(strstr(err.msg, "over the 300000-byte cap after "));
+    assert_null(strstr(err.msg, "()"));
+    char want[64];
+    snprintf(want, sizeof want, "after %llu rows", (unsigned long long)(st.rows - 1));
+    assert_non_null(strstr(err.msg, want)); /* the rows written before the one refused */
+    fflush(f);
+    long written = ftell(f);
+    assert_true(written > 0 && written <= 300000);
+    fclose(f);
+    sparql_writer_deinit(&w);
+    sparql_query_destroy(&q);
+    /* under the cap: answered whole, same as without one */
+    const char *small_q = "SELECT * WHERE { ?a ?b ?c } LIMIT 10";
+    char *capped = NULL, *plain = NULL;
+    o.max_result_bytes = 4096;
+    assert_int_equal(
+        sparql_query_run(r, small_q, strlen(small_q), SPARQL_FORMAT_JSON, &o, &capped, NULL, &err), 0);
+    assert_int_equal(
+        sparql_query_run(r, small_q, strlen(small_q), SPARQL_FORMAT_JSON, NULL, &plain, NULL, &err), 0);
+    assert_string_equal(capped, plain);
+    free(capped);
+    free(plain);
+    /* a cap smaller than the header alone */
+    o.max_result_bytes = 3;
+    assert_int_equal(sparql_query_run(r, small_q, strlen(small_q), SPARQL_FORMAT_TSV, &o, &out, NULL, &err),
+                     LLMOS_ETOOBIG);
+    assert_non_null(strstr(err.msg, "after 0 rows"));
+    /* DISTINCT with a huge OFFSET writes nothing, but its table is capped */
+    const char *skip = "SELECT DISTINCT * WHERE { ?a ?b ?c . ?d ?e ?f } OFFSET 100000000";
+    o.max_result_bytes = 1u << 20;
+    assert_int_equal(sparql_query_run(r, skip, strlen(skip), SPARQL_FORMAT_TSV, &o, &out, NULL, &err),
+                     LLMOS_ETOOBIG);
+    assert_non_null(strstr(err.msg, "DISTINCT needs more than the 1048576-byte result cap (test_cap)"));
+    /* the interrupt callback stops a query that scans without writing */
+    const char *idle = "SELECT ?a WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i FILTER(?a = ?d && ?a != ?d) }";
+    int stop = 1;
+    sparql_exec_opts_t io = {.interrupted = stop_now, .interrupt_ctx = &stop};
+    t0 = llmos_now_ns();
+    assert_int_equal(sparql_query_run(r, idle, strlen(idle), SPARQL_FORMAT_TSV, &io, &out, NULL, &err),
+                     LLMOS_ECANCELED);
+    assert_non_null(strstr(err.msg, "interrupted"));
+    assert_true(llmos_now_ns() - t0 < 1000u * 1000000u);
+    stop = 0;
+    io.deadline_ns = llmos_now_ns() + 30u * 1000000u; /* not interrupted: runs to its deadline */
+    assert_int_equal(sparql_query_run(r, idle, strlen(idle), SPARQL_FORMAT_TSV, &io, &out, NULL, &err),
+                     LLMOS_ETIMEDOUT);
+    graph_reader_end(&r);
+}
+
+/* An empty basic graph pattern has exactly one solution, the empty one. */
+static void test_exec_empty_bgp(void **state) {
+    (void)state;
+    collect_t *c = malloc(sizeof *c);
+    static const char *const one[] = {"SELECT * {}",          "SELECT * WHERE {}",
+                                      "SELECT * WHERE { }",   "SELECT * { FILTER(true) }",
+                                      "SELECT DISTINCT * {}", "SELECT * {} LIMIT 5"};
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
+        assert_int_equal(run(umls, one[i], c, NULL), 0);
+        assert_int_equal(c->n, 1);
+        assert_int_equal(c->head_cols, 0);
+        assert_string_equal(c->rows[0], "");
+    }
+    assert_int_equal(run(umls, "SELECT ?x {}", c, NULL), 0);
+    assert_int_equal(c->n, 1);
+    assert_int_equal(c->head_cols, 1);
+    assert_string_equal(c->rows[0], "-"); /* unbound */
+    static const char *const none[] = {"SELECT * {} LIMIT 0", "SELECT * {} OFFSET 1",
+                                       "SELECT * { FILTER(false) }"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        assert_int_equal(run(umls, none[i], c, NULL), 0);
+        assert_int_equal(c->n, 0);
+    }
+    assert_int_equal(expect_ask(umls, "ASK {}"), 1);
+    assert_int_equal(expect_ask(umls, "ASK { FILTER(false) }"), 0);
+    free(c);
+    /* well-formed output: TSV an empty header line and one empty row;
+     * JSON no variable and one empty binding */
+    char *tsv = write_result(umls, "SELECT * {}", SPARQL_FORMAT_TSV);
+    assert_string_equal(tsv, "\n\n");
+    free(tsv);
+    char *json = write_result(umls, "SELECT * WHERE {}", SPARQL_FORMAT_JSON);
+    assert_string_equal(json, "{\"head\":{\"vars\":[]},\"results\":{\"bindings\":[{}]}}\n");
+    free(json);
+    tsv = write_result(umls, "SELECT ?x {}", SPARQL_FORMAT_TSV);
+    assert_string_equal(tsv, "?x\n\n");
+    free(tsv);
+    json = write_result(umls, "SELECT ?x ?y {}", SPARQL_FORMAT_JSON);
+    assert_string_equal(json, "{\"head\":{\"vars\":[\"x\",\"y\"]},\"results\":{\"bindings\":[{}]}}\n");
+    free(json);
+    json = write_result(umls, "SELECT * {} LIMIT 0", SPARQL_FORMAT_JSON);
+    assert_string_equal(json, "{\"head\":{\"vars\":[]},\"results\":{\"bindings\":[]}}\n");
+    free(json);
+}
+
+/* max_facts and max_mentions of any size; hops 0 facts; no mention. */
+static void test_link_caps(void **state) {
+    (void)state;
+    graph_reader_t *r = NULL;
+    graph_linker_t *l = linker_for(umls, &r);
+    llmos_error_t err = {0};
+    graph_link_result_t res, ref;
+    const char *text = "virus and disease or syndrome, bird, alga and cell function";
+    graph_link_opts_t huge = {.hops = 2, .max_facts = (size_t)UINT32_MAX, .max_mentions = SIZE_MAX};
+    assert_int_equal(graph_link_text(l, r, text, strlen(text), &huge, &res, &err), 0);
+    graph_link_opts_t cap = {.hops = 2, .max_facts = GRAPH_LINK_FACTS_MAX};
+    assert_int_equal(graph_link_text(l, r, text, strlen(text), &cap, &ref, &err), 0);
+    assert_int_equal(res.nmentions, 5);
+    assert_true(res.nfacts > 20 && res.nfacts <= GRAPH_LINK_FACTS_MAX);
+    assert_int_equal(res.nfacts, ref.nfacts);
+    for (size_t i = 0; i < res.nfacts; i++)
+        assert_string_equal(res.facts[i].sentence, ref.facts[i].sentence);
+    graph_link_result_deinit(&res);
+    graph_link_result_deinit(&ref);
+    huge.max_facts = SIZE_MAX;
+    assert_int_equal(graph_link_text(l, r, text, strlen(text), &huge, &res, &err), 0);
+    assert_true(res.nfacts > 20);
+    graph_link_result_deinit(&res);
+    /* hops 0: only facts with both ends mentioned; hops 1 adds around them */
+    text = "Can a virus cause a disease or syndrome?";
+    assert_int_equal(graph_link_text(l, r, text, strlen(text), &(graph_link_opts_t){.hops = 0}, &res, &err),
+                     0);
+    assert_int_equal(res.nmentions, 2);
+    assert_true(res.nfacts >= 1);
+    int causes = 0;
+    for (size_t i = 0; i < res.nfacts; i++) {
+        assert_int_equal(res.facts[i].hop, 0);
+        causes += strcmp(res.facts[i].sentence, "virus causes disease or syndrome.") == 0;
+    }
+    assert_int_equal(causes, 1);
+    size_t hop0 = res.nfacts;
+    graph_link_result_deinit(&res);
+    assert_int_equal(graph_link_text(l, r, text, strlen(text), &(graph_link_opts_t){.hops = 1}, &res, &err),
+                     0);
+    assert_true(res.nfacts > hop0);
+    graph_link_result_deinit(&res);
+    /* one mention: no hop-0 fact; the default (opts NULL: 1 hop) has some */
+    assert_int_equal(graph_link_text(l, r, "virus", 5, &(graph_link_opts_t){.hops = 0}, &res, &err), 0);
+    assert_int_equal(res.nmentions, 1);
+    assert_int_equal(res.nfacts, 0);
+    graph_link_result_deinit(&res);
+    assert_int_equal(graph_link_text(l, r, "virus", 5, NULL, &res, &err), 0);
+    assert_int_equal(res.nfacts, GRAPH_LINK_DEFAULT_FACTS);
+    graph_link_result_deinit(&res);
+    /* no mention: an empty, valid answer at every hops setting */
+    static const char *const nothing[] = {"Lily saw", "", " ", "\xff\xfe", "saw\0virus"};
+    for (size_t k = 0; k < sizeof nothing / sizeof nothing[0]; k++) {
+        for (int h = 0; h <= 2; h++) {
+            size_t n = k == 4 ? 3 : strlen(nothing[k]);
+            assert_int_equal(
+                graph_link_text(l, r, nothing[k], n, &(graph_link_opts_t){.hops = h}, &res, &err), 0);
+            assert_int_equal(res.nmentions, 0);
+            assert_int_equal(res.nfacts, 0);
+            char *json = NULL;
+            size_t len = 0;
+            assert_int_equal(graph_link_to_json(&res, nothing[k], n, &json, &len, &err), 0);
+            assert_string_equal(json, "{\"mentions\":[],\"facts\":[]}");
+            assert_int_equal(len, strlen(json));
+            free(json);
+            graph_link_result_deinit(&res);
+        }
+    }
+    graph_linker_destroy(&l);
+    graph_reader_end(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_select),   cmocka_unit_test(test_parse_ask_star),
@@ -836,6 +1045,8 @@ int main(void) {
         cmocka_unit_test(test_exec_modifiers), cmocka_unit_test(test_exec_plan),
         cmocka_unit_test(test_exec_deadline),  cmocka_unit_test(test_write_formats),
         cmocka_unit_test(test_link_umls),      cmocka_unit_test(test_link_labels),
+        cmocka_unit_test(test_exec_caps),      cmocka_unit_test(test_exec_empty_bgp),
+        cmocka_unit_test(test_link_caps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

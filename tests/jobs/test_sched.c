@@ -10,7 +10,9 @@
  * Every request goes through `gateway` with rt_call, as a client's would.
  */
 #include "actors/gateway.h"
+#include "actors/joblog.h"
 #include "actors/scheduler.h"
+#include "llmos/graph.pb-c.h"
 #include "llmos/job.pb-c.h"
 #include "llmos/model.pb-c.h"
 #include "runtime/actor.h"
@@ -92,6 +94,18 @@ static int bad_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
 
 static int hole_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) { return 0; }
 
+/* A graph that finds nothing: link and query answers with an empty text
+ * (protobuf-c unpacks it as its shared read-only "", which the scheduler
+ * once wrote into: a one-line link job crashed the node for good). */
+static int nograph_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
+    if (m->flags & RT_MSG_REPLY) return 0;
+    Llmos__GraphResult g = LLMOS__GRAPH_RESULT__INIT;
+    uint8_t buf[64];
+    size_t len = llmos__graph_result__pack(&g, buf);
+    rt_reply(ctx, m, m->type, buf, len);
+    return 0;
+}
+
 /* A model that never finishes a generation and records cancels. */
 static char cancelled_rid[128];
 static int fakemodel_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
@@ -122,6 +136,7 @@ static void start(fx_t *f) {
         {"echo", NULL, echo_rx, NULL, NULL}, {"slow", NULL, slow_rx, NULL, NULL},
         {"flaky", NULL, flaky_rx, NULL, NULL}, {"bad", NULL, bad_rx, NULL, NULL},
         {"hole", NULL, hole_rx, NULL, NULL}, {"fakemodel", NULL, fakemodel_rx, NULL, NULL},
+        {"graph", NULL, nograph_rx, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         rt_spawn_opts_t o = {.name = defs[i].kind, .pinned = strcmp(defs[i].kind, "slow") == 0};
@@ -682,6 +697,328 @@ static void test_list(void **st) {
     llmos__job_list__free_unpacked(l, NULL);
 }
 
+/* ---- issue 21: poison pills, bounds, tables that never fill for good ---- */
+
+/* A link task whose text mentions nothing: done with 0 facts, and the node
+ * goes on serving. */
+static void test_link_no_mention(void **st) {
+    fx_t *f = *st;
+    start(f);
+    tspec_t ts[2] = {{.name = "facts", .text = "Lily saw", .kind = LLMOS__TASK_KIND__TASK_LINK},
+                     {.name = "after", .text = "still here", .input_from = "facts"}};
+    rt_msg_t *r = submit_job(f, "g3", NULL, 0, 0, ts, 2, true);
+    assert_int_equal(r->status, 0);
+    Llmos__JobStatus *s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_string_equal(s->tasks[0]->text, "");
+    assert_int_equal(s->tasks[0]->facts, 0);
+    assert_string_equal(s->tasks[1]->text, "still here");
+    llmos__job_status__free_unpacked(s, NULL);
+    r = submit1(f, "after-g3", NULL, 0, NULL, "alive", true);
+    assert_int_equal(r->status, 0);
+    rt_msg_free(r);
+}
+
+/* Packs a SubmitRequest with one echo task whose input_from lists `refs`. */
+static size_t pack_refs(uint8_t *buf, const char *id, char **refs, size_t n) {
+    Llmos__Task a = LLMOS__TASK__INIT, b = LLMOS__TASK__INIT, *tp[2] = {&a, &b};
+    a.name = "a";
+    a.kind = b.kind = LLMOS__TASK_KIND__TASK_ECHO;
+    a.text = "x";
+    b.name = "b";
+    b.text = "y";
+    b.input_from = refs;
+    b.n_input_from = n;
+    Llmos__Job job = LLMOS__JOB__INIT;
+    job.id = (char *)id;
+    job.n_tasks = 2;
+    job.tasks = tp;
+    Llmos__SubmitRequest sr = LLMOS__SUBMIT_REQUEST__INIT;
+    sr.job = &job;
+    return llmos__submit_request__pack(&sr, buf);
+}
+
+static void test_bad_refs_targets_and_strings(void **st) {
+    fx_t *f = *st;
+    start(f);
+    uint8_t buf[4096];
+    /* input_from naming the same task twice */
+    char *dup[3] = {"a", "a", "a"};
+    size_t len = pack_refs(buf, "dups", dup, 3);
+    rt_msg_t *r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, len, 2000);
+    assert_int_equal(r->status, LLMOS_EINVAL);
+    assert_non_null(strstr(r->error, "input_from[1] 'a' is also input_from[0]"));
+    rt_msg_free(r);
+    /* a target nobody serves: refused at submission, naming it */
+    r = submit1(f, "nowhere", NULL, 0, "no-such-actor", "x", false);
+    assert_int_equal(r->status, LLMOS_ENOTFOUND);
+    assert_non_null(strstr(r->error, "target 'no-such-actor' is not served by this node"));
+    rt_msg_free(r);
+    /* a default target this node lacks: the refusal says what would serve it */
+    tspec_t gen = {.text = "Once", .kind = LLMOS__TASK_KIND__TASK_GENERATE};
+    r = submit_job(f, "nomodel", NULL, 0, 0, &gen, 1, false);
+    assert_int_equal(r->status, LLMOS_ENOTFOUND);
+    assert_non_null(strstr(r->error, "target 'model' is not served by this node (start llmosd with --model"));
+    rt_msg_free(r);
+    /* nothing of the refused jobs was logged */
+    int code;
+    Llmos__JobStatus *s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "nowhere", 1000, &code);
+    assert_int_equal(code, LLMOS_ENOTFOUND);
+    assert_null(s);
+    /* an id, tenant or text with a NUL byte, or not UTF-8: refused, naming the field */
+    const struct {
+        const char *id, *tenant, *text;
+        size_t idlen, tenlen, textlen;
+        const char *needle;
+    } bad[] = {
+        {"a\0b", "", "x", 3, 0, 1, "job.id contains a NUL byte (at byte 1)"},
+        {"t1", "ac\0me", "x", 2, 5, 1, "job.tenant contains a NUL byte (at byte 2)"},
+        {"t2", "", "hi\0there", 2, 0, 8, "job.tasks[0].text contains a NUL byte (at byte 2)"},
+        {"t3", "", "caf\xc3", 2, 0, 4, "job.tasks[0].text is not valid UTF-8 (at byte 3)"},
+        {"\xff", "", "x", 1, 0, 1, "job.id is not valid UTF-8 (at byte 0)"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        /* hand-made wire bytes: protobuf-c would stop at the NUL when packing */
+        uint8_t task[64], job[160], *p = task;
+        *p++ = 0x10, *p++ = 1;                                   /* kind = echo */
+        *p++ = 0x22, *p++ = (uint8_t)bad[k].textlen;             /* text */
+        memcpy(p, bad[k].text, bad[k].textlen), p += bad[k].textlen;
+        size_t tl = (size_t)(p - task);
+        p = job;
+        *p++ = 0x0A, *p++ = (uint8_t)bad[k].idlen;               /* id */
+        memcpy(p, bad[k].id, bad[k].idlen), p += bad[k].idlen;
+        if (bad[k].tenlen) {
+            *p++ = 0x12, *p++ = (uint8_t)bad[k].tenlen;          /* tenant */
+            memcpy(p, bad[k].tenant, bad[k].tenlen), p += bad[k].tenlen;
+        }
+        *p++ = 0x3A, *p++ = (uint8_t)tl;                         /* tasks */
+        memcpy(p, task, tl), p += tl;
+        size_t jl = (size_t)(p - job);
+        buf[0] = 0x0A, buf[1] = (uint8_t)jl;                     /* SubmitRequest.job */
+        memcpy(buf + 2, job, jl);
+        r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SUBMIT, buf, jl + 2, 2000);
+        assert_int_equal(r->status, LLMOS_EINVAL);
+        if (!strstr(r->error, bad[k].needle)) fail_msg("case %zu: '%s' lacks '%s'", k, r->error, bad[k].needle);
+        rt_msg_free(r);
+    }
+    /* job "a" was never made: the NUL id did not collide with it */
+    s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "a", 1000, &code);
+    assert_int_equal(code, LLMOS_ENOTFOUND);
+    /* non-ASCII that is valid UTF-8 is fine */
+    r = submit1(f, "caf\xc3\xa9-\xe4\xbd\xa0\xe5\xa5\xbd", "t\xc3\xa9nant", 0, NULL, "\xf0\x9f\x99\x82", true);
+    assert_int_equal(r->status, 0);
+    s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_string_equal(s->tasks[0]->text, "\xf0\x9f\x99\x82");
+    llmos__job_status__free_unpacked(s, NULL);
+}
+
+/* A task's input past task_input_max fails ETOOBIG before anything is
+ * copied; the node goes on. */
+static void test_input_cap(void **st) {
+    fx_t *f = *st;
+    f->cfg.task_input_max = 3000;
+    start(f);
+    char big[2001];
+    memset(big, 'x', 2000);
+    big[2000] = 0;
+    tspec_t ts[2] = {{.name = "a", .text = big}, {.name = "b", .text = big, .input_from = "a"}};
+    rt_msg_t *r = submit_job(f, "toobig", NULL, 0, 0, ts, 2, true);
+    assert_int_equal(r->status, 0);
+    Llmos__JobStatus *s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_FAILED);
+    assert_int_equal(s->tasks[1]->error_code, LLMOS_ETOOBIG);
+    assert_non_null(strstr(s->tasks[1]->error, "is 4001 bytes; at most 3000 (config task_input_max)"));
+    assert_int_equal(s->tasks[1]->attempts, 0); /* never sent */
+    llmos__job_status__free_unpacked(s, NULL);
+    ts[1].text = "small";
+    r = submit_job(f, "fits", NULL, 0, 0, ts, 2, true);
+    s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_int_equal(strlen(s->tasks[1]->text), 2006);
+    llmos__job_status__free_unpacked(s, NULL);
+}
+
+static Llmos__JobStatus *status_part(fx_t *f, const char *id, const char *task, uint64_t offset, int *code,
+                                     char *error, size_t cap) {
+    Llmos__JobRef ref = LLMOS__JOB_REF__INIT;
+    ref.id = (char *)id;
+    ref.task = (char *)task;
+    ref.offset = offset;
+    uint8_t buf[256];
+    size_t len = llmos__job_ref__pack(&ref, buf);
+    rt_msg_t *m = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, buf, len, 2000);
+    *code = m->status;
+    if (error) snprintf(error, cap, "%s", m->error ? m->error : "");
+    Llmos__JobStatus *s = m->len ? llmos__job_status__unpack(NULL, m->len, m->data) : NULL;
+    rt_msg_free(m);
+    return s;
+}
+
+/* Texts over status_max_bytes travel in parts: the status carries the first
+ * bytes and the whole length, JobRef.task/offset fetch the rest. */
+static void test_status_parts(void **st) {
+    fx_t *f = *st;
+    f->cfg.status_max_bytes = 1000;
+    start(f);
+    char text[2501];
+    for (int i = 0; i < 2500; i++) text[i] = (char)('a' + i % 26);
+    text[2500] = 0;
+    tspec_t ts[2] = {{.name = "small", .text = "tiny"}, {.name = "long", .text = text}};
+    rt_msg_t *r = submit_job(f, "parts", NULL, 0, 0, ts, 2, true);
+    Llmos__JobStatus *s = llmos__job_status__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_string_equal(s->tasks[0]->text, "tiny");
+    assert_int_equal(s->tasks[0]->text_total, 0);
+    assert_int_equal(strlen(s->tasks[1]->text), 996); /* 1000 minus "tiny" */
+    assert_int_equal(s->tasks[1]->text_total, 2500);
+    llmos__job_status__free_unpacked(s, NULL);
+    char whole[2501] = "", err[512];
+    size_t have = 0;
+    int code;
+    while (have < 2500) {
+        s = status_part(f, "parts", "long", have, &code, NULL, 0);
+        assert_int_equal(code, 0);
+        assert_int_equal(s->n_tasks, 1);
+        assert_int_equal(s->tasks[0]->text_offset, have);
+        size_t n = strlen(s->tasks[0]->text);
+        assert_true(n > 0 && n <= 1000);
+        memcpy(whole + have, s->tasks[0]->text, n);
+        have += n;
+        llmos__job_status__free_unpacked(s, NULL);
+    }
+    whole[have] = 0;
+    assert_string_equal(whole, text);
+    /* the end itself: an empty part; past it, or no such task: errors */
+    s = status_part(f, "parts", "long", 2500, &code, NULL, 0);
+    assert_int_equal(code, 0);
+    assert_string_equal(s->tasks[0]->text, "");
+    llmos__job_status__free_unpacked(s, NULL);
+    s = status_part(f, "parts", "long", 2501, &code, err, sizeof err);
+    assert_int_equal(code, LLMOS_EINVAL);
+    assert_non_null(strstr(err, "offset 2501 is past the end"));
+    s = status_part(f, "parts", "nope", 0, &code, err, sizeof err);
+    assert_int_equal(code, LLMOS_ENOTFOUND);
+    assert_non_null(strstr(err, "has no task 'nope'"));
+}
+
+/* More targets and tenants over time than the tables hold at once: entries
+ * no unfinished job names are reused. */
+static void test_tables_reuse(void **st) {
+    fx_t *f = *st;
+    start(f);
+    llmos_error_t err;
+    static const rt_actor_def_t e = {"e", NULL, echo_rx, NULL, NULL};
+    char name[32], id[48];
+    for (int i = 0; i < SCHED_TARGETS_MAX + 20; i++) {
+        snprintf(name, sizeof name, "echo-%d", i);
+        rt_spawn_opts_t o = {.name = name};
+        rt_ref_t ref;
+        assert_int_equal(rt_spawn(f->sys, &e, NULL, &o, &ref, &err), 0);
+        snprintf(id, sizeof id, "target-%d", i);
+        rt_msg_t *r = submit1(f, id, NULL, 0, name, "x", true);
+        if (r->status) fail_msg("%s: %s", id, r->error);
+        rt_msg_free(r);
+    }
+    for (int i = 0; i < 4096 + 50; i++) {
+        snprintf(name, sizeof name, "tenant-%d", i);
+        snprintf(id, sizeof id, "tenant-job-%d", i);
+        rt_msg_t *r = submit1(f, id, name, 0, NULL, "x", true);
+        if (r->status) fail_msg("%s: %s", id, r->error);
+        rt_msg_free(r);
+    }
+}
+
+/* Writes task 0 of job `id` back as RUNNING in the log, as a crash of the
+ * node while it was in flight leaves it (a clean stop logs it READY). */
+static void fake_crash(fx_t *f, const char *id) {
+    joblog_t *log;
+    llmos_error_t err;
+    assert_int_equal(joblog_open(f->dir, &(joblog_opts_t){.nosync = true}, &log, &err), 0);
+    const void *d;
+    size_t dl;
+    assert_int_equal(joblog_task_get(log, id, 0, &d, &dl, &err), 0);
+    Llmos__TaskResult *r = llmos__task_result__unpack(NULL, dl, d);
+    assert_non_null(r);
+    assert_int_equal(r->state, LLMOS__TASK_STATE__TASK_READY);
+    r->state = LLMOS__TASK_STATE__TASK_RUNNING;
+    uint8_t buf[512];
+    size_t len = llmos__task_result__pack(r, buf);
+    llmos__task_result__free_unpacked(r, NULL);
+    assert_int_equal(joblog_task_put(log, id, 0, buf, len, &err), 0);
+    assert_int_equal(joblog_commit(log, &err), 0);
+    joblog_close(&log);
+}
+
+/* A task in flight during quarantine_after consecutive crashes: the job is
+ * quarantined at the next start, the others run; a clean stop does not
+ * count. */
+static void test_quarantine(void **st) {
+    fx_t *f = *st;
+    f->cfg.quarantine_after = 3;
+    start(f);
+    submit_ok(f, "poison", NULL, 0, "hole", "never answered");
+    rt_msg_t *r = submit1(f, "fine", NULL, 0, NULL, "done before", true);
+    rt_msg_free(r);
+    usleep(50000);
+    for (int crash = 1; crash <= 3; crash++) {
+        stop(f); /* clean: the task is logged READY ... */
+        fake_crash(f, "poison"); /* ... which a crash would have left RUNNING */
+        start(f);
+        int code;
+        Llmos__JobStatus *s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "poison", 1000, &code);
+        assert_int_equal(s->tasks[0]->crashes, crash);
+        if (crash < 3) {
+            assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_RUNNING);
+        } else {
+            assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_QUARANTINED);
+            assert_int_equal(s->tasks[0]->state, LLMOS__TASK_STATE__TASK_FAILED);
+            assert_non_null(strstr(s->error, "was in flight during 3 consecutive crashes of the node"));
+        }
+        llmos__job_status__free_unpacked(s, NULL);
+        if (crash == 1) { /* a clean stop and start in between counts nothing */
+            usleep(50000);
+            stop(f);
+            start(f);
+            s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "poison", 1000, &code);
+            assert_int_equal(s->tasks[0]->crashes, 1);
+            llmos__job_status__free_unpacked(s, NULL);
+            usleep(50000);
+        } else {
+            usleep(50000);
+        }
+    }
+    /* the others are intact and the node serves */
+    int code;
+    Llmos__JobStatus *s = ref_call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_STATUS, "fine", 1000, &code);
+    assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_DONE);
+    assert_string_equal(s->tasks[0]->text, "done before");
+    llmos__job_status__free_unpacked(s, NULL);
+    r = submit1(f, "after", NULL, 0, NULL, "x", true);
+    assert_int_equal(r->status, 0);
+    rt_msg_free(r);
+    /* listed by state, counted in stats */
+    Llmos__ListRequest q = LLMOS__LIST_REQUEST__INIT;
+    q.state = LLMOS__JOB_STATE__JOB_QUARANTINED;
+    uint8_t buf[64];
+    size_t len = llmos__list_request__pack(&q, buf);
+    r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_LIST, buf, len, 2000);
+    Llmos__JobList *l = llmos__job_list__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(l->n_jobs, 1);
+    assert_string_equal(l->jobs[0]->id, "poison");
+    llmos__job_list__free_unpacked(l, NULL);
+    r = call(f, LLMOS__JOB_MSG_TYPE__JOB_MSG_SCHED_STATS, "", 0, 2000);
+    Llmos__SchedulerStats *ss = llmos__scheduler_stats__unpack(NULL, r->len, r->data);
+    rt_msg_free(r);
+    assert_int_equal(ss->quarantined, 1);
+    llmos__scheduler_stats__free_unpacked(ss, NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_echo_idempotent_status, setup, teardown),
@@ -698,6 +1035,12 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_no_mention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_refs_targets_and_strings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_input_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tables_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "model/model.h"
+#include "model/model_internal.h"
 #include "model/q8.h"
 #include "runtime/base/log.h"
 #include "runtime/base/paths.h"
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char models[2048], bin_path[2300], tok_path[2300], gguf_path[2300];
@@ -131,6 +133,253 @@ static void test_tokenizer_roundtrip(void **state) {
         }
         roundtrip(t, buf, n);
     }
+    model_destroy(&m);
+}
+
+/* llama2.c's merge loop, written out as it is there (rescan after every
+ * merge: the best score, the leftmost among equals), on the pieces of t. */
+static int naive_merge(const model_tokenizer_t *t, int *ids, int n) {
+    for (;;) {
+        float best = -1e30f;
+        int best_id = -1, at = -1;
+        for (int i = 0; i + 1 < n; i++) {
+            const char *pa = t->piece[ids[i]], *pb = t->piece[ids[i + 1]];
+            int la = t->len[ids[i]], lb = t->len[ids[i + 1]];
+            if (t->type[ids[i]] != MODEL_TOK_NORMAL || t->type[ids[i + 1]] != MODEL_TOK_NORMAL) continue;
+            for (int v = 0; v < t->vocab_size;
+                 v++) /* the first of duplicate pieces wins, as the hash table */
+                if (t->type[v] == MODEL_TOK_NORMAL && t->len[v] == la + lb &&
+                    !memcmp(t->piece[v], pa, (size_t)la) && !memcmp(t->piece[v] + la, pb, (size_t)lb)) {
+                    if (t->score[v] > best) {
+                        best = t->score[v];
+                        best_id = v;
+                        at = i;
+                    }
+                    break;
+                }
+        }
+        if (best_id < 0) return n;
+        ids[at] = best_id;
+        memmove(ids + at + 1, ids + at + 2, sizeof(int) * (size_t)(n - at - 2));
+        n--;
+    }
+}
+
+/* The heap merge gives llama2.c's tokens (the rule rescanned naively on
+ * the unmerged symbols), and 1 MiB of text tokenizes in well under a
+ * second (the rescan took minutes). */
+static void test_tokenizer_heap_equals_rescan(void **state) {
+    (void)state;
+    model_t *m = load_bin();
+    const model_tokenizer_t *t = model_tokenizer(m);
+    static const char *words[] = {
+        "Once", " upon", " a",   " time", " the", " cat", "\xc3\xa9", "\xf0\x9f\x98\x80",
+        "\n",   "  ",    "ab",   "x",     "zzz",  ".",    ",",        " Lily",
+        " Tom", "\x01",  "\xff", "aaaa",  "ing"};
+    char buf[2048];
+    int got[2100], want[2100], n1, n2;
+    llmos_error_t e = {0};
+    for (int trial = 0; trial < 400; trial++) {
+        size_t n = 0;
+        for (int w = (int)(rnd() % 80); w > 0; w--) {
+            const char *p = words[rnd() % (sizeof words / sizeof words[0])];
+            memcpy(buf + n, p, strlen(p));
+            n += strlen(p);
+        }
+        assert_int_equal(model_tokenize(t, buf, n, 1, 0, got, 2100, &n1, &e), 0);
+        /* The unmerged symbols: what model_tokenize pushes before merging. */
+        int k = 0;
+        want[k++] = t->bos;
+        if (n) {
+            int sp = -1;
+            for (int v = 0; v < t->vocab_size && sp < 0; v++)
+                if (t->type[v] == MODEL_TOK_NORMAL && t->len[v] == 1 && t->piece[v][0] == ' ') sp = v;
+            if (sp >= 0) want[k++] = sp;
+        }
+        for (size_t i = 0; i < n;) {
+            size_t j = i + 1;
+            while (j < n && j - i < 4 && ((uint8_t)buf[j] & 0xc0) == 0x80)
+                j++;
+            int id = -1;
+            for (int v = 0; v < t->vocab_size && id < 0; v++)
+                if (t->type[v] == MODEL_TOK_NORMAL && t->len[v] == (int)(j - i) &&
+                    !memcmp(t->piece[v], buf + i, j - i))
+                    id = v;
+            if (id >= 0)
+                want[k++] = id;
+            else
+                for (size_t b = i; b < j; b++)
+                    want[k++] = t->byte_id[(uint8_t)buf[b]] >= 0 ? t->byte_id[(uint8_t)buf[b]] : 0;
+            i = j;
+        }
+        n2 = naive_merge(t, want, k);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(got, want, sizeof(int) * (size_t)n1);
+    }
+    size_t big = (size_t)1 << 20;
+    char *text = malloc(big);
+    int *ids = malloc(sizeof(int) * (big + 3));
+    for (size_t i = 0; i < big; i++)
+        text[i] = "Once upon a time there was a cat. "[i % 34];
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    assert_int_equal(model_tokenize(t, text, big, 1, 0, ids, (int)big + 3, &n1, &e), 0);
+    double secs = (double)clock() / CLOCKS_PER_SEC - t0;
+    assert_true(n1 > 1000 && n1 < (int)big / 2);
+    if (secs > 3) fprintf(stderr, "1 MiB took %.2f s\n", secs);
+    assert_true(secs < 3);
+    roundtrip(t, text, 100000);
+    free(text);
+    free(ids);
+    model_destroy(&m);
+}
+
+/* ------------------------------------------------------------ prompt with droppable context */
+
+static int ntok(const model_tokenizer_t *t, const char *s) {
+    int n, cap = (int)strlen(s) + 3;
+    int *ids = malloc(sizeof(int) * (size_t)cap);
+    llmos_error_t e = {0};
+    assert_int_equal(model_tokenize(t, s, strlen(s), 1, 0, ids, cap, &n, &e), 0);
+    free(ids);
+    return n;
+}
+
+/* lines[0..k) + empty line + prompt: graph/prompt.h's layout, written out here. */
+static char *layout_k(const char *const *lines, int k, const char *prompt) {
+    size_t n = strlen(prompt) + 2;
+    for (int i = 0; i < k; i++)
+        n += strlen(lines[i]) + 1;
+    char *s = malloc(n);
+    s[0] = 0;
+    for (int i = 0; i < k; i++) {
+        strcat(s, lines[i]);
+        strcat(s, "\n");
+    }
+    if (k) strcat(s, "\n");
+    strcat(s, prompt);
+    return s;
+}
+
+static void test_prompt_fit(void **state) {
+    (void)state;
+    model_t *m = load_bin();
+    const model_tokenizer_t *t = model_tokenizer(m);
+    const int S = model_config(m)->seq_len;
+    llmos_error_t e = {0};
+    model_prompt_fit_t f;
+    /* No context: the prompt alone, with BOS; extra entries after it. */
+    model_prompt_fit_opts_t o = {.seq_len = S, .extra = 7};
+    assert_int_equal(model_prompt_fit(t, NULL, 0, "Once upon a time", 16, &o, &f, &e), 0);
+    assert_string_equal(f.text, "Once upon a time");
+    assert_int_equal(f.n_tokens, ntok(t, "Once upon a time"));
+    assert_int_equal(f.n_prompt, f.n_tokens);
+    assert_true(f.cap >= f.n_tokens + 7);
+    assert_int_equal(f.lines_kept + f.lines_dropped + f.context_tokens + (int)f.prefix_len, 0);
+    assert_int_equal(f.limit, S);
+    model_prompt_fit_deinit(&f);
+    /* Lines that fit: all kept, in the layout; empty lines and a missing last newline do not matter. */
+    const char *lines[] = {"lily owns tom.", "lily likes ball.", "tom is a cat \xf0\x9f\x90\x88."};
+    const char *ctx = "\n\nlily owns tom.\n\n\nlily likes ball.\ntom is a cat \xf0\x9f\x90\x88.";
+    assert_int_equal(model_prompt_fit(t, ctx, strlen(ctx), "Lily saw Tom", 12, &o, &f, &e), 0);
+    char *want = layout_k(lines, 3, "Lily saw Tom");
+    assert_string_equal(f.text, want);
+    assert_int_equal(f.prefix_len, strlen(want) - 12);
+    assert_int_equal(f.lines_kept, 3);
+    assert_int_equal(f.lines_dropped, 0);
+    assert_int_equal(f.n_tokens, ntok(t, want));
+    assert_int_equal(f.n_prompt, ntok(t, "Lily saw Tom"));
+    assert_int_equal(f.context_tokens, f.n_tokens - f.n_prompt);
+    free(want);
+    model_prompt_fit_deinit(&f);
+    /* 300 lines, three promises: the most lines that keep the promise, whole, from the front. */
+    enum { NL = 300 };
+    char *all[NL], *ctxbig = malloc(NL * 64);
+    ctxbig[0] = 0;
+    for (int i = 0; i < NL; i++) {
+        all[i] = malloc(64);
+        snprintf(all[i], 64, "fact %d: the %s is happy.", i, i % 2 ? "dog" : "cat");
+        strcat(ctxbig, all[i]);
+        strcat(ctxbig, "\n");
+    }
+    const char *P = "Once upon a time";
+    const int np = ntok(t, P);
+    const struct {
+        int positions, max_new;
+    } promise[] = {{0, 0}, {0, 40}, {100, 0}, {100, 10}, {S, 0}, {S + 50, 0}, {np, 0}};
+    for (size_t c = 0; c < sizeof promise / sizeof promise[0]; c++) {
+        o = (model_prompt_fit_opts_t){
+            .seq_len = S, .positions = promise[c].positions, .max_new = promise[c].max_new};
+        assert_int_equal(model_prompt_fit(t, ctxbig, strlen(ctxbig), P, strlen(P), &o, &f, &e), 0);
+        int pos = promise[c].positions > S ? S : promise[c].positions;
+        int room = pos ? pos - np + 1 : 1; /* generated tokens promised */
+        if (promise[c].max_new && (promise[c].max_new < room || !pos)) room = promise[c].max_new;
+        int k = f.lines_kept;
+        assert_int_equal(k + f.lines_dropped, NL);
+        want = layout_k((const char *const *)all, k, P);
+        assert_string_equal(f.text, want);
+        assert_true(f.n_tokens + room - 1 <= S);
+        free(want);
+        if (k < NL) { /* one more line breaks the promise */
+            want = layout_k((const char *const *)all, k + 1, P);
+            assert_true(ntok(t, want) + room - 1 > S);
+            free(want);
+        }
+        assert_int_equal(f.limit, pos ? (pos + f.context_tokens < S ? pos + f.context_tokens : S) : S);
+        if (pos >= S) assert_int_equal(k, 0); /* -n takes every position: no room for context */
+        if (pos == np) assert_true(k > 0);    /* the prompt alone: the rest of seq_len is the context's */
+        if (!pos && !promise[c].max_new) assert_true(f.n_tokens > S - 20);
+        model_prompt_fit_deinit(&f);
+    }
+    /* The prompt alone too long: ETOOBIG with the numbers; in bytes, before tokenizing. */
+    const char *longp = "Once upon a time there was a little girl";
+    const int nl = ntok(t, longp);
+    o = (model_prompt_fit_opts_t){.seq_len = nl - 1};
+    assert_int_equal(model_prompt_fit(t, "a\n", 2, longp, strlen(longp), &o, &f, &e), LLMOS_ETOOBIG);
+    char says[96];
+    snprintf(says, sizeof says, "the prompt is %d tokens, more than seq_len %d", nl, nl - 1);
+    assert_non_null(strstr(e.msg, says));
+    assert_null(f.text);
+    o.seq_len = nl; /* exactly: fits, room for one generated token, no context */
+    assert_int_equal(model_prompt_fit(t, "a\n", 2, longp, strlen(longp), &o, &f, &e), 0);
+    assert_int_equal(f.lines_kept, 0);
+    assert_int_equal(f.lines_dropped, 1);
+    model_prompt_fit_deinit(&f);
+    o = (model_prompt_fit_opts_t){.seq_len = S, .positions = 4, .positions_name = "-n"};
+    assert_int_equal(model_prompt_fit(t, NULL, 0, "Once upon a time", 16, &o, &f, &e), LLMOS_ETOOBIG);
+    assert_non_null(strstr(e.msg, "more than -n 4"));
+    size_t big = (size_t)1 << 20;
+    char *text = malloc(big + 1);
+    for (size_t i = 0; i < big; i++)
+        text[i] = "ab cd\n"[i % 6];
+    text[big] = 0;
+    o = (model_prompt_fit_opts_t){.seq_len = S};
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    assert_int_equal(model_prompt_fit(t, NULL, 0, text, big, &o, &f, &e), LLMOS_ETOOBIG);
+    assert_non_null(strstr(e.msg, "1048576 bytes"));
+    /* A 1 MiB context of short lines: a prefix kept, the rest dropped, fast. */
+    assert_int_equal(model_prompt_fit(t, text, big, "Hi", 2, &o, &f, &e), 0);
+    assert_true(f.lines_kept > 10 &&
+                f.lines_kept + f.lines_dropped == (int)((big + 5) / 6)); /* the last one unfinished */
+    assert_true(f.n_tokens <= S);
+    model_prompt_fit_deinit(&f);
+    assert_true((double)clock() / CLOCKS_PER_SEC - t0 < 2);
+    /* Empty everything; bad options. */
+    assert_int_equal(model_prompt_fit(t, "", 0, "", 0, &o, &f, &e), 0);
+    assert_int_equal(f.n_tokens, 1);
+    assert_string_equal(f.text, "");
+    model_prompt_fit_deinit(&f);
+    assert_int_equal(model_prompt_fit(t, "x\n", 2, NULL, 0, &o, &f, &e), 0);
+    assert_string_equal(f.text, "x\n\n");
+    model_prompt_fit_deinit(&f);
+    o.seq_len = 0;
+    assert_int_equal(model_prompt_fit(t, NULL, 0, "x", 1, &o, &f, &e), LLMOS_EINVAL);
+    o = (model_prompt_fit_opts_t){.seq_len = S, .max_new = -1};
+    assert_int_equal(model_prompt_fit(t, NULL, 0, "x", 1, &o, &f, &e), LLMOS_EINVAL);
+    model_prompt_fit_deinit(&f); /* after an error: empty, safe */
+    for (int i = 0; i < NL; i++)
+        free(all[i]);
+    free(ctxbig);
+    free(text);
     model_destroy(&m);
 }
 
@@ -866,6 +1115,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokenizer_known),
         cmocka_unit_test(test_tokenizer_roundtrip),
+        cmocka_unit_test(test_tokenizer_heap_equals_rescan),
+        cmocka_unit_test(test_prompt_fit),
         cmocka_unit_test(test_gguf_vocab_equals_tokenizer_bin),
         cmocka_unit_test(test_batched_equals_sequential),
         cmocka_unit_test(test_hidden_rows),

@@ -11,8 +11,10 @@
 # payloads get EINVAL and the node lives (cls_garbage); generate is refused
 # with a message naming what the node serves; the config key works; with
 # --classifier too, `model` is the classifier and --actor classify/ensemble
-# the ensemble; bad specs stop llmosd at start-up with a message naming the
-# member and the problem.
+# the ensemble; members and --classifier given as bare names are found in
+# $LLMOS_MODELS (a missing one is named with the places looked in); bad
+# specs stop llmosd at start-up with a message naming the member and the
+# problem.
 set -euo pipefail
 . "$(dirname "$0")/../lib/cls.sh" llmos-ensemble
 
@@ -116,6 +118,24 @@ printf 'ensemble = %s\n' "$T/missing" >"$T/bad.conf"
 start_node --config "$T/bad.conf" --ensemble "$SPEC" --data-dir "$T/data3"
 L classify "$(head -1 "$T/texts.txt")" >/dev/null || fail "classify (flag over config)"
 stop_node
+
+# ---- bare names: members and --classifier found in $LLMOS_MODELS when not in the working directory
+mkdir -p "$T/elsewhere"
+cd "$T/elsewhere"
+LLMOS_MODELS="$T" start_node --ensemble "a,b,ng:2" --classifier b --data-dir "$T/data5"
+L model stats | grep -q "^classifier *$T/b (version" || fail "--classifier b: $(L model stats)"
+L classify --json --actor classify/ensemble --file "$T/texts.txt" >"$T/srv_bare.jsonl" || fail "classify (bare names)"
+compare "$T/srv_bare.jsonl" "bare member names"
+stop_node
+if LLMOS_MODELS="$T" "$BIN/llmosd" --listen tcp://127.0.0.1:0 --data-dir "$T/data6" --ensemble "a,nope" \
+    >/dev/null 2>"$T/bare.err"; then fail "an ensemble with a missing bare member started"; fi
+grep -qF "ensemble member 2 (nope): 'nope' not found: not in the working directory $T/elsewhere, not in the models folder $T" \
+  "$T/bare.err" || fail "unclear: $(cat "$T/bare.err")"
+if LLMOS_MODELS="$T" "$BIN/llmosd" --listen tcp://127.0.0.1:0 --data-dir "$T/data7" --classifier nope \
+    >/dev/null 2>"$T/bare2.err"; then fail "a missing bare --classifier started"; fi
+grep -qF "classifier 'nope' not found: not in the working directory $T/elsewhere" "$T/bare2.err" \
+  || fail "unclear: $(cat "$T/bare2.err")"
+cd "$T"
 
 # ---- bad specs: llmosd exits non-zero at start-up, naming the member and the problem
 bad() { # expected stderr pattern, then llmosd options

@@ -619,7 +619,8 @@ static void greedy_check(llmos_client_t *c) {
 }
 
 /* Control over messages: unload frees the model (requests get
- * EUNAVAILABLE), a bad path is an error and leaves nothing loaded, a load
+ * EUNAVAILABLE), a bad path is an error and (with no model before) leaves
+ * nothing loaded, a load
  * (of the GGUF, then the llama2.c file again) serves the same text — on
  * every rank of the group. */
 static void test_load_unload(void **state) {
@@ -649,6 +650,309 @@ static void test_load_unload(void **state) {
     st = stats(c);
     assert_true(st->available);
     assert_non_null(strstr(st->model, "stories260K.bin"));
+    llmos__model_stats__free_unpacked(st, NULL);
+    llmos_client_destroy(&c);
+}
+
+/* ---------------------------------------------------------------- a failed load keeps the model */
+
+/* A greedy generation running while loads fail (its own handle). */
+typedef struct inflight {
+    int rc;
+    char *text;
+} inflight_t;
+
+static void *inflight_main(void *p) {
+    inflight_t *f = p;
+    llmos_client_t *c = client(&main_srv);
+    llmos_client_gen_opts_t o = {.max_positions = 200, .echo_prompt = 1};
+    llmos_client_gen_result_t *res = NULL;
+    llmos_client_error_t err;
+    f->rc = llmos_client_generate(c, "", &o, NULL, NULL, &res, &err);
+    if (f->rc == 0)
+        f->text = strdup(res->text);
+    else
+        fprintf(stderr, "in-flight generation: %s\n", err.msg);
+    llmos_client_gen_result_free(&res);
+    llmos_client_destroy(&c);
+    return NULL;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* LOAD of a missing, garbage or truncated model, of a model without a
+ * tokenizer, or with a garbage tokenizer: an error naming the file and what
+ * is wrong, and the model loaded before keeps serving the same greedy text
+ * (on every rank of the group: with --tp each rank stages the new slice
+ * and the group swaps only when all loaded) — also for a generation
+ * running meanwhile. */
+static void test_failed_load_keeps_model(void **state) {
+    (void)state;
+    char dir[] = "/tmp/llmos-shard-load-XXXXXX", garbage[PATH_MAX], trunc[PATH_MAX], badtok[PATH_MAX];
+    char bin[PATH_MAX], tok[PATH_MAX];
+    assert_non_null(mkdtemp(dir));
+    snprintf(garbage, sizeof garbage, "%s/garbage.bin", dir);
+    snprintf(trunc, sizeof trunc, "%s/trunc.bin", dir);
+    snprintf(badtok, sizeof badtok, "%s/tok.bin", dir);
+    snprintf(bin, sizeof bin, "%s/stories260K.bin", env_or("LLMOS_MODELS", "."));
+    snprintf(tok, sizeof tok, "%s/tok512.bin", env_or("LLMOS_MODELS", "."));
+    uint8_t junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 2654435761u >> 13);
+    write_bytes(garbage, junk, sizeof junk);
+    write_bytes(badtok, junk, 100);
+    FILE *f = fopen(bin, "rb");
+    assert_non_null(f);
+    static uint8_t head[300000];
+    size_t hn = fread(head, 1, sizeof head, f);
+    fclose(f);
+    assert_int_equal(hn, sizeof head);
+    write_bytes(trunc, head, hn); /* the header and part of the weights */
+    llmos_client_t *c = client(&main_srv);
+    Llmos__ModelStats *st = stats(c);
+    char *served = strdup(st->model);
+    llmos__model_stats__free_unpacked(st, NULL);
+    inflight_t fl = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, inflight_main, &fl), 0);
+    const struct {
+        const char *path, *tok, *says;
+        int rc;
+    } cases[] = {
+        {"/nonexistent/m.bin", tok, "not found", LLMOS_CLIENT_ENOTFOUND},
+        {garbage, tok, "not a llama2.c checkpoint", LLMOS_CLIENT_EFORMAT},
+        {trunc, tok, "truncated", LLMOS_CLIENT_EFORMAT},
+        {bin, NULL, "needs a tokenizer", LLMOS_CLIENT_EINVAL},
+        {bin, badtok, "tokenizer", LLMOS_CLIENT_EFORMAT},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char msg[1024];
+        int rc =
+            control(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, cases[k].path, cases[k].tok, msg, sizeof msg);
+        if (rc != cases[k].rc || !strstr(msg, cases[k].says) || !strstr(msg, "still serving"))
+            fprintf(stderr, "load %s: %d %s\n", cases[k].path, rc, msg);
+        assert_int_equal(rc, cases[k].rc);
+        assert_non_null(strstr(msg, cases[k].says));
+        assert_non_null(strstr(msg, cases[k].tok == badtok ? badtok : cases[k].path));
+        assert_non_null(strstr(msg, "still serving"));
+        greedy_check(c);
+        st = stats(c);
+        assert_true(st->available);
+        assert_string_equal(st->model, served);
+        llmos__model_stats__free_unpacked(st, NULL);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(fl.rc, 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/stories260K.greedy.txt", env_or("LLMOS_MODELS", "."));
+    char *want = read_file(path);
+    assert_non_null(want);
+    want[strlen(want) - 1] = 0;
+    assert_string_equal(fl.text, want);
+    free(want);
+    free(fl.text);
+    /* A good load after them still swaps. */
+    char gguf[PATH_MAX], msg[512];
+    snprintf(gguf, sizeof gguf, "%s/stories260K.gguf", env_or("LLMOS_MODELS", "."));
+    assert_int_equal(control(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, gguf, NULL, msg, sizeof msg), 0);
+    greedy_check(c);
+    assert_int_equal(control(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, bin, tok, msg, sizeof msg), 0);
+    st = stats(c);
+    assert_string_equal(st->model, served);
+    assert_int_equal(st->kv_blocks_used, 0);
+    llmos__model_stats__free_unpacked(st, NULL);
+    free(served);
+    llmos_client_destroy(&c);
+    unlink(garbage);
+    unlink(trunc);
+    unlink(badtok);
+    rmdir(dir);
+}
+
+/* ---------------------------------------------------------------- request edges */
+
+/* Appends field `num` (length-delimited) with n bytes of data to a raw protobuf message. */
+static void pb_bytes(uint8_t *buf, size_t *at, uint32_t num, const void *data, size_t n) {
+    uint64_t v = (uint64_t)num << 3 | 2;
+    for (int k = 0; k < 2; k++, v = n) {
+        do {
+            buf[(*at)++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+            v >>= 7;
+        } while (v);
+    }
+    memcpy(buf + *at, data, n);
+    *at += n;
+}
+
+/* Sends a raw payload; the status, the message in msg. */
+static int raw_call(llmos_client_t *c, uint32_t type, const uint8_t *buf, size_t n, char *msg, size_t cap) {
+    return call_status(c, type, buf, n, msg, cap);
+}
+
+static int gen_packed(llmos_client_t *c, const Llmos__GenerateRequest *q, Llmos__GenerateResult **out,
+                      char *msg, size_t cap) {
+    size_t n = llmos__generate_request__get_packed_size(q);
+    uint8_t *buf = malloc(n ? n : 1);
+    llmos__generate_request__pack(q, buf);
+    llmos_client_reply_t *r = NULL;
+    llmos_client_error_t err;
+    int rc =
+        llmos_client_call(c, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, n, 30000, &r, &err);
+    free(buf);
+    snprintf(msg, cap, "%s", rc ? err.msg : "");
+    if (out) *out = rc ? NULL : llmos__generate_result__unpack(NULL, r->len, r->data);
+    llmos_client_reply_free(&r);
+    return rc;
+}
+
+/* What a client can put in a request and what it gets: unsigned fields at
+ * their largest are limits, not wrapped negatives; NUL inside a string is
+ * refused with the field named (protobuf-c would cut the string there);
+ * oversized texts are refused before they are tokenized (fast); the node
+ * serves on with no KV block held. */
+static void test_request_edges(void **state) {
+    (void)state;
+    llmos_client_t *c = client(&main_srv);
+    char msg[1024];
+    Llmos__GenerateResult *res = NULL;
+    /* max_tokens 2^32-1: "as many as seq_len allows", not one token. */
+    Llmos__GenerateRequest q = LLMOS__GENERATE_REQUEST__INIT;
+    q.prompt = "Once upon a time";
+    q.max_tokens = UINT32_MAX;
+    assert_int_equal(gen_packed(c, &q, &res, msg, sizeof msg), 0);
+    assert_non_null(res);
+    assert_true(res->n_tokens > 20);
+    llmos__generate_result__free_unpacked(res, NULL);
+    q.max_tokens = 5;
+    q.max_positions = UINT32_MAX;
+    assert_int_equal(gen_packed(c, &q, &res, msg, sizeof msg), 0);
+    assert_int_equal(res->n_tokens, 5);
+    llmos__generate_result__free_unpacked(res, NULL);
+    /* An empty prompt: BOS alone. */
+    q = (Llmos__GenerateRequest)LLMOS__GENERATE_REQUEST__INIT;
+    q.max_tokens = 3;
+    assert_int_equal(gen_packed(c, &q, &res, msg, sizeof msg), 0);
+    assert_int_equal(res->n_tokens, 3);
+    assert_int_equal(res->prompt_tokens, 1);
+    llmos__generate_result__free_unpacked(res, NULL);
+    /* NUL in a string field: refused, the field named. */
+    static uint8_t buf[4 << 20];
+    size_t n = 0;
+    pb_bytes(buf, &n, 1, "a\0b", 3);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "prompt: a NUL byte at offset 1"));
+    n = 0;
+    pb_bytes(buf, &n, 1, "x", 1);
+    pb_bytes(buf, &n, 5, "ab", 2);
+    pb_bytes(buf, &n, 5, "c\0", 2);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "stop[1]: a NUL byte"));
+    n = 0;
+    pb_bytes(buf, &n, 10, "fact one.\n\0fact two.\n", 21);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "context: a NUL byte at offset 10"));
+    n = 0;
+    pb_bytes(buf, &n, 7, "id\0x", 4);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_GENERATE, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "request_id: a NUL byte"));
+    n = 0;
+    pb_bytes(buf, &n, 1, "\xc3\xa9t\xc3\xa9\0", 6);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "text: a NUL byte at offset 5"));
+    n = 0;
+    pb_bytes(buf, &n, 1, "Once", 4);
+    pb_bytes(buf, &n, 2, " upon", 5);
+    pb_bytes(buf, &n, 2, " a\0", 3);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "labels[1]: a NUL byte"));
+    n = 0;
+    pb_bytes(buf, &n, 2, "a\0", 2);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_CANCEL, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "request_id: a NUL byte"));
+    n = 0;
+    pb_bytes(buf, &n, 1, "/tmp/x\0.bin", 11);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "path: a NUL byte at offset 6"));
+    assert_non_null(strstr(msg, "still serving"));
+    /* A long request_id; context with prompt_tokens. */
+    char rid[2000];
+    memset(rid, 'r', sizeof rid - 1);
+    rid[sizeof rid - 1] = 0;
+    q = (Llmos__GenerateRequest)LLMOS__GENERATE_REQUEST__INIT;
+    q.request_id = rid;
+    assert_int_equal(gen_packed(c, &q, NULL, msg, sizeof msg), LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "request_id: 1999 bytes"));
+    int32_t toks[] = {1, 400};
+    q = (Llmos__GenerateRequest)LLMOS__GENERATE_REQUEST__INIT;
+    q.n_prompt_tokens = 2;
+    q.prompt_tokens = toks;
+    q.context = "a fact.";
+    assert_int_equal(gen_packed(c, &q, NULL, msg, sizeof msg), LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "context"));
+    /* 1 MiB texts: refused before tokenizing, in well under a second each. */
+    size_t big = (size_t)1 << 20;
+    char *text = malloc(big + 1);
+    for (size_t i = 0; i < big; i++)
+        text[i] = "Lily and Tom went to the park. "[i % 31];
+    text[big] = 0;
+    uint64_t t0 = llmos_now_ns();
+    q = (Llmos__GenerateRequest)LLMOS__GENERATE_REQUEST__INIT;
+    q.prompt = text;
+    assert_int_equal(gen_packed(c, &q, NULL, msg, sizeof msg), LLMOS_CLIENT_ETOOBIG);
+    assert_non_null(strstr(msg, "1048576 bytes"));
+    q.prompt = "Once";
+    q.context = text; /* a huge context is dropped, not refused */
+    q.max_tokens = 4;
+    assert_int_equal(gen_packed(c, &q, &res, msg, sizeof msg), 0);
+    assert_int_equal(res->n_tokens, 4);
+    assert_true(res->context_lines_kept == 0 &&
+                res->context_lines_dropped == 1); /* one line, too long: dropped whole */
+    llmos__generate_result__free_unpacked(res, NULL);
+    Llmos__EmbedRequest eq = LLMOS__EMBED_REQUEST__INIT;
+    eq.text = text;
+    n = llmos__embed_request__pack(&eq, buf);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_EMBED, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_ETOOBIG);
+    Llmos__ScoreRequest sq = LLMOS__SCORE_REQUEST__INIT;
+    char *labels[3] = {" a", text + big / 2, " b"};
+    sq.prompt = "Once";
+    sq.n_labels = 3;
+    sq.labels = labels;
+    n = llmos__score_request__pack(&sq, buf);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_ETOOBIG);
+    assert_non_null(strstr(msg, "labels[1]"));
+    double secs = (double)(llmos_now_ns() - t0) / 1e9;
+    if (secs > 5) fprintf(stderr, "the 1 MiB requests took %.1f s\n", secs);
+    assert_true(secs < 5);
+    /* 65 labels. */
+    char *many[65];
+    for (int i = 0; i < 65; i++)
+        many[i] = " x";
+    sq.n_labels = 65;
+    sq.labels = many;
+    n = llmos__score_request__pack(&sq, buf);
+    assert_int_equal(raw_call(c, LLMOS__MODEL_MSG_TYPE__MODEL_MSG_SCORE, buf, n, msg, sizeof msg),
+                     LLMOS_CLIENT_EINVAL);
+    assert_non_null(strstr(msg, "65 given"));
+    free(text);
+    greedy_check(c);
+    Llmos__ModelStats *st = stats(c);
+    assert_int_equal(st->kv_blocks_used, 0);
+    assert_int_equal(st->running + st->queued, 0);
     llmos__model_stats__free_unpacked(st, NULL);
     llmos_client_destroy(&c);
 }
@@ -819,10 +1123,20 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 #define T(f) cmocka_unit_test_teardown(f, stop_leftover)
     const struct CMUnitTest tests[] = {
-        T(test_greedy_reference), T(test_stream_concatenates), T(test_call_stream),
-        T(test_concurrent_equals_solo), T(test_cancel_frees_kv), T(test_deadline),
-        T(test_bad_payloads), T(test_embed), T(test_score),
-        T(test_load_unload), T(test_overloaded), T(test_follower_dies),
+        T(test_greedy_reference),
+        T(test_stream_concatenates),
+        T(test_call_stream),
+        T(test_concurrent_equals_solo),
+        T(test_cancel_frees_kv),
+        T(test_deadline),
+        T(test_bad_payloads),
+        T(test_embed),
+        T(test_score),
+        T(test_load_unload),
+        T(test_failed_load_keeps_model),
+        T(test_request_edges),
+        T(test_overloaded),
+        T(test_follower_dies),
         T(test_two_replicas),
     };
 #undef T
