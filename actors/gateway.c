@@ -5,7 +5,7 @@
  */
 #include "actors/gateway.h"
 
-#include "actors/joblog.h"
+#include "jobs/joblog.h"
 #include "llmos/job.pb-c.h"
 #include "runtime/pbcheck.h"
 

@@ -9,18 +9,18 @@ int actors_jobs_config(const cl_config_t *cfg, sched_config_t *out, llmos_error_
     sched_config_init(out);
     if ((size_t)snprintf(out->data_dir, sizeof out->data_dir, "%s", cfg->data_dir) >= sizeof out->data_dir)
         return llmos_error_set(err, LLMOS_EINVAL, "data_dir is too long");
-    int rc = sched_policy_parse(cfg->scheduler_policy, &out->policy, err);
+    int rc = jobs_policy_parse(cfg->scheduler_policy, &out->core.policy, err);
     if (rc) return rc;
-    out->queue_limit = cfg->queue_limit;
+    out->core.queue_limit = cfg->queue_limit;
     out->retention_s = cfg->retention_s;
-    out->max_retries_default = cfg->max_retries_default;
+    out->core.max_retries_default = cfg->max_retries_default;
     out->sync = cfg->sync != 0;
     out->task_input_max = cfg->task_input_max;
-    out->quarantine_after = cfg->quarantine_after;
+    out->core.quarantine_after = cfg->quarantine_after;
     /* A status must fit a frame with room to spare: texts beyond this go in parts. */
     out->status_max_bytes = cfg->max_frame / 4 < out->status_max_bytes ? cfg->max_frame / 4 : out->status_max_bytes;
     if (cfg->target_inflight[0]) {
-        rc = sched_limits_parse(out, cfg->target_inflight, err);
+        rc = jobs_limits_parse(&out->core, cfg->target_inflight, err);
         if (rc) return rc;
     }
     return 0;

@@ -1,250 +1,19 @@
 /*
  * sched.c — the scheduling core (see sched.h for the contract).
  *
- * Jobs are found by id and by sequence number through two intrusive chained
- * hash tables (a pointer per job in each, so a queued job costs ~200 bytes
- * beyond its text: jobs_bench's figure).  Ready tasks wait in one heap per
+ * The life of a job (its tables are sched_tables.c).  Ready tasks wait in one heap per
  * target, keyed by the policy; retries and deadlines in one timer heap.  A
  * job that ends stays in the tables (terminal, invisible to look-ups by id)
  * until the actor has taken the actions that name it, then it is freed.
  */
-#include "jobs/sched.h"
+#include "jobs/sched_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- small containers ---- */
-
-typedef struct qent { /* a ready task in a target's queue */
-    int64_t k1;
-    uint64_t seq;
-    uint32_t task;
-} qent_t;
-
-typedef struct evt { /* a timer event */
-    uint64_t due_ms;
-    uint64_t seq;
-    uint32_t task;
-    uint8_t attempt;
-    uint8_t kind;
-} evt_t;
-
-/* Events fire once; those of jobs that have ended are skipped.  Waiters and
- * running tasks are not events: a sweep checks the jobs that have any (the
- * watch list), so a finished job leaves nothing behind in the heap. */
-enum { EV_RETRY = 1, EV_DEADLINE };
-
 #define SWEEP_MS 50
-
-#define HEAP_DECL(name, T, less)                                                          \
-    typedef struct name {                                                                 \
-        T *v;                                                                             \
-        size_t n, cap;                                                                    \
-    } name##_t;                                                                           \
-    static int name##_push(name##_t *h, T e) {                                            \
-        if (h->n == h->cap) {                                                             \
-            size_t cap = h->cap ? h->cap * 2 : 64;                                        \
-            T *p = realloc(h->v, cap * sizeof *p);                                        \
-            if (!p) return LLMOS_ENOMEM;                                                  \
-            h->v = p;                                                                     \
-            h->cap = cap;                                                                 \
-        }                                                                                 \
-        size_t i = h->n++;                                                                \
-        while (i > 0) {                                                                   \
-            size_t p = (i - 1) / 2;                                                       \
-            if (!less(&e, &h->v[p])) break;                                               \
-            h->v[i] = h->v[p];                                                            \
-            i = p;                                                                        \
-        }                                                                                 \
-        h->v[i] = e;                                                                      \
-        return 0;                                                                         \
-    }                                                                                     \
-    static T name##_pop(name##_t *h) {                                                    \
-        T top = h->v[0], last = h->v[--h->n];                                             \
-        size_t i = 0;                                                                     \
-        for (;;) {                                                                        \
-            size_t c = 2 * i + 1;                                                         \
-            if (c >= h->n) break;                                                         \
-            if (c + 1 < h->n && less(&h->v[c + 1], &h->v[c])) c++;                        \
-            if (!less(&h->v[c], &last)) break;                                            \
-            h->v[i] = h->v[c];                                                            \
-            i = c;                                                                        \
-        }                                                                                 \
-        if (h->n) h->v[i] = last;                                                         \
-        return top;                                                                       \
-    }
-
-static inline bool qent_less(const qent_t *a, const qent_t *b) {
-    if (a->k1 != b->k1) return a->k1 < b->k1;
-    if (a->seq != b->seq) return a->seq < b->seq;
-    return a->task < b->task;
-}
-static inline bool evt_less(const evt_t *a, const evt_t *b) { return a->due_ms < b->due_ms; }
-HEAP_DECL(qheap, qent_t, qent_less)
-HEAP_DECL(eheap, evt_t, evt_less)
-
-/* ---- state ---- */
-
-typedef struct stask {
-    uint64_t started_ms;
-    uint8_t state;    /* Llmos__TaskState */
-    uint8_t attempts;
-    uint8_t target;   /* index into s->targets */
-    uint8_t kind;     /* Llmos__TaskKind */
-    uint8_t crashes;  /* node crashes it was in flight during */
-    uint8_t pad8_;
-    uint16_t ndeps;   /* tasks it waits for (after + input_from) */
-} stask_t;
-
-typedef struct waiter {
-    struct waiter *next;
-    jobs_waiter_t w;
-    uint64_t deadline_ms;
-} waiter_t;
-
-typedef struct sjob {
-    struct sjob *next_id, *next_seq; /* hash chains */
-    struct sjob *wnext, *wprev;      /* the watch list: jobs with waiters or running tasks */
-    struct sjob *next_ended;         /* ended, to be freed when the actions are taken */
-    bool watched;
-    uint64_t seq, submitted_ms, started_ms, deadline_ms;
-    int32_t priority;
-    uint32_t max_retries;
-    uint32_t spec_len;
-    uint16_t tenant;
-    uint16_t ntasks, ndone, nrunning;
-    uint8_t state;                   /* Llmos__JobState */
-    waiter_t *waiters;
-    uint8_t *spec;                   /* packed Job, inside this allocation */
-    stask_t *tasks;                  /* ntasks, inside this allocation */
-    uint16_t *deps;                  /* each task's dependencies (indices), inside this allocation */
-    uint32_t *dep_off;               /* task i's deps start at deps[dep_off[i]] */
-    char id[];
-} sjob_t;
-
-typedef struct target {
-    char name[64];
-    uint32_t inflight, limit;
-    bool learn;    /* a model target with no configured cap: ask its capacity */
-    uint32_t refs; /* tasks of unfinished jobs naming it; at 0 the entry may be reused */
-    uint64_t vt;   /* round robin: virtual time */
-    qheap_t q;
-} target_t;
-
-typedef struct tenant {
-    char *name;
-    uint32_t refs;                    /* unfinished jobs; at 0 the entry may be reused */
-    uint64_t last[JOBS_TARGETS_MAX];  /* round robin: last tag per target */
-} tenant_t;
-
-struct jobs_sched {
-    jobs_sched_config_t cfg;
-    sjob_t **by_id, **by_seq;
-    size_t nbuckets, njobs;
-    uint64_t next_seq;
-    target_t targets[JOBS_TARGETS_MAX];
-    uint32_t ntargets;
-    tenant_t *tenants;
-    uint32_t ntenants;
-    eheap_t events;
-    sjob_t *watch_head;
-    sjob_t *ended;
-    uint64_t last_sweep_ms;
-    /* actions: a queue drained by jobs_sched_next_action */
-    jobs_action_t *acts;
-    size_t nacts, capacts, nextact;
-    bool act_oom;
-    /* rate of finished jobs */
-    double done_rate;
-    uint64_t rate_t0_ms, rate_count;
-    uint64_t nwaiters, queued_tasks, running_tasks;
-    uint64_t st_done, st_failed, st_retried, st_rejected, st_expired, st_cancelled, st_recovered, st_quarantined;
-};
-
-/* ---- config ---- */
-
-void jobs_sched_config_init(jobs_sched_config_t *cfg) {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->policy = JOBS_FIFO;
-    cfg->queue_limit = 100000;
-    cfg->max_retries_default = 2;
-    cfg->aging_ms = 1000;
-    cfg->retry_base_ms = 100;
-    cfg->task_timeout_ms = 600000;
-    cfg->inflight_default = 256;
-    cfg->quarantine_after = 3;
-}
-
-static const char *const policy_names[] = {"fifo", "priority", "round_robin"};
-
-int jobs_policy_parse(const char *s, jobs_policy_t *out, llmos_error_t *err) {
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, policy_names[i]) == 0) {
-            *out = (jobs_policy_t)i;
-            return 0;
-        }
-    return llmos_error_set(err, LLMOS_EINVAL, "scheduler_policy '%s' is not fifo, priority or round_robin", s);
-}
-
-const char *jobs_policy_name(jobs_policy_t p) { return (unsigned)p < 3 ? policy_names[p] : "?"; }
-
-int jobs_limits_parse(jobs_sched_config_t *cfg, const char *list, llmos_error_t *err) {
-    char buf[2048];
-    if (strlen(list) >= sizeof buf) return llmos_error_set(err, LLMOS_EINVAL, "target_inflight list is too long");
-    snprintf(buf, sizeof buf, "%s", list);
-    char *rest = buf;
-    for (char *tok = strsep(&rest, ","); tok; tok = strsep(&rest, ",")) {
-        while (*tok == ' ') tok++;
-        if (!*tok) continue;
-        char *eq = strchr(tok, '=');
-        char *end = NULL;
-        unsigned long v = eq ? strtoul(eq + 1, &end, 10) : 0;
-        if (!eq || eq == tok || (size_t)(eq - tok) >= sizeof cfg->limits[0].name || !eq[1] || *end || v > 1000000 ||
-            eq[1] == '-')
-            return llmos_error_set(err, LLMOS_EINVAL, "target_inflight entry '%s' is not NAME=N (N <= 1000000)", tok);
-        if (cfg->nlimits == JOBS_TARGETS_MAX)
-            return llmos_error_set(err, LLMOS_EINVAL, "target_inflight: more than %d targets", JOBS_TARGETS_MAX);
-        jobs_target_limit_t *l = &cfg->limits[cfg->nlimits++];
-        snprintf(l->name, sizeof l->name, "%.*s", (int)(eq - tok), tok);
-        l->inflight = (uint32_t)v;
-    }
-    return 0;
-}
-
-/* ---- names ---- */
-
-const char *jobs_task_target(const Llmos__Task *t) {
-    if (t->target && t->target[0]) return t->target;
-    switch (t->kind) {
-    case LLMOS__TASK_KIND__TASK_ECHO: return "echo";
-    case LLMOS__TASK_KIND__TASK_GRAPH_QUERY:
-    case LLMOS__TASK_KIND__TASK_LINK: return "graph";
-    default: return "model";
-    }
-}
-
-const char *jobs_task_name(const Llmos__Task *t, uint32_t i, char *buf, size_t cap) {
-    if (t->name && t->name[0]) return t->name;
-    snprintf(buf, cap, "t%u", i);
-    return buf;
-}
-
-int jobs_task_index(const Llmos__Job *job, const char *name) {
-    char buf[16];
-    for (size_t i = 0; i < job->n_tasks; i++)
-        if (strcmp(jobs_task_name(job->tasks[i], (uint32_t)i, buf, sizeof buf), name) == 0) return (int)i;
-    return -1;
-}
-
-/* What a node needs to serve a default target, for the refusal. */
-static const char *target_hint(const char *name) {
-    if (strcmp(name, "graph") == 0) return " (start llmosd with --graph DIR)";
-    if (strcmp(name, "model") == 0 || strncmp(name, "model/", 6) == 0)
-        return " (start llmosd with --model FILE --tokenizer FILE, --classifier DIR or --ensemble SPEC)";
-    return "";
-}
 
 /* ---- actions ---- */
 
@@ -283,191 +52,6 @@ static void log_task_act(jobs_sched_t *s, const sjob_t *j, uint32_t i, int code,
     if (why) snprintf(a->why, sizeof a->why, "%s", why);
 }
 
-/* ---- hash tables ---- */
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_u64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    return x ^ (x >> 33);
-}
-
-static int table_grow(jobs_sched_t *s) {
-    size_t nb = s->nbuckets ? s->nbuckets * 2 : 1024;
-    sjob_t **bi = calloc(nb, sizeof *bi), **bs = calloc(nb, sizeof *bs);
-    if (!bi || !bs) {
-        free(bi);
-        free(bs);
-        return LLMOS_ENOMEM;
-    }
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        for (sjob_t *j = s->by_id[i], *n; j; j = n) {
-            n = j->next_id;
-            size_t b = hash_str(j->id) & (nb - 1);
-            j->next_id = bi[b];
-            bi[b] = j;
-        }
-        for (sjob_t *j = s->by_seq[i], *n; j; j = n) {
-            n = j->next_seq;
-            size_t b = hash_u64(j->seq) & (nb - 1);
-            j->next_seq = bs[b];
-            bs[b] = j;
-        }
-    }
-    free(s->by_id);
-    free(s->by_seq);
-    s->by_id = bi;
-    s->by_seq = bs;
-    s->nbuckets = nb;
-    return 0;
-}
-
-static bool terminal(uint32_t st) { return st >= LLMOS__JOB_STATE__JOB_DONE; }
-
-/* An unfinished job by id (an ended one waiting to be freed is not found). */
-static sjob_t *job_by_id(const jobs_sched_t *s, const char *id) {
-    if (!s->nbuckets) return NULL;
-    for (sjob_t *j = s->by_id[hash_str(id) & (s->nbuckets - 1)]; j; j = j->next_id)
-        if (strcmp(j->id, id) == 0 && !terminal(j->state)) return j;
-    return NULL;
-}
-
-/* Any job in memory by seq, ended ones too. */
-static sjob_t *job_by_seq_any(const jobs_sched_t *s, uint64_t seq) {
-    if (!s->nbuckets) return NULL;
-    for (sjob_t *j = s->by_seq[hash_u64(seq) & (s->nbuckets - 1)]; j; j = j->next_seq)
-        if (j->seq == seq) return j;
-    return NULL;
-}
-
-/* An unfinished job by seq. */
-static sjob_t *job_alive(const jobs_sched_t *s, uint64_t seq) {
-    sjob_t *j = job_by_seq_any(s, seq);
-    return j && !terminal(j->state) ? j : NULL;
-}
-
-static int job_insert(jobs_sched_t *s, sjob_t *j) {
-    if (s->njobs >= s->nbuckets) {
-        int rc = table_grow(s);
-        if (rc) return rc;
-    }
-    size_t b = hash_str(j->id) & (s->nbuckets - 1);
-    j->next_id = s->by_id[b];
-    s->by_id[b] = j;
-    b = hash_u64(j->seq) & (s->nbuckets - 1);
-    j->next_seq = s->by_seq[b];
-    s->by_seq[b] = j;
-    s->njobs++;
-    return 0;
-}
-
-static void job_remove(jobs_sched_t *s, sjob_t *j) {
-    sjob_t **p = &s->by_id[hash_str(j->id) & (s->nbuckets - 1)];
-    while (*p != j) p = &(*p)->next_id;
-    *p = j->next_id;
-    p = &s->by_seq[hash_u64(j->seq) & (s->nbuckets - 1)];
-    while (*p != j) p = &(*p)->next_seq;
-    *p = j->next_seq;
-    s->njobs--;
-}
-
-/* ---- targets and tenants ---- */
-
-/* The entry of target `name`, made (or an unused one reused) when there is
- * none.  EOVERLOADED when every entry has unfinished tasks; EINVAL for a
- * name that does not fit. */
-static int target_find(jobs_sched_t *s, const char *name, uint8_t *out) {
-    for (uint32_t i = 0; i < s->ntargets; i++)
-        if (strcmp(s->targets[i].name, name) == 0) {
-            *out = (uint8_t)i;
-            return 0;
-        }
-    if (strlen(name) >= sizeof s->targets[0].name) return LLMOS_EINVAL;
-    uint32_t slot = s->ntargets;
-    if (slot == JOBS_TARGETS_MAX) {
-        /* Reuse an entry no unfinished task names: its queue holds only
-         * stale entries and nothing of it is in flight. */
-        for (slot = 0; slot < s->ntargets && s->targets[slot].refs; slot++) {
-        }
-        if (slot == s->ntargets) return LLMOS_EOVERLOADED;
-    } else {
-        s->ntargets++;
-    }
-    target_t *t = &s->targets[slot];
-    qent_t *qv = t->q.v;
-    size_t qcap = t->q.cap;
-    memset(t, 0, sizeof *t);
-    t->q.v = qv; /* keep the queue's memory */
-    t->q.cap = qcap;
-    for (uint32_t k = 0; k < s->ntenants; k++) s->tenants[k].last[slot] = 0;
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->limit = s->cfg.inflight_default;
-    t->learn = strcmp(name, "model") == 0 || strncmp(name, "model/", 6) == 0;
-    for (uint32_t i = 0; i < s->cfg.nlimits; i++)
-        if (strcmp(s->cfg.limits[i].name, name) == 0) {
-            t->limit = s->cfg.limits[i].inflight;
-            t->learn = false;
-        }
-    *out = (uint8_t)slot;
-    return 0;
-}
-
-/* The entry of tenant `name` (made, or an unused one reused, when there is
- * none).  EOVERLOADED when JOBS_TENANTS_MAX tenants all have unfinished jobs. */
-static int tenant_find(jobs_sched_t *s, const char *name, uint16_t *out) {
-    uint32_t spare = UINT32_MAX;
-    for (uint32_t i = 0; i < s->ntenants; i++) {
-        if (strcmp(s->tenants[i].name, name) == 0) {
-            *out = (uint16_t)i;
-            return 0;
-        }
-        if (spare == UINT32_MAX && s->tenants[i].refs == 0) spare = i;
-    }
-    char *n = strdup(name);
-    if (!n) return LLMOS_ENOMEM;
-    uint32_t slot;
-    if (s->ntenants == JOBS_TENANTS_MAX) {
-        if (spare == UINT32_MAX) {
-            free(n);
-            return LLMOS_EOVERLOADED;
-        }
-        slot = spare;
-        free(s->tenants[slot].name);
-    } else {
-        if ((s->ntenants & (s->ntenants - 1)) == 0) {
-            size_t cap = s->ntenants ? s->ntenants * 2 : 8;
-            tenant_t *p = realloc(s->tenants, cap * sizeof *p);
-            if (!p) {
-                free(n);
-                return LLMOS_ENOMEM;
-            }
-            s->tenants = p;
-        }
-        slot = s->ntenants++;
-    }
-    tenant_t *t = &s->tenants[slot];
-    memset(t, 0, sizeof *t);
-    t->name = n;
-    *out = (uint16_t)slot;
-    return 0;
-}
-
-/* Drops the job's references to its tenant and targets and frees it. */
-static void job_free(jobs_sched_t *s, sjob_t *j) {
-    for (uint32_t i = 0; i < j->ntasks; i++) s->targets[j->tasks[i].target].refs--;
-    s->tenants[j->tenant].refs--;
-    for (waiter_t *w = j->waiters, *n; w; w = n) {
-        n = w->next;
-        free(w);
-    }
-    free(j);
-}
-
 /* ---- life and death ---- */
 
 int jobs_sched_new(const jobs_sched_config_t *cfg, jobs_sched_t **out, llmos_error_t *err) {
@@ -485,7 +69,7 @@ void jobs_sched_destroy(jobs_sched_t **sp) {
     for (size_t b = 0; b < s->nbuckets; b++)
         for (sjob_t *j = s->by_id[b], *n; j; j = n) {
             n = j->next_id;
-            job_free(s, j);
+            sj_free(s, j);
         }
     free(s->by_id);
     free(s->by_seq);
@@ -523,93 +107,6 @@ static void evt_add(jobs_sched_t *s, uint64_t due, uint64_t seq, uint32_t task, 
 
 /* Builds the in-memory job (not yet queued).  check: refuse tasks whose
  * target this node does not serve. */
-static int job_make(jobs_sched_t *s, const Llmos__Job *spec, const void *packed, size_t plen, uint64_t seq,
-                    const char *tenant, uint64_t submitted_ms, bool (*served)(void *, const char *), void *user,
-                    sjob_t **out, llmos_error_t *err) {
-    size_t idlen = strlen(spec->id), n = spec->n_tasks;
-    if (idlen == 0 || idlen > 1024) return llmos_error_set(err, LLMOS_EINVAL, "job.id: empty or over 1024 bytes");
-    if (n == 0 || n > 0xFFFF) return llmos_error_set(err, LLMOS_EINVAL, "job.tasks: %zu tasks (1..65535)", n);
-    if (plen > UINT32_MAX) return llmos_error_set(err, LLMOS_ETOOBIG, "job '%s': a %zu-byte spec", spec->id, plen);
-    size_t ndeps = 0;
-    for (size_t i = 0; i < n; i++) {
-        const Llmos__Task *t = spec->tasks[i];
-        ndeps += t->n_after + t->n_input_from;
-        const char *target = jobs_task_target(t);
-        if (served && !served(user, target)) {
-            char nb[16];
-            return llmos_error_set(err, LLMOS_ENOTFOUND,
-                                   "job.tasks[%zu] '%s': target '%.64s' is not served by this node%s", i,
-                                   jobs_task_name(t, (uint32_t)i, nb, sizeof nb), target, target_hint(target));
-        }
-    }
-    size_t off_tasks = (sizeof(sjob_t) + idlen + 1 + 7) & ~(size_t)7;
-    size_t off_off = off_tasks + n * sizeof(stask_t);
-    size_t off_deps = off_off + (n + 1) * sizeof(uint32_t);
-    size_t off_spec = off_deps + ndeps * sizeof(uint16_t);
-    sjob_t *j = calloc(1, off_spec + plen);
-    if (!j) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for job '%s'", spec->id);
-    memcpy(j->id, spec->id, idlen + 1);
-    j->tasks = (stask_t *)((uint8_t *)j + off_tasks);
-    j->dep_off = (uint32_t *)((uint8_t *)j + off_off);
-    j->deps = (uint16_t *)((uint8_t *)j + off_deps);
-    j->spec = (uint8_t *)j + off_spec;
-    memcpy(j->spec, packed, plen);
-    j->spec_len = (uint32_t)plen;
-    j->seq = seq;
-    j->submitted_ms = submitted_ms;
-    j->deadline_ms = spec->deadline_ms;
-    j->priority = spec->priority;
-    j->max_retries = spec->max_retries ? spec->max_retries : s->cfg.max_retries_default;
-    if (j->max_retries > 250) j->max_retries = 250; /* attempts are counted in a byte */
-    j->ntasks = (uint16_t)n;
-    j->state = LLMOS__JOB_STATE__JOB_QUEUED;
-    /* Dependencies as indices: a name that is no task (the gateway refuses
-     * those) is left out, so the task does not wait forever. */
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const Llmos__Task *t = spec->tasks[i];
-        j->dep_off[i] = (uint32_t)k;
-        for (size_t a = 0; a < t->n_after + t->n_input_from; a++) {
-            int d = jobs_task_index(spec, a < t->n_after ? t->after[a] : t->input_from[a - t->n_after]);
-            if (d >= 0 && (size_t)d != i) j->deps[k++] = (uint16_t)d;
-        }
-        j->tasks[i].ndeps = (uint16_t)(k - j->dep_off[i]);
-    }
-    j->dep_off[n] = (uint32_t)k;
-    int rc = tenant_find(s, tenant, &j->tenant);
-    if (rc) {
-        free(j);
-        return rc == LLMOS_EOVERLOADED
-                   ? llmos_error_set(err, rc, "tenant '%s': %d other tenants have unfinished jobs; retry later",
-                                     tenant, JOBS_TENANTS_MAX)
-                   : llmos_error_set(err, rc, "no memory for tenant '%s'", tenant);
-    }
-    s->tenants[j->tenant].refs++;
-    for (size_t i = 0; i < n; i++) {
-        const char *target = jobs_task_target(spec->tasks[i]);
-        rc = target_find(s, target, &j->tasks[i].target);
-        if (rc) {
-            j->ntasks = (uint16_t)i; /* the references taken so far */
-            job_free(s, j);
-            return rc == LLMOS_EOVERLOADED
-                       ? llmos_error_set(err, rc,
-                                         "task %zu: target '%s': %d other targets have unfinished tasks; retry later",
-                                         i, target, JOBS_TARGETS_MAX)
-                       : llmos_error_set(err, rc, "task %zu: target name '%.64s...' is too long", i, target);
-        }
-        s->targets[j->tasks[i].target].refs++;
-        j->tasks[i].kind = (uint8_t)spec->tasks[i]->kind;
-        j->tasks[i].state = LLMOS__TASK_STATE__TASK_PENDING;
-    }
-    rc = job_insert(s, j);
-    if (rc) {
-        job_free(s, j);
-        return llmos_error_set(err, rc, "no memory for the job table");
-    }
-    *out = j;
-    return 0;
-}
-
 /* ---- queues ---- */
 
 static void enqueue(jobs_sched_t *s, sjob_t *j, uint32_t i) {
@@ -682,14 +179,13 @@ static void job_end(jobs_sched_t *s, sjob_t *j, uint32_t state, const char *why)
     case LLMOS__JOB_STATE__JOB_QUARANTINED: s->st_quarantined++; break;
     }
     s->rate_count++;
-    for (waiter_t *w = j->waiters, *n; w; w = n) {
-        n = w->next;
+    /* The waiters stay with the job until it is freed, so the last task's
+     * result can still be streamed to them before their answers go. */
+    for (waiter_t *w = j->waiters; w; w = w->next) {
         jobs_action_t *an = act_push(s, JOBS_ACT_ANSWER, j->seq);
         if (an) an->waiter = w->w;
-        free(w);
         s->nwaiters--;
     }
-    j->waiters = NULL;
     unwatch(s, j);
     j->next_ended = s->ended;
     s->ended = j;
@@ -706,7 +202,7 @@ int jobs_sched_submit(jobs_sched_t *s, const Llmos__Job *spec, const void *packe
                                s->njobs, jobs_sched_retry_after_ms(s));
     }
     sjob_t *j;
-    int rc = job_make(s, spec, packed, plen, s->next_seq, tenant, now, served, user, &j, err);
+    int rc = sj_make(s, spec, packed, plen, s->next_seq, tenant, now, served, user, &j, err);
     if (rc) return rc;
     s->next_seq++;
     if (j->deadline_ms) evt_add(s, j->deadline_ms, j->seq, 0, 0, EV_DEADLINE);
@@ -716,15 +212,15 @@ int jobs_sched_submit(jobs_sched_t *s, const Llmos__Job *spec, const void *packe
 
 void jobs_sched_release(jobs_sched_t *s, uint64_t seq, uint64_t now) {
     (void)now;
-    sjob_t *j = job_alive(s, seq);
+    sjob_t *j = sj_alive(s, seq);
     if (j) release_ready(s, j);
 }
 
 void jobs_sched_abort(jobs_sched_t *s, uint64_t seq) {
-    sjob_t *j = job_alive(s, seq);
+    sjob_t *j = sj_alive(s, seq);
     if (!j) return;
-    job_remove(s, j);
-    job_free(s, j);
+    sj_remove(s, j);
+    sj_free(s, j);
 }
 
 void jobs_sched_set_next_seq(jobs_sched_t *s, uint64_t next) {
@@ -751,7 +247,7 @@ int jobs_sched_restore(jobs_sched_t *s, const Llmos__Job *spec, const void *pack
                        const jobs_task_log_t *tasks, uint64_t now, llmos_error_t *err) {
     (void)now;
     sjob_t *j;
-    int rc = job_make(s, spec, packed, plen, seq, tenant, submitted_ms, NULL, NULL, &j, err);
+    int rc = sj_make(s, spec, packed, plen, seq, tenant, submitted_ms, NULL, NULL, &j, err);
     if (rc) return rc;
     if (seq >= s->next_seq) s->next_seq = seq + 1;
     j->started_ms = started_ms;
@@ -784,7 +280,7 @@ int jobs_sched_restore(jobs_sched_t *s, const Llmos__Job *spec, const void *pack
 
 int jobs_sched_wait(jobs_sched_t *s, uint64_t seq, const jobs_waiter_t *w, uint32_t timeout_ms, uint64_t deadline_ms,
                     uint64_t now) {
-    sjob_t *j = job_alive(s, seq);
+    sjob_t *j = sj_alive(s, seq);
     if (!j) return LLMOS_ENOTFOUND;
     uint32_t n = 0;
     for (waiter_t *x = j->waiters; x; x = x->next) n++;
@@ -829,7 +325,7 @@ static void task_start(jobs_sched_t *s, sjob_t *j, uint32_t i, uint64_t now) {
 }
 
 static int task_running(jobs_sched_t *s, uint64_t seq, uint32_t task, uint8_t attempt, sjob_t **out) {
-    sjob_t *j = job_alive(s, seq);
+    sjob_t *j = sj_alive(s, seq);
     if (!j || task >= j->ntasks) return LLMOS_ESTATE;
     stask_t *st = &j->tasks[task];
     if (st->state != LLMOS__TASK_STATE__TASK_RUNNING || st->attempts != attempt) return LLMOS_ESTATE; /* stale */
@@ -894,7 +390,7 @@ int jobs_sched_task_failed(jobs_sched_t *s, uint64_t seq, uint32_t task, uint8_t
 
 int jobs_sched_cancel(jobs_sched_t *s, uint64_t seq, uint64_t now) {
     (void)now;
-    sjob_t *j = job_alive(s, seq);
+    sjob_t *j = sj_alive(s, seq);
     if (!j) return LLMOS_ENOTFOUND;
     job_end(s, j, LLMOS__JOB_STATE__JOB_CANCELLED, "cancelled on request");
     return 0;
@@ -911,7 +407,7 @@ void jobs_sched_set_limit(jobs_sched_t *s, uint32_t target, uint32_t limit) {
 static void sweep(jobs_sched_t *s, uint64_t now) {
     for (sjob_t *j = s->watch_head, *next; j; j = next) {
         next = j->wnext;
-        for (uint32_t i = 0; i < j->ntasks && j->nrunning && !terminal(j->state); i++) {
+        for (uint32_t i = 0; i < j->ntasks && j->nrunning && !sj_terminal(j->state); i++) {
             stask_t *t = &j->tasks[i];
             if (t->state != LLMOS__TASK_STATE__TASK_RUNNING) continue;
             uint64_t dl = t->started_ms + s->cfg.task_timeout_ms;
@@ -919,7 +415,7 @@ static void sweep(jobs_sched_t *s, uint64_t now) {
             if (now > dl + JOBS_TIMEOUT_GRACE_MS)
                 fail_task(s, j, i, LLMOS_ETIMEDOUT, "the target did not answer in time", now, true);
         }
-        if (terminal(j->state)) continue; /* ended (unwatched) */
+        if (sj_terminal(j->state)) continue; /* ended (unwatched) */
         for (waiter_t **p = &j->waiters; *p;) {
             waiter_t *w = *p;
             if (w->deadline_ms <= now) {
@@ -940,7 +436,7 @@ static void sweep(jobs_sched_t *s, uint64_t now) {
 }
 
 static void on_event(jobs_sched_t *s, const evt_t *e, uint64_t now) {
-    sjob_t *j = job_alive(s, e->seq);
+    sjob_t *j = sj_alive(s, e->seq);
     if (!j) return;
     switch (e->kind) {
     case EV_DEADLINE:
@@ -965,7 +461,7 @@ static void pump(jobs_sched_t *s, uint64_t now) {
         }
         while (tg->inflight < tg->limit && tg->q.n) {
             qent_t e = qheap_pop(&tg->q);
-            sjob_t *j = job_alive(s, e.seq);
+            sjob_t *j = sj_alive(s, e.seq);
             if (!j || e.task >= j->ntasks || j->tasks[e.task].state != LLMOS__TASK_STATE__TASK_READY)
                 continue; /* stale: the job ended or the entry was superseded */
             s->queued_tasks--;
@@ -1015,8 +511,8 @@ const jobs_action_t *jobs_sched_next_action(jobs_sched_t *s) {
     s->act_oom = false;
     for (sjob_t *j = s->ended, *n; j; j = n) {
         n = j->next_ended;
-        job_remove(s, j);
-        job_free(s, j);
+        sj_remove(s, j);
+        sj_free(s, j);
     }
     s->ended = NULL;
     return NULL;
@@ -1041,21 +537,21 @@ static void job_view(const jobs_sched_t *s, const sjob_t *j, jobs_job_view_t *ou
 }
 
 int jobs_sched_job(const jobs_sched_t *s, uint64_t seq, jobs_job_view_t *out) {
-    const sjob_t *j = job_by_seq_any(s, seq);
+    const sjob_t *j = sj_by_seq_any(s, seq);
     if (!j) return LLMOS_ENOTFOUND;
     job_view(s, j, out);
     return 0;
 }
 
 int jobs_sched_job_by_id(const jobs_sched_t *s, const char *id, jobs_job_view_t *out) {
-    const sjob_t *j = job_by_id(s, id);
+    const sjob_t *j = sj_by_id(s, id);
     if (!j) return LLMOS_ENOTFOUND;
     job_view(s, j, out);
     return 0;
 }
 
 int jobs_sched_task(const jobs_sched_t *s, uint64_t seq, uint32_t task, jobs_task_view_t *out) {
-    const sjob_t *j = job_by_seq_any(s, seq);
+    const sjob_t *j = sj_by_seq_any(s, seq);
     if (!j || task >= j->ntasks) return LLMOS_ENOTFOUND;
     const stask_t *t = &j->tasks[task];
     out->state = t->state;
@@ -1069,7 +565,7 @@ int jobs_sched_task(const jobs_sched_t *s, uint64_t seq, uint32_t task, jobs_tas
 
 void jobs_sched_streams(const jobs_sched_t *s, uint64_t seq, void (*fn)(void *user, const jobs_waiter_t *w),
                         void *user) {
-    const sjob_t *j = job_by_seq_any(s, seq);
+    const sjob_t *j = sj_by_seq_any(s, seq);
     for (const waiter_t *w = j ? j->waiters : NULL; w; w = w->next)
         if (w->w.stream) fn(user, &w->w);
 }
@@ -1103,3 +599,4 @@ uint64_t jobs_sched_retry_after_ms(const jobs_sched_t *s) {
     if (ms > 60000) ms = 60000;
     return ms;
 }
+

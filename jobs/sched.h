@@ -229,7 +229,9 @@ typedef struct jobs_job_view {
 int jobs_sched_job(const jobs_sched_t *s, uint64_t seq, jobs_job_view_t *out);
 int jobs_sched_job_by_id(const jobs_sched_t *s, const char *id, jobs_job_view_t *out);
 int jobs_sched_task(const jobs_sched_t *s, uint64_t seq, uint32_t task, jobs_task_view_t *out);
-/* Calls fn for each streaming waiter of job seq. */
+/* Calls fn for each streaming waiter of job seq (also of a job that just
+ * ended, until its actions have been taken: its last events go out before
+ * the answers). */
 void jobs_sched_streams(const jobs_sched_t *s, uint64_t seq, void (*fn)(void *user, const jobs_waiter_t *w),
                         void *user);
 /* A task's ask carries job, attempt and task in its correlation id, so a

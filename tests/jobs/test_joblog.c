@@ -1,11 +1,11 @@
 /*
- * test_joblog.c — the durable job log (actors/joblog.h) on a real LMDB file
+ * test_joblog.c — the durable job log (jobs/joblog.h) on a real LMDB file
  * in a temporary directory: add/get, idempotency (EEXIST), state changes,
  * task results, group commit (uncommitted writes vanish when the process
  * "crashes" = the log is dropped without commit; committed ones survive a
  * reopen), listing with tenant/state filters and paging, retention purge.
  */
-#include "actors/joblog.h"
+#include "jobs/joblog.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -10,7 +10,7 @@
  * Every request goes through `gateway` with rt_call, as a client's would.
  */
 #include "actors/gateway.h"
-#include "actors/joblog.h"
+#include "jobs/joblog.h"
 #include "actors/scheduler.h"
 #include "llmos/graph.pb-c.h"
 #include "llmos/job.pb-c.h"
@@ -156,9 +156,9 @@ static int setup(void **st) {
     sched_config_init(&f->cfg);
     snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s", f->dir);
     f->cfg.sync = false;
-    f->cfg.retry_base_ms = 50;
+    f->cfg.core.retry_base_ms = 50;
     llmos_error_t err;
-    if (sched_limits_parse(&f->cfg, "slow=1,hole=1000", &err) != 0) return -1;
+    if (jobs_limits_parse(&f->cfg.core, "slow=1,hole=1000", &err) != 0) return -1;
     atomic_store(&gate_open, 0);
     cancelled_rid[0] = 0;
     pthread_mutex_lock(&rec_mu);
@@ -407,8 +407,8 @@ static void test_fifo_order(void **st) {
 
 static void test_priority_order(void **st) {
     fx_t *f = *st;
-    f->cfg.policy = SCHED_PRIORITY;
-    f->cfg.aging_ms = 60000; /* no aging within the test: pure priority */
+    f->cfg.core.policy = JOBS_PRIORITY;
+    f->cfg.core.aging_ms = 60000; /* no aging within the test: pure priority */
     start(f);
     const char *ids[] = {"p0", "p9", "p1", "p7", "p3"};
     int prios[] = {0, 9, 1, 7, 3};
@@ -419,8 +419,8 @@ static void test_priority_order(void **st) {
 
 static void test_priority_aging(void **st) {
     fx_t *f = *st;
-    f->cfg.policy = SCHED_PRIORITY;
-    f->cfg.aging_ms = 10; /* 10 ms of waiting = one level */
+    f->cfg.core.policy = JOBS_PRIORITY;
+    f->cfg.core.aging_ms = 10; /* 10 ms of waiting = one level */
     start(f);
     submit_ok(f, "blocker", "z", 0, "slow", "blocker");
     submit_ok(f, "old-low", NULL, 0, "slow", "old-low");
@@ -438,7 +438,7 @@ static void test_priority_aging(void **st) {
 
 static void test_round_robin(void **st) {
     fx_t *f = *st;
-    f->cfg.policy = SCHED_ROUND_ROBIN;
+    f->cfg.core.policy = JOBS_ROUND_ROBIN;
     start(f);
     const char *ids[] = {"a1", "a2", "a3", "a4", "b1", "b2", "c1"};
     const char *tenants[] = {"A", "A", "A", "A", "B", "B", "C"};
@@ -525,8 +525,8 @@ static void test_deadline_and_cancel(void **st) {
  * (+1 s grace), found by the scheduler's sweep; no retries left -> FAILED. */
 static void test_task_timeout(void **st) {
     fx_t *f = *st;
-    f->cfg.task_timeout_ms = 100;
-    f->cfg.max_retries_default = 0;
+    f->cfg.core.task_timeout_ms = 100;
+    f->cfg.core.max_retries_default = 0;
     start(f);
     uint64_t t0 = llmos_wall_ms();
     rt_msg_t *r = submit1(f, "to", NULL, 0, "hole", "never", true);
@@ -543,7 +543,7 @@ static void test_task_timeout(void **st) {
 
 static void test_admission_control(void **st) {
     fx_t *f = *st;
-    f->cfg.queue_limit = 5;
+    f->cfg.core.queue_limit = 5;
     start(f);
     char id[16];
     for (int i = 0; i < 5; i++) {
@@ -570,9 +570,9 @@ static void test_admission_control(void **st) {
  * their results and are not run again. */
 static void test_recovery(void **st) {
     fx_t *f = *st;
-    f->cfg.nlimits = 0;
+    f->cfg.core.nlimits = 0;
     llmos_error_t err;
-    assert_int_equal(sched_limits_parse(&f->cfg, "slow=0", &err), 0);
+    assert_int_equal(jobs_limits_parse(&f->cfg.core, "slow=0", &err), 0);
     start(f);
     rt_msg_t *r = submit1(f, "done-before", NULL, 0, NULL, "early", true);
     rt_msg_free(r);
@@ -590,8 +590,8 @@ static void test_recovery(void **st) {
     stop(f);
     usleep(250000); /* late-dl's deadline passes while the node is down */
     /* A new runtime on the same directory, with room on slow. */
-    f->cfg.nlimits = 0;
-    assert_int_equal(sched_limits_parse(&f->cfg, "slow=4", &err), 0);
+    f->cfg.core.nlimits = 0;
+    assert_int_equal(jobs_limits_parse(&f->cfg.core, "slow=4", &err), 0);
     echo_count = 0;
     norder = 0;
     start(f);
@@ -831,7 +831,7 @@ static void test_input_cap(void **st) {
     assert_int_equal(s->state, LLMOS__JOB_STATE__JOB_FAILED);
     assert_int_equal(s->tasks[1]->error_code, LLMOS_ETOOBIG);
     assert_non_null(strstr(s->tasks[1]->error, "is 4001 bytes; at most 3000 (config task_input_max)"));
-    assert_int_equal(s->tasks[1]->attempts, 0); /* never sent */
+    assert_int_equal(s->tasks[1]->attempts, 1); /* counted, though never sent */
     llmos__job_status__free_unpacked(s, NULL);
     ts[1].text = "small";
     r = submit_job(f, "fits", NULL, 0, 0, ts, 2, true);
@@ -914,7 +914,7 @@ static void test_tables_reuse(void **st) {
     llmos_error_t err;
     static const rt_actor_def_t e = {"e", NULL, echo_rx, NULL, NULL};
     char name[32], id[48];
-    for (int i = 0; i < SCHED_TARGETS_MAX + 20; i++) {
+    for (int i = 0; i < JOBS_TARGETS_MAX + 20; i++) {
         snprintf(name, sizeof name, "echo-%d", i);
         rt_spawn_opts_t o = {.name = name};
         rt_ref_t ref;
@@ -959,7 +959,7 @@ static void fake_crash(fx_t *f, const char *id) {
  * count. */
 static void test_quarantine(void **st) {
     fx_t *f = *st;
-    f->cfg.quarantine_after = 3;
+    f->cfg.core.quarantine_after = 3;
     start(f);
     submit_ok(f, "poison", NULL, 0, "hole", "never answered");
     rt_msg_t *r = submit1(f, "fine", NULL, 0, NULL, "done before", true);

@@ -31,8 +31,8 @@
  * Thread-safety: none.  One thread at a time; an open write transaction
  * pins the log to the thread that opened it until joblog_commit.
  */
-#ifndef LLMOS_ACTORS_JOBLOG_H
-#define LLMOS_ACTORS_JOBLOG_H
+#ifndef LLMOS_JOBS_JOBLOG_H
+#define LLMOS_JOBS_JOBLOG_H
 
 #include "runtime/base/err.h"
 

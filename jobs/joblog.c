@@ -5,7 +5,7 @@
  * transaction that is reset at the start of every call, so a view returned
  * by one call stays valid exactly until the next.
  */
-#include "actors/joblog.h"
+#include "jobs/joblog.h"
 
 #include "runtime/base/clock.h"
 #include "runtime/base/log.h"
