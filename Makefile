@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?=
 
-.PHONY: all build deps demo test test-fast test-asan bench install clean format
+.PHONY: all build deps demo test test-unit test-fast test-asan bench install clean format
 
 all: build
 
@@ -26,6 +26,13 @@ test:
 	@scripts/install-deps.sh --with-test
 	@$(MAKE) --no-print-directory test-fast
 	@$(MAKE) --no-print-directory test-asan
+
+# The unit tests alone (ctest label `unit`: no process started, each a few
+# seconds), in the normal build: well under a minute once it is built.
+test-unit:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest -L '^unit$$' --output-on-failure $(CTEST_ARGS)
 
 test-fast:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

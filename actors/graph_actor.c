@@ -228,37 +228,26 @@ static int handle_link(graph_actor_t *g, rt_ctx_t *ctx, const rt_msg_t *msg, llm
 typedef struct edge_out {
     graph_reader_t *r;
     FILE *f;
-    char buf[3][1024];
-    char *big[3]; /* a term longer than buf[i] (malloc'd, grown as needed) */
-    size_t big_cap[3];
+    llmos_buf_t term[3]; /* the text of the triple's terms, grown as needed */
     llmos_error_t *err;
     uint64_t bytes, cap; /* written so far; the answer's cap */
     uint64_t lines;      /* lines written */
     rt_system_t *sys;    /* polled for shutdown */
 } edge_out_t;
 
-/* Term id in N-Triples syntax into e's slot i (a long literal goes to a
- * grown buffer); *out borrowed until the next call for slot i. */
+/* Term id in N-Triples syntax into e's slot i; *out borrowed until the next
+ * call for slot i. */
 static int edge_term(edge_out_t *e, int i, graph_id_t id, const char **out) {
-    size_t n = 0;
-    int rc = graph_term_format_id(e->r, id, e->buf[i], sizeof e->buf[i], &n, e->err);
-    *out = e->buf[i];
-    if (rc != LLMOS_ETOOBIG) return rc;
-    llmos_error_clear(e->err);
-    if (n + 1 > e->big_cap[i]) {
-        char *p = realloc(e->big[i], n + 1);
-        if (!p) return llmos_error_set(e->err, LLMOS_ENOMEM, "no memory for a %zu-byte term", n);
-        e->big[i] = p;
-        e->big_cap[i] = n + 1;
-    }
-    *out = e->big[i];
-    return graph_term_format_id(e->r, id, e->big[i], e->big_cap[i], &n, e->err);
+    llmos_buf_clear(&e->term[i]);
+    int rc = graph_term_append_id(e->r, id, &e->term[i], e->err);
+    *out = e->term[i].data ? e->term[i].data : "";
+    return rc;
 }
 
 static void edge_out_free(edge_out_t *e) {
     if (!e) return;
     for (int i = 0; i < 3; i++)
-        free(e->big[i]);
+        llmos_buf_deinit(&e->term[i]);
     free(e);
 }
 

@@ -26,6 +26,7 @@
 #include "cluster/transport.h"
 #include "runtime/base/clock.h"
 #include "runtime/base/log.h"
+#include "runtime/base/parse.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -183,7 +184,7 @@ static int offset_port(cl_config_t *cfg, int rank) {
     if (rank == 0 || strncmp(cfg->listen, "tcp://", 6) != 0) return 0;
     char *colon = strrchr(cfg->listen, ':');
     uint64_t port;
-    if (!colon || cl_parse_u64(colon + 1, 0, &port) != 0 || port == 0) return 0;
+    if (!colon || llmos_parse_u64("port", colon + 1, 1, 65535, LLMOS_PARSE_HEX, &port, NULL) != 0) return 0;
     if (port + (uint64_t)rank > 65535) return -1;
     snprintf(colon + 1, (size_t)(cfg->listen + sizeof cfg->listen - colon - 1), "%" PRIu64, port + (uint64_t)rank);
     return 0;

@@ -1,7 +1,9 @@
 /*
  * model_shard.h — the model-shard actors: one pinned actor per rank serves a
- * model (model/) over messages (protos/llmos/model.proto) with continuous
- * batching.
+ * model over messages (protos/llmos/model.proto).  The actor is an adapter:
+ * what is served and how — requests, admission, continuous batching, KV
+ * accounting, the tensor-parallel plan — is the serving core's
+ * (model/serve.h); the MPI group is cluster/mpi_group.h's.
  *
  * Groups.  The ranks of the MPI world are cut into replicas of `tp`
  * consecutive ranks (MPI_Comm_split); a replica is one tensor-parallel
@@ -10,32 +12,30 @@
  * (a plain llmosd) there is one replica of one rank.
  *
  * The leader owns the queue: it receives Generate / Embed / Score / Cancel /
- * Stats, plans each iteration (new requests join at the next one, finished
- * ones leave; decode steps first, then prefill chunks, under a per-iteration
- * token budget), sends the plan to its followers over the group's
- * communicator (one point-to-point message per follower: sequence opens /
- * closes / truncations and the batch's tokens), runs model_ctx_forward with
- * them, samples, detokenizes, checks stop strings, streams GenerateChunk
- * messages and replies (Generate, Embed, Score).  Followers execute plans
- * only.  Control (stats, load, unload, shutdown) arrives as protobuf
- * messages, never over MPI: a LOAD to the leader becomes a LOAD ask to each
- * follower actor, which stages its slice next to the one it serves; the
- * leader stages its own and, when every rank staged, tells them to swap
- * (MODEL_MSG_LOAD_COMMIT), else to drop it (MODEL_MSG_LOAD_ABORT) — a failed
- * load leaves the served model serving.  Model names (--model, --tokenizer,
- * --classifier, LOAD's path, tokenizer, classifier) are found as given,
- * else in the models folder (runtime/base/paths.h llmos_path_find).
+ * Stats and hands them to its core; between messages it runs the core's
+ * iterations, sending each iteration's plan to its followers over the
+ * group's communicator (model/serve_plan.h: what a plan holds and why it
+ * rides MPI), and answers with the core's results (GenerateChunk streams,
+ * Generate / Embed / Score replies).  Followers run plans only.  Control
+ * (stats, load, unload, shutdown) arrives as protobuf messages, never over
+ * MPI: a LOAD to the leader becomes a LOAD ask to each follower actor,
+ * which stages its slice next to the one it serves; the leader stages its
+ * own and, when every rank staged, tells them to swap (MODEL_MSG_LOAD_COMMIT),
+ * else to drop it (MODEL_MSG_LOAD_ABORT) — a failed load leaves the served
+ * model serving.  Model names (--model, --tokenizer, --classifier, LOAD's
+ * path, tokenizer, classifier) are found as given, else in the models
+ * folder (runtime/base/paths.h llmos_path_find).
  *
- * Admission reserves a request's worst-case KV blocks (prompt + max tokens),
- * so a running request never runs out of cache: when slots or blocks are
+ * Admission (model/serve.h): a request's worst-case KV blocks are reserved,
+ * so a running request never runs out of cache; when slots or blocks are
  * short, new requests wait in the queue (back-pressure); past queue_limit
  * they are refused with LLMOS_EOVERLOADED ("overloaded: ... retry after N
  * ms").  Cancel and finish free the blocks at once.
  *
- * Classifier (--classifier DIR, actors/model_cls.h): a fine-tuned
- * checkpoint served with its body on every rank; a Score request without
- * labels is a Classify, prefilled and pooled like an embedding, answered
- * by the leader with the head's classes and softmax probabilities.
+ * Classifier (--classifier DIR, model/serve_cls.h): a fine-tuned checkpoint
+ * served with its body on every rank; a Score request without labels is a
+ * Classify, prefilled and pooled like an embedding, answered by the leader
+ * with the head's classes and softmax probabilities.
  *
  * A follower whose node the transport declares dead takes the group down:
  * the leader answers every request, queued and new, with LLMOS_EUNAVAILABLE
@@ -52,7 +52,7 @@
 typedef struct actors_model_opts {
     const char *model;      /* llama2.c .bin or GGUF; NULL = no model actors (borrowed) */
     const char *tokenizer;  /* tokenizer.bin for llama2.c files (borrowed) */
-    const char *classifier; /* a fine-tuned classifier's checkpoint folder (actors/model_cls.h);
+    const char *classifier; /* a fine-tuned classifier's checkpoint folder (model/serve_cls.h);
                                model/tokenizer then default to its base model (borrowed) */
     int tp;                 /* ranks per replica; 0 = 1 */
     bool q8;                /* quantize to int8 at load */

@@ -7,7 +7,7 @@
  * ScoreResult becomes an llmos_client_cls_result_t so no protobuf type
  * crosses the public header.
  */
-#include "client/client_internal.h"
+#include "client_internal.h"
 #include "llmos/client.h"
 
 #include "llmos/model.pb-c.h"

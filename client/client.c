@@ -30,11 +30,12 @@
  * the runtime's workers.
  */
 #include "llmos/client.h"
-#include "client/client_internal.h"
+#include "client_internal.h"
 
 #include "llmos/envelope.pb-c.h"
 #include "runtime/base/clock.h"
 #include "runtime/base/err.h"
+#include "runtime/base/parse.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -138,11 +139,10 @@ static int endpoint_check(const char *endpoint, llmos_client_error_t *err) {
     const char *hp = endpoint + 6, *semi = strchr(hp, ';');
     if (semi) hp = semi + 1; /* ZeroMQ's SOURCE;DEST form: DEST is what must resolve */
     const char *colon = strrchr(hp, ':'), *port = colon ? colon + 1 : "";
-    size_t np = strspn(port, "0123456789");
-    long pn = np && np <= 5 && !port[np] ? strtol(port, NULL, 10) : 0;
+    uint32_t pn;
     if (!colon || colon == hp)
         return client_err(err, LLMOS_CLIENT_EINVAL, "endpoint '%s' is not tcp://HOST:PORT", endpoint);
-    if (pn < 1 || pn > 65535)
+    if (llmos_parse_u32("port", port, 1, 65535, 0, &pn, NULL))
         return client_err(err, LLMOS_CLIENT_EINVAL,
                           "endpoint '%s': port '%s' is not a number from 1 to 65535", endpoint, port);
     char host[256];

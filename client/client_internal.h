@@ -1,7 +1,9 @@
 /*
- * client_internal.h — the asynchronous request table of client.c, shared
- * with jobs.c (llmos_client_submit_async / llmos_client_poll).  Not
- * installed; programs use include/llmos/client.h only.
+ * client_internal.h — what client.c (the connection) shares with the
+ * library's other files: the one error setter (gen.c, classify.c, model.c,
+ * graph.c, jobs.c) and the asynchronous request table (jobs.c:
+ * llmos_client_submit_async / llmos_client_poll).  Not installed, and not
+ * for the `llmos` CLI or jobs_json.c: they use include/llmos/client.h only.
  *
  * client_async_send sends an ask without waiting and takes one of the
  * handle's max_inflight slots; client_async_collect hands finished slots

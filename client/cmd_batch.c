@@ -44,13 +44,17 @@
  * threads with one client handle each (N jobs in flight); each waits in
  * short slices so Ctrl-C ends the run within seconds.
  */
-#include "client/cmd_jobs.h"
-#include "client/jobs_internal.h"
+#include "cmd_jobs.h"
+#include "llmos/client.h"
+#include "runtime/base/buf.h"
 #include "runtime/base/clock.h"
+#include "runtime/base/map.h"
+#include "runtime/base/parse.h"
 #include "runtime/base/progress.h"
+#include "runtime/base/utf8.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -114,36 +118,19 @@ static int stopping(batch_t *b) { return interrupted || atomic_load(&b->fatal); 
 
 /* ---- input ---- */
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-/* The line's id (as in its JSON, or "line-N") without validating the rest.
- * A line with a string holding a NUL ("a\u0000b", which cJSON cuts to "a")
- * keeps "line-N": its job is refused anyway, and must not pass for "a". */
+/* The line's id (as in its JSON, or "line-N") without validating the rest
+ * (llmos_job_json_id).  A line with a string holding a NUL ("a\u0000b",
+ * which cJSON cuts to "a") keeps "line-N": its job is refused anyway, and
+ * must not pass for "a". */
 static void line_id(line_t *l) {
-    snprintf(l->id, sizeof l->id, "line-%u", l->lineno);
-    cJSON *root = cJSON_ParseWithLength(l->text, l->len);
-    char where[8];
-    const cJSON *v =
-        root && cJSON_IsObject(root) && !jobs_json_find_nul(l->text, l->len, root, where, sizeof where, NULL)
-            ? cJSON_GetObjectItemCaseSensitive(root, "id")
-            : NULL;
-    if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) <= LLMOS_JOB_ID_MAX) {
-        snprintf(l->id, sizeof l->id, "%s", v->valuestring);
-    } else if (cJSON_IsNumber(v) && floor(v->valuedouble) == v->valuedouble && fabs(v->valuedouble) < 9.0e15) {
-        snprintf(l->id, sizeof l->id, "%.0f", v->valuedouble);
-        l->id_numeric = 1;
-    }
-    cJSON_Delete(root);
+    if (llmos_job_json_id(l->text, l->len, l->id, sizeof l->id, &l->id_numeric, NULL) != 0)
+        snprintf(l->id, sizeof l->id, "line-%u", l->lineno);
 }
 
 static void line_job_id(line_t *l, const char *tenant) {
-    uint64_t h = fnv1a(0xcbf29ce484222325ULL, tenant ? tenant : "", tenant ? strlen(tenant) : 0);
-    h = fnv1a(h, "\n", 1);
-    h = fnv1a(h, l->text, l->len);
+    uint64_t h = llmos_hash_fnv1a(tenant ? tenant : "", tenant ? strlen(tenant) : 0);
+    h = llmos_hash_fnv1a_more(h, "\n", 1);
+    h = llmos_hash_fnv1a_more(h, l->text, l->len);
     size_t n = strlen(l->id);
     if (n + 17 <= LLMOS_JOB_ID_MAX) {
         char hex[20];
@@ -151,7 +138,7 @@ static void line_job_id(line_t *l, const char *tenant) {
         memcpy(l->job_id, l->id, n);
         memcpy(l->job_id + n, hex, 18);
     } else /* long ids: the hash of the id stands in for it */
-        snprintf(l->job_id, sizeof l->job_id, "%016llx@%016llx", (unsigned long long)fnv1a(0xcbf29ce484222325ULL, l->id, n),
+        snprintf(l->job_id, sizeof l->job_id, "%016llx@%016llx", (unsigned long long)llmos_hash_fnv1a(l->id, n),
                  (unsigned long long)h);
 }
 
@@ -161,30 +148,16 @@ static int read_input(batch_t *b) {
         fprintf(stderr, "llmos batch: cannot open %s: %s\n", b->in_path, strerror(errno));
         return -1;
     }
-    size_t cap = 1 << 16, n = 0;
-    b->buf = malloc(cap);
-    for (;;) {
-        if (!b->buf) break;
-        if (n + 1 >= cap) {
-            char *g = realloc(b->buf, cap *= 2);
-            if (!g) {
-                free(b->buf);
-                b->buf = NULL;
-                break;
-            }
-            b->buf = g;
-        }
-        size_t got = fread(b->buf + n, 1, cap - n - 1, f);
-        if (got == 0) break;
-        n += got;
-    }
-    int bad = ferror(f);
+    llmos_buf_t in = LLMOS_BUF_INIT;
+    int rc = llmos_buf_read_file(&in, f, 0);
     fclose(f);
-    if (!b->buf || bad) {
-        fprintf(stderr, "llmos batch: cannot read %s%s\n", b->in_path, b->buf ? "" : " (out of memory)");
+    size_t n = 0;
+    b->buf = rc ? NULL : llmos_buf_take(&in, &n);
+    llmos_buf_deinit(&in);
+    if (!b->buf) {
+        fprintf(stderr, "llmos batch: cannot read %s%s\n", b->in_path, rc == LLMOS_EIO ? "" : " (out of memory)");
         return -1;
     }
-    b->buf[n] = 0;
     size_t count = 0;
     for (size_t i = 0; i < n; i++) count += b->buf[i] == '\n';
     b->lines = calloc(count + 1, sizeof *b->lines);
@@ -245,11 +218,36 @@ static void emit(batch_t *b, line_t *l, cJSON *rec, int ok, uint64_t tokens) {
     free(text);
 }
 
+/* Adds s to obj under key, each invalid UTF-8 byte as U+FFFD (what is
+ * printed must be valid JSON); 1 ok, 0 no memory. */
+static int add_string(cJSON *obj, const char *key, const char *s) {
+    char *fixed = llmos_utf8_repair(s, strlen(s), NULL);
+    int ok = fixed && cJSON_AddStringToObject(obj, key, fixed);
+    free(fixed);
+    return ok;
+}
+
+/* Adds the members of task result t's JSON (llmos_task_result_to_json) to
+ * obj; 1 ok, 0 no memory. */
+static int add_result(cJSON *obj, const llmos_task_result_t *t) {
+    char *text = NULL;
+    cJSON *o = llmos_task_result_to_json(t, &text, NULL) == 0 ? cJSON_Parse(text) : NULL;
+    free(text);
+    int ok = o != NULL;
+    while (ok && o->child) {
+        cJSON *m = cJSON_DetachItemViaPointer(o, o->child);
+        ok = cJSON_AddItemToObject(obj, m->string, m);
+        if (!ok) cJSON_Delete(m);
+    }
+    cJSON_Delete(o);
+    return ok;
+}
+
 static cJSON *record_new(const line_t *l, const char *status) {
     cJSON *r = cJSON_CreateObject();
     if (!r) return NULL;
     int ok = (l->id_numeric ? cJSON_AddNumberToObject(r, "id", strtod(l->id, NULL)) != NULL
-                            : jobs_json_add_string(r, "id", l->id)) &&
+                            : add_string(r, "id", l->id)) &&
              cJSON_AddNumberToObject(r, "line", l->lineno) && cJSON_AddStringToObject(r, "status", status);
     if (!ok) cJSON_Delete(r);
     return ok ? r : NULL;
@@ -257,8 +255,7 @@ static cJSON *record_new(const line_t *l, const char *status) {
 
 static void emit_error(batch_t *b, line_t *l, const char *job, const llmos_job_status_t *st, const char *msg) {
     cJSON *r = record_new(l, "error");
-    int ok = r && jobs_json_add_string(r, "job", job ? job : l->job_id) &&
-             jobs_json_add_string(r, "error", msg) &&
+    int ok = r && add_string(r, "job", job ? job : l->job_id) && add_string(r, "error", msg) &&
              (!st || cJSON_AddStringToObject(r, "state", llmos_job_state_name(st->state)));
     if (!ok) {
         cJSON_Delete(r);
@@ -279,16 +276,16 @@ static void emit_status(batch_t *b, line_t *l, const llmos_job_status_t *st) {
     }
     cJSON *r = record_new(l, "ok");
     uint64_t tokens = 0;
-    int ok = r && jobs_json_add_string(r, "job", st->id) &&
+    int ok = r && add_string(r, "job", st->id) &&
              cJSON_AddNumberToObject(r, "job_finished_ms", (double)st->finished_ms) &&
              cJSON_AddNumberToObject(r, "latency_ms", (double)(st->finished_ms - st->submitted_ms));
-    if (ok && st->n_tasks) ok = jobs_task_result_add_json(r, &st->tasks[st->n_tasks - 1]) == 0;
+    if (ok && st->n_tasks) ok = add_result(r, &st->tasks[st->n_tasks - 1]);
     if (ok && st->n_tasks > 1) {
         cJSON *others = cJSON_AddArrayToObject(r, "tasks");
         ok = others != NULL;
         for (size_t i = 0; ok && i + 1 < st->n_tasks; i++) {
             cJSON *t = cJSON_CreateObject();
-            ok = t && jobs_task_result_add_json(t, &st->tasks[i]) == 0 && cJSON_AddItemToArray(others, t);
+            ok = t && add_result(t, &st->tasks[i]) && cJSON_AddItemToArray(others, t);
             if (!ok) cJSON_Delete(t);
         }
     }
@@ -577,11 +574,9 @@ void cmd_batch_usage(FILE *f) {
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v > max) return -1;
-    *out = v;
+    uint64_t v;
+    if (llmos_parse_u64("value", s, 0, max, 0, &v, NULL)) return -1;
+    *out = (unsigned long)v;
     return 0;
 }
 
@@ -662,29 +657,30 @@ int cmd_batch(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) 
         return 1;
     }
     {
-        size_t cap = 16;
-        while (cap < b.n_lines * 2) cap <<= 1;
-        size_t *slots = calloc(cap, sizeof *slots); /* open addressing: line index + 1 */
-        if (!slots) {
-            fprintf(stderr, "llmos batch: out of memory\n");
-            batch_free(&b);
-            return 1;
-        }
-        for (size_t i = 0; i < b.n_lines; i++) {
+        llmos_map_t first; /* id -> index of its first line */
+        llmos_map_init(&first, LLMOS_MAP_STR, sizeof(size_t));
+        int nomem = llmos_map_reserve(&first, b.n_lines);
+        for (size_t i = 0; i < b.n_lines && !nomem; i++) {
             line_t *l = &b.lines[i];
-            size_t h = (size_t)fnv1a(0xcbf29ce484222325ULL, l->id, strlen(l->id)) & (cap - 1);
-            while (slots[h] && strcmp(b.lines[slots[h] - 1].id, l->id) != 0) h = (h + 1) & (cap - 1);
-            if (!slots[h]) {
-                slots[h] = i + 1;
+            size_t *at;
+            int added;
+            if ((nomem = llmos_map_str_put(&first, l->id, strlen(l->id), (void **)&at, &added))) break;
+            if (added) {
+                *at = i;
                 if (!l->done) b.todo[b.n_todo++] = i;
             } else if (!l->done) {
                 char msg[LLMOS_JOB_ID_MAX + 64];
                 snprintf(msg, sizeof msg, "line %u: duplicate id '%s' (first on line %u)", l->lineno, l->id,
-                         b.lines[slots[h] - 1].lineno);
+                         b.lines[*at].lineno);
                 emit_error(&b, l, NULL, NULL, msg);
             }
         }
-        free(slots);
+        llmos_map_deinit(&first);
+        if (nomem) {
+            fprintf(stderr, "llmos batch: out of memory\n");
+            batch_free(&b);
+            return 1;
+        }
     }
 
     const uint64_t dup_done = b.done; /* duplicate-id errors, recorded before any worker starts */

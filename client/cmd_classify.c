@@ -12,9 +12,10 @@
  *
  * Links libllmos-client and cJSON only.
  */
-#include "client/cmd_classify.h"
+#include "cmd_classify.h"
 
 #include "llmos/client.h"
+#include "runtime/base/parse.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -124,14 +125,10 @@ int cmd_classify(const char *endpoint, uint32_t timeout_ms, int argc, char **arg
             } else if (a[2] == 'a') {
                 run.actor = v;
             } else {
-                char *end;
-                errno = 0;
-                long k = strtol(v, &end, 10);
-                if (errno || end == v || *end || k < 0 || k > 1000000) {
+                if (llmos_parse_u32("--top", v, 0, 1000000, 0, &run.top, NULL)) {
                     fprintf(stderr, "llmos classify: --top needs a whole number in [0, 1000000], got '%s'\n", v);
                     return 2;
                 }
-                run.top = (uint32_t)k;
             }
         } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "llmos classify: unknown option '%s'\n", a);
@@ -146,8 +143,9 @@ int cmd_classify(const char *endpoint, uint32_t timeout_ms, int argc, char **arg
         return 2;
     }
     llmos_client_error_t err = {0};
-    if (llmos_client_connect(endpoint, NULL, &run.c, &err) != 0) {
-        fprintf(stderr, "llmos classify: %s\n", err.msg);
+    if (llmos_client_connect(endpoint, NULL, &run.c, &err) != 0 || llmos_client_ping(run.c, timeout_ms, NULL, &err) != 0) {
+        fprintf(stderr, "llmos classify: %s\n", err.msg); /* (a dead node: known within --timeout, not the 2-minute call timeout) */
+        llmos_client_destroy(&run.c);
         return 1;
     }
     int rc = 0;

@@ -13,14 +13,12 @@
  * (graph/prompt.h's layout), the triples used are listed on stderr, -n
  * counts generated tokens and only the user's prompt is echoed.
  *
- * Links libllmos-client and the protocol only.
+ * Links libllmos-client (its public header) and cJSON only.
  */
-#include "client/cmd_generate.h"
-#include "client/cli.h"
+#include "cli.h"
+#include "cmd_generate.h"
 
 #include "llmos/client.h"
-#include "llmos/graph.pb-c.h"
-#include "llmos/model.pb-c.h"
 
 #include <cjson/cJSON.h>
 
@@ -87,29 +85,16 @@ static int print_piece(void *user, const char *text, size_t len, const int32_t *
  * to stderr. */
 static int graph_prompt(llmos_client_t *c, const char *text, uint32_t max_facts, uint32_t hops, uint32_t timeout_ms,
                         char **out) {
-    Llmos__GraphLinkRequest q = LLMOS__GRAPH_LINK_REQUEST__INIT;
-    q.text = (char *)text;
-    q.max_facts = max_facts;
-    q.hops = hops;
-    q.hops_set = 1; /* --hops 0 is sent only with hops_set (proto3 drops zeros) */
-    q.format = "json";
-    size_t n = llmos__graph_link_request__get_packed_size(&q);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) return -1;
-    llmos__graph_link_request__pack(&q, buf);
-    llmos_client_reply_t *r = NULL;
+    /* hops_set: --hops 0 means only the facts between the mentions */
+    llmos_client_link_opts_t lo = {.hops = hops, .hops_set = 1, .max_facts = max_facts, .format = "json"};
+    char *answer = NULL;
     llmos_client_error_t err;
-    int rc = llmos_client_call(c, "graph", LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK, buf, n, timeout_ms, &r, &err);
-    free(buf);
-    if (rc) {
+    if (llmos_client_graph_link(c, text, &lo, timeout_ms, &answer, NULL, &err) != 0) {
         fprintf(stderr, "llmos generate --graph: linking the prompt: %s\n", err.msg);
-        llmos_client_reply_free(&r);
         return -1;
     }
-    Llmos__GraphResult *res = llmos__graph_result__unpack(NULL, r->len, r->data);
-    llmos_client_reply_free(&r);
-    cJSON *j = res ? cJSON_Parse(res->text) : NULL;
-    if (res) llmos__graph_result__free_unpacked(res, NULL);
+    cJSON *j = cJSON_Parse(answer);
+    free(answer);
     cJSON *facts = j ? cJSON_GetObjectItemCaseSensitive(j, "facts") : NULL;
     if (!cJSON_IsArray(facts)) {
         fprintf(stderr, "llmos generate --graph: the graph's answer has no facts list\n");
@@ -207,8 +192,11 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
     llmos_client_opts_t co = {.timeout_ms = timeout_ms};
     llmos_client_t *c = NULL;
     llmos_client_error_t err;
-    if (llmos_client_connect(endpoint, &co, &c, &err) != 0) {
+    /* A generation may take minutes; whether the node is there at all is
+     * known within the --timeout (5 s by default). */
+    if (llmos_client_connect(endpoint, &co, &c, &err) != 0 || llmos_client_ping(c, timeout_ms, NULL, &err) != 0) {
         fprintf(stderr, "llmos generate: %s\n", err.msg);
+        llmos_client_destroy(&c);
         return 1;
     }
     char *full = NULL;
@@ -263,12 +251,10 @@ static int cmd_generate(const char *endpoint, uint32_t timeout_ms, int argc, cha
 /* `model stats|unload|load PATH [--tokenizer T] [--q8]`: each answers ModelStats. */
 static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     const char *actor = "model", *sub = argv[0];
-    Llmos__ModelLoadRequest q = LLMOS__MODEL_LOAD_REQUEST__INIT;
-    uint32_t type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS;
+    llmos_client_model_load_opts_t q = {0};
+    int load = !strcmp(sub, "load"), unload = !strcmp(sub, "unload");
     int i = 1;
-    if (!strcmp(sub, "unload")) type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_UNLOAD;
-    if (!strcmp(sub, "load")) {
-        type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD;
+    if (load) {
         if (argc < 2) {
             model_usage(stderr);
             return 2;
@@ -278,47 +264,35 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
     for (; i < argc; i++) {
         if (!strcmp(argv[i], "--actor") && i + 1 < argc) {
             actor = argv[++i];
-        } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--tokenizer") && i + 1 < argc) {
+        } else if (load && !strcmp(argv[i], "--tokenizer") && i + 1 < argc) {
             q.tokenizer = argv[++i];
-        } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--classifier") && i + 1 < argc) {
+        } else if (load && !strcmp(argv[i], "--classifier") && i + 1 < argc) {
             q.classifier = argv[++i]; /* PATH "" = the checkpoint's base model */
-        } else if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && !strcmp(argv[i], "--q8")) {
+        } else if (load && !strcmp(argv[i], "--q8")) {
             q.q8 = 1;
         } else {
             model_usage(stderr);
             return 2;
         }
     }
-    uint8_t buf[8192];
-    size_t len = 0;
-    if (type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD) {
-        if (llmos__model_load_request__get_packed_size(&q) > sizeof buf) {
-            fprintf(stderr, "llmos model load: paths too long\n");
-            return 2;
-        }
-        len = llmos__model_load_request__pack(&q, buf);
-    }
     llmos_client_opts_t co = {.timeout_ms = timeout_ms};
     llmos_client_t *c = NULL;
     llmos_client_error_t err;
-    llmos_client_reply_t *r = NULL;
+    llmos_client_model_stats_t *s = NULL;
     /* A load reads a whole model: give it minutes unless --timeout said otherwise. */
-    uint32_t t = type == LLMOS__MODEL_MSG_TYPE__MODEL_MSG_LOAD && timeout_ms == 5000 ? GEN_DEFAULT_TIMEOUT_MS : 0;
-    if (llmos_client_connect(endpoint, &co, &c, &err) != 0 ||
-        llmos_client_call(c, actor, type, buf, len, t, &r, &err) != 0) {
-        fprintf(stderr, "llmos model %s: %s\n", sub, err.msg);
-        llmos_client_reply_free(&r);
-        llmos_client_destroy(&c);
-        return 1;
-    }
-    Llmos__ModelStats *s = llmos__model_stats__unpack(NULL, r->len, r->data);
-    llmos_client_reply_free(&r);
+    uint32_t t = load && timeout_ms == 5000 ? GEN_DEFAULT_TIMEOUT_MS : 0;
+    int rc = llmos_client_connect(endpoint, &co, &c, &err);
+    if (rc == 0 && t) rc = llmos_client_ping(c, timeout_ms, NULL, &err); /* there at all? (the load may take minutes) */
+    if (rc == 0)
+        rc = load     ? llmos_client_model_load(c, actor, &q, t, &s, &err)
+             : unload ? llmos_client_model_unload(c, actor, t, &s, &err)
+                      : llmos_client_model_stats(c, actor, t, &s, &err);
     llmos_client_destroy(&c);
-    if (!s) {
-        fprintf(stderr, "llmos model stats: the reply is not a ModelStats\n");
+    if (rc != 0) {
+        fprintf(stderr, "llmos model %s: %s\n", sub, err.msg);
         return 1;
     }
-    printf("model              %s\n", s->model ? s->model : "");
+    printf("model              %s\n", s->model);
     printf("replica            %u\n", s->replica);
     printf("tp                 %u\n", s->tp);
     printf("available          %s\n", s->available ? "yes" : "no");
@@ -336,9 +310,9 @@ static int cmd_model_stats(const char *endpoint, uint32_t timeout_ms, int argc, 
     printf("vocab_size         %u\n", s->vocab_size);
     printf("seq_len            %u\n", s->seq_len);
     printf("dim                %u\n", s->dim);
-    if (s->classifier && s->classifier[0])
+    if (s->classifier[0])
         printf("classifier         %s (version %u, %u classes)\n", s->classifier, s->classifier_version, s->classes);
-    llmos__model_stats__free_unpacked(s, NULL);
+    llmos_client_model_stats_free(&s);
     return 0;
 }
 

@@ -15,10 +15,13 @@
  * 0 when the job is done (submit: accepted), 1 when it failed, was
  * cancelled, expired, timed out or the node answered an error, 2 usage.
  */
-#include "client/cmd_jobs.h"
-#include "client/cli.h"
-#include "client/jobs_internal.h"
+#include "cli.h"
+#include "cmd_jobs.h"
+#include "llmos/client.h"
+#include "runtime/base/buf.h"
+#include "runtime/base/parse.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,12 +74,7 @@ static int connect_to(const char *endpoint, uint32_t timeout_ms, llmos_client_t 
 }
 
 static int parse_u32(const char *s, uint32_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v > UINT32_MAX) return -1;
-    *out = (uint32_t)v;
-    return 0;
+    return llmos_parse_u32("value", s, 0, UINT32_MAX, 0, out, NULL) ? -1 : 0;
 }
 
 /* Prints a status as a JSON line; returns the exit status it implies. */
@@ -100,32 +98,12 @@ static char *read_all(const char *path, size_t *len) {
         fprintf(stderr, "llmos submit: cannot open %s: %s\n", path, strerror(errno));
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) break;
-        if (n + 1 >= cap) {
-            char *g = realloc(buf, cap *= 2);
-            if (!g) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = g;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
+    llmos_buf_t b = LLMOS_BUF_INIT;
+    int rc = llmos_buf_read_file(&b, f, 0);
     if (f != stdin) fclose(f);
-    if (!buf || bad) {
-        fprintf(stderr, "llmos submit: cannot read %s%s\n", path, buf ? "" : " (out of memory)");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
+    char *buf = rc ? NULL : llmos_buf_take(&b, len);
+    llmos_buf_deinit(&b);
+    if (!buf) fprintf(stderr, "llmos submit: cannot read %s%s\n", path, rc == LLMOS_EIO ? "" : " (out of memory)");
     return buf;
 }
 

@@ -10,7 +10,7 @@
  * makes us send a CancelRequest (by request id) so the node frees the
  * sequence at once instead of generating into the void.
  */
-#include "client/client_internal.h"
+#include "client_internal.h"
 #include "llmos/client.h"
 
 #include "llmos/model.pb-c.h"

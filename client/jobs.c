@@ -18,8 +18,8 @@
  * handle's lock through llmos_client_call (client.c) like every other call.
  * Never links model, graph or MPI.
  */
-#include "client/jobs_internal.h"
-#include "client/client_internal.h"
+#include "client_internal.h"
+#include "jobs_internal.h"
 
 #include "llmos/job.pb-c.h"
 #include "runtime/base/utf8.h"

@@ -11,41 +11,50 @@
  * Validation of the job itself (names, dependencies, kinds) is
  * llmos_job_add_task's, so a job built in code and one read from JSON pass
  * the same checks.
+ *
+ * Layered on the public API only (include/llmos/client.h): it builds jobs
+ * with llmos_job_new / llmos_job_add_task and reads results from their
+ * public structs, and nothing in jobs.c or client.c calls back into it.
+ * What is printed is always valid UTF-8 (runtime/base/utf8.h repairs a
+ * node's bytes).
  */
-#include "client/jobs_internal.h"
-#include "client/client_internal.h"
+#include "llmos/client.h"
 #include "runtime/base/utf8.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Fills *err (may be NULL) with code and the message; returns code. */
+__attribute__((format(printf, 3, 4))) static int json_err(llmos_client_error_t *err, int code, const char *fmt,
+                                                          ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 /* ---- UTF-8 ---- */
 
-cJSON *jobs_json_string(const char *s) {
-    size_t n = strlen(s), ok = llmos_utf8_check(s, n);
-    if (ok == n) return cJSON_CreateString(s);
-    char *fixed = malloc(3 * n + 1), *w = fixed;
-    if (!fixed) return NULL;
-    for (size_t i = 0; i < n;) { /* valid runs copied, each invalid byte -> U+FFFD */
-        memcpy(w, s + i, ok);
-        w += ok;
-        i += ok;
-        if (i == n) break;
-        memcpy(w, "\xEF\xBF\xBD", 3);
-        w += 3;
-        i++;
-        ok = llmos_utf8_check(s + i, n - i);
-    }
-    *w = 0;
-    cJSON *j = cJSON_CreateString(fixed);
+/* A cJSON string of s, each invalid UTF-8 byte replaced by U+FFFD.  NULL =
+ * no memory. */
+static cJSON *json_string(const char *s) {
+    char *fixed = llmos_utf8_repair(s, strlen(s), NULL);
+    cJSON *j = fixed ? cJSON_CreateString(fixed) : NULL;
     free(fixed);
     return j;
 }
 
-int jobs_json_add_string(cJSON *obj, const char *key, const char *s) {
-    cJSON *j = jobs_json_string(s);
+/* Adds json_string(s) to obj under key; 1 ok, 0 no memory. */
+static int add_string(cJSON *obj, const char *key, const char *s) {
+    cJSON *j = json_string(s);
     if (!j || !cJSON_AddItemToObject(obj, key, j)) {
         cJSON_Delete(j);
         return 0;
@@ -58,7 +67,7 @@ int jobs_json_add_string(cJSON *obj, const char *key, const char *s) {
 #define MAX_SAFE_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact doubles */
 
 static int field_err(llmos_client_error_t *err, const char *path, const char *key, const char *what) {
-    return client_err(err, LLMOS_CLIENT_EINVAL, "%s%s: %s", path, key, what);
+    return json_err(err, LLMOS_CLIENT_EINVAL, "%s%s: %s", path, key, what);
 }
 
 static int get_uint(const cJSON *v, const char *path, double max, uint64_t *out, llmos_client_error_t *err) {
@@ -101,13 +110,13 @@ static int get_strs(const cJSON *v, const char *path, int one_ok, const char ***
     *arr = NULL;
     *n = 0;
     if (one_ok && cJSON_IsString(v)) {
-        if (!(*arr = malloc(sizeof **arr))) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory");
+        if (!(*arr = malloc(sizeof **arr))) return json_err(err, LLMOS_CLIENT_ENOMEM, "no memory");
         (*arr)[(*n)++] = v->valuestring;
         return 0;
     }
     if (!cJSON_IsArray(v)) return field_err(err, path, v->string, "expected an array of strings");
     int count = cJSON_GetArraySize(v);
-    if (count && !(*arr = calloc((size_t)count, sizeof **arr))) return client_err(err, LLMOS_CLIENT_ENOMEM, "no memory");
+    if (count && !(*arr = calloc((size_t)count, sizeof **arr))) return json_err(err, LLMOS_CLIENT_ENOMEM, "no memory");
     const cJSON *e;
     cJSON_ArrayForEach(e, v) {
         if (!cJSON_IsString(e)) {
@@ -209,7 +218,7 @@ static int task_add(llmos_job_t *j, task_in_t *t, const char *path, llmos_client
     size_t adds = t->graph ? 2 : 1;
     if (llmos_job_task_count(j) + adds > LLMOS_JOB_TASKS_MAX) {
         size_t plen = strlen(path);
-        return client_err(err, LLMOS_CLIENT_EINVAL, "%.*s: a job holds at most %d tasks%s",
+        return json_err(err, LLMOS_CLIENT_EINVAL, "%.*s: a job holds at most %d tasks%s",
                           (int)(plen && path[plen - 1] == '.' ? plen - 1 : plen), plen ? path : "tasks",
                           LLMOS_JOB_TASKS_MAX, t->graph ? " (graph: true adds a link task \"facts\")" : "");
     }
@@ -254,7 +263,7 @@ static int check_dup(const cJSON *obj, const cJSON *v, const char *path, llmos_c
 static int parse_task(llmos_job_t *j, const cJSON *obj, size_t index, llmos_client_error_t *err) {
     char path[40];
     snprintf(path, sizeof path, "tasks[%zu].", index);
-    if (!cJSON_IsObject(obj)) return client_err(err, LLMOS_CLIENT_EINVAL, "tasks[%zu]: expected an object", index);
+    if (!cJSON_IsObject(obj)) return json_err(err, LLMOS_CLIENT_EINVAL, "tasks[%zu]: expected an object", index);
     task_in_t t = {0};
     int rc = 0;
     const cJSON *v;
@@ -276,7 +285,7 @@ static int id_text(const cJSON *v, char *buf, size_t n, llmos_client_error_t *er
     if (cJSON_IsString(v)) {
         snprintf(buf, n, "%s", v->valuestring);
         if (strlen(v->valuestring) >= n)
-            return client_err(err, LLMOS_CLIENT_EINVAL, "id: %zu bytes, over the %d-byte limit", strlen(v->valuestring),
+            return json_err(err, LLMOS_CLIENT_EINVAL, "id: %zu bytes, over the %d-byte limit", strlen(v->valuestring),
                             LLMOS_JOB_ID_MAX);
         return 0;
     }
@@ -284,7 +293,7 @@ static int id_text(const cJSON *v, char *buf, size_t n, llmos_client_error_t *er
         snprintf(buf, n, "%.0f", v->valuedouble);
         return 0;
     }
-    return client_err(err, LLMOS_CLIENT_EINVAL, "id: expected a string or an integer");
+    return json_err(err, LLMOS_CLIENT_EINVAL, "id: expected a string or an integer");
 }
 
 /* Appends to buf (cap bytes, NUL-terminated) text[from..to) as it can be
@@ -356,7 +365,7 @@ static int syntax_err(const char *text, size_t len, size_t at, llmos_client_erro
     if (at < len) snprintf(where, sizeof where, "at offset %zu", at);
     char hint[64] = "";
     if (trailing_comma) snprintf(hint, sizeof hint, " (JSON allows no comma before '%c')", text[q]);
-    return client_err(err, LLMOS_CLIENT_EFORMAT,
+    return json_err(err, LLMOS_CLIENT_EFORMAT,
                       "not valid JSON %s (line %zu, column %zu), after '%s' and before '%s'%s", where, line,
                       col, before, after, hint);
 }
@@ -432,8 +441,11 @@ static const cJSON *string_path(const cJSON *v, const char *prefix, long *k, cha
     return NULL;
 }
 
-const cJSON *jobs_json_find_nul(const char *json, size_t len, const cJSON *root, char *path, size_t cap,
-                                int *is_name) {
+/* The string of root (parsed from json[0..len)) that holds an escaped NUL,
+ * or NULL; path (cap bytes) gets where it is ("tasks[1].text"); *is_name
+ * (may be NULL) is 1 when it is a member's name rather than a value. */
+static const cJSON *find_nul(const char *json, size_t len, const cJSON *root, char *path, size_t cap,
+                             int *is_name) {
     int name = 0;
     long k = nul_string_index(json, len);
     const cJSON *hit = k >= 0 ? string_path(root, "", &k, path, cap, &name) : NULL;
@@ -444,11 +456,11 @@ const cJSON *jobs_json_find_nul(const char *json, size_t len, const cJSON *root,
 int llmos_job_from_json(const char *json, size_t len, const char *default_id, llmos_job_t **out,
                         llmos_client_error_t *err) {
     *out = NULL;
-    if (!json) return client_err(err, LLMOS_CLIENT_EINVAL, "no JSON text");
+    if (!json) return json_err(err, LLMOS_CLIENT_EINVAL, "no JSON text");
     const char *nul = memchr(json, 0, len);
-    if (nul) return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: a NUL byte at offset %zu", (size_t)(nul - json));
+    if (nul) return json_err(err, LLMOS_CLIENT_EFORMAT, "not valid JSON: a NUL byte at offset %zu", (size_t)(nul - json));
     size_t bad = llmos_utf8_check(json, len);
-    if (bad < len) return client_err(err, LLMOS_CLIENT_EFORMAT, "not valid UTF-8 at offset %zu", bad);
+    if (bad < len) return json_err(err, LLMOS_CLIENT_EFORMAT, "not valid UTF-8 at offset %zu", bad);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root) return syntax_err(json, len, error_offset(json, len, end), err);
@@ -459,9 +471,9 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
                 return syntax_err(json, len, (size_t)(p - json), err);
             }
     char where[320];
-    if (jobs_json_find_nul(json, len, root, where, sizeof where, NULL)) {
+    if (find_nul(json, len, root, where, sizeof where, NULL)) {
         cJSON_Delete(root);
-        return client_err(err, LLMOS_CLIENT_EINVAL,
+        return json_err(err, LLMOS_CLIENT_EINVAL,
                           "%s: contains a NUL character (\\u0000); ids, names and texts "
                           "cannot hold one",
                           where);
@@ -471,7 +483,7 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
     task_in_t inl = {0}; /* the short form's one task */
     int short_form = 0;
     if (!cJSON_IsObject(root)) {
-        rc = client_err(err, LLMOS_CLIENT_EINVAL, "a job is a JSON object");
+        rc = json_err(err, LLMOS_CLIENT_EINVAL, "a job is a JSON object");
         goto done;
     }
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(root, "tasks");
@@ -482,7 +494,7 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
     } else if (default_id) {
         snprintf(id, sizeof id, "%s", default_id);
     } else {
-        rc = client_err(err, LLMOS_CLIENT_EINVAL, "id: missing");
+        rc = json_err(err, LLMOS_CLIENT_EINVAL, "id: missing");
         goto done;
     }
     if ((rc = llmos_job_new(id, &j, err))) goto done;
@@ -513,7 +525,7 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
             const cJSON *l;
             cJSON_ArrayForEach(l, v) {
                 if (!cJSON_IsString(l)) {
-                    rc = client_err(err, LLMOS_CLIENT_EINVAL, "labels.%s: expected a string", l->string);
+                    rc = json_err(err, LLMOS_CLIENT_EINVAL, "labels.%s: expected a string", l->string);
                     goto done;
                 }
                 if ((rc = llmos_job_set_label(j, l->string, l->valuestring, err))) goto done;
@@ -529,7 +541,7 @@ int llmos_job_from_json(const char *json, size_t len, const char *default_id, ll
         if ((rc = task_add(j, &inl, "", err))) goto done;
     } else {
         if (!cJSON_IsArray(tasks) || cJSON_GetArraySize(tasks) == 0) {
-            rc = client_err(err, LLMOS_CLIENT_EINVAL, "tasks: expected a non-empty array of task objects");
+            rc = json_err(err, LLMOS_CLIENT_EINVAL, "tasks: expected a non-empty array of task objects");
             goto done;
         }
         size_t i = 0;
@@ -569,18 +581,20 @@ static cJSON *float_array(const float *v, size_t n) {
     return a;
 }
 
-int jobs_task_result_add_json(cJSON *o, const llmos_task_result_t *t) {
-    int ok = jobs_json_add_string(o, "task", t->name) && cJSON_AddStringToObject(o, "kind", llmos_task_kind_name(t->kind)) &&
+/* Adds one task's result to o as members (see llmos_task_result_to_json).
+ * 0 or ENOMEM. */
+static int result_add(cJSON *o, const llmos_task_result_t *t) {
+    int ok = add_string(o, "task", t->name) && cJSON_AddStringToObject(o, "kind", llmos_task_kind_name(t->kind)) &&
              cJSON_AddStringToObject(o, "state", llmos_task_state_name(t->state));
-    if (ok && (t->kind != LLMOS_TASK_EMBED && t->kind != LLMOS_TASK_CLASSIFY)) ok = jobs_json_add_string(o, "text", t->text);
+    if (ok && (t->kind != LLMOS_TASK_EMBED && t->kind != LLMOS_TASK_CLASSIFY)) ok = add_string(o, "text", t->text);
     if (ok && t->kind == LLMOS_TASK_GENERATE) {
         ok = cJSON_AddNumberToObject(o, "tokens", (double)t->n_tokens) &&
-             jobs_json_add_string(o, "finish_reason", t->finish_reason);
+             add_string(o, "finish_reason", t->finish_reason);
     }
     if (ok && t->kind == LLMOS_TASK_CLASSIFY) {
         cJSON *labels = cJSON_CreateArray();
         for (size_t i = 0; labels && i < t->n_labels; i++) {
-            cJSON *x = jobs_json_string(t->labels[i]);
+            cJSON *x = json_string(t->labels[i]);
             if (!x || !cJSON_AddItemToArray(labels, x)) {
                 cJSON_Delete(x);
                 cJSON_Delete(labels);
@@ -592,7 +606,7 @@ int jobs_task_result_add_json(cJSON *o, const llmos_task_result_t *t) {
         cJSON *probs = ok ? float_array(t->probs, t->n_labels) : NULL;
         ok = probs && cJSON_AddItemToObject(o, "probs", probs);
         if (!ok) cJSON_Delete(probs);
-        if (ok) ok = jobs_json_add_string(o, "best", t->best);
+        if (ok) ok = add_string(o, "best", t->best);
     }
     if (ok && t->kind == LLMOS_TASK_EMBED) {
         cJSON *vec = float_array(t->vector, t->n_vector);
@@ -603,29 +617,30 @@ int jobs_task_result_add_json(cJSON *o, const llmos_task_result_t *t) {
     if (ok) ok = cJSON_AddNumberToObject(o, "attempts", t->attempts) && cJSON_AddNumberToObject(o, "started_ms", (double)t->started_ms) &&
                  cJSON_AddNumberToObject(o, "finished_ms", (double)t->finished_ms);
     if (ok && (t->error_code || t->error[0])) {
-        ok = jobs_json_add_string(o, "error", t->error[0] ? t->error : llmos_client_strerror(t->error_code)) &&
+        ok = add_string(o, "error", t->error[0] ? t->error : llmos_client_strerror(t->error_code)) &&
              cJSON_AddStringToObject(o, "error_code", llmos_client_strerror(t->error_code));
     }
     return ok ? 0 : LLMOS_CLIENT_ENOMEM;
 }
 
-cJSON *jobs_status_json(const llmos_job_status_t *s) {
+/* The whole status as a new cJSON object; NULL = no memory. */
+static cJSON *status_json(const llmos_job_status_t *s) {
     cJSON *o = cJSON_CreateObject(), *tasks = NULL, *labels = NULL;
-    int ok = o && jobs_json_add_string(o, "id", s->id) && cJSON_AddStringToObject(o, "state", llmos_job_state_name(s->state)) &&
-             jobs_json_add_string(o, "tenant", s->tenant) && cJSON_AddNumberToObject(o, "priority", s->priority) &&
+    int ok = o && add_string(o, "id", s->id) && cJSON_AddStringToObject(o, "state", llmos_job_state_name(s->state)) &&
+             add_string(o, "tenant", s->tenant) && cJSON_AddNumberToObject(o, "priority", s->priority) &&
              cJSON_AddNumberToObject(o, "submitted_ms", (double)s->submitted_ms) &&
              cJSON_AddNumberToObject(o, "started_ms", (double)s->started_ms) &&
              cJSON_AddNumberToObject(o, "finished_ms", (double)s->finished_ms);
-    if (ok && s->error[0]) ok = jobs_json_add_string(o, "error", s->error);
+    if (ok && s->error[0]) ok = add_string(o, "error", s->error);
     if (ok && s->n_labels) {
         ok = (labels = cJSON_AddObjectToObject(o, "labels")) != NULL;
         for (size_t i = 0; ok && i < s->n_labels; i++)
-            ok = jobs_json_add_string(labels, s->label_keys[i], s->label_values[i]);
+            ok = add_string(labels, s->label_keys[i], s->label_values[i]);
     }
     if (ok) ok = (tasks = cJSON_AddArrayToObject(o, "tasks")) != NULL;
     for (size_t i = 0; ok && i < s->n_tasks; i++) {
         cJSON *t = cJSON_CreateObject();
-        ok = t && jobs_task_result_add_json(t, &s->tasks[i]) == 0 && cJSON_AddItemToArray(tasks, t);
+        ok = t && result_add(t, &s->tasks[i]) == 0 && cJSON_AddItemToArray(tasks, t);
         if (!ok) cJSON_Delete(t);
     }
     if (!ok) {
@@ -637,9 +652,52 @@ cJSON *jobs_status_json(const llmos_job_status_t *s) {
 
 int llmos_job_status_to_json(const llmos_job_status_t *s, char **out, llmos_client_error_t *err) {
     *out = NULL;
-    if (!s) return client_err(err, LLMOS_CLIENT_EINVAL, "no status");
-    cJSON *o = jobs_status_json(s);
+    if (!s) return json_err(err, LLMOS_CLIENT_EINVAL, "no status");
+    cJSON *o = status_json(s);
     if (o) *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    return *out ? 0 : client_err(err, LLMOS_CLIENT_ENOMEM, "no memory for the status JSON");
+    return *out ? 0 : json_err(err, LLMOS_CLIENT_ENOMEM, "no memory for the status JSON");
+}
+
+int llmos_task_result_to_json(const llmos_task_result_t *t, char **out, llmos_client_error_t *err) {
+    if (!out) return json_err(err, LLMOS_CLIENT_EINVAL, "no place for the result JSON");
+    *out = NULL;
+    if (!t) return json_err(err, LLMOS_CLIENT_EINVAL, "no task result");
+    cJSON *o = cJSON_CreateObject();
+    if (o && result_add(o, t) == 0) *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return *out ? 0 : json_err(err, LLMOS_CLIENT_ENOMEM, "no memory for the task result JSON");
+}
+
+int llmos_job_json_id(const char *json, size_t len, char *out, size_t cap, int *is_number,
+                      llmos_client_error_t *err) {
+    if (is_number) *is_number = 0;
+    if (!json || !out || cap < LLMOS_JOB_ID_MAX + 1)
+        return json_err(err, LLMOS_CLIENT_EINVAL, "no JSON text, or no room for an id (%zu bytes, %d needed)", cap,
+                        LLMOS_JOB_ID_MAX + 1);
+    out[0] = 0;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    char where[320];
+    int rc = 0;
+    if (!root || !cJSON_IsObject(root)) {
+        rc = json_err(err, LLMOS_CLIENT_EFORMAT, "not a JSON object");
+    } else if (find_nul(json, len, root, where, sizeof where, NULL)) { /* "a\u0000b" must not pass for "a" */
+        rc = json_err(err, LLMOS_CLIENT_EFORMAT, "%s: contains a NUL character (\\u0000)", where);
+    } else {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "id");
+        if (!v) {
+            rc = json_err(err, LLMOS_CLIENT_ENOTFOUND, "id: missing");
+        } else if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) <= LLMOS_JOB_ID_MAX) {
+            snprintf(out, cap, "%s", v->valuestring);
+        } else if (cJSON_IsNumber(v) && floor(v->valuedouble) == v->valuedouble &&
+                   fabs(v->valuedouble) <= MAX_SAFE_INT) {
+            snprintf(out, cap, "%.0f", v->valuedouble);
+            if (is_number) *is_number = 1;
+        } else {
+            rc = json_err(err, LLMOS_CLIENT_EINVAL, "id: expected a string of 1 to %d bytes or an integer",
+                          LLMOS_JOB_ID_MAX);
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
 }

@@ -28,14 +28,15 @@
  * with its usage on stdout and exit 0, without talking to a node.
  * Exit codes: 0 ok, 1 the node did not answer or answered an error, 2 usage
  * (llmos batch run: 3 when its output is complete but holds error records).
- * Talks to nodes only through libllmos-client; links no MPI, model or graph.
+ * Talks to nodes only through libllmos-client's public header
+ * (include/llmos/client.h); links no MPI, model, graph or protocol code.
  */
-#include "client/cli.h"
-#include "client/cmd_classify.h"
-#include "client/cmd_generate.h"
-#include "client/cmd_jobs.h"
+#include "cli.h"
+#include "cmd_classify.h"
+#include "cmd_generate.h"
+#include "cmd_jobs.h"
 #include "llmos/client.h"
-#include "llmos/graph.pb-c.h"
+#include "runtime/base/parse.h"
 #include "runtime/base/progress.h"
 
 #include <errno.h>
@@ -44,8 +45,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:7070"
@@ -142,12 +141,7 @@ static int graph_remote_sub(const char *sub) {
 }
 
 static int parse_ms(const char *s, uint32_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v == 0 || v > 86400000UL || s[0] == '-') return -1;
-    *out = (uint32_t)v;
-    return 0;
+    return llmos_parse_u32("milliseconds", s, 1, 86400000, 0, out, NULL) ? -1 : 0;
 }
 
 static int connect_or_say(const char *endpoint, uint32_t timeout_ms, llmos_client_t **c) {
@@ -264,31 +258,39 @@ static int cmd_status(const char *endpoint, uint32_t timeout_ms, int argc, char 
     return 0;
 }
 
-static int graph_ask(const char *endpoint, uint32_t timeout_ms, const char *sub, uint32_t type, const uint8_t *buf,
-                     size_t len);
+/* Prints a graph call's answer: the text on stdout, or the reason on
+ * stderr.  Returns the exit status (0, or 1). */
+static int graph_print(const char *sub, int rc, char *text, const llmos_client_error_t *err) {
+    int status = 0;
+    if (rc != 0) {
+        fprintf(stderr, "llmos graph %s: %s (%s)\n", sub, err->msg, llmos_client_strerror(rc));
+        status = 1;
+    } else {
+        fputs(text, stdout);
+        if (fflush(stdout) != 0) status = 1;
+    }
+    free(text);
+    return status;
+}
 
 /* `llmos --endpoint E graph query|link ...`: builds the request, asks the
  * node's graph actor and prints the text of its reply (what llmos-graph
  * prints locally).  argv[0] is "query" or "link". */
 static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     const char *sub = argv[0], *text = NULL, *format = "";
-    unsigned long hops = 1, max_facts = 20, qtimeout = 0;
+    uint32_t hops = 1, max_facts = 20, qtimeout = 0;
     int is_query = strcmp(sub, "query") == 0, hops_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        char *end = NULL;
         if (strcmp(a, "--format") == 0 && i + 1 < argc) {
             format = argv[++i];
         } else if (is_query && strcmp(a, "--query-timeout") == 0 && i + 1 < argc) {
-            qtimeout = strtoul(argv[++i], &end, 10);
-            if (!*argv[i] || *end || qtimeout > UINT32_MAX) goto usage;
+            if (llmos_parse_u32("--query-timeout", argv[++i], 0, UINT32_MAX, 0, &qtimeout, NULL)) goto usage;
         } else if (!is_query && strcmp(a, "--hops") == 0 && i + 1 < argc) {
-            hops = strtoul(argv[++i], &end, 10);
-            if (!*argv[i] || *end || hops > 2) goto usage;
+            if (llmos_parse_u32("--hops", argv[++i], 0, 2, 0, &hops, NULL)) goto usage;
             hops_set = 1;
         } else if (!is_query && strcmp(a, "--max-facts") == 0 && i + 1 < argc) {
-            max_facts = strtoul(argv[++i], &end, 10);
-            if (!*argv[i] || *end || max_facts < 1 || max_facts > 100000) goto usage;
+            if (llmos_parse_u32("--max-facts", argv[++i], 1, 100000, 0, &max_facts, NULL)) goto usage;
         } else if (a[0] == '-' && a[1]) {
             goto usage;
         } else if (!text) {
@@ -299,89 +301,40 @@ static int cmd_graph_remote(const char *endpoint, uint32_t timeout_ms, int argc,
     }
     if (!text) goto usage;
 
-    uint8_t *buf = NULL;
-    size_t len;
-    uint32_t type;
+    llmos_client_t *c;
+    if (connect_or_say(endpoint, timeout_ms, &c) != 0) return 1;
+    char *out = NULL;
+    llmos_client_error_t err;
+    int rc;
     if (is_query) {
-        Llmos__GraphQueryRequest q = LLMOS__GRAPH_QUERY_REQUEST__INIT;
-        q.sparql = (char *)text;
-        q.format = (char *)format;
-        q.timeout_ms = (uint32_t)qtimeout;
-        len = llmos__graph_query_request__get_packed_size(&q);
-        if ((buf = malloc(len ? len : 1))) llmos__graph_query_request__pack(&q, buf);
-        type = LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_QUERY;
+        rc = llmos_client_graph_query(c, text, format, qtimeout, timeout_ms, &out, &err);
     } else {
-        Llmos__GraphLinkRequest q = LLMOS__GRAPH_LINK_REQUEST__INIT;
-        q.text = (char *)text;
-        q.hops = (uint32_t)hops;
-        q.hops_set = hops_set; /* hops 0 is sent only with hops_set (proto3 drops zeros) */
-        q.max_facts = (uint32_t)max_facts;
-        q.format = (char *)format;
-        len = llmos__graph_link_request__get_packed_size(&q);
-        if ((buf = malloc(len ? len : 1))) llmos__graph_link_request__pack(&q, buf);
-        type = LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LINK;
+        llmos_client_link_opts_t lo = {.hops = hops, .hops_set = hops_set, .max_facts = max_facts, .format = format};
+        rc = llmos_client_graph_link(c, text, &lo, timeout_ms, &out, NULL, &err);
     }
-    if (!buf) {
-        fprintf(stderr, "llmos graph %s: out of memory\n", sub);
-        return 1;
-    }
-    int status = graph_ask(endpoint, timeout_ms, sub, type, buf, len);
-    free(buf);
-    return status;
+    llmos_client_destroy(&c);
+    return graph_print(sub, rc, out, &err);
 usage:
     graph_remote_usage(stderr, sub);
     return 2;
-}
-
-/* Asks the node's graph actor and prints the text of a GraphResult reply.
- * Returns the exit status (0, or 1 with the reason on stderr). */
-static int graph_ask(const char *endpoint, uint32_t timeout_ms, const char *sub, uint32_t type, const uint8_t *buf,
-                     size_t len) {
-    llmos_client_t *c;
-    if (connect_or_say(endpoint, timeout_ms, &c) != 0) return 1;
-    llmos_client_reply_t *reply = NULL;
-    llmos_client_error_t err;
-    int rc = llmos_client_call(c, "graph", type, buf, len, timeout_ms, &reply, &err);
-    int status = 0;
-    if (rc != 0) {
-        fprintf(stderr, "llmos graph %s: %s (%s)\n", sub, err.msg, llmos_client_strerror(rc));
-        status = 1;
-    } else {
-        Llmos__GraphResult *res = llmos__graph_result__unpack(NULL, reply->len, reply->data);
-        if (!res) {
-            fprintf(stderr, "llmos graph %s: the node's reply (%zu bytes) is not a GraphResult\n", sub, reply->len);
-            status = 1;
-        } else {
-            fputs(res->text, stdout);
-            if (fflush(stdout) != 0) status = 1;
-            llmos__graph_result__free_unpacked(res, NULL);
-        }
-    }
-    llmos_client_reply_free(&reply);
-    llmos_client_destroy(&c);
-    return status;
 }
 
 /* `llmos --endpoint E graph neighbors NODE [--hops K] [--dir D] [--max-edges N]`
  * and `... graph path A B [--max-hops K] [--dir D]`. */
 static int cmd_graph_walk(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     int is_path = strcmp(argv[0], "path") == 0;
-    Llmos__GraphWalkRequest q = LLMOS__GRAPH_WALK_REQUEST__INIT;
+    llmos_client_walk_opts_t q = {0};
     const char *pos[2] = {0};
     int np = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        char *end = NULL;
         if (strcmp(a, "--dir") == 0 && i + 1 < argc) {
             q.dir = argv[++i];
         } else if (strcmp(a, is_path ? "--max-hops" : "--hops") == 0 && i + 1 < argc) {
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (!*argv[i] || *end || v < 1 || v > (is_path ? 64 : 16)) goto usage;
-            q.hops = (uint32_t)v;
+            if (llmos_parse_u32(argv[i], argv[i + 1], 1, is_path ? 64 : 16, 0, &q.hops, NULL)) goto usage;
+            i++;
         } else if (!is_path && strcmp(a, "--max-edges") == 0 && i + 1 < argc) {
-            unsigned long long v = strtoull(argv[++i], &end, 10);
-            if (!*argv[i] || *end || v < 1) goto usage;
-            q.max_edges = v;
+            if (llmos_parse_u64("--max-edges", argv[++i], 1, UINT64_MAX, 0, &q.max_edges, NULL)) goto usage;
         } else if (a[0] == '-' && a[1] == '-') {
             goto usage;
         } else if (np < 1 + is_path) {
@@ -391,20 +344,14 @@ static int cmd_graph_walk(const char *endpoint, uint32_t timeout_ms, int argc, c
         }
     }
     if (np != 1 + is_path) goto usage;
-    q.node = (char *)pos[0];
-    if (is_path) q.to = (char *)pos[1];
-    size_t len = llmos__graph_walk_request__get_packed_size(&q);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        fprintf(stderr, "llmos graph %s: out of memory\n", argv[0]);
-        return 1;
-    }
-    llmos__graph_walk_request__pack(&q, buf);
-    int status = graph_ask(endpoint, timeout_ms, argv[0], is_path ? LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_PATH
-                                                                  : LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_NEIGHBORS,
-                           buf, len);
-    free(buf);
-    return status;
+    llmos_client_t *c;
+    if (connect_or_say(endpoint, timeout_ms, &c) != 0) return 1;
+    char *out = NULL;
+    llmos_client_error_t err;
+    int rc = is_path ? llmos_client_graph_path(c, pos[0], pos[1], &q, timeout_ms, &out, &err)
+                     : llmos_client_graph_neighbors(c, pos[0], &q, timeout_ms, &out, &err);
+    llmos_client_destroy(&c);
+    return graph_print(argv[0], rc, out, &err);
 usage:
     graph_remote_usage(stderr, argv[0]);
     return 2;
@@ -412,52 +359,29 @@ usage:
 
 /* `llmos --endpoint E graph stats [--distinct]`. */
 static int cmd_graph_stats(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
-    Llmos__GraphStatsRequest q = LLMOS__GRAPH_STATS_REQUEST__INIT;
+    int distinct = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--distinct") != 0) {
             graph_remote_usage(stderr, "stats");
             return 2;
         }
-        q.distinct = 1;
+        distinct = 1;
     }
-    uint8_t buf[8];
-    size_t len = llmos__graph_stats_request__pack(&q, buf);
-    return graph_ask(endpoint, timeout_ms, "stats", LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_STATS, buf, len);
+    llmos_client_t *c;
+    if (connect_or_say(endpoint, timeout_ms, &c) != 0) return 1;
+    char *out = NULL;
+    llmos_client_error_t err;
+    int rc = llmos_client_graph_stats(c, distinct, timeout_ms, &out, &err);
+    llmos_client_destroy(&c);
+    return graph_print("stats", rc, out, &err);
 }
 
 /* ---- graph load: files sent in chunks, committed as one load ---- */
 
-typedef struct load_req {
-    llmos_client_t *c;
-    uint32_t timeout_ms;
-    Llmos__GraphLoadRequest q; /* fields shared by every message of the load */
-} load_req_t;
-
-/* Sends one GraphLoadRequest; on success *res is the node's answer (caller
- * frees with llmos__graph_load_result__free_unpacked).  Exit status. */
-static int load_send(load_req_t *L, uint32_t timeout_ms, Llmos__GraphLoadResult **res) {
-    size_t len = llmos__graph_load_request__get_packed_size(&L->q);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        fprintf(stderr, "llmos graph load: out of memory\n");
-        return 1;
-    }
-    llmos__graph_load_request__pack(&L->q, buf);
-    llmos_client_reply_t *reply = NULL;
-    llmos_client_error_t err;
-    int rc = llmos_client_call(L->c, "graph", LLMOS__GRAPH_MSG_TYPE__GRAPH_MSG_LOAD, buf, len, timeout_ms, &reply,
-                               &err);
-    free(buf);
-    int status = 0;
-    if (rc != 0) {
-        fprintf(stderr, "llmos graph load: %s (%s)\n", err.msg, llmos_client_strerror(rc));
-        status = 1;
-    } else if (!(*res = llmos__graph_load_result__unpack(NULL, reply->len, reply->data))) {
-        fprintf(stderr, "llmos graph load: the node's reply (%zu bytes) is not a GraphLoadResult\n", reply->len);
-        status = 1;
-    }
-    llmos_client_reply_free(&reply);
-    return status;
+/* Prints a failed load call's reason; returns the exit status 1. */
+static int load_failed(int rc, const llmos_client_error_t *err) {
+    fprintf(stderr, "llmos graph load: %s (%s)\n", err->msg, llmos_client_strerror(rc));
+    return 1;
 }
 
 /* `llmos --endpoint E graph load FILE... [--strict] [--format F] [--base IRI]
@@ -471,7 +395,7 @@ static int load_send(load_req_t *L, uint32_t timeout_ms, Llmos__GraphLoadResult 
 static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, char **argv) {
     const char *format = "", *base = "";
     int strict = 0, remote = 0, nfiles = 0;
-    unsigned long chunk = 512ul << 10;
+    uint32_t chunk = 512u << 10;
     uint32_t load_timeout = 600000;
     char **files = calloc((size_t)argc, sizeof *files);
     if (!files) {
@@ -480,7 +404,6 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        char *end = NULL;
         if (strcmp(a, "--strict") == 0) {
             strict = 1;
         } else if (strcmp(a, "--remote-path") == 0) {
@@ -490,8 +413,7 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
         } else if (strcmp(a, "--base") == 0 && i + 1 < argc) {
             base = argv[++i];
         } else if (strcmp(a, "--chunk") == 0 && i + 1 < argc) {
-            chunk = strtoul(argv[++i], &end, 10);
-            if (!*argv[i] || *end || chunk < 1 || chunk > (32ul << 20)) goto usage;
+            if (llmos_parse_u32("--chunk", argv[++i], 1, 32u << 20, 0, &chunk, NULL)) goto usage;
         } else if (strcmp(a, "--load-timeout") == 0 && i + 1 < argc) {
             if (parse_ms(argv[++i], &load_timeout) != 0) goto usage;
         } else if (a[0] == '-' && a[1]) {
@@ -502,16 +424,12 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
     }
     if (!nfiles) goto usage;
 
-    load_req_t L = {.timeout_ms = timeout_ms, .q = LLMOS__GRAPH_LOAD_REQUEST__INIT};
-    uint64_t rnd[2] = {0, 0};
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd[0] = (uint64_t)getpid() ^ (uint64_t)time(NULL);
-    char id[40];
-    snprintf(id, sizeof id, "%016" PRIx64 "%016" PRIx64, rnd[0], rnd[1]);
-    L.q.load_id = id;
-    L.q.format = (char *)format;
-    L.q.base_iri = (char *)base;
-    L.q.strict = strict;
-    int status = connect_or_say(endpoint, timeout_ms, &L.c);
+    llmos_client_t *c = NULL;
+    llmos_client_graph_load_t *L = NULL;
+    llmos_client_error_t err;
+    llmos_client_load_opts_t lo = {.format = format, .base_iri = base, .strict = strict};
+    int rc, status = connect_or_say(endpoint, timeout_ms, &c);
+    if (!status && (rc = llmos_client_graph_load_new(c, &lo, &L, &err)) != 0) status = load_failed(rc, &err);
     uint8_t *data = status ? NULL : malloc(chunk);
     if (!status && !data) {
         fprintf(stderr, "llmos graph load: out of memory\n");
@@ -526,15 +444,9 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
     llmos_progress_t prog;
     llmos_progress_init(&prog, "send", "bytes", total);
     for (int i = 0; i < nfiles && !status; i++) {
-        L.q.file = (uint32_t)i;
-        L.q.name = files[i];
-        L.q.offset = 0;
-        L.q.data.len = 0;
-        L.q.path = remote ? files[i] : "";
         if (remote) {
-            Llmos__GraphLoadResult *r = NULL;
-            status = load_send(&L, timeout_ms, &r);
-            if (r) llmos__graph_load_result__free_unpacked(r, NULL);
+            if ((rc = llmos_client_graph_load_path(L, (uint32_t)i, files[i], timeout_ms, &err)) != 0)
+                status = load_failed(rc, &err);
             continue;
         }
         FILE *f = fopen(files[i], "rb");
@@ -544,6 +456,7 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
             break;
         }
         /* Every file sends at least one message, so an empty file is a file. */
+        uint64_t offset = 0;
         for (int first = 1; !status; first = 0) {
             size_t n = fread(data, 1, chunk, f);
             if (n == 0 && ferror(f)) {
@@ -552,12 +465,10 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
                 break;
             }
             if (n == 0 && !first) break;
-            L.q.data.data = data;
-            L.q.data.len = n;
-            Llmos__GraphLoadResult *r = NULL;
-            status = load_send(&L, timeout_ms, &r);
-            if (r) llmos__graph_load_result__free_unpacked(r, NULL);
-            L.q.offset += n;
+            if ((rc = llmos_client_graph_load_send(L, (uint32_t)i, files[i], offset, data, n, timeout_ms, NULL,
+                                                   &err)) != 0)
+                status = load_failed(rc, &err);
+            offset += n;
             sent += n;
             llmos_progress_update(&prog, sent, 0);
             if (n < chunk) break;
@@ -565,16 +476,12 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
         fclose(f);
     }
     if (!remote && !status && (prog.tty || prog.force)) fputs("\r\033[K", stderr);
-    Llmos__GraphLoadResult *res = NULL;
-    if (!status) {
-        /* The commit: the node loads everything now, which may take long. */
-        L.q.commit = 1;
-        L.q.name = "";
-        L.q.path = "";
-        L.q.data.len = 0;
-        L.q.file = (uint32_t)nfiles;
-        status = load_send(&L, load_timeout > timeout_ms ? load_timeout : timeout_ms, &res);
-    }
+    llmos_client_load_result_t *res = NULL;
+    /* The commit: the node loads everything now, which may take long. */
+    if (!status && (rc = llmos_client_graph_load_commit(L, (uint32_t)nfiles,
+                                                        load_timeout > timeout_ms ? load_timeout : timeout_ms, &res,
+                                                        &err)) != 0)
+        status = load_failed(rc, &err);
     if (res) {
         fputs(res->diagnostics, stderr);
         printf("loaded %d file%s (%" PRIu64 " bytes sent): %" PRIu64 " lines, %" PRIu64 " triples read, %" PRIu64
@@ -582,11 +489,12 @@ static int cmd_graph_load(const char *endpoint, uint32_t timeout_ms, int argc, c
                nfiles, nfiles > 1 ? "s" : "", res->received, res->lines, res->read, res->added, res->terms_added,
                res->errors, res->seconds);
         if (fflush(stdout) != 0) status = 1;
-        llmos__graph_load_result__free_unpacked(res, NULL);
+        llmos_client_load_result_free(&res);
     }
     free(data);
     free(files);
-    llmos_client_destroy(&L.c);
+    llmos_client_graph_load_destroy(&L);
+    llmos_client_destroy(&c);
     return status;
 usage:
     free(files);

@@ -3,6 +3,7 @@
 
 #include "cluster/wire.h"
 #include "runtime/base/log.h"
+#include "runtime/base/parse.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -29,30 +30,6 @@ void cl_config_init(cl_config_t *cfg) {
     cfg->sync = 1;
 }
 
-int cl_parse_u64(const char *s, int units, uint64_t *out) {
-    if (!s || !*s || *s == '-' || isspace((unsigned char)*s)) return LLMOS_EINVAL;
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s) return LLMOS_EINVAL;
-    unsigned shift = 0;
-    if (units && *end) {
-        switch (*end) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: return LLMOS_EINVAL;
-        }
-        end++;
-        if (*end == 'i' || *end == 'B') end++; /* "MiB", "MB" */
-        if (*end == 'B') end++;
-    }
-    if (*end) return LLMOS_EINVAL;
-    if (shift && v > (UINT64_MAX >> shift)) return LLMOS_EINVAL;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
-
 int cl_endpoint_check(const char *endpoint, const char *where, llmos_error_t *err) {
     if (strncmp(endpoint, "tcp://", 6) != 0 && strncmp(endpoint, "ipc://", 6) != 0)
         return llmos_error_set(err, LLMOS_EINVAL, "%s: endpoint '%s' must start with tcp:// or ipc://", where,
@@ -62,8 +39,9 @@ int cl_endpoint_check(const char *endpoint, const char *where, llmos_error_t *er
     if (strncmp(endpoint, "tcp://", 6) == 0) {
         const char *colon = strrchr(endpoint + 6, ':');
         uint64_t port;
-        if (!colon || colon == endpoint + 6 || (strcmp(colon + 1, "*") != 0 &&
-                                                (cl_parse_u64(colon + 1, 0, &port) != 0 || port > 65535)))
+        if (!colon || colon == endpoint + 6 ||
+            (strcmp(colon + 1, "*") != 0 &&
+             llmos_parse_u64("port", colon + 1, 0, 65535, LLMOS_PARSE_HEX, &port, NULL) != 0))
             return llmos_error_set(err, LLMOS_EINVAL, "%s: endpoint '%s' is not tcp://HOST:PORT", where, endpoint);
     } else if (endpoint[6] == 0) {
         return llmos_error_set(err, LLMOS_EINVAL, "%s: endpoint '%s' has no path", where, endpoint);
@@ -82,24 +60,20 @@ int cl_config_add_peer(cl_config_t *cfg, const char *endpoint, const char *where
     return 0;
 }
 
+/* Numbers: decimal or 0x hexadecimal (runtime/base/parse.h). */
 static int set_u32(uint32_t *dst, const char *key, const char *value, uint32_t min, const char *where,
                    llmos_error_t *err) {
-    uint64_t v;
-    if (cl_parse_u64(value, 0, &v) != 0 || v > UINT32_MAX || v < min)
-        return llmos_error_set(err, LLMOS_EINVAL, "%s: %s = '%s' is not a whole number >= %u", where, key, value,
-                               min);
-    *dst = (uint32_t)v;
-    return 0;
+    int rc = llmos_parse_u32(key, value, min, UINT32_MAX, LLMOS_PARSE_HEX, dst, err);
+    if (rc) llmos_error_prefix(err, "%s: ", where);
+    return rc;
 }
 
 /* A size with an optional K/M/G suffix, between 1K and 4G. */
 static int set_size(uint64_t *dst, const char *key, const char *value, const char *where, llmos_error_t *err) {
-    uint64_t v;
-    if (cl_parse_u64(value, 1, &v) != 0 || v < 1024 || v > ((uint64_t)1 << 32))
-        return llmos_error_set(err, LLMOS_EINVAL, "%s: %s = '%s' is not a size between 1K and 4G (e.g. 16M)", where,
-                               key, value);
-    *dst = v;
-    return 0;
+    int rc =
+        llmos_parse_u64(key, value, 1024, (uint64_t)1 << 32, LLMOS_PARSE_SIZE | LLMOS_PARSE_HEX, dst, err);
+    if (rc) llmos_error_prefix(err, "%s: ", where);
+    return rc;
 }
 
 static int set_str(char *dst, size_t cap, const char *key, const char *value, const char *where,
@@ -125,11 +99,9 @@ int cl_config_set(cl_config_t *cfg, const char *key, const char *value, const ch
         return set_str(cfg->node_name, sizeof cfg->node_name, key, value, where, err);
     }
     if (strcmp(key, "node_id") == 0) {
-        uint64_t v;
-        if (cl_parse_u64(value, 0, &v) != 0 || (v & CL_CLIENT_NODE_BIT))
-            return llmos_error_set(err, LLMOS_EINVAL, "%s: node_id = '%s' is not a number below 2^63", where, value);
-        cfg->node_id = v;
-        return 0;
+        int rc = llmos_parse_u64(key, value, 0, CL_CLIENT_NODE_BIT - 1, LLMOS_PARSE_HEX, &cfg->node_id, err);
+        if (rc) llmos_error_prefix(err, "%s: ", where);
+        return rc;
     }
     if (strcmp(key, "peers") == 0 || strcmp(key, "peer") == 0) {
         char list[CL_ENDPOINT_MAX * 4];

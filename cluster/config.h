@@ -103,7 +103,4 @@ int cl_config_add_peer(cl_config_t *cfg, const char *endpoint, const char *where
 /* "tcp://host:port" check: LLMOS_EINVAL with what is wrong. */
 int cl_endpoint_check(const char *endpoint, const char *where, llmos_error_t *err);
 
-/* Parses "123", "0x1f", "64M" (K/M/G = 2^10/2^20/2^30 when `units`).  LLMOS_EINVAL. */
-int cl_parse_u64(const char *s, int units, uint64_t *out);
-
 #endif

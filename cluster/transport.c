@@ -65,7 +65,7 @@ typedef struct peer {
     int alive;
     int blocked;                    /* last send got EAGAIN: poll for POLLOUT */
     uint64_t last_heard_ns, last_sent_ns;
-    cl_buf_t out;                   /* the batch being built */
+    llmos_buf_t out;                   /* the batch being built */
     uint32_t out_count;
     uint64_t out_first_seq;
     uint64_t tx_seq;                /* next sequence number */
@@ -109,7 +109,7 @@ struct cl_transport {
     peer_t *peers;
     size_t npeers, cappeers;
     cl_scratch_t scratch;
-    cl_buf_t cbuf;             /* client replies */
+    llmos_buf_t cbuf;             /* client replies */
     llmos_log_burst_t burst_bad, burst_route;
     uint64_t next_tick_ns;
     int bye;                   /* stopping: headers say goodbye */
@@ -523,7 +523,7 @@ static peer_t *peer_add(cl_transport_t *t, const char *endpoint, llmos_error_t *
     snprintf(p->endpoint, sizeof p->endpoint, "%s", endpoint);
     p->dir = -1;
     p->tx_seq = 1;
-    cl_buf_init(&p->out);
+    llmos_buf_init(&p->out);
     if (dealer_open(t, p, err) != 0) return NULL;
     t->npeers++;
     return p;
@@ -934,7 +934,7 @@ int cl_transport_new(rt_system_t *sys, const cl_config_t *cfg, cl_transport_t **
     t->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 250;
     t->peer_timeout_ms = cfg->peer_timeout_ms ? cfg->peer_timeout_ms : 2000;
     pthread_mutex_init(&t->lock, NULL);
-    cl_buf_init(&t->cbuf);
+    llmos_buf_init(&t->cbuf);
     if (cl_scratch_init(&t->scratch, 64 << 10) != 0) {
         rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory for the decode arena");
         goto fail;
@@ -1040,11 +1040,11 @@ void cl_transport_destroy(cl_transport_t **tp) {
     cl_transport_t *t = *tp;
     cl_transport_stop(t);
     for (size_t i = 0; i < t->npeers; i++) {
-        cl_buf_deinit(&t->peers[i].out);
+        llmos_buf_deinit(&t->peers[i].out);
         free(t->peers[i].asks.slots);
     }
     free(t->peers);
-    cl_buf_deinit(&t->cbuf);
+    llmos_buf_deinit(&t->cbuf);
     cl_scratch_deinit(&t->scratch);
     if (t->efd >= 0) close(t->efd);
     pthread_mutex_destroy(&t->lock);

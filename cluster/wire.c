@@ -5,29 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- buffers ---- */
-
-void cl_buf_init(cl_buf_t *b) { memset(b, 0, sizeof *b); }
-
-void cl_buf_deinit(cl_buf_t *b) {
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
-int cl_buf_reserve(cl_buf_t *b, size_t more) {
-    if (b->cap - b->len >= more) return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap - b->len < more) {
-        if (cap > SIZE_MAX / 2) return LLMOS_ENOMEM;
-        cap *= 2;
-    }
-    uint8_t *p = realloc(b->data, cap);
-    if (!p) return LLMOS_ENOMEM;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
 /* ---- scratch arena ---- */
 
 int cl_scratch_init(cl_scratch_t *s, size_t block_bytes) {
@@ -169,24 +146,26 @@ static uint8_t *envelope_put(uint8_t *p, const rt_msg_t *m, uint64_t self_node) 
     return put_b(p, 11, msg_error(m), slen(msg_error(m)));
 }
 
-int cl_envelope_append(cl_buf_t *b, const rt_msg_t *msg, uint64_t self_node) {
+/* Both write straight into the buffer's reserved room (runtime/base/buf.h). */
+int cl_envelope_append(llmos_buf_t *b, const rt_msg_t *msg, uint64_t self_node) {
     size_t n = cl_envelope_size(msg, self_node);
-    if (cl_buf_reserve(b, n) != 0) return LLMOS_ENOMEM;
-    uint8_t *end = envelope_put(b->data + b->len, msg, self_node);
-    LLMOS_ASSERT((size_t)(end - (b->data + b->len)) == n);
+    if (llmos_buf_reserve(b, n) != 0) return LLMOS_ENOMEM;
+    uint8_t *start = (uint8_t *)b->data + b->len;
+    uint8_t *end = envelope_put(start, msg, self_node);
+    LLMOS_ASSERT((size_t)(end - start) == n);
     b->len += n;
     return 0;
 }
 
-int cl_batch_append(cl_buf_t *b, const rt_msg_t *msg, uint64_t self_node) {
+int cl_batch_append(llmos_buf_t *b, const rt_msg_t *msg, uint64_t self_node) {
     size_t n = cl_envelope_size(msg, self_node);
-    if (cl_buf_reserve(b, n + 11) != 0) return LLMOS_ENOMEM;
-    uint8_t *p = b->data + b->len;
+    if (llmos_buf_reserve(b, n + 11) != 0) return LLMOS_ENOMEM;
+    uint8_t *p = (uint8_t *)b->data + b->len;
     *p++ = 0x0a; /* Batch field 1, length-delimited */
     p += varint_put(p, n);
     uint8_t *end = envelope_put(p, msg, self_node);
     LLMOS_ASSERT((size_t)(end - p) == n);
-    b->len = (size_t)(end - b->data);
+    b->len = (size_t)(end - (uint8_t *)b->data);
     return 0;
 }
 

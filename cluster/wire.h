@@ -12,13 +12,14 @@
  * (cl_scratch_t) that is reset per envelope, then makes the one rt_msg_new
  * allocation the runtime needs.
  *
- * Thread-safety: functions are reentrant; a cl_buf_t / cl_scratch_t belongs
+ * Thread-safety: functions are reentrant; a llmos_buf_t / cl_scratch_t belongs
  * to one thread at a time.
  */
 #ifndef LLMOS_CLUSTER_WIRE_H
 #define LLMOS_CLUSTER_WIRE_H
 
 #include "runtime/actor.h"
+#include "runtime/base/buf.h"
 #include "runtime/base/err.h"
 
 #include <protobuf-c/protobuf-c.h>
@@ -28,18 +29,6 @@
 #define CL_MAX_FRAME_DEFAULT ((size_t)64 << 20)
 /* Client pseudo node ids have this bit set; real node ids never do. */
 #define CL_CLIENT_NODE_BIT (UINT64_C(1) << 63)
-
-/* A growable byte buffer.  _init/_deinit; caller-owned. */
-typedef struct cl_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-} cl_buf_t;
-
-void cl_buf_init(cl_buf_t *b);
-void cl_buf_deinit(cl_buf_t *b);
-/* Makes room for `more` bytes past len.  LLMOS_ENOMEM. */
-int cl_buf_reserve(cl_buf_t *b, size_t more);
 
 /* Arena for protobuf-c unpacking: small allocations come from a fixed block,
  * large ones from malloc and are freed at reset.  _init/_deinit. */
@@ -60,9 +49,9 @@ ProtobufCAllocator cl_scratch_allocator(cl_scratch_t *s);
  * self_node (the receiver must know who sent it). */
 size_t cl_envelope_size(const rt_msg_t *msg, uint64_t self_node);
 /* Appends the Envelope to b.  LLMOS_ENOMEM. */
-int cl_envelope_append(cl_buf_t *b, const rt_msg_t *msg, uint64_t self_node);
+int cl_envelope_append(llmos_buf_t *b, const rt_msg_t *msg, uint64_t self_node);
 /* Appends the Envelope as one `envelopes` field of a Batch. LLMOS_ENOMEM. */
-int cl_batch_append(cl_buf_t *b, const rt_msg_t *msg, uint64_t self_node);
+int cl_batch_append(llmos_buf_t *b, const rt_msg_t *msg, uint64_t self_node);
 
 /* Decodes one Envelope frame of len bytes into a new message (caller owns
  * *out; free with rt_msg_free or pass it on).  Errors:

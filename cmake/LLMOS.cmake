@@ -24,6 +24,7 @@ set(LLMOS_TEST_ENV
   "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
   "OMPI_MCA_rmaps_base_oversubscribe=1"
   "PYTHON=/usr/bin/python3"
+  "PYTHONPATH=${CMAKE_BINARY_DIR}/python:${CMAKE_SOURCE_DIR}/tests/lib"
   "LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0"
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_odr_violation=0"
   "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")

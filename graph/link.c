@@ -2,10 +2,12 @@
  * link.c — the label index and the entity linker of link.h.
  *
  * The index maps a normalised label (lower-case words joined by single
- * spaces) to the entities carrying it: an open-addressing table of entry
- * indexes over one array of entries, with all label bytes in one buffer.
- * It is built by one SPO scan of the whole store (each distinct subject or
- * object IRI once) and is read-only afterwards.
+ * spaces) to the entities carrying it: the shared hash map
+ * (runtime/base/map.h) from label to its first entry and entity count, over
+ * one array of entries chained per label.  It is built by one SPO scan of
+ * the whole store (each distinct subject or object IRI once) and is
+ * read-only afterwards, so the label strings the map holds can be handed
+ * out as mention labels for the linker's lifetime.
  *
  * Linking splits the text into words (remembering byte offsets), then at
  * each word tries the longest run of words a label can have down to one
@@ -22,28 +24,29 @@
 #include <string.h>
 
 #include "graph/sparql_internal.h"
+#include "runtime/base/buf.h"
+#include "runtime/base/map.h"
 
 #define RDFS_LABEL "http://www.w3.org/2000/01/rdf-schema#label"
 #define MAX_LABEL_WORDS 12
 #define MAX_FACT_ENTITIES 64
 
 typedef struct entry {
-    uint64_t hash;
-    uint32_t key_off, key_len; /* in keys */
     graph_id_t entity;
-    uint32_t next;             /* index+1 of the next entity with the same key, 0 = none */
-    uint32_t count;            /* entities with this key (valid on the first) */
+    uint32_t next; /* index+1 of the next entity with the same key, 0 = none */
 } entry_t;
 
+typedef struct label {
+    uint32_t first; /* index of the key's first entry */
+    uint32_t count; /* entities with this key */
+} label_t;
+
 struct graph_linker {
-    sparql_buf_t keys;   /* all normalised labels, back to back */
-    entry_t *entries;
-    size_t nentries, cap_entries;
-    uint32_t *slots;     /* index+1 of the first entry of a key, 0 = empty */
-    size_t nslots;       /* power of two */
-    size_t nlabels;      /* distinct keys */
+    llmos_map_t index;   /* normalised label -> label_t */
+    llmos_vec_t entries; /* entry_t */
+    llmos_buf_t norm;    /* while building: the label being normalised */
     size_t nentities;
-    int max_words;       /* most words in any label */
+    int max_words;         /* most words in any label */
     graph_id_t label_pred; /* rdfs:label's id, 0 when the graph has none */
 };
 
@@ -57,15 +60,15 @@ static char fold(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') :
 
 /* Appends the words of s as lower case, single-space separated; *nwords gets
  * the word count. */
-static int normalise(sparql_buf_t *b, const char *s, size_t n, int *nwords) {
+static int normalise(llmos_buf_t *b, const char *s, size_t n, int *nwords) {
     int words = 0;
     size_t i = 0;
     while (i < n) {
         while (i < n && !is_word_byte((unsigned char)s[i])) i++;
         if (i >= n) break;
-        if (words++ && sparql_buf_putc(b, ' ')) return LLMOS_ENOMEM;
+        if (words++ && llmos_buf_putc(b, ' ')) return LLMOS_ENOMEM;
         while (i < n && is_word_byte((unsigned char)s[i]))
-            if (sparql_buf_putc(b, fold(s[i++]))) return LLMOS_ENOMEM;
+            if (llmos_buf_putc(b, fold(s[i++]))) return LLMOS_ENOMEM;
     }
     *nwords = words;
     return 0;
@@ -73,7 +76,7 @@ static int normalise(sparql_buf_t *b, const char *s, size_t n, int *nwords) {
 
 /* The local name of an IRI made readable: percent-decoded, '_' and '-' as
  * spaces, camelCase split ("cellFunction" → "cell Function"), case kept. */
-static int local_words(sparql_buf_t *b, const char *iri, size_t n) {
+static int local_words(llmos_buf_t *b, const char *iri, size_t n) {
     size_t start = n;
     while (start > 0 && iri[start - 1] != '#' && iri[start - 1] != '/' && iri[start - 1] != ':') start--;
     if (start == n) start = 0; /* IRI ends in a separator: use all of it */
@@ -93,146 +96,57 @@ static int local_words(sparql_buf_t *b, const char *iri, size_t n) {
         int next_lower = i + 1 < n && iri[i + 1] >= 'a' && iri[i + 1] <= 'z';
         int prev_upper = prev >= 'A' && prev <= 'Z';
         if (upper && (prev_lower || (prev_upper && next_lower)))
-            if (sparql_buf_putc(b, ' ')) return LLMOS_ENOMEM;
-        if (sparql_buf_putc(b, c)) return LLMOS_ENOMEM;
+            if (llmos_buf_putc(b, ' ')) return LLMOS_ENOMEM;
+        if (llmos_buf_putc(b, c)) return LLMOS_ENOMEM;
         prev = c;
     }
     while (b->len > start_len && b->data[b->len - 1] == ' ') b->data[--b->len] = '\0'; /* no trailing space */
     return 0;
 }
 
-static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* ------------------------------------------------------------- index --- */
 
-static long index_find(const graph_linker_t *l, const char *key, size_t n, uint64_t h) {
-    if (!l->nslots) return -1;
-    size_t k = h & (l->nslots - 1);
-    while (l->slots[k]) {
-        const entry_t *e = &l->entries[l->slots[k] - 1];
-        if (e->hash == h && e->key_len == n && memcmp(l->keys.data + e->key_off, key, n) == 0)
-            return (long)(l->slots[k] - 1);
-        k = (k + 1) & (l->nslots - 1);
-    }
-    return -1;
-}
-
-static int index_grow(graph_linker_t *l) {
-    size_t ns = l->nslots ? l->nslots * 2 : 1024;
-    uint32_t *slots = calloc(ns, sizeof *slots);
-    if (!slots) return LLMOS_ENOMEM;
-    for (size_t i = 0; i < l->nslots; i++) {
-        if (!l->slots[i]) continue;
-        size_t k = l->entries[l->slots[i] - 1].hash & (ns - 1);
-        while (slots[k]) k = (k + 1) & (ns - 1);
-        slots[k] = l->slots[i];
-    }
-    free(l->slots);
-    l->slots = slots;
-    l->nslots = ns;
-    return 0;
-}
-
-/* Indexes the normalised label at keys[off, off+n) for entity. */
-static int index_add(graph_linker_t *l, size_t off, size_t n, int words, graph_id_t entity) {
+/* Indexes the normalised label key[0, n) for entity. */
+static int index_add(graph_linker_t *l, const char *key, size_t n, int words, graph_id_t entity) {
     if (n == 0) return 0;
-    const char *key = l->keys.data + off;
-    uint64_t h = hash_bytes(key, n);
-    long first = index_find(l, key, n, h);
-    if (first >= 0) {
-        l->keys.len = off; /* the key is already stored: drop the copy */
-        l->keys.data[off] = '\0';
-        for (long i = first; i >= 0; i = (long)l->entries[i].next - 1)
-            if (l->entries[i].entity == entity) return 0;
+    label_t *lab;
+    int added;
+    int rc = llmos_map_str_put(&l->index, key, n, (void **)&lab, &added);
+    if (rc) return rc;
+    entry_t *ents = l->entries.data;
+    uint32_t last = 0;
+    if (!added) {
+        for (uint32_t i = lab->first + 1; i; i = ents[i - 1].next) {
+            if (ents[i - 1].entity == entity) return 0;
+            last = i;
+        }
     }
-    if (l->nentries == l->cap_entries) {
-        size_t nc = l->cap_entries ? l->cap_entries * 2 : 1024;
-        if (nc >= UINT32_MAX) return LLMOS_ENOMEM;
-        entry_t *e = realloc(l->entries, nc * sizeof *e);
-        if (!e) return LLMOS_ENOMEM;
-        l->entries = e;
-        l->cap_entries = nc;
-    }
-    entry_t *e = &l->entries[l->nentries];
-    e->hash = h;
-    e->entity = entity;
-    e->next = 0;
-    e->count = 1;
-    if (first >= 0) {
-        /* chain after the first entry of the key (order: first indexed first) */
-        entry_t *f = &l->entries[first];
-        e->key_off = f->key_off;
-        e->key_len = f->key_len;
-        long last = first;
-        while (l->entries[last].next) last = (long)l->entries[last].next - 1;
-        l->entries[last].next = (uint32_t)(l->nentries + 1);
-        f->count++;
-        l->nentries++;
+    if (l->entries.len >= UINT32_MAX - 1) return LLMOS_ENOMEM;
+    entry_t e = {.entity = entity, .next = 0};
+    if ((rc = llmos_vec_push(&l->entries, sizeof e, &e))) return rc;
+    uint32_t at = (uint32_t)(l->entries.len - 1);
+    if (added) {
+        /* lab is still valid: the entries array is not the map */
+        lab->first = at;
+        lab->count = 1;
+        if (words > l->max_words) l->max_words = words > MAX_LABEL_WORDS ? MAX_LABEL_WORDS : words;
         return 0;
     }
-    e->key_off = (uint32_t)off;
-    e->key_len = (uint32_t)n;
-    l->nentries++;
-    if ((l->nlabels + 1) * 2 > l->nslots && index_grow(l)) return LLMOS_ENOMEM;
-    size_t k = h & (l->nslots - 1);
-    while (l->slots[k]) k = (k + 1) & (l->nslots - 1);
-    l->slots[k] = (uint32_t)l->nentries;
-    l->nlabels++;
-    if (words > l->max_words) l->max_words = words > MAX_LABEL_WORDS ? MAX_LABEL_WORDS : words;
+    /* chain after the key's last entry (order: first indexed first) */
+    ((entry_t *)l->entries.data)[last - 1].next = at + 1;
+    lab->count++;
     return 0;
 }
 
 /* Normalises s and indexes it for entity. */
 static int index_label(graph_linker_t *l, const char *s, size_t n, graph_id_t entity) {
-    if (l->keys.len > UINT32_MAX - n * 2 - 16) return LLMOS_ETOOBIG;
-    size_t off = l->keys.len;
     int words;
-    if (normalise(&l->keys, s, n, &words)) return LLMOS_ENOMEM;
-    size_t klen = l->keys.len - off;
-    if (sparql_buf_putc(&l->keys, '\0')) return LLMOS_ENOMEM; /* keys stay NUL-separated */
-    int rc = index_add(l, off, klen, words, entity);
-    return rc;
+    llmos_buf_clear(&l->norm);
+    if (normalise(&l->norm, s, n, &words)) return LLMOS_ENOMEM;
+    return index_add(l, l->norm.data, l->norm.len, words, entity);
 }
 
-typedef struct id_set {
-    graph_id_t *slots;
-    size_t n, cap; /* cap: power of two */
-} id_set_t;
-
-/* 1 when id was added, 0 when present, LLMOS_ENOMEM. */
-static int id_set_add(id_set_t *s, graph_id_t id) {
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 1024;
-        graph_id_t *slots = calloc(nc, sizeof *slots);
-        if (!slots) return LLMOS_ENOMEM;
-        for (size_t i = 0; i < s->cap; i++) {
-            if (!s->slots[i]) continue;
-            size_t k = (s->slots[i] * 0x9E3779B97F4A7C15ull >> 17) & (nc - 1);
-            while (slots[k]) k = (k + 1) & (nc - 1);
-            slots[k] = s->slots[i];
-        }
-        free(s->slots);
-        s->slots = slots;
-        s->cap = nc;
-    }
-    size_t k = (id * 0x9E3779B97F4A7C15ull >> 17) & (s->cap - 1);
-    while (s->slots[k]) {
-        if (s->slots[k] == id) return 0;
-        k = (k + 1) & (s->cap - 1);
-    }
-    s->slots[k] = id;
-    s->n++;
-    return 1;
-}
-
-static int index_entity(graph_linker_t *l, graph_reader_t *r, graph_id_t id, sparql_buf_t *tmp,
+static int index_entity(graph_linker_t *l, graph_reader_t *r, graph_id_t id, llmos_buf_t *tmp,
                         llmos_error_t *err) {
     graph_term_t t;
     int rc = graph_term_get(r, id, &t, err);
@@ -269,6 +183,9 @@ int graph_linker_new(graph_reader_t *r, graph_linker_t **out, llmos_error_t *err
     *out = NULL;
     graph_linker_t *l = calloc(1, sizeof *l);
     if (!l) return llmos_error_set(err, LLMOS_ENOMEM, "out of memory building the label index");
+    llmos_map_t seen; /* entities indexed */
+    llmos_map_init(&l->index, LLMOS_MAP_STR, sizeof(label_t));
+    llmos_map_init(&seen, LLMOS_MAP_U64, 0);
     graph_term_t lab = graph_term_iri(RDFS_LABEL);
     int rc = graph_term_lookup(r, &lab, &l->label_pred, err);
     if (rc == LLMOS_ENOTFOUND) {
@@ -276,8 +193,7 @@ int graph_linker_new(graph_reader_t *r, graph_linker_t **out, llmos_error_t *err
         l->label_pred = 0;
         rc = 0;
     }
-    id_set_t seen = {0};
-    sparql_buf_t tmp = {0};
+    llmos_buf_t tmp = LLMOS_BUF_INIT;
     graph_iter_t it;
     memset(&it, 0, sizeof it);
     if (!rc) rc = graph_store_match(r, 0, 0, 0, &it, err);
@@ -288,15 +204,17 @@ int graph_linker_new(graph_reader_t *r, graph_linker_t **out, llmos_error_t *err
         graph_id_t ends[2] = {t.s, t.o};
         for (int k = 0; k < 2 && !rc; k++) {
             if (k == 0 && t.s == last_s) continue; /* SPO order: subjects come grouped */
-            int added = id_set_add(&seen, ends[k]);
-            if (added < 0) rc = llmos_error_set(err, LLMOS_ENOMEM, "out of memory building the label index");
+            int added;
+            if (llmos_map_u64_put(&seen, ends[k], NULL, &added))
+                rc = llmos_error_set(err, LLMOS_ENOMEM, "out of memory building the label index");
             else if (added) rc = index_entity(l, r, ends[k], &tmp, err);
         }
         last_s = t.s;
     }
     graph_iter_close(&it);
-    free(seen.slots);
-    sparql_buf_free(&tmp);
+    llmos_map_deinit(&seen);
+    llmos_buf_deinit(&tmp);
+    llmos_buf_deinit(&l->norm);
     if (rc < 0) {
         graph_linker_destroy(&l);
         return rc;
@@ -308,16 +226,16 @@ int graph_linker_new(graph_reader_t *r, graph_linker_t **out, llmos_error_t *err
 void graph_linker_destroy(graph_linker_t **lp) {
     if (!lp || !*lp) return;
     graph_linker_t *l = *lp;
-    sparql_buf_free(&l->keys);
-    free(l->entries);
-    free(l->slots);
+    llmos_map_deinit(&l->index);
+    llmos_vec_deinit(&l->entries);
+    llmos_buf_deinit(&l->norm);
     free(l);
     *lp = NULL;
 }
 
 void graph_linker_size(const graph_linker_t *l, size_t *entities, size_t *labels) {
     if (entities) *entities = l->nentities;
-    if (labels) *labels = l->nlabels;
+    if (labels) *labels = llmos_map_count(&l->index);
 }
 
 /* ------------------------------------------------------------ linking --- */
@@ -331,7 +249,7 @@ typedef struct link_ctx {
     graph_reader_t *r;
     llmos_error_t *err;
     sparql_arena_t *arena;
-    sparql_buf_t tmp;
+    llmos_buf_t tmp;
     graph_link_result_t *res;
     size_t max_facts;
     size_t cap_facts, cap_mentions; /* room in res->facts / res->mentions */
@@ -437,8 +355,8 @@ static int add_fact(link_ctx_t *c, const graph_triple_t *t, int hop) {
         return rc;
     if ((rc = readable(c, t->s, &sl)) || (rc = readable(c, t->p, &pl)) || (rc = readable(c, t->o, &ol))) return rc;
     c->tmp.len = 0;
-    if (sparql_buf_puts(&c->tmp, sl) || sparql_buf_putc(&c->tmp, ' ') || sparql_buf_puts(&c->tmp, pl) ||
-        sparql_buf_putc(&c->tmp, ' ') || sparql_buf_puts(&c->tmp, ol) || sparql_buf_putc(&c->tmp, '.'))
+    if (llmos_buf_puts(&c->tmp, sl) || llmos_buf_putc(&c->tmp, ' ') || llmos_buf_puts(&c->tmp, pl) ||
+        llmos_buf_putc(&c->tmp, ' ') || llmos_buf_puts(&c->tmp, ol) || llmos_buf_putc(&c->tmp, '.'))
         return nomem(c);
     f->sentence = arena_copy(c, c->tmp.data, c->tmp.len);
     if (!f->sentence) return nomem(c);
@@ -510,29 +428,22 @@ int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text
     out->mem = arena;
     link_ctx_t c = {.l = l, .r = r, .err = err, .arena = arena, .res = out, .max_facts = max_facts};
     int rc = 0;
-    word_t *words = NULL;
-    size_t nwords = 0, cap_words = 0;
-    sparql_buf_t key = {0};
+    llmos_vec_t wordv = LLMOS_VEC_INIT; /* word_t */
+    llmos_buf_t key = LLMOS_BUF_INIT;
     /* words of the text */
     for (size_t i = 0; i < len;) {
         while (i < len && !is_word_byte((unsigned char)text[i])) i++;
         if (i >= len) break;
         size_t s = i;
         while (i < len && is_word_byte((unsigned char)text[i])) i++;
-        if (nwords == cap_words) {
-            size_t nc = cap_words ? cap_words * 2 : 64;
-            word_t *w = realloc(words, nc * sizeof *w);
-            if (!w) {
-                rc = nomem(&c);
-                goto out;
-            }
-            words = w;
-            cap_words = nc;
+        word_t wd = {s, i};
+        if (llmos_vec_push(&wordv, sizeof wd, &wd)) {
+            rc = nomem(&c);
+            goto out;
         }
-        words[nwords].start = s;
-        words[nwords].end = i;
-        nwords++;
     }
+    const word_t *words = wordv.data;
+    size_t nwords = wordv.len;
     /* leftmost-longest matching */
     graph_id_t ents[MAX_FACT_ENTITIES];
     size_t nents = 0;
@@ -542,19 +453,19 @@ int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text
         for (size_t n = most; n >= 1 && !matched; n--) {
             key.len = 0;
             for (size_t k = 0; k < n; k++) {
-                if (k && sparql_buf_putc(&key, ' ')) {
+                if (k && llmos_buf_putc(&key, ' ')) {
                     rc = nomem(&c);
                     goto out;
                 }
                 for (size_t b = words[w + k].start; b < words[w + k].end; b++)
-                    if (sparql_buf_putc(&key, fold(text[b]))) {
+                    if (llmos_buf_putc(&key, fold(text[b]))) {
                         rc = nomem(&c);
                         goto out;
                     }
             }
-            long e = index_find(l, key.data, key.len, hash_bytes(key.data, key.len));
-            if (e < 0) continue;
-            const entry_t *en = &l->entries[e];
+            const label_t *lab = llmos_map_str_get(&l->index, key.data, key.len);
+            if (!lab) continue;
+            const entry_t *en = &((const entry_t *)l->entries.data)[lab->first];
             void *ms = out->mentions;
             if ((rc = arena_grow(&c, &ms, &c.cap_mentions, out->nmentions, sizeof *out->mentions))) goto out;
             out->mentions = ms;
@@ -562,8 +473,8 @@ int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text
             m->start = words[w].start;
             m->end = words[w + n - 1].end;
             m->entity = en->entity;
-            m->label = l->keys.data + en->key_off;
-            m->candidates = (int)en->count;
+            m->label = llmos_map_str_key_at(&l->index, llmos_map_index_of(&l->index, lab), NULL);
+            m->candidates = (int)lab->count;
             graph_term_t t;
             if ((rc = graph_term_get(r, en->entity, &t, err))) goto out;
             m->iri = arena_copy(&c, t.value, t.len);
@@ -601,9 +512,9 @@ int graph_link_text(const graph_linker_t *l, graph_reader_t *r, const char *text
         rc = hop_facts(&c, next, k, 2, NULL, NULL, 0);
     }
 out:
-    free(words);
-    sparql_buf_free(&key);
-    sparql_buf_free(&c.tmp);
+    llmos_vec_deinit(&wordv);
+    llmos_buf_deinit(&key);
+    llmos_buf_deinit(&c.tmp);
     if (rc) {
         graph_link_result_deinit(out);
         return rc;
@@ -622,40 +533,40 @@ void graph_link_result_deinit(graph_link_result_t *res) {
 
 int graph_link_to_json(const graph_link_result_t *res, const char *text, size_t text_len, char **out,
                        size_t *len, llmos_error_t *err) {
-    sparql_buf_t b = {0};
-    int rc = sparql_buf_puts(&b, "{\"mentions\":[");
+    llmos_buf_t b = {0};
+    int rc = llmos_buf_puts(&b, "{\"mentions\":[");
     for (size_t i = 0; i < res->nmentions && !rc; i++) {
         const graph_link_mention_t *m = &res->mentions[i];
         char num[96];
         snprintf(num, sizeof num, "%s{\"start\":%zu,\"end\":%zu,\"text\":", i ? "," : "", m->start, m->end);
-        rc = sparql_buf_puts(&b, num);
-        if (!rc) rc = sparql_buf_put_json_str(&b, m->end <= text_len ? text + m->start : "", m->end - m->start);
-        if (!rc) rc = sparql_buf_puts(&b, ",\"label\":");
-        if (!rc) rc = sparql_buf_put_json_str(&b, m->label, strlen(m->label));
-        if (!rc) rc = sparql_buf_puts(&b, ",\"entity\":");
-        if (!rc) rc = sparql_buf_put_json_str(&b, m->iri, strlen(m->iri));
+        rc = llmos_buf_puts(&b, num);
+        if (!rc) rc = sparql_json_put_str(&b, m->end <= text_len ? text + m->start : "", m->end - m->start);
+        if (!rc) rc = llmos_buf_puts(&b, ",\"label\":");
+        if (!rc) rc = sparql_json_put_str(&b, m->label, strlen(m->label));
+        if (!rc) rc = llmos_buf_puts(&b, ",\"entity\":");
+        if (!rc) rc = sparql_json_put_str(&b, m->iri, strlen(m->iri));
         snprintf(num, sizeof num, ",\"candidates\":%d}", m->candidates);
-        if (!rc) rc = sparql_buf_puts(&b, num);
+        if (!rc) rc = llmos_buf_puts(&b, num);
     }
-    if (!rc) rc = sparql_buf_puts(&b, "],\"facts\":[");
+    if (!rc) rc = llmos_buf_puts(&b, "],\"facts\":[");
     for (size_t i = 0; i < res->nfacts && !rc; i++) {
         const graph_link_fact_t *f = &res->facts[i];
-        rc = sparql_buf_puts(&b, i ? ",{\"s\":" : "{\"s\":");
-        if (!rc) rc = sparql_buf_put_json_str(&b, f->s, strlen(f->s));
-        if (!rc) rc = sparql_buf_puts(&b, ",\"p\":");
-        if (!rc) rc = sparql_buf_put_json_str(&b, f->p, strlen(f->p));
-        if (!rc) rc = sparql_buf_puts(&b, ",\"o\":");
-        if (!rc) rc = sparql_buf_put_json_str(&b, f->o, strlen(f->o));
+        rc = llmos_buf_puts(&b, i ? ",{\"s\":" : "{\"s\":");
+        if (!rc) rc = sparql_json_put_str(&b, f->s, strlen(f->s));
+        if (!rc) rc = llmos_buf_puts(&b, ",\"p\":");
+        if (!rc) rc = sparql_json_put_str(&b, f->p, strlen(f->p));
+        if (!rc) rc = llmos_buf_puts(&b, ",\"o\":");
+        if (!rc) rc = sparql_json_put_str(&b, f->o, strlen(f->o));
         char num[32];
         snprintf(num, sizeof num, ",\"hop\":%d", f->hop);
-        if (!rc) rc = sparql_buf_puts(&b, num);
-        if (!rc) rc = sparql_buf_puts(&b, ",\"sentence\":");
-        if (!rc) rc = sparql_buf_put_json_str(&b, f->sentence, strlen(f->sentence));
-        if (!rc) rc = sparql_buf_putc(&b, '}');
+        if (!rc) rc = llmos_buf_puts(&b, num);
+        if (!rc) rc = llmos_buf_puts(&b, ",\"sentence\":");
+        if (!rc) rc = sparql_json_put_str(&b, f->sentence, strlen(f->sentence));
+        if (!rc) rc = llmos_buf_putc(&b, '}');
     }
-    if (!rc) rc = sparql_buf_puts(&b, "]}");
+    if (!rc) rc = llmos_buf_puts(&b, "]}");
     if (rc) {
-        sparql_buf_free(&b);
+        llmos_buf_deinit(&b);
         return llmos_error_set(err, LLMOS_ENOMEM, "out of memory writing JSON");
     }
     *out = b.data;

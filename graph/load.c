@@ -26,7 +26,9 @@
 #include "graph/load.h"
 #include "graph/store_internal.h"
 #include "runtime/base/clock.h"
+#include "runtime/base/map.h"
 #include "runtime/base/progress.h"
+#include "runtime/base/utf8.h"
 
 #define MIN_BUDGET (16ULL << 20)
 #define STAGE_BATCH 1024 /* statements interned together */
@@ -122,18 +124,17 @@ static void report_bad(loader_t *l, unsigned col, const char *fmt, ...) {
 
 /* ------------------------------------------------------------ terms --- */
 
-static uint64_t hash_fnv(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 /* The term cache: open addressing with linear probing over (h1, h2, id),
  * doubled while it is at most half full, up to tc_max entries (the
  * budget's share); after that it stops taking new terms (memory stays
- * bounded; lookups still work).  tc_complete: the dictionary was empty when
- * the load began and the cache has kept every term since — then a miss
- * means a new term and the dictionary look-up is skipped. */
+ * bounded; lookups still work).  tc_complete: the dictionary was empty
+ * when the load began and the cache has kept every term since — then a
+ * miss means a new term and the dictionary look-up is skipped.
+ * It is not the shared map (runtime/base/map.h) on purpose: an entry is 24
+ * bytes with no key copy (two 64-bit hashes stand in for the term), the
+ * table sits in huge pages and is prefetched a batch ahead, and the memory
+ * budget counts its bytes — the bulk load's throughput and resident size
+ * rest on that layout. */
 
 /* Zeroed cache memory, 2 MiB-aligned and advised to use huge pages: the
  * cache is probed at random, and TLB misses dominate a probe otherwise. */
@@ -644,7 +645,7 @@ static int node_term(loader_t *l, const SerdNode *n, graph_term_t *t, SerdNode *
     }
     t->value = (const char *)use->buf;
     t->len = use->n_bytes;
-    if (!graph_utf8_valid(use->buf, use->n_bytes)) {
+    if (llmos_utf8_check(use->buf, use->n_bytes) != use->n_bytes) {
         snprintf(l->bad_msg, sizeof l->bad_msg, "%s: not valid UTF-8", pos);
         return -1;
     }
@@ -718,7 +719,7 @@ static int flush_stage(loader_t *l) {
         for (int j = 0; j < 3; j++) {
             const unsigned char *enc = l->arena + l->stage[i].off[j];
             size_t n = l->stage[i].len[j];
-            uint64_t h1 = graph_hash64(enc, n), h2 = hash_fnv(enc, n);
+            uint64_t h1 = graph_hash64(enc, n), h2 = llmos_hash_fnv1a(enc, n);
             l->hs[2 * (3 * i + (size_t)j)] = h1;
             l->hs[2 * (3 * i + (size_t)j) + 1] = h2;
             __builtin_prefetch(&l->tc[tc_slot(l, h1)]);
@@ -781,7 +782,7 @@ static int load_nt(loader_t *l, FILE *f) {
             continue;
         }
         l->line_bad = 0;
-        if (!graph_utf8_valid((const unsigned char *)line, (size_t)n)) {
+        if (llmos_utf8_check(line, (size_t)n) != (size_t)n) {
             report_bad(l, 0, "not valid UTF-8");
             continue;
         }
@@ -883,7 +884,7 @@ static int load_tsv(loader_t *l, FILE *f) {
             report_bad(l, 0, "NUL byte in line");
             continue;
         }
-        if (!graph_utf8_valid((const unsigned char *)line, e)) {
+        if (llmos_utf8_check(line, e) != e) {
             report_bad(l, 0, "not valid UTF-8");
             continue;
         }

@@ -29,6 +29,7 @@
 #include <stdio.h>
 
 #include "graph/store.h"
+#include "runtime/base/buf.h"
 #include "runtime/base/err.h"
 
 /* ---------------------------------------------------------------- AST --- */
@@ -191,8 +192,7 @@ typedef struct sparql_writer {
                              cap after R rows"), so a capped writer never holds more than about
                              max_bytes.  Set after sparql_writer_init. */
     const char *cap_name; /* how users set max_bytes, for the message; NULL = not named (borrowed) */
-    char *data;      /* private: the buffer */
-    size_t len, cap; /* private */
+    llmos_buf_t buf;      /* private: the text not yet flushed */
     uint64_t flushed; /* private: bytes already written to out */
     uint64_t nrows;   /* private: rows written (JSON commas) */
     int ncols;       /* private */

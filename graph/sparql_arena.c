@@ -1,5 +1,5 @@
-/* sparql_arena.c — bump arena, byte buffers, hex digits and JSON strings for the SPARQL rooms and the
- * linker; see sparql_internal.h. */
+/* sparql_arena.c — bump arena, hex digits and JSON strings for the SPARQL rooms and the linker; see
+ * sparql_internal.h. */
 #include "graph/sparql_internal.h"
 
 #include <stdio.h>
@@ -65,65 +65,8 @@ char *sparql_arena_strndup(sparql_arena_t *a, const char *s, size_t n) {
     return d;
 }
 
-int sparql_buf_reserve(sparql_buf_t *b, size_t extra) {
-    if (b->len + extra + 1 <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) return LLMOS_ENOMEM;
-    b->data = d;
-    b->cap = cap;
-    return 0;
-}
-
-int sparql_buf_put(sparql_buf_t *b, const void *p, size_t n) {
-    if (sparql_buf_reserve(b, n)) return LLMOS_ENOMEM;
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-int sparql_buf_putc(sparql_buf_t *b, char c) { return sparql_buf_put(b, &c, 1); }
-
-int sparql_buf_puts(sparql_buf_t *b, const char *s) { return sparql_buf_put(b, s, strlen(s)); }
-
-void sparql_buf_free(sparql_buf_t *b) {
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-int sparql_buf_put_utf8(sparql_buf_t *b, uint32_t cp) {
-    unsigned char u[4];
-    size_t n;
-    if (cp >= 0xD800 && cp <= 0xDFFF) return LLMOS_EINVAL;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xC0 | (cp >> 6));
-        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xE0 | (cp >> 12));
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else if (cp <= 0x10FFFF) {
-        u[0] = (unsigned char)(0xF0 | (cp >> 18));
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 4;
-    } else {
-        return LLMOS_EINVAL;
-    }
-    return sparql_buf_put(b, u, n);
-}
-
-int sparql_buf_put_json_str(sparql_buf_t *b, const char *s, size_t n) {
-    if (sparql_buf_reserve(b, n + 2)) return LLMOS_ENOMEM;
+int sparql_json_put_str(llmos_buf_t *b, const char *s, size_t n) {
+    if (llmos_buf_reserve(b, n + 2)) return LLMOS_ENOMEM;
     b->data[b->len++] = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -143,9 +86,9 @@ int sparql_buf_put_json_str(sparql_buf_t *b, const char *s, size_t n) {
                 e = esc;
             }
         }
-        if (e ? sparql_buf_puts(b, e) : sparql_buf_putc(b, (char)c)) return LLMOS_ENOMEM;
+        if (e ? llmos_buf_puts(b, e) : llmos_buf_putc(b, (char)c)) return LLMOS_ENOMEM;
     }
-    return sparql_buf_putc(b, '"');
+    return llmos_buf_putc(b, '"');
 }
 
 int sparql_hex_digit(char c) {

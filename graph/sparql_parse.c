@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "graph/sparql_internal.h"
+#include "runtime/base/utf8.h"
 
 #define XSD "http://www.w3.org/2001/XMLSchema#"
 /* Bounds evaluation's recursion: a chain of n operators is a tree n deep. */
@@ -94,7 +95,7 @@ typedef struct parser {
     } *prefixes;
     int nprefixes, cap_prefixes;
     const char *base;
-    sparql_buf_t scratch; /* unescaping */
+    llmos_buf_t scratch;  /* unescaping */
     int expr_nodes;       /* operators and operands of the FILTER being parsed */
 } parser_t;
 
@@ -481,18 +482,26 @@ static int nomem(parser_t *ps) {
     return llmos_error_set(ps->err, LLMOS_ENOMEM, "out of memory parsing the query");
 }
 
+/* Appends the UTF-8 form of code point cp; LLMOS_EINVAL for a surrogate or
+ * a value over U+10FFFF, LLMOS_ENOMEM. */
+static int put_utf8(llmos_buf_t *b, uint32_t cp) {
+    char u[4];
+    size_t n = llmos_utf8_encode(cp, u);
+    return n ? llmos_buf_append(b, u, n) : LLMOS_EINVAL;
+}
+
 /* Undoes string escapes (\t \n \r \b \f \" \' \\ \uXXXX \UXXXXXXXX) of the
  * current T_STRING token into the arena. */
 static int unescape_string(parser_t *ps, const tok_t *t, const char **out, size_t *out_len) {
-    sparql_buf_t *b = &ps->scratch;
+    llmos_buf_t *b = &ps->scratch;
     b->len = 0;
-    if (sparql_buf_reserve(b, t->len)) return nomem(ps);
+    if (llmos_buf_reserve(b, t->len)) return nomem(ps);
     uint32_t line = t->line, col = t->col + (t->long_string ? 3 : 1);
     for (size_t i = 0; i < t->len; i++) {
         char c = t->text[i];
         if (c == '\n') line++, col = 0;
         if (c != '\\') {
-            if (sparql_buf_putc(b, c)) return nomem(ps);
+            if (llmos_buf_putc(b, c)) return nomem(ps);
             col++;
             continue;
         }
@@ -510,7 +519,7 @@ static int unescape_string(parser_t *ps, const tok_t *t, const char **out, size_
         default: break;
         }
         if (m) {
-            if (sparql_buf_putc(b, *m)) return nomem(ps);
+            if (llmos_buf_putc(b, *m)) return nomem(ps);
             col += 2;
             continue;
         }
@@ -518,7 +527,7 @@ static int unescape_string(parser_t *ps, const tok_t *t, const char **out, size_
             size_t nd = e == 'u' ? 4 : 8;
             uint32_t cp;
             if (sparql_hex_read(t->text + i + 1, t->len - i - 1, nd, &cp)) return lex_fail(ps, line, col, "bad \\u escape in a string (needs hex digits)");
-            if (sparql_buf_put_utf8(b, cp)) return lex_fail(ps, line, col, "\\u escape is not a Unicode scalar value");
+            if (put_utf8(b, cp)) return lex_fail(ps, line, col, "\\u escape is not a Unicode scalar value");
             i += nd;
             col += (uint32_t)(2 + nd);
             continue;
@@ -536,7 +545,7 @@ static int unescape_string(parser_t *ps, const tok_t *t, const char **out, size_
  * without a scheme is appended to BASE's directory, or to its authority when
  * it starts with '/', or replaces BASE's fragment when it starts with '#'). */
 static int make_iri(parser_t *ps, const tok_t *t, const char **out, size_t *out_len) {
-    sparql_buf_t *b = &ps->scratch;
+    llmos_buf_t *b = &ps->scratch;
     b->len = 0;
     const char *s = t->text;
     size_t n = t->len;
@@ -560,19 +569,19 @@ static int make_iri(parser_t *ps, const tok_t *t, const char **out, size_t *out_
             while (keep > 0 && base[keep - 1] != '/') keep--;
             if (keep == 0) keep = bl;
         }
-        if (sparql_buf_put(b, base, keep)) return nomem(ps);
+        if (llmos_buf_append(b, base, keep)) return nomem(ps);
     }
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\\' && i + 1 < n && (s[i + 1] == 'u' || s[i + 1] == 'U')) {
             size_t nd = s[i + 1] == 'u' ? 4 : 8;
             uint32_t cp;
-            if (sparql_hex_read(s + i + 2, n - i - 2, nd, &cp) || sparql_buf_put_utf8(b, cp))
+            if (sparql_hex_read(s + i + 2, n - i - 2, nd, &cp) || put_utf8(b, cp))
                 return lex_fail(ps, t->line, t->col, "bad \\u escape in an IRI");
             i += 1 + nd;
             continue;
         }
         if (s[i] == '\\') return lex_fail(ps, t->line, t->col, "a backslash in an IRI must start \\u or \\U");
-        if (sparql_buf_putc(b, s[i])) return nomem(ps);
+        if (llmos_buf_putc(b, s[i])) return nomem(ps);
     }
     char *r = sparql_arena_strndup(ps->arena, b->data ? b->data : "", b->len);
     if (!r) return nomem(ps);
@@ -595,12 +604,12 @@ static int expand_pname(parser_t *ps, const tok_t *t, const char **out, size_t *
     if (!iri)
         return llmos_error_set(ps->err, LLMOS_EFORMAT, "line %u, column %u: undefined prefix '%.*s:'", t->line,
                                t->col, (int)plen, t->text);
-    sparql_buf_t *b = &ps->scratch;
+    llmos_buf_t *b = &ps->scratch;
     b->len = 0;
-    if (sparql_buf_puts(b, iri)) return nomem(ps);
+    if (llmos_buf_puts(b, iri)) return nomem(ps);
     for (const char *p = colon + 1; p < t->text + t->len; p++) {
         if (*p == '\\') p++;
-        if (sparql_buf_putc(b, *p)) return nomem(ps);
+        if (llmos_buf_putc(b, *p)) return nomem(ps);
     }
     char *r = sparql_arena_strndup(ps->arena, b->data, b->len);
     if (!r) return nomem(ps);
@@ -1012,7 +1021,7 @@ int sparql_query_parse(const char *text, size_t len, sparql_query_t **out, llmos
     q->limit = UINT64_MAX;
     int rc = parse_query(&ps, q);
     free(ps.prefixes);
-    sparql_buf_free(&ps.scratch);
+    llmos_buf_deinit(&ps.scratch);
     qi->vars = ps.vars;
     qi->project = ps.project;
     qi->patterns = ps.patterns;

@@ -28,34 +28,22 @@
 
 #define FLUSH_AT (64u * 1024u)
 
-static int w_reserve(sparql_writer_t *w, size_t extra) {
-    if (w->len + extra + 1 <= w->cap) return 0;
-    size_t cap = w->cap ? w->cap : 4096;
-    while (cap < w->len + extra + 1) cap *= 2;
-    char *d = realloc(w->data, cap);
-    if (!d) return llmos_error_set(w->err, LLMOS_ENOMEM, "out of memory writing results");
-    w->data = d;
-    w->cap = cap;
-    return 0;
+static int w_nomem(sparql_writer_t *w) {
+    return llmos_error_set(w->err, LLMOS_ENOMEM, "out of memory writing results");
 }
 
 static int w_put(sparql_writer_t *w, const char *s, size_t n) {
-    int rc = w_reserve(w, n);
-    if (rc) return rc;
-    memcpy(w->data + w->len, s, n);
-    w->len += n;
-    w->data[w->len] = '\0';
-    return 0;
+    return llmos_buf_append(&w->buf, s, n) ? w_nomem(w) : 0;
 }
 
 static int w_puts(sparql_writer_t *w, const char *s) { return w_put(w, s, strlen(s)); }
 
 static int w_flush(sparql_writer_t *w, int force) {
-    if (!w->out || (!force && w->len < FLUSH_AT)) return 0;
-    if (w->len && fwrite(w->data, 1, w->len, w->out) != w->len)
+    if (!w->out || (!force && w->buf.len < FLUSH_AT)) return 0;
+    if (w->buf.len && fwrite(w->buf.data, 1, w->buf.len, w->out) != w->buf.len)
         return llmos_error_set(w->err, LLMOS_EIO, "writing results failed");
-    w->flushed += w->len;
-    w->len = 0;
+    w->flushed += w->buf.len;
+    w->buf.len = 0;
     if (force && fflush(w->out) != 0) return llmos_error_set(w->err, LLMOS_EIO, "writing results failed");
     return 0;
 }
@@ -63,7 +51,7 @@ static int w_flush(sparql_writer_t *w, int force) {
 /* The cap is checked as the result grows, row by row: a result over it is
  * never built whole (the graph actor would otherwise hold it in memory). */
 static int w_check_cap(sparql_writer_t *w) {
-    if (!w->max_bytes || w->flushed + w->len <= w->max_bytes) return 0;
+    if (!w->max_bytes || w->flushed + w->buf.len <= w->max_bytes) return 0;
     if (w->cap_name)
         return llmos_error_set(
             w->err, LLMOS_ETOOBIG,
@@ -76,14 +64,9 @@ static int w_check_cap(sparql_writer_t *w) {
         (unsigned long long)w->max_bytes, (unsigned long long)w->nrows);
 }
 
-/* A JSON string, through the shared escaper on a view of w's buffer. */
+/* A JSON string, through the shared escaper. */
 static int w_json_str(sparql_writer_t *w, const char *s, size_t n) {
-    sparql_buf_t b = {w->data, w->len, w->cap};
-    int rc = sparql_buf_put_json_str(&b, s, n);
-    w->data = b.data;
-    w->len = b.len;
-    w->cap = b.cap;
-    return rc ? llmos_error_set(w->err, LLMOS_ENOMEM, "out of memory writing results") : 0;
+    return sparql_json_put_str(&w->buf, s, n) ? w_nomem(w) : 0;
 }
 
 static int w_head(void *ctx, const char *const *names, int n) {
@@ -123,17 +106,7 @@ static int w_head(void *ctx, const char *const *names, int n) {
 }
 
 static int w_tsv_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
-    size_t need = 0;
-    int rc = w_reserve(w, 64);
-    if (!rc) rc = graph_term_format_id(r, id, w->data + w->len, w->cap - w->len, &need, w->err);
-    if (rc == LLMOS_ETOOBIG) {
-        llmos_error_clear(w->err);
-        if ((rc = w_reserve(w, need + 1))) return rc;
-        rc = graph_term_format_id(r, id, w->data + w->len, w->cap - w->len, &need, w->err);
-    }
-    if (rc) return rc;
-    w->len += need;
-    return 0;
+    return graph_term_append_id(r, id, &w->buf, w->err);
 }
 
 static int w_json_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
@@ -165,12 +138,12 @@ static int w_term(sparql_writer_t *w, graph_reader_t *r, graph_id_t id) {
         slot = &w->cache[(id * 0x9E3779B97F4A7C15ull) >> (64 - SPARQL_TERM_CACHE_BITS)];
         if (slot->id == id) return w_put(w, slot->text, slot->len);
     }
-    size_t start = w->len;
+    size_t start = w->buf.len;
     int rc = w->format == SPARQL_FORMAT_TSV ? w_tsv_term(w, r, id) : w_json_term(w, r, id);
-    if (!rc && slot && w->len - start <= sizeof slot->text) {
+    if (!rc && slot && w->buf.len - start <= sizeof slot->text) {
         slot->id = id;
-        slot->len = (uint32_t)(w->len - start);
-        memcpy(slot->text, w->data + start, slot->len);
+        slot->len = (uint32_t)(w->buf.len - start);
+        memcpy(slot->text, w->buf.data + start, slot->len);
     }
     return rc;
 }
@@ -231,7 +204,7 @@ void sparql_writer_init(sparql_writer_t *w, sparql_format format, FILE *out, llm
 }
 
 void sparql_writer_deinit(sparql_writer_t *w) {
-    free(w->data);
+    llmos_buf_deinit(&w->buf);
     free(w->names);
     free(w->names_mem);
     free(w->cache);
@@ -244,8 +217,8 @@ sparql_sink_t sparql_writer_sink(sparql_writer_t *w) {
 }
 
 const char *sparql_writer_text(const sparql_writer_t *w, size_t *len) {
-    if (len) *len = w->len;
-    return w->data ? w->data : "";
+    if (len) *len = w->buf.len;
+    return w->buf.data ? w->buf.data : "";
 }
 
 int sparql_query_run(graph_reader_t *r, const char *text, size_t len, sparql_format format,
@@ -267,13 +240,10 @@ int sparql_query_run(graph_reader_t *r, const char *text, size_t len, sparql_for
         sparql_writer_deinit(&w);
         return rc;
     }
-    if (!w.data && (rc = w_reserve(&w, 0))) { /* an empty result still gets a string */
-        sparql_writer_deinit(&w);
-        return rc;
-    }
-    *out = w.data;
-    if (out_len) *out_len = w.len;
-    w.data = NULL; /* handed over */
+    size_t n = 0;
+    *out = llmos_buf_take(&w.buf, &n); /* an empty result still gets a string */
     sparql_writer_deinit(&w);
+    if (!*out) return llmos_error_set(err, LLMOS_ENOMEM, "out of memory writing results");
+    if (out_len) *out_len = n;
     return 0;
 }

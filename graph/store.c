@@ -438,6 +438,30 @@ int graph_term_format_id(graph_reader_t *r, graph_id_t id, char *buf, size_t cap
     return rc ? rc : graph_term_format(&t, buf, cap, out_len, err);
 }
 
+int graph_term_append_id(graph_reader_t *r, graph_id_t id, llmos_buf_t *b, llmos_error_t *err) {
+    graph_term_t t;
+    int rc = graph_term_get(r, id, &t, err);
+    if (rc) return rc;
+    size_t need = 0;
+    if (llmos_buf_reserve(b, 64))
+        return llmos_error_set(err, LLMOS_ENOMEM, "out of memory formatting a term");
+    rc = graph_term_format(&t, b->data + b->len, b->cap - b->len, &need, err);
+    if (rc == LLMOS_ETOOBIG) { /* once more with the room it needs */
+        llmos_error_clear(err);
+        if (llmos_buf_reserve(b, need)) {
+            b->data[b->len] = '\0';
+            return llmos_error_set(err, LLMOS_ENOMEM, "out of memory formatting a term");
+        }
+        rc = graph_term_format(&t, b->data + b->len, b->cap - b->len, &need, err);
+    }
+    if (rc) {
+        b->data[b->len] = '\0';
+        return rc;
+    }
+    b->len += need;
+    return 0;
+}
+
 /* --------------------------------------------------------- patterns --- */
 
 int graph_store_match(graph_reader_t *r, graph_id_t s, graph_id_t p, graph_id_t o, graph_iter_t *it,

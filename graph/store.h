@@ -57,6 +57,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/base/buf.h"
 #include "runtime/base/err.h"
 
 /* ------------------------------------------------------------ terms --- */
@@ -177,6 +178,11 @@ int graph_term_get(graph_reader_t *r, graph_id_t id, graph_term_t *out, llmos_er
 /* Shorthand: graph_term_get + graph_term_format. */
 int graph_term_format_id(graph_reader_t *r, graph_id_t id, char *buf, size_t cap,
                          size_t *out_len, llmos_error_t *err);
+
+/* The same, appended to b (grown as needed; NUL-terminated after).  Errors
+ * as graph_term_format_id, and LLMOS_ENOMEM; b keeps what it held before on
+ * error. */
+int graph_term_append_id(graph_reader_t *r, graph_id_t id, llmos_buf_t *b, llmos_error_t *err);
 
 /* ------------------------------------------------------- patterns --- */
 

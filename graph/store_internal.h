@@ -119,7 +119,4 @@ int graph_writer_set_base(graph_writer_t *w, const char *base, llmos_error_t *er
  * bounded while it touches a store larger than its budget. */
 void graph_store_release_pages(graph_store_t *s);
 
-/* UTF-8 validation: 1 when the n bytes are well-formed UTF-8. */
-int graph_utf8_valid(const unsigned char *p, size_t n);
-
 #endif

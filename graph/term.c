@@ -1,9 +1,9 @@
 /*
  * term.c — RDF terms as text and as dictionary bytes: N-Triples formatting
  * and parsing (the syntax SPARQL shares), the normalised dictionary
- * encoding, the hash that keys term2id, UTF-8 checks and the TSV name → IRI
- * mapping.  Pure functions: no LMDB, no allocation except for encodings
- * larger than the caller's buffer.
+ * encoding, the hash that keys term2id, UTF-8 checks (with
+ * runtime/base/utf8.h) and the TSV name → IRI mapping.  Pure functions: no
+ * LMDB, no allocation except for encodings larger than the caller's buffer.
  *
  * Dictionary encoding (id2term values), designed so views are zero-copy and
  * NUL-terminated:
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "graph/store_internal.h"
+#include "runtime/base/utf8.h"
 
 #define XSD_STRING "http://www.w3.org/2001/XMLSchema#string"
 
@@ -39,43 +40,6 @@ graph_term_t graph_term_literal(const char *lex, const char *lang, const char *d
         t.datatype_len = strlen(datatype);
     }
     return t;
-}
-
-/* ------------------------------------------------------------ UTF-8 --- */
-
-int graph_utf8_valid(const unsigned char *p, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + k >= n) return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (p[i + j] & 0xc0) != 0x80) return 0;
-            cp = cp << 6 | (p[i + j] & 0x3f);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
 }
 
 /* ------------------------------------------------------------- hash --- */
@@ -329,29 +293,6 @@ static int hexval(char c) {
     return -1;
 }
 
-static size_t utf8_put(unsigned cp, char *o) {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12);
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | cp >> 18);
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* Reads a \u or \U escape at text[*i] (pointing at 'u'/'U'); writes UTF-8. */
 static int read_uescape(const char *text, size_t len, size_t *i, char *o, size_t *on,
                         llmos_error_t *err) {
@@ -366,10 +307,11 @@ static int read_uescape(const char *text, size_t len, size_t *i, char *o, size_t
                                    *i + (size_t)k + 1, text[*i]);
         cp = cp << 4 | (unsigned)h;
     }
-    if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    size_t un = llmos_utf8_encode(cp, o); /* 0 for a surrogate or over U+10FFFF */
+    if (!un)
         return llmos_error_set(err, LLMOS_EFORMAT, "column %zu: \\%c escape is not a code point", *i,
                                text[*i]);
-    *on = utf8_put(cp, o);
+    *on = un;
     *i += (size_t)nd + 1;
     return 0;
 }
@@ -400,7 +342,7 @@ static int parse_iriref(const char *text, size_t len, size_t *i, char *buf, size
         buf[(*bn)++] = (char)c;
         j++;
     }
-    if (!graph_utf8_valid((const unsigned char *)buf + start, *bn - start))
+    if (llmos_utf8_check(buf + start, *bn - start) != *bn - start)
         return llmos_error_set(err, LLMOS_EFORMAT, "column %zu: IRI is not valid UTF-8", *i + 1);
     if (*bn == start) return llmos_error_set(err, LLMOS_EFORMAT, "column %zu: empty IRI", *i + 1);
     if (*bn + 1 > cap) return llmos_error_set(err, LLMOS_ETOOBIG, "term buffer too small");
@@ -434,7 +376,7 @@ int graph_term_parse(const char *text, size_t len, char *buf, size_t cap, graph_
         out->value = buf;
         out->len = j - (i + 2);
         buf[out->len] = 0;
-        if (!graph_utf8_valid((const unsigned char *)buf, out->len))
+        if (llmos_utf8_check(buf, out->len) != out->len)
             return llmos_error_set(err, LLMOS_EFORMAT, "column %zu: blank node label is not valid UTF-8", i + 1);
         bn = out->len + 1;
         i = j;
@@ -471,7 +413,7 @@ int graph_term_parse(const char *text, size_t len, char *buf, size_t cap, graph_
             buf[bn++] = (char)c;
             j++;
         }
-        if (!graph_utf8_valid((const unsigned char *)buf, bn))
+        if (llmos_utf8_check(buf, bn) != bn)
             return llmos_error_set(err, LLMOS_EFORMAT, "column %zu: literal is not valid UTF-8", q + 1);
         if (bn + 1 > cap) return llmos_error_set(err, LLMOS_ETOOBIG, "term buffer too small");
         out->value = buf;

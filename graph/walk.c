@@ -1,7 +1,7 @@
 /*
  * walk.c — k-hop neighbourhoods and shortest paths (see walk.h), over the
  * store's range scans: (node, ?, ?) for out-edges, (?, ?, node) for
- * in-edges.  A node table (open addressing: id → level, parent edge) holds
+ * in-edges.  A node table (a hash map: id → level, parent edge) holds
  * what a walk has reached; frontiers are id arrays.
  */
 #include <stdlib.h>
@@ -9,50 +9,32 @@
 
 #include "graph/store_internal.h"
 #include "graph/walk.h"
+#include "runtime/base/map.h"
 
+/* The node table: the shared map (runtime/base/map.h), graph id ->
+ * node_ent_t.  Entry pointers last until the next tab_add on the table. */
 typedef struct node_ent {
-    graph_id_t id;      /* 0 = empty slot */
     unsigned level;
     graph_id_t parent;  /* the node this one was reached from */
     graph_triple_t via; /* the edge it was reached by */
 } node_ent_t;
 
-typedef struct node_tab {
-    node_ent_t *e;
-    size_t cap, n;
-} node_tab_t;
+typedef llmos_map_t node_tab_t;
 
-static node_ent_t *tab_find(node_tab_t *t, graph_id_t id) {
-    if (!t->cap) return NULL;
-    size_t m = t->cap - 1, j = (size_t)(graph_hash64(&id, 8) & m);
-    while (t->e[j].id) {
-        if (t->e[j].id == id) return &t->e[j];
-        j = (j + 1) & m;
-    }
-    return NULL;
+/* Room for 128 nodes up front: most walks stay under that, and growing
+ * from nothing costs a walk several reallocations.  A failure to reserve
+ * shows at the first tab_add. */
+static void tab_init(node_tab_t *t) {
+    llmos_map_init(t, LLMOS_MAP_U64, sizeof(node_ent_t));
+    (void)llmos_map_reserve(t, 128);
 }
 
-/* Inserts id (absent); returns the entry or NULL on ENOMEM. */
+static node_ent_t *tab_find(node_tab_t *t, graph_id_t id) { return llmos_map_u64_get(t, id); }
+
+/* Inserts id (absent); returns the entry (zeroed) or NULL on ENOMEM. */
 static node_ent_t *tab_add(node_tab_t *t, graph_id_t id) {
-    if ((t->n + 1) * 2 > t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 256;
-        node_ent_t *ne = calloc(nc, sizeof *ne);
-        if (!ne) return NULL;
-        for (size_t i = 0; i < t->cap; i++) {
-            if (!t->e[i].id) continue;
-            size_t j = (size_t)(graph_hash64(&t->e[i].id, 8) & (nc - 1));
-            while (ne[j].id) j = (j + 1) & (nc - 1);
-            ne[j] = t->e[i];
-        }
-        free(t->e);
-        t->e = ne;
-        t->cap = nc;
-    }
-    size_t m = t->cap - 1, j = (size_t)(graph_hash64(&id, 8) & m);
-    while (t->e[j].id) j = (j + 1) & m;
-    t->e[j].id = id;
-    t->n++;
-    return &t->e[j];
+    node_ent_t *e;
+    return llmos_map_u64_put(t, id, (void **)&e, NULL) ? NULL : e;
 }
 
 typedef struct idvec {
@@ -83,7 +65,8 @@ int graph_neighbors(graph_reader_t *r, graph_id_t node, const graph_walk_options
     uint64_t max_nodes = opt->max_nodes ? opt->max_nodes : 100000;
     uint64_t max_edges = opt->max_edges ? opt->max_edges : 10000;
     graph_walk_result_t rr = {0};
-    node_tab_t tab = {0};
+    node_tab_t tab;
+    tab_init(&tab);
     idvec_t cur = {0}, next = {0};
     int rc = 0, stop = 0;
     node_ent_t *e0 = tab_add(&tab, node);
@@ -144,7 +127,7 @@ int graph_neighbors(graph_reader_t *r, graph_id_t node, const graph_walk_options
         next = t;
     }
 out:
-    free(tab.e);
+    llmos_map_deinit(&tab);
     free(cur.v);
     free(next.v);
     if (res) *res = rr;
@@ -175,7 +158,7 @@ static int expand(graph_reader_t *r, int dir, int fwd, node_tab_t *mine, node_ta
             while ((rc = graph_iter_next(&it, &t, err)) == 1) {
                 graph_id_t v = follow_out ? t.o : t.s;
                 if (tab_find(mine, v)) continue;
-                if (mine->n >= max_nodes) {
+                if (llmos_map_count(mine) >= max_nodes) {
                     graph_iter_close(&it);
                     return llmos_error_set(err, LLMOS_ETOOBIG, "path search visited %llu nodes (the cap) without an answer",
                                            (unsigned long long)max_nodes);
@@ -210,7 +193,9 @@ int graph_path(graph_reader_t *r, graph_id_t a, graph_id_t b, const graph_walk_o
     uint64_t max_nodes = opt->max_nodes ? opt->max_nodes : 1000000;
     *len = 0;
     if (a == b) return 0;
-    node_tab_t fa = {0}, fb = {0};
+    node_tab_t fa, fb;
+    tab_init(&fa);
+    tab_init(&fb);
     idvec_t qa = {0}, qb = {0}, na = {0}, nb = {0};
     int rc = 0;
     node_ent_t *ea = tab_add(&fa, a), *eb = tab_add(&fb, b);
@@ -265,8 +250,8 @@ int graph_path(graph_reader_t *r, graph_id_t a, graph_id_t b, const graph_walk_o
     }
     *len = k;
 out:
-    free(fa.e);
-    free(fb.e);
+    llmos_map_deinit(&fa);
+    llmos_map_deinit(&fb);
     free(qa.v);
     free(qb.v);
     free(na.v);

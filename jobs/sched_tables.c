@@ -7,6 +7,9 @@
  */
 #include "jobs/sched_internal.h"
 
+#include "runtime/base/map.h"
+#include "runtime/base/parse.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -46,10 +49,9 @@ int jobs_limits_parse(jobs_sched_config_t *cfg, const char *list, llmos_error_t 
         while (*tok == ' ') tok++;
         if (!*tok) continue;
         char *eq = strchr(tok, '=');
-        char *end = NULL;
-        unsigned long v = eq ? strtoul(eq + 1, &end, 10) : 0;
-        if (!eq || eq == tok || (size_t)(eq - tok) >= sizeof cfg->limits[0].name || !eq[1] || *end || v > 1000000 ||
-            eq[1] == '-')
+        uint32_t v = 0;
+        if (!eq || eq == tok || (size_t)(eq - tok) >= sizeof cfg->limits[0].name ||
+            llmos_parse_u32("target_inflight", eq + 1, 0, 1000000, 0, &v, NULL) != 0)
             return llmos_error_set(err, LLMOS_EINVAL, "target_inflight entry '%s' is not NAME=N (N <= 1000000)", tok);
         if (cfg->nlimits == JOBS_TARGETS_MAX)
             return llmos_error_set(err, LLMOS_EINVAL, "target_inflight: more than %d targets", JOBS_TARGETS_MAX);
@@ -95,17 +97,11 @@ static const char *target_hint(const char *name) {
 
 /* ---- hash tables ---- */
 
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_u64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    return x ^ (x >> 33);
-}
+/* (the tables are intrusive chains, not llmos_map_t: a pointer per job in
+ * each keeps a queued job at ~200 bytes, jobs_bench's figure; the hashes
+ * are the shared ones) */
+static uint64_t hash_str(const char *s) { return llmos_hash_fnv1a(s, strlen(s)); }
+static uint64_t hash_u64(uint64_t x) { return llmos_hash_u64(x); }
 
 static int table_grow(jobs_sched_t *s) {
     size_t nb = s->nbuckets ? s->nbuckets * 2 : 1024;

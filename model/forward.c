@@ -36,7 +36,8 @@
  * BLIS setting is changed).
  */
 #include "model/kernels.h"
-#include "model/model_internal.h"
+#include "model/builder.h"
+#include "model/tp_internal.h"
 #include "model/q8_bridge.h"
 #include "runtime/base/clock.h"
 

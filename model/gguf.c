@@ -15,7 +15,8 @@
  * place (the mapping is copy-on-write); f16 ones are widened to f32.  On a
  * tensor-parallel rank only its slices are bound (model_tensor_take).
  */
-#include "model/model_internal.h"
+#include "model/loaders.h"
+#include "model/tokenizer_internal.h"
 #include "model/q8.h"
 
 #include <stdio.h>
@@ -363,7 +364,7 @@ static int bind(model_t *m, gguf_t *g, const char *name, int rows, int cols, int
     t->used = 1;
     /* f32 and q8_0 row slices are used in place, the rest is widened or
      * copied (only this rank's slice). */
-    return model_tensor_take(m, out, name, g->r.p + g->data_start + t->offset, (model_dtype_t)t->type, rows, cols, part,
+    return model_build_take(m, out, name, g->r.p + g->data_start + t->offset, (model_dtype_t)t->type, rows, cols, part,
                              force_f32 || vec, g->r.err);
 }
 
@@ -461,7 +462,7 @@ static int build(model_t *m, gguf_t *g, const model_load_opts_t *opts) {
         return llmos_error_set(err, LLMOS_EUNSUPPORTED, "%s: llama.rope.dimension_count %lld != head_dim %d (partial RoPE)",
                                p, (long long)rope_dims, c.head_dim);
     m->cfg = c;
-    if ((rc = model_shard_setup(m, opts, err)) || (rc = model_finish_setup(m, err))) return rc;
+    if ((rc = model_build_shard(m, opts, err)) || (rc = model_build_finish(m, err))) return rc;
     model_weights_t *w = &m->w;
     int D = c.dim, H = c.hidden_dim, KV = c.n_kv_heads * c.head_dim;
     if ((rc = bind(m, g, "token_embd.weight", c.vocab_size, D, 0, 1, MODEL_PART_WHOLE, &w->tok_embd))) return rc;

@@ -2,7 +2,7 @@
  * kernels.c — the fp32 building blocks of the forward pass: Y = X·Wᵀ for a
  * batch of rows (BLIS sgemm for prefill-sized batches, a small-batch kernel
  * of our own for decode batches), dot/axpy for attention, RMSNorm, SwiGLU,
- * RoPE.
+ * RoPE (and its tables).
  *
  * Why a kernel of our own: decode is bound by reading each weight once, and
  * Debian's BLIS 0.9 has no small-m ("sup") kernels for skx — measured here,
@@ -173,13 +173,27 @@ void model_sgemm_xwt(const float *W, int rows, int cols, const float *X, int T, 
     }
 }
 
-void model_rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+float model_rmsnorm_rinv(float *o, const float *x, const float *w, int n, float eps) {
     float ss = 0;
     for (int i = 0; i < n; i++) ss += x[i] * x[i];
     ss /= (float)n;
     ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (int i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
+    return ss;
+}
+
+void model_rmsnorm(float *o, const float *x, const float *w, int n, float eps) { model_rmsnorm_rinv(o, x, w, n, eps); }
+
+void model_rope_table(float *cos_t, float *sin_t, int positions, int head_dim, float theta) {
+    int half = head_dim / 2;
+    for (int pos = 0; pos < positions; pos++)
+        for (int i = 0; i < half; i++) {
+            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+            float val = (float)pos * freq;
+            cos_t[(size_t)pos * half + i] = cosf(val);
+            sin_t[(size_t)pos * half + i] = sinf(val);
+        }
 }
 
 void model_swiglu(float *h, const float *g, int n) {

@@ -12,7 +12,7 @@
  * truncated, foreign or inconsistent file.  Tensors point into the mapping
  * (on a tensor-parallel rank: its row slices do; column slices are copies).
  */
-#include "model/model_internal.h"
+#include "model/loaders.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -55,7 +55,7 @@ int model_load_llama2c(model_t *m, const model_load_opts_t *opts, llmos_error_t 
         return LLMOS_EFORMAT;
     }
     m->cfg = c;
-    if ((rc = model_shard_setup(m, opts, err))) return rc;
+    if ((rc = model_build_shard(m, opts, err))) return rc;
 
     uint64_t D = (uint64_t)c.dim, H = (uint64_t)c.hidden_dim, L = (uint64_t)c.n_layers,
              V = (uint64_t)c.vocab_size, KV = (uint64_t)c.n_kv_heads * (uint64_t)c.head_dim;
@@ -72,7 +72,7 @@ int model_load_llama2c(model_t *m, const model_load_opts_t *opts, llmos_error_t 
     if (!opts->tokenizer_path)
         return llmos_error_set(err, LLMOS_EINVAL,
                                "%s: a llama2.c checkpoint needs a tokenizer file (--tokenizer)", path);
-    rc = model_finish_setup(m, err);
+    rc = model_build_finish(m, err);
     if (rc) return rc;
 
     /* Each tensor in file order; this rank's part is bound (row slices and
@@ -93,7 +93,7 @@ int model_load_llama2c(model_t *m, const model_load_opts_t *opts, llmos_error_t 
                 {"w1", offsetof(model_layer_t, w1), H, D, MODEL_PART_H_ROWS},
                 {"w2", offsetof(model_layer_t, w2), D, H, MODEL_PART_H_COLS},
                 {"w3", offsetof(model_layer_t, w3), H, D, MODEL_PART_H_ROWS}};
-    rc = model_tensor_take(m, &w->tok_embd, "token_embedding", p, MODEL_DTYPE_F32, (int)V, (int)D, MODEL_PART_WHOLE,
+    rc = model_build_take(m, &w->tok_embd, "token_embedding", p, MODEL_DTYPE_F32, (int)V, (int)D, MODEL_PART_WHOLE,
                            0, err);
     p += V * D;
     for (int k = 0; k < 9 && !rc; k++)
@@ -101,17 +101,17 @@ int model_load_llama2c(model_t *m, const model_load_opts_t *opts, llmos_error_t 
             char name[64];
             snprintf(name, sizeof name, "layer %d %s", l, per[k].name);
             model_tensor_t *t = (model_tensor_t *)((char *)&w->layers[l] + per[k].off);
-            rc = model_tensor_take(m, t, name, p, MODEL_DTYPE_F32, (int)per[k].rows, (int)per[k].cols, per[k].part,
+            rc = model_build_take(m, t, name, p, MODEL_DTYPE_F32, (int)per[k].rows, (int)per[k].cols, per[k].part,
                                    0, err);
             p += (size_t)(per[k].rows * per[k].cols);
         }
     if (rc) return rc;
-    rc = model_tensor_take(m, &w->final_norm, "rms_final", p, MODEL_DTYPE_F32, 1, (int)D, MODEL_PART_WHOLE, 0, err);
+    rc = model_build_take(m, &w->final_norm, "rms_final", p, MODEL_DTYPE_F32, 1, (int)D, MODEL_PART_WHOLE, 0, err);
     p += D;
     p += (size_t)c.seq_len * (size_t)c.head_dim; /* freq_cis_real + freq_cis_imag */
     /* A shared classifier is the embedding's rows of this rank's vocabulary. */
     const float *cls = c.shared_classifier ? (const float *)((char *)m->map + 28) : p;
-    if (!rc) rc = model_tensor_take(m, &w->classifier, "classifier", cls, MODEL_DTYPE_F32, (int)V, (int)D,
+    if (!rc) rc = model_build_take(m, &w->classifier, "classifier", cls, MODEL_DTYPE_F32, (int)V, (int)D,
                                     MODEL_PART_V_ROWS, 0, err);
     if (rc) return rc;
     if (!c.shared_classifier) p += V * D;

@@ -1,244 +1,19 @@
 /*
- * model.c — the model object: config checks, file mapping, format dispatch,
- * owned buffers, RoPE tables, saving as llama2.c, destroy.
- *
- * The weights of an fp32 file point straight into a MAP_PRIVATE mapping
- * (copy-on-write: training may write them without touching the file, and
- * nothing is copied until it does).  Everything the model allocates itself
- * (widened f16, q8 copies, tables) is recorded in m->owned and freed once.
+ * model.c — the facade of the engine (the top layer of model/, see
+ * builder.h): model_load maps a file and hands it to the loader its magic
+ * names (loaders.h), then quantizes when asked (q8_bridge.h); model_new
+ * makes an empty writable model; saving as llama2.c; the accessors of
+ * model.h.  Everything it builds goes through builder.c, which frees it.
  */
-#include "model/model_internal.h"
-#include "model/q8.h"
+#include "model/builder.h"
+#include "model/loaders.h"
+#include "model/q8_bridge.h"
 #include "runtime/base/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#define CFG_MAX (1 << 20) /* no dimension of a real model comes near this */
-
-int model_config_check(model_config_t *c, llmos_error_t *err) {
-    struct {
-        const char *name;
-        int v;
-    } f[] = {{"dim", c->dim},           {"hidden_dim", c->hidden_dim}, {"n_layers", c->n_layers},
-             {"n_heads", c->n_heads},   {"n_kv_heads", c->n_kv_heads}, {"vocab_size", c->vocab_size},
-             {"seq_len", c->seq_len}};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (f[i].v <= 0 || f[i].v > CFG_MAX)
-            return llmos_error_set(err, LLMOS_EINVAL, "config field %s = %d is out of range 1..%d",
-                                   f[i].name, f[i].v, CFG_MAX);
-    if (c->n_layers > 4096)
-        return llmos_error_set(err, LLMOS_EINVAL, "config field n_layers = %d is too large", c->n_layers);
-    if (c->dim % c->n_heads)
-        return llmos_error_set(err, LLMOS_EINVAL, "config: dim %d is not a multiple of n_heads %d",
-                               c->dim, c->n_heads);
-    if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
-        return llmos_error_set(err, LLMOS_EINVAL,
-                               "config: n_kv_heads %d does not divide n_heads %d", c->n_kv_heads,
-                               c->n_heads);
-    c->head_dim = c->dim / c->n_heads;
-    if (c->head_dim % 2)
-        return llmos_error_set(err, LLMOS_EINVAL, "config: head_dim %d is odd (RoPE needs pairs)",
-                               c->head_dim);
-    if ((int64_t)c->vocab_size * c->dim > INT32_MAX || (int64_t)c->hidden_dim * c->dim > INT32_MAX)
-        return llmos_error_set(err, LLMOS_EINVAL, "config: a weight matrix has 2^31 or more elements");
-    if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
-        return llmos_error_set(err, LLMOS_EINVAL, "config: rope_theta %g is not positive", c->rope_theta);
-    if (!(c->norm_eps > 0) || !(c->norm_eps < 1))
-        return llmos_error_set(err, LLMOS_EINVAL, "config: norm_eps %g is not in (0,1)", c->norm_eps);
-    if (c->arch != MODEL_ARCH_LLAMA)
-        return llmos_error_set(err, LLMOS_EUNSUPPORTED, "config: architecture %d is not supported",
-                               (int)c->arch);
-    return 0;
-}
-
-void *model_alloc_owned(model_t *m, size_t n) {
-    if (m->n_owned == m->cap_owned) {
-        int cap = m->cap_owned ? m->cap_owned * 2 : 16;
-        void **o = realloc(m->owned, sizeof(void *) * (size_t)cap);
-        if (!o) return NULL;
-        m->owned = o;
-        m->cap_owned = cap;
-    }
-    size_t rounded = (n + 63) & ~(size_t)63;
-    void *p = aligned_alloc(64, rounded ? rounded : 64);
-    if (!p) return NULL;
-    memset(p, 0, rounded ? rounded : 64);
-    m->owned[m->n_owned++] = p;
-    return p;
-}
-
-int model_finish_setup(model_t *m, llmos_error_t *err) {
-    const model_config_t *c = &m->cfg;
-    if (!m->w.layers) {
-        m->w.layers = model_alloc_owned(m, sizeof(model_layer_t) * (size_t)c->n_layers);
-        if (!m->w.layers) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for layer table");
-    }
-    int half = c->head_dim / 2;
-    m->rope_cos = model_alloc_owned(m, sizeof(float) * (size_t)c->seq_len * half);
-    m->rope_sin = model_alloc_owned(m, sizeof(float) * (size_t)c->seq_len * half);
-    if (!m->rope_cos || !m->rope_sin) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for RoPE");
-    /* The same float expressions as llama2.c's run.c, so the rotation is
-     * bit-identical to the reference implementation. */
-    for (int pos = 0; pos < c->seq_len; pos++)
-        for (int i = 0; i < half; i++) {
-            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-            float val = (float)pos * freq;
-            m->rope_cos[(size_t)pos * half + i] = cosf(val);
-            m->rope_sin[(size_t)pos * half + i] = sinf(val);
-        }
-    return 0;
-}
-
-int model_shard_setup(model_t *m, const model_load_opts_t *opts, llmos_error_t *err) {
-    const model_config_t *c = &m->cfg;
-    int T = opts->tp_size > 1 ? opts->tp_size : 1, r = opts->tp_rank;
-    if (opts->tp_size < 0 || opts->tp_size > 4096)
-        return llmos_error_set(err, LLMOS_EINVAL, "%s: tp size %d is out of range 0..4096", m->path, opts->tp_size);
-    if (r < 0 || r >= T)
-        return llmos_error_set(err, LLMOS_EINVAL, "%s: tp rank %d is outside 0..%d", m->path, r, T - 1);
-    struct {
-        const char *name;
-        int v;
-    } f[] = {{"n_kv_heads", c->n_kv_heads}, {"n_heads", c->n_heads}, {"hidden_dim", c->hidden_dim}};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (f[i].v % T)
-            return llmos_error_set(err, LLMOS_EINVAL, "%s: tp %d does not divide %s %d", m->path, T, f[i].name,
-                                   f[i].v);
-    if (c->vocab_size < T)
-        return llmos_error_set(err, LLMOS_EINVAL, "%s: tp %d is larger than vocab_size %d", m->path, T,
-                               c->vocab_size);
-    model_shard_t *s = &m->shard;
-    s->rank = r;
-    s->size = T;
-    s->n_heads = c->n_heads / T;
-    s->head0 = r * s->n_heads;
-    s->n_kv_heads = c->n_kv_heads / T;
-    s->kv_head0 = r * s->n_kv_heads;
-    s->hidden_dim = c->hidden_dim / T;
-    s->hidden0 = r * s->hidden_dim;
-    model_shard_vocab(c->vocab_size, T, r, &s->vocab0, &s->n_vocab);
-    return 0;
-}
-
-void model_release_mapped(model_t *m, const void *p, size_t n) {
-    const char *a0 = p, *base = m->map;
-    if (!m->map || a0 < base || a0 + n > base + m->map_len) return;
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)a0 + pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)a0 + n) & ~(uintptr_t)(pg - 1);
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
-/* Element sizes in the file (q8_0: per 32-value block). */
-static size_t src_row_bytes(model_dtype_t type, int cols) {
-    return type == MODEL_DTYPE_F32 ? (size_t)cols * 4
-           : type == MODEL_DTYPE_F16 ? (size_t)cols * 2
-                                     : q8_row_bytes(cols);
-}
-
-int model_tensor_take(model_t *m, model_tensor_t *out, const char *name, const void *src, model_dtype_t type,
-                      int rows, int cols, model_part_t part, int force_f32, llmos_error_t *err) {
-    const model_shard_t *s = &m->shard;
-    int hd = m->cfg.head_dim, r0 = 0, nr = rows, c0 = 0, nc = cols;
-    if (s->size > 1) switch (part) {
-        case MODEL_PART_WHOLE: break;
-        case MODEL_PART_Q_ROWS: r0 = s->head0 * hd, nr = s->n_heads * hd; break;
-        case MODEL_PART_KV_ROWS: r0 = s->kv_head0 * hd, nr = s->n_kv_heads * hd; break;
-        case MODEL_PART_Q_COLS: c0 = s->head0 * hd, nc = s->n_heads * hd; break;
-        case MODEL_PART_H_ROWS: r0 = s->hidden0, nr = s->hidden_dim; break;
-        case MODEL_PART_H_COLS: c0 = s->hidden0, nc = s->hidden_dim; break;
-        case MODEL_PART_V_ROWS: r0 = s->vocab0, nr = s->n_vocab; break;
-        }
-    LLMOS_ASSERT(r0 >= 0 && nr > 0 && r0 + nr <= rows && c0 >= 0 && nc > 0 && c0 + nc <= cols);
-    const uint8_t *first = (const uint8_t *)src + (size_t)r0 * src_row_bytes(type, cols);
-    out->rows = nr;
-    out->cols = nc;
-    int whole_rows = c0 == 0 && nc == cols;
-    if (type == MODEL_DTYPE_Q8_0 && !force_f32) {
-        if (c0 % Q8_BLOCK || nc % Q8_BLOCK)
-            return llmos_error_set(err, LLMOS_EUNSUPPORTED,
-                                   "%s: tensor '%s' is q8_0 and rank %d's columns %d..%d of %d do not fall on %d-value "
-                                   "blocks (tp %d needs (cols / tp) %% %d == 0)",
-                                   m->path, name, s->rank, c0, c0 + nc, cols, Q8_BLOCK, s->size, Q8_BLOCK);
-        out->dtype = MODEL_DTYPE_Q8_0;
-        if (whole_rows) {
-            out->data = (void *)first;
-            return 0;
-        }
-        size_t rb = q8_row_bytes(nc), full = q8_row_bytes(cols), skip = q8_row_bytes(c0);
-        uint8_t *q = model_alloc_owned(m, rb * (size_t)nr);
-        if (!q) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for a slice of tensor '%s'", name);
-        for (int i = 0; i < nr; i++) memcpy(q + (size_t)i * rb, first + (size_t)i * full + skip, rb);
-        model_release_mapped(m, first, full * (size_t)nr);
-        out->data = q;
-        return 0;
-    }
-    out->dtype = MODEL_DTYPE_F32;
-    if (type == MODEL_DTYPE_F32 && whole_rows) {
-        out->data = (void *)first;
-        return 0;
-    }
-    float *f = model_alloc_owned(m, sizeof(float) * (size_t)nr * (size_t)nc);
-    if (!f) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for tensor '%s' (%d x %d floats)", name, nr, nc);
-    size_t full = src_row_bytes(type, cols);
-    for (int i = 0; i < nr; i++) {
-        const uint8_t *row = first + (size_t)i * full;
-        float *dst = f + (size_t)i * nc;
-        if (type == MODEL_DTYPE_F32)
-            memcpy(dst, (const float *)row + c0, sizeof(float) * (size_t)nc);
-        else if (type == MODEL_DTYPE_F16)
-            for (int j = 0; j < nc; j++) {
-                uint16_t h;
-                memcpy(&h, row + 2 * (size_t)(c0 + j), 2);
-                dst[j] = q8_fp16_to_fp32(h);
-            }
-        else /* q8_0 widened: whole blocks, then the columns */
-            for (int b = c0 / Q8_BLOCK; b * Q8_BLOCK < c0 + nc; b++) {
-                float tmp[Q8_BLOCK];
-                q8_dequantize_row((const q8_block_t *)row + b, tmp, Q8_BLOCK, NULL);
-                for (int j = 0; j < Q8_BLOCK; j++) {
-                    int col = b * Q8_BLOCK + j;
-                    if (col >= c0 && col < c0 + nc) dst[col - c0] = tmp[j];
-                }
-            }
-    }
-    if (type == MODEL_DTYPE_F32) model_release_mapped(m, first, full * (size_t)nr);
-    out->data = f;
-    return 0;
-}
-
-int model_map_file(model_t *m, const char *path, llmos_error_t *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return llmos_error_set(err, llmos_err_from_errno(e), "cannot open model '%s': %s", path,
-                               strerror(e));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return llmos_error_set(err, LLMOS_EINVAL, "model '%s' is not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return llmos_error_set(err, LLMOS_EFORMAT, "model '%s' is empty (offset 0)", path);
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (p == MAP_FAILED)
-        return llmos_error_set(err, LLMOS_EIO, "cannot mmap model '%s': %s", path, strerror(e));
-    m->map = p;
-    m->map_len = (size_t)st.st_size;
-    return 0;
-}
 
 int model_load(const char *path, const model_load_opts_t *opts, model_t **out, llmos_error_t *err) {
     *out = NULL;
@@ -247,10 +22,10 @@ int model_load(const char *path, const model_load_opts_t *opts, model_t **out, l
     if (opts->quantize != MODEL_DTYPE_F32 && opts->quantize != MODEL_DTYPE_Q8_0)
         return llmos_error_set(err, LLMOS_EINVAL, "quantize: only f32 (none) or q8_0");
     model_blis_init();
-    model_t *m = calloc(1, sizeof *m);
-    if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for model");
-    snprintf(m->path, sizeof m->path, "%s", path);
-    int rc = model_map_file(m, path, err);
+    model_t *m;
+    int rc = model_build_new(path, &m, err);
+    if (rc) return rc;
+    rc = model_build_map(m, path, err);
     if (rc == 0) {
         if (m->map_len >= 4 && memcmp(m->map, "GGUF", 4) == 0)
             rc = model_load_gguf(m, opts, err);
@@ -279,7 +54,7 @@ static void tensor_init(model_tensor_t *t, model_t *m, int rows, int cols, int *
     t->dtype = MODEL_DTYPE_F32;
     t->rows = rows;
     t->cols = cols;
-    t->data = model_alloc_owned(m, sizeof(float) * (size_t)rows * (size_t)cols);
+    t->data = model_build_alloc(m, sizeof(float) * (size_t)rows * (size_t)cols);
     if (!t->data) *ok = 0;
 }
 
@@ -289,13 +64,12 @@ int model_new(const model_config_t *cfg, model_t **out, llmos_error_t *err) {
     int rc = model_config_check(&c, err);
     if (rc) return rc;
     model_blis_init();
-    model_t *m = calloc(1, sizeof *m);
-    if (!m) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for model");
+    model_t *m;
+    if ((rc = model_build_new("(new)", &m, err))) return rc;
     m->cfg = c;
     m->shard = (model_shard_t){.rank = 0, .size = 1, .n_heads = c.n_heads, .n_kv_heads = c.n_kv_heads,
                                .hidden_dim = c.hidden_dim, .n_vocab = c.vocab_size};
-    snprintf(m->path, sizeof m->path, "(new)");
-    rc = model_finish_setup(m, err);
+    rc = model_build_finish(m, err);
     int ok = 1, kv = c.n_kv_heads * c.head_dim;
     if (rc == 0) {
         tensor_init(&m->w.tok_embd, m, c.vocab_size, c.dim, &ok);
@@ -369,16 +143,6 @@ int model_save_llama2c(const model_t *m, const char *path, llmos_error_t *err) {
     return rc;
 }
 
-void model_destroy(model_t **mp) {
-    if (!mp || !*mp) return;
-    model_t *m = *mp;
-    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
-    free(m->owned);
-    if (m->map) munmap(m->map, m->map_len);
-    model_tokenizer_destroy(&m->tok);
-    free(m);
-    *mp = NULL;
-}
 
 const model_config_t *model_config(const model_t *m) { return &m->cfg; }
 void model_tp_part(const model_t *m, int *tp_rank, int *tp_size) {

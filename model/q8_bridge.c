@@ -45,7 +45,7 @@ static int quantize(model_t *m, model_tensor_t *t, int *kept, llmos_error_t *err
         (*kept)++;
         return 0;
     }
-    q8_block_t *q = model_alloc_owned(m, q8_matrix_bytes(t->rows, t->cols));
+    q8_block_t *q = model_build_alloc(m, q8_matrix_bytes(t->rows, t->cols));
     if (!q) return llmos_error_set(err, LLMOS_ENOMEM, "no memory for q8_0 weights");
     int rc = q8_quantize_matrix(t->data, q, t->rows, t->cols, 2, err);
     if (rc) return rc;
@@ -54,7 +54,7 @@ static int quantize(model_t *m, model_tensor_t *t, int *kept, llmos_error_t *err
     const char *p = t->data, *e = m->w.tok_embd.data;
     size_t n = (size_t)t->rows * (size_t)t->cols * sizeof(float);
     size_t en = (size_t)m->w.tok_embd.rows * (size_t)m->w.tok_embd.cols * sizeof(float);
-    if (p + n <= e || p >= e + en) model_release_mapped(m, t->data, n);
+    if (p + n <= e || p >= e + en) model_build_release(m, t->data, n);
     t->dtype = MODEL_DTYPE_Q8_0;
     t->data = q;
     return 0;

@@ -1,7 +1,7 @@
 /*
  * q8_internal.h — the contract between q8.c (quantizing, threading, kernel
- * choice) and the per-ISA kernel files (q8_avx2.c, q8_avx512.c).  Private to
- * the q8 files.
+ * choice), the portable kernels (q8_scalar.c) and the per-ISA kernel files
+ * (q8_avx2.c, q8_avx512.c).  Private to the q8 files.
  *
  * A kernel computes a slab of output rows for the whole batch; it must give
  * the exact int32 dot product of each pair of blocks (activations are in

@@ -16,7 +16,7 @@
  * model_tokenizer_build).  A tokenizer is immutable after building and may
  * be shared by threads.
  */
-#include "model/model_internal.h"
+#include "model/tokenizer_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,11 +1,11 @@
 /*
  * tp.c — the MPI side of tensor parallelism: a model_tp_t whose two
- * collectives (model_internal.h) are MPI_Allreduce and MPI_Allgatherv on a
+ * collectives (tp_internal.h) are MPI_Allreduce and MPI_Allgatherv on a
  * private duplicate of the group's communicator.  MPI status codes are
  * turned into llmos errors here and nowhere else in model/.
  */
 #include "model/tp.h"
-#include "model/model_internal.h"
+#include "model/tp_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

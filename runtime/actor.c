@@ -38,6 +38,7 @@ rt_actor_t *rt_actor_alloc(rt_system_t *sys, int mode) {
     if (!a) return NULL;
     memset(a, 0, sizeof *a);
     rt_mailbox_init(&a->mb);
+    rt_pending_init(&a->pending);
     a->mode = mode;
     a->sys = sys;
     a->id = atomic_fetch_add(&sys->next_id, 1);
@@ -101,8 +102,10 @@ static void stop_children(rt_actor_t *a) {
 
 /* Forgets the asks in flight: their replies will be dropped as late. */
 static void forget_pending(rt_actor_t *a) {
-    for (size_t i = 0; i < a->pending.cap; i++)
-        if (a->pending.keys[i] && a->pending.vals[i]) (void)rt_timer_cancel(a->sys, a->pending.vals[i]);
+    for (size_t i = 0; i < llmos_map_count(&a->pending.asks); i++) {
+        uint64_t timer = *(uint64_t *)llmos_map_val_at(&a->pending.asks, i);
+        if (timer) (void)rt_timer_cancel(a->sys, timer);
+    }
     rt_pending_free(&a->pending);
 }
 

@@ -1,79 +1,37 @@
 /*
  * pending.c — two small containers the actors keep: the pending-ask map
- * (correlation id -> timeout timer id; open addressing with linear probing
- * and backward-shift deletion, touched only by the actor's own thread) and
- * id lists (children, watchers).  Growth allocates; lookups never do.
+ * (correlation id -> timeout timer id; the shared hash map of
+ * runtime/base/map.h, touched only by the actor's own thread) and id lists
+ * (children, watchers).  Growth allocates; lookups never do.
  */
 #include "runtime/rt_internal.h"
 
 #include <stdlib.h>
 
-static size_t slot_of(uint64_t key, size_t cap) {
-    key ^= key >> 33;
-    key *= 0xff51afd7ed558ccdull;
-    key ^= key >> 33;
-    return (size_t)key & (cap - 1);
-}
-
-static void pending_insert_raw(rt_pending_t *p, uint64_t key, uint64_t val) {
-    size_t i = slot_of(key, p->cap);
-    while (p->keys[i] != 0) i = (i + 1) & (p->cap - 1);
-    p->keys[i] = key;
-    p->vals[i] = val;
-    p->n++;
+void rt_pending_init(rt_pending_t *p) {
+    llmos_map_init(&p->asks, LLMOS_MAP_U64, sizeof(uint64_t));
 }
 
 int rt_pending_put(rt_pending_t *p, uint64_t corr, uint64_t timer) {
     LLMOS_ASSERT(corr != 0);
-    if ((p->n + 1) * 2 > p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 16;
-        uint64_t *keys = calloc(cap, sizeof *keys);
-        uint64_t *vals = calloc(cap, sizeof *vals);
-        if (!keys || !vals) {
-            free(keys);
-            free(vals);
-            return LLMOS_ENOMEM;
-        }
-        rt_pending_t old = *p;
-        *p = (rt_pending_t){keys, vals, cap, 0};
-        for (size_t i = 0; i < old.cap; i++)
-            if (old.keys[i]) pending_insert_raw(p, old.keys[i], old.vals[i]);
-        free(old.keys);
-        free(old.vals);
-    }
-    pending_insert_raw(p, corr, timer);
+    uint64_t *v;
+    int rc = llmos_map_u64_put(&p->asks, corr, (void **)&v, NULL);
+    if (rc) return rc;
+    *v = timer;
     return 0;
 }
 
 bool rt_pending_take(rt_pending_t *p, uint64_t corr, uint64_t *timer) {
-    if (p->n == 0 || corr == 0) return false;
-    size_t mask = p->cap - 1;
-    size_t i = slot_of(corr, p->cap);
-    while (p->keys[i] != corr) {
-        if (p->keys[i] == 0) return false;
-        i = (i + 1) & mask;
-    }
-    if (timer) *timer = p->vals[i];
-    p->n--;
-    /* Backward-shift deletion keeps probe chains unbroken without tombstones. */
-    size_t hole = i;
-    for (size_t j = (i + 1) & mask; p->keys[j] != 0; j = (j + 1) & mask) {
-        size_t home = slot_of(p->keys[j], p->cap);
-        bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
-        if (movable) {
-            p->keys[hole] = p->keys[j];
-            p->vals[hole] = p->vals[j];
-            hole = j;
-        }
-    }
-    p->keys[hole] = 0;
+    if (corr == 0) return false;
+    uint64_t *v = llmos_map_u64_get(&p->asks, corr);
+    if (!v) return false;
+    if (timer) *timer = *v;
+    llmos_map_remove_at(&p->asks, llmos_map_index_of(&p->asks, v));
     return true;
 }
 
 void rt_pending_free(rt_pending_t *p) {
-    free(p->keys);
-    free(p->vals);
-    *p = (rt_pending_t){0};
+    llmos_map_deinit(&p->asks);
 }
 
 int rt_idlist_add(rt_idlist_t *l, uint64_t id) {

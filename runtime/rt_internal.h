@@ -23,6 +23,7 @@
 #define LLMOS_RUNTIME_RT_INTERNAL_H
 
 #include "runtime/actor.h"
+#include "runtime/base/map.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -143,13 +144,13 @@ bool rt_park_wait(rt_park_t *p, uint64_t deadline_ns);
 /* ---- pending asks of one actor: corr -> timeout timer id ---- */
 
 typedef struct rt_pending {
-    uint64_t *keys;  /* 0 = empty slot */
-    uint64_t *vals;
-    size_t cap, n;   /* cap: power of two or 0 */
+    llmos_map_t asks; /* corr -> timer id (uint64_t; 0 = no timer) */
 } rt_pending_t;
 
+void rt_pending_init(rt_pending_t *p);
 int rt_pending_put(rt_pending_t *p, uint64_t corr, uint64_t timer);
 bool rt_pending_take(rt_pending_t *p, uint64_t corr, uint64_t *timer);
+/* Frees the asks; p stays usable (empty). */
 void rt_pending_free(rt_pending_t *p);
 
 /* ---- actors ---- */
@@ -182,7 +183,6 @@ struct rt_actor {
     uint32_t delivered;                         /* handed to receive, not yet in the stats */
     int mode;                                   /* RT_MODE_* */
     uint64_t id;
-    rt_actor_t *hnext;                          /* id-table chain (sys->lock) */
     rt_actor_t *rq_next;                        /* run-queue link (sys->rq_mu) */
     rt_system_t *sys;
 
@@ -222,8 +222,7 @@ typedef struct rt_timers {
     pthread_cond_t cv;          /* CLOCK_MONOTONIC */
     rt_timer_t **heap;          /* min-heap on due time */
     size_t n, cap;
-    rt_timer_t **buckets;       /* id -> timer */
-    size_t nbuckets;
+    llmos_map_t ids; /* timer id -> rt_timer_t * */
     uint64_t next_id;
     pthread_t thread;
     bool started, stop;
@@ -265,10 +264,8 @@ struct rt_system {
 
     /* actor table and registry */
     rt_brlock_t lock;
-    rt_actor_t **buckets;
-    size_t nbuckets, nentries;
-    struct rt_name **names;
-    size_t nname_buckets, nnames;
+    llmos_map_t actors;          /* id -> rt_actor_t * */
+    llmos_map_t names;           /* registered name -> rt_actor_t * */
     _Atomic uint64_t nactors;    /* live actors (callers not counted) */
 
     rt_remote_fn remote_fn;      /* sys->lock */
@@ -295,6 +292,7 @@ void rt_schedule(rt_system_t *sys, rt_actor_t *a);
 void rt_rq_push(rt_system_t *sys, rt_actor_t *a, bool wake);
 
 /* Table (caller holds sys->lock as noted). */
+void rt_table_init(rt_system_t *sys);                               /* at rt_system_new */
 rt_actor_t *rt_table_find(rt_system_t *sys, uint64_t id);           /* read */
 rt_actor_t *rt_table_find_ref(rt_system_t *sys, rt_ref_t ref);      /* read; by id or name */
 int rt_table_insert(rt_system_t *sys, rt_actor_t *a);               /* write */

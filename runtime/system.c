@@ -166,11 +166,8 @@ static void *worker_main(void *arg) {
 
 static uint64_t random_node_id(void) {
     uint64_t x = llmos_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&x;
-    /* splitmix64 finaliser: spreads the entropy over all bits */
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    x ^= x >> 31;
+    /* splitmix64: spreads the entropy over all bits */
+    x = llmos_hash_u64(x + 0x9e3779b97f4a7c15ull);
     return x ? x : 1;
 }
 
@@ -181,6 +178,7 @@ int rt_system_new(const rt_system_opts_t *opts, rt_system_t **out, llmos_error_t
     rt_system_t *sys = aligned_alloc(RT_CACHELINE, (sizeof *sys + RT_CACHELINE - 1) / RT_CACHELINE * RT_CACHELINE);
     if (!sys) return llmos_error_set(err, LLMOS_ENOMEM, "rt_system_new: out of memory");
     memset(sys, 0, sizeof *sys);
+    rt_table_init(sys);
     sys->node_id = opts->node_id ? opts->node_id : random_node_id();
     if (opts->node_name && opts->node_name[0]) snprintf(sys->node_name, sizeof sys->node_name, "%s", opts->node_name);
     else snprintf(sys->node_name, sizeof sys->node_name, "%016" PRIx64, sys->node_id);
@@ -232,9 +230,10 @@ void rt_system_destroy(rt_system_t **psys) {
 
     /* Pinned threads see `stopping`, run deinit and end. */
     rt_rdlock(sys);
-    for (size_t i = 0; i < sys->nbuckets; i++)
-        for (rt_actor_t *a = sys->buckets[i]; a; a = a->hnext)
-            if (a->mode == RT_MODE_PINNED) rt_park_wake(&a->park);
+    for (size_t i = 0; i < llmos_map_count(&sys->actors); i++) {
+        rt_actor_t *a = *(rt_actor_t **)llmos_map_val_at(&sys->actors, i);
+        if (a->mode == RT_MODE_PINNED) rt_park_wake(&a->park);
+    }
     rt_rdunlock(sys);
     pthread_mutex_lock(&sys->thr_mu);
     rt_thread_rec_t *recs = sys->threads;
@@ -249,15 +248,12 @@ void rt_system_destroy(rt_system_t **psys) {
 
     /* Every thread is gone: deinit the worker actors (they may still send to
      * each other, so nothing is freed until all have run), then free. */
-    for (size_t i = 0; i < sys->nbuckets; i++)
-        for (rt_actor_t *a = sys->buckets[i]; a; a = a->hnext)
-            if (a->mode == RT_MODE_WORKER) rt_actor_deinit_at_shutdown(a);
-    for (size_t i = 0; i < sys->nbuckets; i++) {
-        for (rt_actor_t *a = sys->buckets[i], *next; a; a = next) {
-            next = a->hnext;
-            rt_actor_free(a);
-        }
+    for (size_t i = 0; i < llmos_map_count(&sys->actors); i++) {
+        rt_actor_t *a = *(rt_actor_t **)llmos_map_val_at(&sys->actors, i);
+        if (a->mode == RT_MODE_WORKER) rt_actor_deinit_at_shutdown(a);
     }
+    for (size_t i = 0; i < llmos_map_count(&sys->actors); i++)
+        rt_actor_free(*(rt_actor_t **)llmos_map_val_at(&sys->actors, i));
     rt_table_free(sys);
     rt_timers_destroy(sys);
     free(sys->workers);

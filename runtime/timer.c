@@ -1,6 +1,7 @@
 /*
  * timer.c — one timer thread for the whole system: a binary min-heap on due
- * time (monotonic clock) plus an id -> timer hash for cancel.  A due timer
+ * time (monotonic clock) plus an id -> timer map (runtime/base/map.h) for
+ * cancel.  A due timer
  * becomes a message; the message is built under the lock and sent after it
  * is released, so the timer lock never nests inside sends.  Ask time-outs
  * are timers that carry a prepared error reply.
@@ -20,7 +21,6 @@ struct rt_timer {
     uint64_t due_ns;
     uint64_t period_ns;   /* 0 = one-shot */
     size_t idx;           /* position in the heap */
-    rt_timer_t *hnext;    /* id-hash chain */
     rt_msg_t *msg;        /* prepared message (ask time-outs), owned; else: */
     rt_ref_t to;          /* to.name owned */
     uint32_t type;
@@ -72,19 +72,7 @@ static void heap_remove(rt_timers_t *ts, rt_timer_t *t) {
     heap_down(ts, last->idx);
 }
 
-/* ---- id hash ---- */
-
-static size_t bucket_of(const rt_timers_t *ts, uint64_t id) {
-    return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 20) & (ts->nbuckets - 1);
-}
-
-static rt_timer_t **hash_slot(rt_timers_t *ts, uint64_t id) {
-    rt_timer_t **p = &ts->buckets[bucket_of(ts, id)];
-    while (*p && (*p)->id != id) p = &(*p)->hnext;
-    return p;
-}
-
-/* Adds t to heap and hash; caller holds mu. */
+/* Adds t to heap and id map; caller holds mu. */
 static int timers_add(rt_timers_t *ts, rt_timer_t *t) {
     if (ts->n == ts->cap) {
         size_t cap = ts->cap ? ts->cap * 2 : 64;
@@ -93,39 +81,20 @@ static int timers_add(rt_timers_t *ts, rt_timer_t *t) {
         ts->heap = h;
         ts->cap = cap;
     }
-    if (ts->n + 1 > ts->nbuckets) {
-        size_t nb = ts->nbuckets ? ts->nbuckets * 2 : 64;
-        rt_timer_t **b = calloc(nb, sizeof *b);
-        if (!b) return LLMOS_ENOMEM;
-        rt_timers_t tmp = *ts;
-        tmp.buckets = b;
-        tmp.nbuckets = nb;
-        for (size_t i = 0; i < ts->nbuckets; i++) {
-            for (rt_timer_t *x = ts->buckets[i], *next; x; x = next) {
-                next = x->hnext;
-                size_t s = bucket_of(&tmp, x->id);
-                x->hnext = b[s];
-                b[s] = x;
-            }
-        }
-        free(ts->buckets);
-        ts->buckets = b;
-        ts->nbuckets = nb;
-    }
+    rt_timer_t **v;
+    int rc = llmos_map_u64_put(&ts->ids, ts->next_id, (void **)&v, NULL);
+    if (rc) return rc;
     t->id = ts->next_id++;
-    rt_timer_t **slot = &ts->buckets[bucket_of(ts, t->id)];
-    t->hnext = *slot;
-    *slot = t;
+    *v = t;
     ts->heap[ts->n] = t;
     t->idx = ts->n++;
     heap_up(ts, t->idx);
     return 0;
 }
 
-/* Removes t from heap and hash; caller holds mu. */
+/* Removes t from heap and id map; caller holds mu. */
 static void timers_unlink(rt_timers_t *ts, rt_timer_t *t) {
-    rt_timer_t **slot = hash_slot(ts, t->id);
-    if (*slot == t) *slot = t->hnext;
+    llmos_map_u64_remove(&ts->ids, t->id);
     heap_remove(ts, t);
 }
 
@@ -180,9 +149,9 @@ static void *timer_main(void *arg) {
         pthread_mutex_lock(&ts->mu);
         if (rc == LLMOS_ENOTFOUND && periodic) {
             /* Its target is gone: the timer cancels itself. */
-            rt_timer_t **slot = hash_slot(ts, id);
-            if (*slot) {
-                rt_timer_t *gone = *slot;
+            rt_timer_t **v = llmos_map_u64_get(&ts->ids, id);
+            if (v) {
+                rt_timer_t *gone = *v;
                 timers_unlink(ts, gone);
                 timer_free(gone);
             }
@@ -195,6 +164,7 @@ static void *timer_main(void *arg) {
 int rt_timers_start(rt_system_t *sys, llmos_error_t *err) {
     rt_timers_t *ts = &sys->timers;
     ts->next_id = 1;
+    llmos_map_init(&ts->ids, LLMOS_MAP_U64, sizeof(rt_timer_t *));
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -219,10 +189,9 @@ void rt_timers_stop(rt_system_t *sys) {
     pthread_mutex_lock(&ts->mu);
     for (size_t i = 0; i < ts->n; i++) timer_free(ts->heap[i]);
     free(ts->heap);
-    free(ts->buckets);
+    llmos_map_deinit(&ts->ids);
     ts->heap = NULL;
-    ts->buckets = NULL;
-    ts->n = ts->cap = ts->nbuckets = 0;
+    ts->n = ts->cap = 0;
     pthread_mutex_unlock(&ts->mu);
 }
 
@@ -282,10 +251,10 @@ int rt_timer_cancel(rt_system_t *sys, uint64_t id) {
     rt_timers_t *ts = &sys->timers;
     rt_timer_t *t = NULL;
     pthread_mutex_lock(&ts->mu);
-    if (ts->nbuckets) {
-        rt_timer_t **slot = hash_slot(ts, id);
-        t = *slot;
-        if (t) timers_unlink(ts, t);
+    rt_timer_t **v = llmos_map_u64_get(&ts->ids, id);
+    if (v) {
+        t = *v;
+        timers_unlink(ts, t);
     }
     pthread_mutex_unlock(&ts->mu);
     if (!t) return LLMOS_ENOTFOUND;

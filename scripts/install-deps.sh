@@ -11,7 +11,7 @@ build_pkgs=(
   liblmdb-dev lmdb-utils libblis-dev
   libserd-dev libcsv-dev libcjson-dev liblinear-dev
 )
-test_pkgs=(libcmocka-dev python3 python3-zmq python3-numpy python3-torch python3-sklearn rasqal-utils libsord-dev iproute2)
+test_pkgs=(libcmocka-dev python3 python3-zmq protobuf-compiler python3-protobuf python3-numpy python3-torch python3-sklearn rasqal-utils libsord-dev iproute2)
 bench_pkgs=(libsord-dev python3-torch hyperfine)
 
 want=("${build_pkgs[@]}")

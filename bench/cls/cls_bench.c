@@ -18,7 +18,7 @@
  * node's stats give the prompt rows per iteration.
  */
 #include "bench/common/bench.h"
-#include "bench/common/node_proc.h"
+#include "node_fixture.h"
 #include "llmos/client.h"
 #include "llmos/model.pb-c.h"
 #include "model/train/trainer.h"
@@ -35,7 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static bench_node_t node;
+static llmos_test_node_t node;
 static char tmp_dir[256];
 static const train_dataset_t *texts;
 static const train_labels_t *labels;
@@ -49,7 +49,7 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
 }
 
 static void cleanup(void) {
-    bench_node_stop(&node);
+    llmos_test_node_stop(&node, 0, NULL, NULL);
     if (tmp_dir[0]) nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -64,7 +64,7 @@ static void die(const char *fmt, const char *what) {
 /* llmos-train --mode head --pool mean, 20 steps, into out; its log in log. */
 static void train_ckpt(const char *models, const char *data, const char *out, const char *log) {
     char bin[1024], model[1100], tok[1100], train[1100];
-    bench_bin_path("llmos-train", bin, sizeof bin);
+    llmos_test_bin_path("llmos-train", bin, sizeof bin);
     snprintf(model, sizeof model, "%s/stories260K.bin", models);
     snprintf(tok, sizeof tok, "%s/tok512.bin", models);
     snprintf(train, sizeof train, "%s/banking77/train.csv", data);
@@ -245,8 +245,10 @@ int main(int argc, char **argv) {
     snprintf(thr, sizeof thr, "%d", threads);
     snprintf(nd, sizeof nd, "%s/node", tmp_dir);
     const char *args[] = {"--log-level", "warn", "--classifier", ckpt, "--model-threads", thr, "--data-dir", nd, NULL};
-    if (bench_node_start(&node, 1, args, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, 120000) != 0)
-        die("%s", "llmosd --classifier did not start");
+    llmos_test_node_opts_t o = {.args = args, .actor = "model", .probe_type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS,
+                                .timeout_ms = 120000};
+    llmos_error_t err;
+    if (llmos_test_node_start(&node, &o, &err) != 0) die("llmosd --classifier did not start: %s", err.msg);
     run_clients(1); /* warm-up over all texts: pages, connections */
     uint64_t it0, pt0, it1, pt1;
     node_counters(&it0, &pt0);

@@ -24,7 +24,6 @@
  * printed in the note.  Options scale it down: --triples N, --mem-triples N,
  * --lookups N, --queries N, --tmp DIR, --skip-mem.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -44,6 +43,8 @@
 #include "graph/store.h"
 #include "graph/walk.h"
 #include "runtime/base/clock.h"
+#include "runtime/base/parse.h"
+#include "runtime/base/tmpdir.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static uint64_t rnd(void) {
@@ -60,20 +61,6 @@ static double secs(uint64_t t0) { return (double)(llmos_now_ns() - t0) / 1e9; }
 static void die(const char *what, const llmos_error_t *e) {
     fprintf(stderr, "graph_bench: %s: %s\n", what, e ? e->msg : strerror(errno));
     exit(1);
-}
-
-static void rm_rf(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[4096];
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 /* --------------------------------------------------------- inputs --- */
@@ -317,7 +304,7 @@ static void bench_dataset(const char *name, const char *nt, uint64_t lines, cons
 
     /* ---- our load: a new durable store ---- */
     snprintf(dir, sizeof dir, "%s/%s.graph", work, name);
-    rm_rf(dir);
+    llmos_tmpdir_remove(dir, NULL);
     graph_store_t *s;
     graph_store_options_t so = {.create = 1, .write_map = 1};
     if (graph_store_open(dir, &so, &s, &e)) die("open", &e);
@@ -342,7 +329,7 @@ static void bench_dataset(const char *name, const char *nt, uint64_t lines, cons
     graph_iter_close(&it);
     raw_t raw = {0};
     snprintf(rawdir, sizeof rawdir, "%s/%s.raw", work, name);
-    rm_rf(rawdir);
+    llmos_tmpdir_remove(rawdir, NULL);
     raw_bench(rawdir, tr, n, o->lookups, &raw);
 
     snprintf(metric, sizeof metric, "%s_load_tps", name);
@@ -493,8 +480,8 @@ static void bench_dataset(const char *name, const char *nt, uint64_t lines, cons
     mdb_env_close(raw.env);
     sord_free(model);
     sord_world_free(world);
-    rm_rf(dir);
-    rm_rf(rawdir);
+    llmos_tmpdir_remove(dir, NULL);
+    llmos_tmpdir_remove(rawdir, NULL);
 }
 
 /* ------------------------------------------------------ memory budget --- */
@@ -518,7 +505,7 @@ static void bench_memory(const char *work, const opts_t *o) {
     snprintf(dir, sizeof dir, "%s/mem.graph", work);
     uint64_t ents = o->mem_triples / 25 ? o->mem_triples / 25 : 1;
     gen_tsv(tsv, o->mem_triples, ents);
-    rm_rf(dir);
+    llmos_tmpdir_remove(dir, NULL);
     const uint64_t budget_mib = 256;
     uint64_t t0 = llmos_now_ns();
     /* A fresh process (this binary re-executed), so the figure holds the
@@ -550,7 +537,7 @@ static void bench_memory(const char *work, const opts_t *o) {
     double t = secs(t0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) < 3) {
         fprintf(stderr, "graph_bench: memory load failed (status %d)\n", status);
-        rm_rf(dir);
+        llmos_tmpdir_remove(dir, NULL);
         unlink(tsv);
         return;
     }
@@ -561,7 +548,7 @@ static void bench_memory(const char *work, const opts_t *o) {
              (unsigned long long)o->mem_triples, (unsigned long long)budget_mib, runs, (double)o->mem_triples / t,
              peak_rss / 1024);
     emit("load_mem_peak_private", (double)peak_anon / 1024, "MiB", NULL, 0, "mem budget", (double)budget_mib, note);
-    rm_rf(dir);
+    llmos_tmpdir_remove(dir, NULL);
     unlink(tsv);
 }
 
@@ -585,11 +572,17 @@ int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "--mem-child")) return mem_child(argv[2], argv[3], argv[4]);
     opts_t o = {.triples = 1000000, .mem_triples = 10000000, .lookups = 200000, .queries = 2000, .tmp = "/tmp"};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--triples") && i + 1 < argc) o.triples = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--mem-triples") && i + 1 < argc) o.mem_triples = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--lookups") && i + 1 < argc) o.lookups = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--queries") && i + 1 < argc) o.queries = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--tmp") && i + 1 < argc) o.tmp = argv[++i];
+        const char *a = argv[i];
+        uint64_t *count = !strcmp(a, "--triples")       ? &o.triples
+                          : !strcmp(a, "--mem-triples") ? &o.mem_triples
+                          : !strcmp(a, "--lookups")     ? &o.lookups
+                          : !strcmp(a, "--queries")     ? &o.queries
+                                                        : NULL;
+        llmos_error_t pe;
+        if (count && i + 1 < argc) {
+            if (llmos_parse_u64(a, argv[++i], 1, UINT64_MAX, 0, count, &pe)) die("arguments", &pe);
+        } else if (!strcmp(a, "--tmp") && i + 1 < argc)
+            o.tmp = argv[++i];
         else if (!strcmp(argv[i], "--skip-mem")) o.skip_mem = 1;
         else {
             fprintf(stderr, "usage: graph_bench [--triples N] [--mem-triples N] [--lookups N] [--queries N] "
@@ -623,6 +616,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "graph_bench: %s not found: WN18RR figures skipped\n", wn);
     }
     if (!o.skip_mem) bench_memory(work, &o);
-    rm_rf(work);
+    llmos_tmpdir_remove(work, NULL);
     return 0;
 }

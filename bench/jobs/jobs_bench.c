@@ -37,7 +37,7 @@
  * figures only, no memory or generation runs)
  */
 #include "bench/common/bench.h"
-#include "bench/common/node_proc.h"
+#include "node_fixture.h"
 #include "llmos/client.h"
 #include "runtime/base/clock.h"
 
@@ -62,11 +62,11 @@ static void fail(const char *what, const char *detail) {
     exit(1);
 }
 
-typedef bench_node_t node_t;
+typedef llmos_test_node_t node_t;
 
 static const char *model_args[4]; /* --model M --tokenizer T */
 
-/* A real llmosd (bench/common/node_proc.h) with its own data dir under
+/* A real llmosd (tests/lib/node_fixture.h) with its own data dir under
  * tmpdir and the given config lines. */
 static void node_start_ex(node_t *n, const char *name, const char *config, int with_model) {
     char cfgpath[160], data[160];
@@ -78,12 +78,14 @@ static void node_start_ex(node_t *n, const char *name, const char *config, int w
     fclose(f);
     const char *args[] = {"--config", cfgpath, NULL, NULL, NULL, NULL, NULL};
     for (int i = 0; with_model && i < 4; i++) args[2 + i] = model_args[i];
-    if (bench_node_start(n, 1, args, NULL, 0, 60000) != 0) fail("llmosd did not start", name);
+    llmos_test_node_opts_t o = {.args = args};
+    llmos_error_t err;
+    if (llmos_test_node_start(n, &o, &err) != 0) fail("llmosd did not start", err.msg);
 }
 
 static void node_start(node_t *n, const char *name, const char *config) { node_start_ex(n, name, config, 0); }
 
-static void node_stop(node_t *n) { (void)bench_node_stop(n); }
+static void node_stop(node_t *n) { (void)llmos_test_node_stop(n, 0, NULL, NULL); }
 
 /* A "Key: N kB" line of /proc/PID/status, in bytes. */
 static uint64_t proc_status(pid_t pid, const char *key) {

@@ -22,7 +22,7 @@
  * Usage: model_bench [--quick]   (--quick: fewer repetitions)
  */
 #include "bench/common/bench.h"
-#include "bench/common/model_gen.h"
+#include "model_gen.h"
 #include "model/model.h"
 #include "model/q8.h"
 #include "runtime/base/clock.h"
@@ -65,7 +65,7 @@ static void write_model(void) {
                         .n_heads = HEADS, .n_kv_heads = HEADS, .vocab_size = VOCAB, .seq_len = SEQ,
                         .rope_theta = 10000, .norm_eps = 1e-5f, .shared_classifier = 1};
     llmos_error_t e = {0};
-    if (bench_model_write(&c, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e)) die("writing the model", &e);
+    if (llmos_test_model_write(&c, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e)) die("writing the model", &e);
 }
 
 static double peak_gflops(int threads) {

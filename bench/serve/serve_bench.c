@@ -2,7 +2,7 @@
  * serve_bench.c — serving through llmosd over ZeroMQ: aggregate generated
  * tokens/s with 1, 8 and 32 concurrent clients (one handle and thread
  * each) and the time to first token, on a random-weight model with the
- * shape of a 110M Llama (bench/common/model_gen.h).
+ * shape of a 110M Llama (tests/lib/model_gen.h).
  *
  *   serve_bench [--tp N] [--tokens N] [--model-threads N]
  *
@@ -14,8 +14,8 @@
  * bandwidth / the bytes of weights a decode step reads (measured here).
  */
 #include "bench/common/bench.h"
-#include "bench/common/model_gen.h"
-#include "bench/common/node_proc.h"
+#include "model_gen.h"
+#include "node_fixture.h"
 #include "llmos/client.h"
 #include "llmos/model.pb-c.h"
 #include "runtime/base/clock.h"
@@ -28,13 +28,13 @@
 
 static int tp = 1, gen_tokens = 48, model_threads = 1;
 static char model_path[256], tok_path[256];
-static bench_node_t node;
+static llmos_test_node_t node;
 static int tp_given;
 
 static void run_one(const model_config_t *cfgp);
 
 static void cleanup(void) {
-    bench_node_stop(&node);
+    llmos_test_node_stop(&node, 0, NULL, NULL);
     unlink(model_path);
     unlink(tok_path);
 }
@@ -146,7 +146,7 @@ int main(int argc, char **argv) {
                           .n_kv_heads = 12, .vocab_size = 32000, .seq_len = 1024, .rope_theta = 10000,
                           .norm_eps = 1e-5f, .shared_classifier = 1};
     llmos_error_t e = {0};
-    if (bench_model_write(&cfg, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e)) die("writing the model: %s", e.msg);
+    if (llmos_test_model_write(&cfg, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e)) die("writing the model: %s", e.msg);
     int tps_list[2] = {tp, 0};
     if (!tp_given) tps_list[1] = 2; /* T = 1, then T = 2 under mpirun */
     for (int ti = 0; ti < 2 && tps_list[ti]; ti++) {
@@ -165,8 +165,11 @@ static void run_one(const model_config_t *cfgp) {
     snprintf(thr, sizeof thr, "%d", model_threads);
     const char *args[] = {"--log-level", "warn", "--model", model_path, "--tokenizer", tok_path, "--tp", tps,
                           "--model-threads", thr, "--max-seqs", "32", "--token-budget", "512", NULL};
-    if (bench_node_start(&node, tp, args, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, 120000) != 0) {
-        fprintf(stderr, "serve_bench: llmosd with --tp %d did not start; skipped\n", tp);
+    llmos_test_node_opts_t o = {.args = args, .ranks = tp, .mpi_recovery = 1, .actor = "model",
+                                .probe_type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, .timeout_ms = 120000};
+    llmos_error_t err;
+    if (llmos_test_node_start(&node, &o, &err) != 0) {
+        fprintf(stderr, "serve_bench: llmosd with --tp %d did not start (%s); skipped\n", tp, err.msg);
         return;
     }
     double ttft[256];
@@ -208,5 +211,5 @@ static void run_one(const model_config_t *cfgp) {
     bench_emit(&(bench_figure_t){.bench = "serve", .metric = mp99, .value = p99, .unit = "ms",
                                  .baseline = "1 client p50", .baseline_value = t1_p50, .note = note});
     fflush(stdout);
-    bench_node_stop(&node);
+    llmos_test_node_stop(&node, 0, NULL, NULL);
 }

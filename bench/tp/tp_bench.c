@@ -7,7 +7,7 @@
  * to one core).
  *
  * Rank 0 writes a random-weight model of the 110M Llama shape (dim 768, 12
- * layers, 12 heads, hidden 2048, vocab 32000; bench/common/model_gen.h) to
+ * layers, 12 heads, hidden 2048, vocab 32000; tests/lib/model_gen.h) to
  * /tmp (removed at the end).  Then, alternating a few rounds so that other
  * work on the shared machine weighs on all alike:
  *   T=1   rank 0 alone (no group; rank 1 sleeps in a polled MPI_Ibarrier
@@ -31,7 +31,7 @@
  */
 
 #include "bench/common/bench.h"
-#include "bench/common/model_gen.h"
+#include "model_gen.h"
 #include "model/model.h"
 #include "model/tp.h"
 #include "runtime/base/clock.h"
@@ -193,7 +193,7 @@ int main(int argc, char **argv) {
                             .norm_eps = 1e-5f,
                             .shared_classifier = 1};
         llmos_error_t e = {0};
-        if (bench_model_write(&c, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e))
+        if (llmos_test_model_write(&c, 0x853c49e6748fea9bull, 0.04f, model_path, tok_path, &e))
             die("writing the model", &e);
     }
     MPI_Barrier(MPI_COMM_WORLD);

@@ -14,6 +14,7 @@
 
 #include "graph/link.h"
 #include "graph/store.h"
+#include "runtime/base/parse.h"
 
 int graph_cmd_link(int argc, char **argv);
 
@@ -28,27 +29,19 @@ static void usage(FILE *f) {
             GRAPH_LINK_FACTS_MAX, GRAPH_LINK_FACTS_MAX);
 }
 
-static int parse_num(const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 int graph_cmd_link(int argc, char **argv) {
     const char *db = NULL, *text = NULL, *format = "text";
-    long hops = 1, max_facts = 20;
+    int64_t hops = 1, max_facts = 20;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--hops") == 0 && i + 1 < argc) {
-            if (parse_num(argv[++i], 0, 2, &hops)) {
+            if (llmos_parse_i64("--hops", argv[++i], 0, 2, &hops, NULL)) {
                 fprintf(stderr, "llmos-graph link: --hops must be 0, 1 or 2\n");
                 return 2;
             }
         } else if (strcmp(a, "--max-facts") == 0 && i + 1 < argc) {
             /* past GRAPH_LINK_FACTS_MAX it means "as many as allowed" */
-            if (parse_num(argv[++i], 1, 4294967295L, &max_facts)) {
+            if (llmos_parse_i64("--max-facts", argv[++i], 1, 4294967295LL, &max_facts, NULL)) {
                 fprintf(stderr, "llmos-graph link: --max-facts must be a positive number (over %d: %d)\n",
                         GRAPH_LINK_FACTS_MAX, GRAPH_LINK_FACTS_MAX);
                 return 2;

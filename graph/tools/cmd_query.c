@@ -22,6 +22,7 @@
 #include "graph/sparql.h"
 #include "graph/store.h"
 #include "runtime/base/clock.h"
+#include "runtime/base/parse.h"
 
 int graph_cmd_query(int argc, char **argv);
 
@@ -38,67 +39,26 @@ static void usage(FILE *f) {
         "  --explain                 the plan and scan counts on stderr\n");
 }
 
-/* "123", "64K", "16M", "1G" (powers of 1024) into *out; -1 when malformed. */
-static int parse_size(const char *s, uint64_t *out) {
-    char *end;
-    if (!*s || *s == '-' || *s == '+' || *s == ' ') return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s) return -1;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30;
-    if (shift) end++;
-    if (*end || (shift && v > (UINT64_MAX >> shift))) return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
-
 /* Reads a whole file into a malloc'd buffer (caller frees). */
 static int read_file(const char *path, char **out, size_t *len, llmos_error_t *err) {
     int from_stdin = strcmp(path, "-") == 0;
     FILE *f = from_stdin ? stdin : fopen(path, "rb");
     if (!f) return llmos_error_set(err, LLMOS_ENOTFOUND, "cannot open query file %s", path);
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n > SPARQL_QUERY_MAX) {
-            free(buf);
-            if (!from_stdin) fclose(f);
-            return llmos_error_set(err, LLMOS_ETOOBIG, "%s: query over %u bytes", path, SPARQL_QUERY_MAX);
-        }
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
+    llmos_buf_t b = LLMOS_BUF_INIT;
+    int rc = llmos_buf_read_file(&b, f, SPARQL_QUERY_MAX);
     if (!from_stdin) fclose(f);
-    if (!buf) return llmos_error_set(err, LLMOS_ENOMEM, "out of memory reading %s", path);
-    if (bad) {
-        free(buf);
-        return llmos_error_set(err, LLMOS_EIO, "error reading %s", path);
-    }
-    *out = buf;
-    *len = n;
+    if (rc == 0 && !(*out = llmos_buf_take(&b, len))) rc = LLMOS_ENOMEM;
+    llmos_buf_deinit(&b);
+    if (rc == LLMOS_ETOOBIG)
+        return llmos_error_set(err, rc, "%s: query over %u bytes", path, SPARQL_QUERY_MAX);
+    if (rc == LLMOS_ENOMEM) return llmos_error_set(err, rc, "out of memory reading %s", path);
+    if (rc) return llmos_error_set(err, rc, "error reading %s", path);
     return 0;
 }
 
 int graph_cmd_query(int argc, char **argv) {
     const char *db = NULL, *text = NULL, *file = NULL, *format = "tsv";
-    long timeout_ms = 0;
+    uint64_t timeout_ms = 0;
     uint64_t max_result = 0;
     int explain = 0;
     for (int i = 1; i < argc; i++) {
@@ -107,16 +67,14 @@ int graph_cmd_query(int argc, char **argv) {
         else if (strncmp(a, "--format=", 9) == 0) format = a + 9;
         else if (strcmp(a, "--file") == 0 && i + 1 < argc) file = argv[++i];
         else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
-            char *end;
             const char *v = argv[++i];
-            errno = 0;
-            timeout_ms = strtol(v, &end, 10);
-            if (!*v || *end || errno || timeout_ms < 0) {
+            if (llmos_parse_u64("--timeout", v, 0, UINT64_MAX / 1000000u, 0, &timeout_ms, NULL)) {
                 fprintf(stderr, "llmos-graph query: --timeout wants milliseconds (0 = none), not '%s'\n", v);
                 return 2;
             }
         } else if (strcmp(a, "--max-result-bytes") == 0 && i + 1 < argc) {
-            if (parse_size(argv[++i], &max_result)) {
+            if (llmos_parse_u64("--max-result-bytes", argv[++i], 0, UINT64_MAX, LLMOS_PARSE_SIZE, &max_result,
+                                NULL)) {
                 fprintf(
                     stderr,
                     "llmos-graph query: --max-result-bytes wants a size (e.g. 16M; 0 = no cap), not '%s'\n",
@@ -172,7 +130,7 @@ int graph_cmd_query(int argc, char **argv) {
     opt.read_only = 1;
     if ((rc = graph_store_open(db, &opt, &store, &err)) || (rc = graph_reader_begin(store, &r, &err))) goto out;
     sparql_exec_opts_t xo = {.max_result_bytes = max_result, .cap_name = "--max-result-bytes"};
-    if (timeout_ms > 0) xo.deadline_ns = llmos_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    if (timeout_ms > 0) xo.deadline_ns = llmos_now_ns() + timeout_ms * 1000000u;
     sparql_exec_stats_t st;
     sparql_sink_t sink = sparql_writer_sink(&w);
     uint64_t t0 = llmos_now_ns();

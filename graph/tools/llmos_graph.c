@@ -34,6 +34,7 @@
 #include "graph/load.h"
 #include "graph/store.h"
 #include "graph/walk.h"
+#include "runtime/base/parse.h"
 
 #ifdef LLMOS_GRAPH_HAVE_QUERY
 int graph_cmd_query(int argc, char **argv);
@@ -100,14 +101,6 @@ static int fail(const char *cmd, const llmos_error_t *e) {
     return 1;
 }
 
-static int parse_u64(const char *s, uint64_t *v) {
-    char *end;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (!*s || *end || s[0] == '-') return -1;
-    *v = x;
-    return 0;
-}
-
 static int parse_dir(const char *s, graph_dir *d) {
     if (!strcmp(s, "out")) *d = GRAPH_DIR_OUT;
     else if (!strcmp(s, "in")) *d = GRAPH_DIR_IN;
@@ -148,9 +141,10 @@ static int cmd_load(int argc, char **argv) {
         } else if (!strcmp(a, "--tmp") && i + 1 < argc) {
             o.tmp_dir = argv[++i];
         } else if (!strcmp(a, "--mem-budget") && i + 1 < argc) {
-            if (parse_u64(argv[++i], &v) || v == 0 || v > (1ULL << 30)) {
+            llmos_error_t pe;
+            if (llmos_parse_u64("--mem-budget (MiB)", argv[++i], 1, 1ULL << 30, 0, &v, &pe)) {
                 free(files);
-                fprintf(stderr, "llmos-graph load: --mem-budget wants MiB (a positive number)\n");
+                fprintf(stderr, "llmos-graph load: %s\n", pe.msg);
                 return 2;
             }
             o.mem_budget = v << 20;
@@ -205,24 +199,16 @@ static int cmd_load(int argc, char **argv) {
 
 typedef struct pstat_ctx {
     graph_reader_t *r;
-    char *buf;
-    size_t cap;
+    llmos_buf_t buf;
 } pstat_ctx_t;
 
 static int print_pred(void *ctx, graph_id_t p, uint64_t count) {
     pstat_ctx_t *c = ctx;
     llmos_error_t e;
-    size_t n;
-    int rc = graph_term_format_id(c->r, p, c->buf, c->cap, &n, &e);
-    if (rc == LLMOS_ETOOBIG) {
-        char *nb = realloc(c->buf, n + 1);
-        if (!nb) return LLMOS_ENOMEM;
-        c->buf = nb;
-        c->cap = n + 1;
-        rc = graph_term_format_id(c->r, p, c->buf, c->cap, &n, &e);
-    }
+    llmos_buf_clear(&c->buf);
+    int rc = graph_term_append_id(c->r, p, &c->buf, &e);
     if (rc) return rc;
-    printf("%s\t%llu\n", c->buf, (unsigned long long)count);
+    printf("%s\t%llu\n", c->buf.data, (unsigned long long)count);
     return 0;
 }
 
@@ -253,14 +239,12 @@ static int cmd_stats(int argc, char **argv) {
             if (!rc) printf("subjects\t%llu\nobjects\t%llu\n", (unsigned long long)ns, (unsigned long long)no);
         }
     }
-    pstat_ctx_t c = {r, NULL, 0};
+    pstat_ctx_t c = {r, LLMOS_BUF_INIT};
     if (!rc) {
         printf("# predicate\ttriples\n");
-        c.cap = 1024;
-        c.buf = malloc(c.cap);
-        rc = c.buf ? graph_store_predicates(r, print_pred, &c, &e) : LLMOS_ENOMEM;
+        rc = graph_store_predicates(r, print_pred, &c, &e);
     }
-    free(c.buf);
+    llmos_buf_deinit(&c.buf);
     graph_reader_end(&r);
     graph_store_close(&s);
     if (rc) return fail("stats", &e);
@@ -271,23 +255,15 @@ static int cmd_stats(int argc, char **argv) {
 
 typedef struct printer {
     graph_reader_t *r;
-    char *buf[3];
-    size_t cap[3];
+    llmos_buf_t buf[3];
     graph_id_t last[3];   /* ids whose text is in buf[i] */
     llmos_error_t *e;
 } printer_t;
 
 static int fmt_pos(printer_t *p, int i, graph_id_t id) {
     if (p->last[i] == id && id) return 0;
-    size_t n;
-    int rc = graph_term_format_id(p->r, id, p->buf[i], p->cap[i], &n, p->e);
-    if (rc == LLMOS_ETOOBIG) {
-        char *nb = realloc(p->buf[i], n + 1);
-        if (!nb) return llmos_error_set(p->e, LLMOS_ENOMEM, "term text");
-        p->buf[i] = nb;
-        p->cap[i] = n + 1;
-        rc = graph_term_format_id(p->r, id, p->buf[i], p->cap[i], &n, p->e);
-    }
+    llmos_buf_clear(&p->buf[i]);
+    int rc = graph_term_append_id(p->r, id, &p->buf[i], p->e);
     p->last[i] = rc ? 0 : id;
     return rc;
 }
@@ -297,11 +273,11 @@ static int print_triple(printer_t *p, const graph_triple_t *t, FILE *out) {
     if (!rc) rc = fmt_pos(p, 1, t->p);
     if (!rc) rc = fmt_pos(p, 2, t->o);
     if (rc) return rc;
-    fputs(p->buf[0], out);
+    fputs(p->buf[0].data, out);
     putc(' ', out);
-    fputs(p->buf[1], out);
+    fputs(p->buf[1].data, out);
     putc(' ', out);
-    fputs(p->buf[2], out);
+    fputs(p->buf[2].data, out);
     fputs(" .\n", out);
     return 0;
 }
@@ -310,15 +286,14 @@ static int printer_init(printer_t *p, graph_reader_t *r, llmos_error_t *e) {
     memset(p, 0, sizeof *p);
     p->r = r;
     p->e = e;
-    for (int i = 0; i < 3; i++) {
-        p->cap[i] = 512;
-        if (!(p->buf[i] = malloc(p->cap[i]))) return llmos_error_set(e, LLMOS_ENOMEM, "printer");
-    }
+    for (int i = 0; i < 3; i++)
+        if (llmos_buf_reserve(&p->buf[i], 512)) return llmos_error_set(e, LLMOS_ENOMEM, "printer");
     return 0;
 }
 
 static void printer_deinit(printer_t *p) {
-    for (int i = 0; i < 3; i++) free(p->buf[i]);
+    for (int i = 0; i < 3; i++)
+        llmos_buf_deinit(&p->buf[i]);
 }
 
 static int cmd_check(int argc, char **argv) {
@@ -381,13 +356,20 @@ static int cmd_neighbors(int argc, char **argv) {
     graph_walk_options_t o = {.hops = 1};
     for (int i = 1; i < argc; i++) {
         uint64_t v;
+        llmos_error_t pe;
         if (!strcmp(argv[i], "--hops") && i + 1 < argc) {
-            if (parse_u64(argv[++i], &v) || v == 0 || v > 16) { fprintf(stderr, "llmos-graph neighbors: --hops wants 1..16\n"); return 2; }
+            if (llmos_parse_u64("--hops", argv[++i], 1, 16, 0, &v, &pe)) {
+                fprintf(stderr, "llmos-graph neighbors: %s\n", pe.msg);
+                return 2;
+            }
             o.hops = (unsigned)v;
         } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
             if (parse_dir(argv[++i], &o.dir)) { fprintf(stderr, "llmos-graph neighbors: --dir out|in|both\n"); return 2; }
         } else if (!strcmp(argv[i], "--max-edges") && i + 1 < argc) {
-            if (parse_u64(argv[++i], &v) || v == 0) { fprintf(stderr, "llmos-graph neighbors: --max-edges wants a positive number\n"); return 2; }
+            if (llmos_parse_u64("--max-edges", argv[++i], 1, UINT64_MAX, 0, &v, &pe)) {
+                fprintf(stderr, "llmos-graph neighbors: %s\n", pe.msg);
+                return 2;
+            }
             o.max_edges = v;
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             usage(stderr);
@@ -428,8 +410,12 @@ static int cmd_path(int argc, char **argv) {
     graph_walk_options_t o = {.hops = 6};
     for (int i = 1; i < argc; i++) {
         uint64_t v;
+        llmos_error_t pe;
         if (!strcmp(argv[i], "--max-hops") && i + 1 < argc) {
-            if (parse_u64(argv[++i], &v) || v == 0 || v > 64) { fprintf(stderr, "llmos-graph path: --max-hops wants 1..64\n"); return 2; }
+            if (llmos_parse_u64("--max-hops", argv[++i], 1, 64, 0, &v, &pe)) {
+                fprintf(stderr, "llmos-graph path: %s\n", pe.msg);
+                return 2;
+            }
             o.hops = (unsigned)v;
         } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
             if (parse_dir(argv[++i], &o.dir)) { fprintf(stderr, "llmos-graph path: --dir out|in|both\n"); return 2; }

@@ -236,6 +236,161 @@ int llmos_client_classify(llmos_client_t *c, const char *actor, const char *text
                           uint32_t timeout_ms, llmos_client_cls_result_t **out, llmos_client_error_t *err);
 void llmos_client_cls_result_free(llmos_client_cls_result_t **r);
 
+/* ======================================================================
+ * The model actor (client/model.c)
+ *
+ * A node's model actor ("model", or "model/<r>" for replica r) answers its
+ * counters, and loads or unloads its model at run time; each call answers
+ * with the counters after it.
+ * ====================================================================== */
+
+/* A model actor's counters.  Owned by the caller:
+ * llmos_client_model_stats_free.  Strings are never NULL. */
+typedef struct llmos_client_model_stats {
+    char *model;                  /* path or name of the model served ("" = none) */
+    uint32_t replica, tp;         /* its replica; ranks in its tensor-parallel group */
+    int available;                /* 0 once the group lost a rank */
+    uint32_t running, queued;     /* sequences in the batch; waiting for admission */
+    uint32_t kv_blocks_used, kv_blocks_total, kv_block_tokens; /* KV blocks, positions per block */
+    uint64_t requests_done, tokens_generated, iterations, prompt_tokens, rejected_overloaded;
+    uint32_t token_budget, queue_limit; /* rows per iteration; queued requests allowed */
+    uint32_t vocab_size, seq_len, dim;
+    char *classifier;             /* checkpoint folder of the classifier served ("" = none) */
+    uint32_t classes, classifier_version;
+} llmos_client_model_stats_t;
+
+/* The counters of actor (NULL = "model").  timeout_ms 0 = the handle's
+ * default.  Errors: those of llmos_client_call (ENOTFOUND: no such actor,
+ * the node serves no model), EFORMAT (a reply that is not ModelStats). */
+int llmos_client_model_stats(llmos_client_t *c, const char *actor, uint32_t timeout_ms,
+                             llmos_client_model_stats_t **out, llmos_client_error_t *err);
+void llmos_client_model_stats_free(llmos_client_model_stats_t **s);
+
+/* What to load.  Every pointer is borrowed for the call. */
+typedef struct llmos_client_model_load_opts {
+    const char *path;        /* llama2.c .bin or .gguf, as the node sees it (else found in its
+                                $LLMOS_MODELS); "" with classifier = the checkpoint's base model */
+    const char *tokenizer;   /* tokenizer.bin for a llama2.c file; NULL = the node's rule */
+    const char *classifier;  /* a fine-tuned classifier's checkpoint folder; NULL = none */
+    int q8;                  /* quantize the weights to int8 at load */
+} llmos_client_model_load_opts_t;
+
+/* Replaces the model actor's model with opts's (the node reads the files:
+ * give it time, minutes for a large model); *out (may be NULL) gets the
+ * counters after.  Errors: EINVAL (opts or opts->path NULL; what the node
+ * refuses: a missing or malformed file, named), and those of
+ * llmos_client_model_stats. */
+int llmos_client_model_load(llmos_client_t *c, const char *actor, const llmos_client_model_load_opts_t *opts,
+                            uint32_t timeout_ms, llmos_client_model_stats_t **out, llmos_client_error_t *err);
+/* Unloads the model (requests then get EUNAVAILABLE); *out as above. */
+int llmos_client_model_unload(llmos_client_t *c, const char *actor, uint32_t timeout_ms,
+                              llmos_client_model_stats_t **out, llmos_client_error_t *err);
+
+/* ======================================================================
+ * The knowledge graph (client/graph.c)
+ *
+ * A node started with llmosd --graph DB serves its graph as the actor
+ * "graph": SPARQL queries, entity linking, neighbourhoods and paths,
+ * statistics, and loads sent over the wire.  Every answer is the text the
+ * local llmos-graph prints for the same request, in *out (NUL-terminated,
+ * caller frees with free(); NULL on failure).  Besides the errors of
+ * llmos_client_call (ENOTFOUND: the node serves no graph) every call may
+ * return what the node answers: EINVAL (a bad request, the place named),
+ * ETIMEDOUT, ETOOBIG (an answer over the node's result cap), and EFORMAT
+ * for a reply that does not decode.
+ * ====================================================================== */
+
+/* Runs a SPARQL query.  format: "tsv" (NULL: the default) or "json";
+ * query_timeout_ms bounds its run on the node (0 = the call's deadline
+ * only). */
+int llmos_client_graph_query(llmos_client_t *c, const char *sparql, const char *format, uint32_t query_timeout_ms,
+                             uint32_t timeout_ms, char **out, llmos_client_error_t *err);
+
+typedef struct llmos_client_link_opts {
+    uint32_t hops;         /* neighbourhood hops, 0..2 */
+    int hops_set;          /* hops was given: without it hops 0 means the default (1 hop); with it, 0 =
+                              only the facts between the mentions */
+    uint32_t max_facts;    /* 0 = the node's default (20) */
+    const char *format;    /* "text" (NULL: the default) or "json" */
+} llmos_client_link_opts_t;
+
+/* Links the entities text mentions and answers the facts about them (one
+ * sentence a line, or JSON); *facts (may be NULL) gets their count.  opts
+ * may be NULL (the defaults). */
+int llmos_client_graph_link(llmos_client_t *c, const char *text, const llmos_client_link_opts_t *opts,
+                            uint32_t timeout_ms, char **out, uint64_t *facts, llmos_client_error_t *err);
+
+typedef struct llmos_client_walk_opts {
+    const char *dir;       /* "out", "in" or "both" (NULL: both) */
+    uint32_t hops;         /* neighbors: depth (0 = 1); path: most hops (0 = 6) */
+    uint64_t max_edges;    /* neighbors: edges at most (0 = 10000) */
+} llmos_client_walk_opts_t;
+
+/* The neighbourhood of node (an IRI or a name); opts may be NULL. */
+int llmos_client_graph_neighbors(llmos_client_t *c, const char *node, const llmos_client_walk_opts_t *opts,
+                                 uint32_t timeout_ms, char **out, llmos_client_error_t *err);
+/* A shortest path from one node to another; opts may be NULL. */
+int llmos_client_graph_path(llmos_client_t *c, const char *from, const char *to, const llmos_client_walk_opts_t *opts,
+                            uint32_t timeout_ms, char **out, llmos_client_error_t *err);
+/* The store's counts; distinct: also distinct subjects and objects (a full scan). */
+int llmos_client_graph_stats(llmos_client_t *c, int distinct, uint32_t timeout_ms, char **out,
+                             llmos_client_error_t *err);
+
+/* ---- loads: files sent in chunks, committed as one transaction ----
+ *
+ *   llmos_client_graph_load_t *l;
+ *   llmos_client_graph_load_new(c, &(llmos_client_load_opts_t){.strict = 1}, &l, &err);
+ *   llmos_client_graph_load_send(l, 0, "a.nt", 0, chunk, n, 0, NULL, &err);  // file 0, offset 0 ...
+ *   llmos_client_load_result_t *res;
+ *   llmos_client_graph_load_commit(l, 1, 600000, &res, &err);               // 1 file
+ *
+ * Chunks must fit the node's frame cap (512 KiB does for any node with
+ * max_frame >= 1M).  Nothing is in the store before the commit, and a load
+ * never committed (the client gone, the node killed) leaves it unchanged. */
+
+typedef struct llmos_client_graph_load llmos_client_graph_load_t;
+
+typedef struct llmos_client_load_opts {
+    const char *format;    /* "nt", "ttl" or "tsv"; NULL = from each file's name */
+    const char *base_iri;  /* base IRI of TSV names; NULL = the node's default */
+    int strict;            /* a malformed line refuses the whole load (else it is skipped and reported) */
+} llmos_client_load_opts_t;
+
+/* The commit's report.  Owned by the caller: llmos_client_load_result_free. */
+typedef struct llmos_client_load_result {
+    uint64_t received;     /* bytes the node received for the load */
+    uint64_t lines, read, added, terms_added, errors; /* lines; triples read, new; new terms; lines skipped */
+    double seconds;        /* the load's time on the node */
+    char *diagnostics;     /* FILE:LINE:COL: lines about malformed input; "" = none */
+} llmos_client_load_result_t;
+
+/* A new load on c (borrowed until the load is destroyed) under a random
+ * id; opts (copied; may be NULL) apply to all its files.  Sends nothing.
+ * Errors: EINVAL, ENOMEM. */
+int llmos_client_graph_load_new(llmos_client_t *c, const llmos_client_load_opts_t *opts,
+                                llmos_client_graph_load_t **out, llmos_client_error_t *err);
+/* Sends data[0..len) found at offset of file number `file` (0, 1, ... in
+ * order; a new number starts the next file), called name (in FILE:LINE
+ * messages; guesses the format).  Every file sends at least one chunk (an
+ * empty file: len 0).  *received (may be NULL): the bytes the node holds
+ * for the load so far.  Errors: EINVAL, and the node's (EINVAL: a chunk out
+ * of order; ETOOBIG: over its frame cap or load limit). */
+int llmos_client_graph_load_send(llmos_client_graph_load_t *l, uint32_t file, const char *name, uint64_t offset,
+                                 const void *data, size_t len, uint32_t timeout_ms, uint64_t *received,
+                                 llmos_client_error_t *err);
+/* Names file number `file` by its path on the node instead of sending it. */
+int llmos_client_graph_load_path(llmos_client_graph_load_t *l, uint32_t file, const char *path, uint32_t timeout_ms,
+                                 llmos_client_error_t *err);
+/* Loads files 0..files-1 in one transaction and answers its report; may
+ * take long (give it minutes).  Errors: EINVAL (a malformed line under
+ * strict, named FILE:LINE; a file missing on the node), and the node's. */
+int llmos_client_graph_load_commit(llmos_client_graph_load_t *l, uint32_t files, uint32_t timeout_ms,
+                                   llmos_client_load_result_t **out, llmos_client_error_t *err);
+/* Frees the load and sets *l to NULL; NULL-safe.  The node drops a load
+ * never committed after 5 minutes without a message. */
+void llmos_client_graph_load_destroy(llmos_client_graph_load_t **l);
+void llmos_client_load_result_free(llmos_client_load_result_t **r);
+
 /* A short name for a code ("ETIMEDOUT"); never NULL. */
 const char *llmos_client_strerror(int code);
 
@@ -392,6 +547,18 @@ size_t llmos_job_task_count(const llmos_job_t *j);
 int llmos_job_from_json(const char *json, size_t len, const char *default_id, llmos_job_t **out,
                         llmos_client_error_t *err);
 
+/* The "id" of a job's JSON text (len bytes; need not be NUL-terminated)
+ * without checking the rest: what names the result of a job that fails to
+ * parse (`llmos batch run`'s records).  A string of 1..LLMOS_JOB_ID_MAX
+ * bytes is copied to out; an integer of magnitude at most 2^53 is written
+ * in decimal and *is_number (may be NULL) set to 1.  out has cap bytes, at
+ * least LLMOS_JOB_ID_MAX + 1; on failure it holds "".  Errors: EFORMAT (not
+ * a JSON object, or a string in it holds an escaped NUL, \u0000, which
+ * would make "a\u0000b" pass for "a"), ENOTFOUND (no "id"), EINVAL (an id
+ * of another type, empty or too long; json or out NULL, cap too small). */
+int llmos_job_json_id(const char *json, size_t len, char *out, size_t cap, int *is_number,
+                      llmos_client_error_t *err);
+
 /* ---- results ---- */
 
 /* One task's state and result.  Arrays are NULL when their count is 0. */
@@ -445,8 +612,19 @@ const llmos_task_result_t *llmos_job_status_task(const llmos_job_status_t *s, co
 const char *llmos_job_status_text(const llmos_job_status_t *s);
 
 /* The status as one line of JSON (no newline): {"id":..,"state":..,"tasks":[..]}.
- * *out is caller-frees (free()).  Errors: ENOMEM. */
+ * *out is caller-frees (free()).  Errors: EINVAL (s NULL), ENOMEM. */
 int llmos_job_status_to_json(const llmos_job_status_t *s, char **out, llmos_client_error_t *err);
+
+/* One task's result as one line of JSON (no newline), the objects of the
+ * "tasks" above: "task", "kind", "state", and by kind "text" (generate,
+ * graph_query, link, echo), "tokens" (a count) and "finish_reason"
+ * (generate), "labels", "probs" and "best" (classify), "vector" (embed),
+ * "facts" (link); then "attempts", "started_ms", "finished_ms"; "error"
+ * and "error_code" when it failed.  Floats print with 6 significant
+ * digits; invalid UTF-8 in a string prints as U+FFFD, so the text is
+ * always valid JSON.  *out is caller-frees (free()), NULL on failure.
+ * Errors: EINVAL (t or out NULL), ENOMEM. */
+int llmos_task_result_to_json(const llmos_task_result_t *t, char **out, llmos_client_error_t *err);
 
 typedef struct llmos_submit_result {
     char id[LLMOS_JOB_ID_MAX + 1];

@@ -11,6 +11,7 @@
  */
 #include "model/train/ngram.h"
 #include "model/train/trainer.h"
+#include "runtime/base/parse.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -95,14 +96,10 @@ int main(int argc, char **argv) {
             rc = train_ckpt_list(c, print_version, &lc, &err);
         } else if (!rc) {
             int v = 0;
-            char *end = NULL;
-            long lv = argc > 3 ? strtol(argv[3], &end, 10) : 0;
-            if (argc > 3 && (!*argv[3] || *end || lv <= 0 || lv > INT32_MAX))
+            if (argc > 3 && llmos_parse_int("VERSION", argv[3], 1, INT32_MAX, &v, NULL))
                 rc = llmos_error_set(&err, LLMOS_EINVAL, "VERSION '%s' is not a version number (1, 2, ...)",
                                      argv[3]);
-            else if (argc > 3)
-                v = (int)lv;
-            else
+            else if (argc <= 3)
                 rc = train_ckpt_pointer(c, 0, &v, &err);
             char *meta = NULL;
             if (!rc) rc = train_ckpt_meta(c, v, &meta, &err);

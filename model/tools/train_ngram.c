@@ -12,6 +12,7 @@
  */
 #include "model/train/ngram.h"
 #include "model/train/trainer.h"
+#include "runtime/base/parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,13 +43,12 @@ static void usage(FILE *f) {
 }
 
 static int parse_range(const char *v, int *lo, int *hi) {
-    char *end;
-    long a = strtol(v, &end, 10);
-    if (*end != '-') return -1;
-    long b = strtol(end + 1, &end, 10);
-    if (*end || a < 0 || b < a || b > 64) return -1;
-    *lo = (int)a;
-    *hi = (int)b;
+    const char *dash = strchr(v, '-');
+    char a[24];
+    if (!dash || (size_t)(dash - v) >= sizeof a) return -1;
+    memcpy(a, v, (size_t)(dash - v));
+    a[dash - v] = '\0';
+    if (llmos_parse_int("LO", a, 0, 64, lo, NULL) || llmos_parse_int("HI", dash + 1, *lo, 64, hi, NULL)) return -1;
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /*
  * net_f64.c — the fp64 instantiation of net_impl.h (train64_net_*): the
  * same net in double precision, the reference that gradient checks and
- * finite differences use (train_internal.h).
+ * finite differences use (train_internal.h).  It keeps its own arithmetic
+ * (no NET_KERNELS_F32): the inference kernels are float only, and this net
+ * exists for the precision they do not have.
  */
 #include "model/train/train_internal.h"
 #define R double

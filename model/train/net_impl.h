@@ -12,7 +12,25 @@
  * attention probabilities, the attention output, the residual after
  * attention, the MLP gate/up pre-activations and their SwiGLU product, and
  * X·Aᵀ of every LoRA adapter.  Backward recomputes nothing.
+ *
+ * The inference kernels (model/kernels.h) do the fp32 net's work where the
+ * arithmetic is the same bit for bit (net_f32.c defines NET_KERNELS_F32):
+ * the RoPE tables (both nets), RMSNorm and RoPE forward, the attention
+ * softmax.  What stays written here, and why:
+ *   - the fp64 net (net_f64.c) entirely: it is the reference the gradient
+ *     checks hold the fp32 net to (finite differences need its precision),
+ *     and the kernels are float only;
+ *   - the GEMMs: training multiplies with transposes, strides and
+ *     alpha/beta (LoRA, backward) that model_sgemm_xwt does not take;
+ *   - SwiGLU, g / (1 + e^-g) · u: the engine rounds llama2.c's way,
+ *     g · (1 / (1 + e^-g)) · u (what its greedy text is checked against),
+ *     and changing either would change what the other computes;
+ *   - the attention dot products: model_dot is vectorised per CPU
+ *     (target_clones), which sums in another order than this file's
+ *     baseline build, so training results would depend on the machine;
+ *   - every backward step (inference has none).
  */
+#include "model/kernels.h"
 #include "model/train/train.h"
 
 #include <blis.h>
@@ -145,15 +163,26 @@ int FN(net_new)(const model_config_t *cfg, const train_net_opts_t *o, struct NET
         return llmos_error_set(err, LLMOS_ENOMEM, "train: no memory for a net of %zu parameters, batch %d x %d",
                                np, o->batch, o->seq);
     }
-    /* The inference engine's float expressions, so both rotate alike. */
-    int half = n->hd / 2;
-    for (int pos = 0; pos < o->seq; pos++)
-        for (int i = 0; i < half; i++) {
-            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)n->hd);
-            float val = (float)pos * freq;
-            n->rope_cos[(size_t)pos * half + i] = (R)cosf(val);
-            n->rope_sin[(size_t)pos * half + i] = (R)sinf(val);
-        }
+    /* The inference engine's tables, so both rotate alike. */
+#ifdef NET_KERNELS_F32
+    model_rope_table(n->rope_cos, n->rope_sin, o->seq, n->hd, c->rope_theta);
+#else
+    size_t nt = T * (size_t)(n->hd / 2);
+    float *cs = malloc(sizeof(float) * nt), *sn = malloc(sizeof(float) * nt);
+    if (!cs || !sn) {
+        free(cs);
+        free(sn);
+        FN(net_destroy)(&n);
+        return llmos_error_set(err, LLMOS_ENOMEM, "train: no memory for the RoPE tables");
+    }
+    model_rope_table(cs, sn, o->seq, n->hd, c->rope_theta);
+    for (size_t i = 0; i < nt; i++) {
+        n->rope_cos[i] = (R)cs[i];
+        n->rope_sin[i] = (R)sn[i];
+    }
+    free(cs);
+    free(sn);
+#endif
     *out = n;
     return 0;
 }
@@ -322,6 +351,9 @@ static void FN(rmsnorm)(struct NET *n, const R *X, const R *w, R *Y, R *rinv, in
     R eps = (R)n->lay.cfg.norm_eps;
     PAR_FOR
     for (int i = 0; i < N; i++) {
+#ifdef NET_KERNELS_F32
+        rinv[i] = model_rmsnorm_rinv(Y + (size_t)i * D, X + (size_t)i * D, w, D, eps);
+#else
         const R *x = X + (size_t)i * D;
         R ss = 0;
         for (int j = 0; j < D; j++) ss += x[j] * x[j];
@@ -329,6 +361,7 @@ static void FN(rmsnorm)(struct NET *n, const R *X, const R *w, R *Y, R *rinv, in
         rinv[i] = rr;
         R *y = Y + (size_t)i * D;
         for (int j = 0; j < D; j++) y[j] = w[j] * (rr * x[j]);
+#endif
     }
 }
 
@@ -360,6 +393,12 @@ static void FN(rope)(struct NET *n, R *X, int width, int heads, R dir) {
     for (int row = 0; row < N; row++) {
         int pos = row % n->T;
         const R *cs = n->rope_cos + (size_t)pos * half, *sn = n->rope_sin + (size_t)pos * half;
+#ifdef NET_KERNELS_F32
+        if (dir > 0) { /* forward: the engine's rotation; backward (the transpose) is ours */
+            model_rope(X + (size_t)row * width, heads, n->hd, cs, sn);
+            continue;
+        }
+#endif
         for (int h = 0; h < heads; h++) {
             R *v = X + (size_t)row * width + (size_t)h * n->hd;
             for (int i = 0; i < half; i++) {
@@ -385,19 +424,25 @@ static void FN(attention)(struct NET *n, int l) {
         R *Pb = P + (size_t)wk * T * T;
         for (int t = 0; t < len; t++) {
             const R *q = Q + ((size_t)b * T + t) * D + (size_t)h * hd;
-            R *pr = Pb + (size_t)t * T, mx = -INFINITY, sum = 0;
+            R *pr = Pb + (size_t)t * T;
             for (int s = 0; s <= t; s++) {
                 const R *k = K + ((size_t)b * T + s) * KV + (size_t)kvh * hd;
                 R d = 0;
                 SIMD_SUM_D
                 for (int i = 0; i < hd; i++) d += q[i] * k[i];
                 pr[s] = d * scale;
-                if (pr[s] > mx) mx = pr[s];
             }
+#ifdef NET_KERNELS_F32
+            model_softmax(pr, t + 1);
+#else
+            R mx = -INFINITY, sum = 0;
+            for (int s = 0; s <= t; s++)
+                if (pr[s] > mx) mx = pr[s];
             for (int s = 0; s <= t; s++) sum += (pr[s] = exp(pr[s] - mx));
+            for (int s = 0; s <= t; s++) pr[s] /= sum;
+#endif
             R *o = O + ((size_t)b * T + t) * D + (size_t)h * hd;
             for (int s = 0; s <= t; s++) {
-                pr[s] /= sum;
                 const R *v = V + ((size_t)b * T + s) * KV + (size_t)kvh * hd;
                 SIMD
                 for (int i = 0; i < hd; i++) o[i] += pr[s] * v[i];

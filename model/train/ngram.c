@@ -1,6 +1,6 @@
 /*
  * ngram.c — the bag-of-n-grams classifier of ngram.h: n-gram extraction,
- * a string hash table for the vocabulary, TF-IDF vectors, liblinear
+ * the vocabulary (the shared hash map), TF-IDF vectors, liblinear
  * training, prediction and the checkpoint records.
  *
  * Every n-gram of a text is built as a key in one scratch buffer (a block
@@ -17,6 +17,7 @@
 #include "model/train/ckpt.h"
 #include "model/train/trainer.h"
 #include "runtime/base/clock.h"
+#include "runtime/base/map.h"
 #include "runtime/base/progress.h"
 
 #include <cjson/cJSON.h>
@@ -72,86 +73,26 @@ static int opts_check(const ngram_opts_t *o, llmos_error_t *err) {
 
 /* ---------------------------------------------------------------- vocabulary */
 
-typedef struct vslot {
-    uint64_t hash;
-    size_t off;   /* key in the arena */
-    uint32_t len; /* key length */
+/* The vocabulary is the shared hash map (runtime/base/map.h): n-gram key ->
+ * vterm_t, entries in first-seen order. */
+typedef struct vterm {
     int id;       /* feature id, -1 below min_df */
     int df;       /* documents containing it (training) */
     int last_doc; /* the document that counted it last (training) */
-} vslot_t;
+} vterm_t;
 
-typedef struct vocab {
-    vslot_t *slot; /* [cap], hash 0 = empty */
-    size_t cap, used;
-    char *arena;
-    size_t arena_len, arena_cap;
-} vocab_t;
-
-static uint64_t key_hash(const char *k, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
-    return h ? h : 1;
+/* The term of key k, inserted (id -1, df 0) when new; NULL without memory. */
+static vterm_t *vocab_insert(llmos_map_t *v, const char *k, size_t n) {
+    vterm_t *t;
+    int added;
+    if (llmos_map_str_put(v, k, n, (void **)&t, &added)) return NULL;
+    if (added) *t = (vterm_t){.id = -1, .df = 0, .last_doc = -1};
+    return t;
 }
 
-static vslot_t *vocab_find(const vocab_t *v, const char *k, size_t n, uint64_t h) {
-    size_t mask = v->cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        vslot_t *s = &v->slot[i];
-        if (!s->hash || (s->hash == h && s->len == n && !memcmp(v->arena + s->off, k, n))) return s;
-    }
-}
-
-static int vocab_grow(vocab_t *v) {
-    size_t cap = v->cap ? v->cap * 2 : 1 << 16;
-    vslot_t *ns = calloc(cap, sizeof *ns);
-    if (!ns) return LLMOS_ENOMEM;
-    for (size_t i = 0; i < v->cap; i++) {
-        if (!v->slot[i].hash) continue;
-        size_t j = v->slot[i].hash & (cap - 1);
-        while (ns[j].hash)
-            j = (j + 1) & (cap - 1);
-        ns[j] = v->slot[i];
-    }
-    free(v->slot);
-    v->slot = ns;
-    v->cap = cap;
-    return 0;
-}
-
-/* The slot of key k, inserted (id -1, df 0) when new; NULL without memory. */
-static vslot_t *vocab_insert(vocab_t *v, const char *k, size_t n) {
-    if ((v->used + 1) * 2 > v->cap && vocab_grow(v)) return NULL;
-    uint64_t h = key_hash(k, n);
-    vslot_t *s = vocab_find(v, k, n, h);
-    if (s->hash) return s;
-    if (v->arena_len + n > v->arena_cap) {
-        size_t cap = v->arena_cap ? v->arena_cap * 2 : 1 << 20;
-        while (cap < v->arena_len + n)
-            cap *= 2;
-        char *a = realloc(v->arena, cap);
-        if (!a) return NULL;
-        v->arena = a;
-        v->arena_cap = cap;
-    }
-    memcpy(v->arena + v->arena_len, k, n);
-    *s = (vslot_t){.hash = h, .off = v->arena_len, .len = (uint32_t)n, .id = -1, .df = 0, .last_doc = -1};
-    v->arena_len += n;
-    v->used++;
-    return s;
-}
-
-static int vocab_lookup(const vocab_t *v, const char *k, size_t n) {
-    if (!v->cap) return -1;
-    const vslot_t *s = vocab_find(v, k, n, key_hash(k, n));
-    return s->hash ? s->id : -1;
-}
-
-static void vocab_deinit(vocab_t *v) {
-    free(v->slot);
-    free(v->arena);
-    memset(v, 0, sizeof *v);
+static int vocab_lookup(const llmos_map_t *v, const char *k, size_t n) {
+    const vterm_t *t = llmos_map_str_get(v, k, n);
+    return t ? t->id : -1;
 }
 
 /* ---------------------------------------------------------------- model */
@@ -159,7 +100,7 @@ static void vocab_deinit(vocab_t *v) {
 struct ngram_model {
     ngram_opts_t o;
     train_labels_t labels;
-    vocab_t voc; /* kept n-grams only, id = feature */
+    llmos_map_t voc; /* n-gram -> vterm_t; id = feature */
     int n_feat;  /* features: [0, n_word) word block, [n_word, n_feat) char block */
     int n_word;
     double *idf; /* [n_feat] */
@@ -398,7 +339,7 @@ void ngram_model_destroy(ngram_model_t **mp) {
     if (!mp || !*mp) return;
     ngram_model_t *m = *mp;
     train_labels_deinit(&m->labels);
-    vocab_deinit(&m->voc);
+    llmos_map_deinit(&m->voc);
     free(m->idf);
     free(m->w);
     free(m->names);
@@ -435,15 +376,10 @@ typedef struct df_ctx {
 
 static int df_gram(const char *key, size_t n, void *ctx) {
     df_ctx_t *d = ctx;
-    vslot_t *s = vocab_insert(&d->m->voc, key, n);
+    vterm_t *s = vocab_insert(&d->m->voc, key, n);
     if (!s) return LLMOS_ENOMEM;
     if (s->last_doc != d->doc) s->df++, s->last_doc = d->doc;
     return 0;
-}
-
-static int cmp_slot_off(const void *a, const void *b) {
-    const vslot_t *x = *(vslot_t *const *)a, *y = *(vslot_t *const *)b;
-    return (x->off > y->off) - (x->off < y->off);
 }
 
 /* liblinear prints its iterations to stdout unless told otherwise; llmos
@@ -461,20 +397,19 @@ static int build_vocab(ngram_model_t *m, const train_dataset_t *ds, const int *i
         if (grams_each(m, ds->ex[idx ? idx[i] : i].text, df_gram, &d))
             return llmos_error_set(err, LLMOS_ENOMEM, "ngram: no memory for the vocabulary");
     }
-    vslot_t **all = malloc(sizeof *all * (m->voc.used ? m->voc.used : 1));
-    if (!all) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
-    size_t na = 0;
-    for (size_t i = 0; i < m->voc.cap; i++)
-        if (m->voc.slot[i].hash) all[na++] = &m->voc.slot[i];
-    qsort(all, na, sizeof *all, cmp_slot_off);
+    size_t na = llmos_map_count(&m->voc); /* entries in first-seen order */
     int nf = 0;
     size_t names_len = 0;
     for (int block = 0; block < 2; block++) {
-        for (size_t i = 0; i < na; i++)
-            if ((m->voc.arena[all[i]->off] == 'c') == block && all[i]->df >= m->o.min_df) {
-                all[i]->id = nf++;
-                names_len += all[i]->len + 1;
+        for (size_t i = 0; i < na; i++) {
+            vterm_t *t = llmos_map_val_at(&m->voc, i);
+            size_t kn;
+            const char *k = llmos_map_str_key_at(&m->voc, i, &kn);
+            if ((k[0] == 'c') == block && t->df >= m->o.min_df) {
+                t->id = nf++;
+                names_len += kn + 1;
             }
+        }
         if (block == 0) m->n_word = nf;
     }
     m->n_feat = nf;
@@ -483,22 +418,22 @@ static int build_vocab(ngram_model_t *m, const train_dataset_t *ds, const int *i
     if (!rc) {
         m->names_len = names_len;
         for (size_t i = 0; i < na; i++) {
-            const vslot_t *s = all[i];
+            const vterm_t *s = llmos_map_val_at(&m->voc, i);
             if (s->id < 0) continue;
             m->idf[s->id] = log((1.0 + n) / (1.0 + s->df)) + 1.0;
         }
-        size_t pos = 0; /* names in feature order: ids were given in the order of `all` per block */
+        size_t pos = 0; /* names in feature order: ids were given in entry order per block */
         for (int block = 0; block < 2; block++)
             for (size_t i = 0; i < na; i++) {
-                const vslot_t *s = all[i];
-                if (s->id < 0 || (m->voc.arena[s->off] == 'c') != block) continue;
+                const vterm_t *s = llmos_map_val_at(&m->voc, i);
+                size_t kn;
+                const char *k = llmos_map_str_key_at(&m->voc, i, &kn);
+                if (s->id < 0 || (k[0] == 'c') != block) continue;
                 m->name_pos[s->id] = pos;
-                memcpy(m->names + pos, m->voc.arena + s->off, s->len);
-                m->names[pos + s->len] = 0;
-                pos += s->len + 1;
+                memcpy(m->names + pos, k, kn + 1);
+                pos += kn + 1;
             }
     }
-    free(all);
     if (rc == LLMOS_EINVAL)
         return llmos_error_set(err, rc, "ngram: the %d training texts give no n-gram with df >= %d", n,
                                m->o.min_df);
@@ -598,6 +533,7 @@ int ngram_model_train(const ngram_opts_t *o, const train_dataset_t *ds, const in
         return llmos_error_set(err, LLMOS_EINVAL, "ngram: %d texts and %d labels: need at least 2 of each", n,
                                labels->n);
     ngram_model_t *m = calloc(1, sizeof *m);
+    if (m) llmos_map_init(&m->voc, LLMOS_MAP_STR, sizeof(vterm_t));
     if (!m || train_labels_copy(&m->labels, labels)) {
         ngram_model_destroy(&m);
         return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
@@ -820,7 +756,7 @@ static int vocab_from_names(ngram_model_t *m, const char *where, llmos_error_t *
         if (n == m->names_len - pos || n < 2 || (k[0] != 'w' && k[0] != 'c') ||
             (k[0] == 'c') != (f >= m->n_word))
             break;
-        vslot_t *s = vocab_insert(&m->voc, k, n);
+        vterm_t *s = vocab_insert(&m->voc, k, n);
         if (!s) return llmos_error_set(err, LLMOS_ENOMEM, "no memory");
         if (s->id >= 0) break; /* a duplicate */
         s->id = f;
@@ -844,6 +780,7 @@ int ngram_model_load(const char *dir, int which, ngram_model_t **out, int *versi
     char where[1200];
     snprintf(where, sizeof where, "%s/ckpt.lmdb version %d", dir, ver);
     ngram_model_t *m = calloc(1, sizeof *m);
+    if (m) llmos_map_init(&m->voc, LLMOS_MAP_STR, sizeof(vterm_t));
     void *idf = NULL, *w = NULL;
     size_t n_idf = 0, n_w = 0;
     if (!m)

@@ -9,7 +9,7 @@
  *   jobs_live ENDPOINT [MODEL]    MODEL=1: the node serves a model too
  *                                 (streamed generation, mid-stream disconnect)
  */
-#include "client/jobs_internal.h"
+#include "jobs_internal.h" /* white-box: the wire form of a submission */
 #include "llmos/model.pb-c.h"
 
 #include <setjmp.h>

@@ -18,15 +18,13 @@ BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 MODELS=${LLMOS_MODELS:?LLMOS_MODELS not set}
 PY=/usr/bin/python3
 N=${N:-2000}
-KEEP=${KEEP:-}
-T=$(mktemp -d /tmp/llmos-batch-crash-XXXXXX)
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-batch-crash cleanup # KEEP=1 keeps the folder
 NODE_PID=
 BATCH_PID=
 cleanup() {
     for p in $NODE_PID $BATCH_PID; do kill -9 "$p" 2>/dev/null || true; done
-    [ -n "$KEEP" ] && echo "kept $T" || rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -20 "$T/node.log" >&2; exit 1; }
 step() { echo "--- $*"; }
 now_ms() { date +%s%3N; }

@@ -8,8 +8,8 @@
 # --help`, and every command `llmos --help` lists is walked here.
 set -euo pipefail
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
-T=$(mktemp -d /tmp/llmos-cli-help-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-cli-help
 DEAD=tcp://127.0.0.1:9
 export LLMOS_ENDPOINT=$DEAD
 failures=0

@@ -11,7 +11,7 @@
  * length-taking setters, syntax errors shown with their place and the text
  * around it, endpoints checked and their host looked up at connect.
  */
-#include "client/jobs_internal.h"
+#include "jobs_internal.h" /* white-box: the wire form of a submission */
 #include "llmos/job.pb-c.h"
 #include "runtime/base/clock.h"
 #include "runtime/base/utf8.h"
@@ -274,6 +274,168 @@ static void test_status_json(void **state) {
     assert_ptr_equal(llmos_job_status_task(&s, "c"), &tasks[0]);
     assert_null(llmos_job_status_task(&s, "zz"));
     free(json);
+}
+
+/* One task's result alone: the same object as in a status's "tasks";
+ * every kind's members; a failed task's error; NULLs refused. */
+static void test_task_result_json(void **state) {
+    (void)state;
+    char *names[] = {"yes", "n\xffo"};
+    float probs[] = {0.875f, 0.125f}, vec[] = {0.5f, -1.25f, 1e-7f};
+    llmos_task_result_t c = {.name = "c", .kind = LLMOS_TASK_CLASSIFY, .state = LLMOS_TASK_DONE, .text = "",
+                             .labels = names, .probs = probs, .n_labels = 2, .best = "yes", .error = "",
+                             .finish_reason = "", .attempts = 1, .started_ms = 5, .finished_ms = 7};
+    char *json = NULL;
+    llmos_client_error_t err;
+    assert_int_equal(llmos_task_result_to_json(&c, &json, &err), 0);
+    assert_string_equal(json, "{\"task\":\"c\",\"kind\":\"classify\",\"state\":\"done\",\"labels\":[\"yes\","
+                              "\"n\xef\xbf\xbdo\"],\"probs\":[0.875,0.125],\"best\":\"yes\",\"attempts\":1,"
+                              "\"started_ms\":5,\"finished_ms\":7}");
+    free(json);
+    /* the same object as the status's */
+    llmos_job_status_t s = {.id = "j", .tenant = "t", .state = LLMOS_JOB_DONE, .error = "", .tasks = &c, .n_tasks = 1};
+    char *status = NULL;
+    assert_int_equal(llmos_job_status_to_json(&s, &status, &err), 0);
+    assert_int_equal(llmos_task_result_to_json(&c, &json, &err), 0);
+    assert_non_null(strstr(status, json));
+    free(status);
+    free(json);
+    llmos_task_result_t e = {.name = "e", .kind = LLMOS_TASK_EMBED, .state = LLMOS_TASK_DONE, .text = "",
+                             .vector = vec, .n_vector = 3, .best = "", .error = "", .finish_reason = ""};
+    assert_int_equal(llmos_task_result_to_json(&e, &json, &err), 0);
+    assert_non_null(strstr(json, "\"vector\":[0.5,-1.25,1e-07]"));
+    assert_null(strstr(json, "\"text\""));
+    free(json);
+    llmos_task_result_t f = {.name = "l", .kind = LLMOS_TASK_LINK, .state = LLMOS_TASK_FAILED, .text = "",
+                             .facts = 0, .best = "", .error = "", .error_code = LLMOS_CLIENT_ETIMEDOUT,
+                             .finish_reason = ""};
+    assert_int_equal(llmos_task_result_to_json(&f, &json, &err), 0);
+    assert_non_null(strstr(json, "\"facts\":0"));
+    assert_non_null(strstr(json, "\"error\":\"ETIMEDOUT\",\"error_code\":\"ETIMEDOUT\""));
+    free(json);
+    json = (char *)&err;
+    assert_int_equal(llmos_task_result_to_json(NULL, &json, &err), LLMOS_CLIENT_EINVAL);
+    assert_null(json);
+    assert_int_equal(llmos_task_result_to_json(&f, NULL, &err), LLMOS_CLIENT_EINVAL);
+}
+
+/* The id of a job's JSON without the rest: strings, integers, and the
+ * texts that have none usable. */
+static void test_json_id(void **state) {
+    (void)state;
+    char id[LLMOS_JOB_ID_MAX + 1], long_id[LLMOS_JOB_ID_MAX + 16], text[LLMOS_JOB_ID_MAX + 64];
+    int num = -1;
+    llmos_client_error_t err;
+#define ID(json) llmos_job_json_id(json, strlen(json), id, sizeof id, &num, &err)
+    assert_int_equal(ID("{\"id\":\"a-1\",\"kind\":\"nope\",\"tasks\":7}"), 0); /* the rest is not checked */
+    assert_string_equal(id, "a-1");
+    assert_int_equal(num, 0);
+    assert_int_equal(ID("{\"id\":42}"), 0);
+    assert_string_equal(id, "42");
+    assert_int_equal(num, 1);
+    assert_int_equal(ID("{\"id\":-9007199254740992}"), 0);
+    assert_string_equal(id, "-9007199254740992");
+    assert_int_equal(ID("{\"id\":\"\u00e9t\u00e9\"}"), 0); /* non-ASCII */
+    assert_string_equal(id, "\xc3\xa9t\xc3\xa9");
+    memset(long_id, 'x', LLMOS_JOB_ID_MAX);
+    long_id[LLMOS_JOB_ID_MAX] = 0;
+    snprintf(text, sizeof text, "{\"id\":\"%s\"}", long_id);
+    assert_int_equal(ID(text), 0); /* exactly the limit */
+    assert_int_equal(strlen(id), LLMOS_JOB_ID_MAX);
+    snprintf(text, sizeof text, "{\"id\":\"%sy\"}", long_id);
+    assert_int_equal(ID(text), LLMOS_CLIENT_EINVAL);
+    assert_string_equal(id, "");
+    const struct {
+        const char *json;
+        int rc;
+        const char *msg;
+    } bad[] = {
+        {"{\"kind\":\"echo\"}", LLMOS_CLIENT_ENOTFOUND, "id: missing"},
+        {"{\"id\":\"\"}", LLMOS_CLIENT_EINVAL, "expected a string"},
+        {"{\"id\":1.5}", LLMOS_CLIENT_EINVAL, "or an integer"},
+        {"{\"id\":9007199254740994}", LLMOS_CLIENT_EINVAL, "or an integer"}, /* past 2^53 */
+        {"{\"id\":null}", LLMOS_CLIENT_EINVAL, "or an integer"},
+        {"{\"id\":[\"a\"]}", LLMOS_CLIENT_EINVAL, "or an integer"},
+        {"{\"id\":\"a\\u0000b\"}", LLMOS_CLIENT_EFORMAT, "NUL"},     /* would pass for "a" */
+        {"{\"id\":\"a\",\"x\":\"\\u0000\"}", LLMOS_CLIENT_EFORMAT, "x: contains a NUL"},
+        {"[\"id\"]", LLMOS_CLIENT_EFORMAT, "not a JSON object"},
+        {"{\"id\":\"a\"", LLMOS_CLIENT_EFORMAT, "not a JSON object"},
+        {"", LLMOS_CLIENT_EFORMAT, "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = ID(bad[i].json);
+        if (rc != bad[i].rc || !strstr(err.msg, bad[i].msg) || id[0])
+            fail_msg("%s: rc %d '%s' (id '%s')", bad[i].json, rc, err.msg, id);
+    }
+#undef ID
+    /* a text that is not NUL-terminated: only len bytes are read */
+    assert_int_equal(llmos_job_json_id("{\"id\":7}garbage", 8, id, sizeof id, NULL, &err), 0);
+    assert_string_equal(id, "7");
+    assert_int_equal(llmos_job_json_id("{\"id\":7}", 8, id, LLMOS_JOB_ID_MAX, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_job_json_id(NULL, 0, id, sizeof id, NULL, &err), LLMOS_CLIENT_EINVAL);
+}
+
+/* The graph and model-actor calls without a node: bad arguments are
+ * refused at once, and a node that never answers times out in time with
+ * nothing returned.  (tests/graph_actor and tests/model_shard run them
+ * against real nodes through the CLI.) */
+static void test_graph_model_no_node(void **state) {
+    (void)state;
+    llmos_client_t *c;
+    llmos_client_error_t err;
+    assert_int_equal(llmos_client_connect("tcp://127.0.0.1:9", NULL, &c, &err), 0);
+    char *out = (char *)&err;
+    assert_int_equal(llmos_client_graph_query(c, NULL, NULL, 0, 200, &out, &err), LLMOS_CLIENT_EINVAL);
+    assert_null(out);
+    assert_int_equal(llmos_client_graph_query(c, "SELECT", NULL, 0, 200, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_graph_query(NULL, "SELECT", NULL, 0, 200, &out, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_graph_link(c, NULL, NULL, 200, &out, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_graph_path(c, "a", NULL, NULL, 200, &out, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_graph_neighbors(c, NULL, NULL, 200, &out, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_graph_stats(c, 0, 200, NULL, &err), LLMOS_CLIENT_EINVAL);
+    uint64_t facts = 7;
+    uint64_t t0 = llmos_now_ns();
+    assert_int_equal(llmos_client_graph_link(c, "virus", NULL, 200, &out, &facts, &err), LLMOS_CLIENT_ETIMEDOUT);
+    assert_true((llmos_now_ns() - t0) / 1000000u < 2000);
+    assert_null(out);
+    assert_int_equal(facts, 0);
+    llmos_client_walk_opts_t wo = {.dir = "out", .hops = 2};
+    assert_int_equal(llmos_client_graph_neighbors(c, "x", &wo, 200, &out, &err), LLMOS_CLIENT_ETIMEDOUT);
+    assert_null(out);
+
+    llmos_client_graph_load_t *l = (llmos_client_graph_load_t *)&err;
+    assert_int_equal(llmos_client_graph_load_new(NULL, NULL, &l, &err), LLMOS_CLIENT_EINVAL);
+    assert_null(l);
+    assert_int_equal(llmos_client_graph_load_new(c, NULL, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_graph_load_new(c, NULL, &l, &err), 0);
+    assert_int_equal(llmos_client_graph_load_send(l, 0, NULL, 0, "x", 1, 200, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_graph_load_send(l, 0, "a.nt", 0, NULL, 1, 200, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_graph_load_path(l, 0, "", 200, &err), LLMOS_CLIENT_EINVAL);
+    uint64_t got = 9;
+    assert_int_equal(llmos_client_graph_load_send(l, 0, "a.nt", 0, "", 0, 200, &got, &err), LLMOS_CLIENT_ETIMEDOUT);
+    assert_int_equal(got, 0);
+    llmos_client_load_result_t *res = (llmos_client_load_result_t *)&err;
+    assert_int_equal(llmos_client_graph_load_commit(l, 1, 200, &res, &err), LLMOS_CLIENT_ETIMEDOUT);
+    assert_null(res);
+    assert_int_equal(llmos_client_graph_load_commit(NULL, 1, 200, &res, &err), LLMOS_CLIENT_EINVAL);
+    llmos_client_graph_load_destroy(&l);
+    assert_null(l);
+    llmos_client_graph_load_destroy(&l); /* NULL-safe */
+    llmos_client_load_result_free(&res);
+    llmos_client_load_result_free(NULL);
+
+    llmos_client_model_stats_t *st = (llmos_client_model_stats_t *)&err;
+    assert_int_equal(llmos_client_model_load(c, NULL, NULL, 200, &st, &err), LLMOS_CLIENT_EINVAL);
+    assert_null(st);
+    llmos_client_model_load_opts_t lo = {.tokenizer = "t.bin"};
+    assert_int_equal(llmos_client_model_load(c, NULL, &lo, 200, &st, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_model_stats(c, NULL, 200, NULL, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_model_stats(NULL, NULL, 200, &st, &err), LLMOS_CLIENT_EINVAL);
+    assert_int_equal(llmos_client_model_unload(c, "model/1", 200, &st, &err), LLMOS_CLIENT_ETIMEDOUT);
+    assert_null(st);
+    llmos_client_model_stats_free(&st);
+    llmos_client_model_stats_free(NULL);
+    llmos_client_destroy(&c);
 }
 
 static void test_names(void **state) {
@@ -581,6 +743,9 @@ int main(void) {
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_builder),
         cmocka_unit_test(test_status_json),
+        cmocka_unit_test(test_task_result_json),
+        cmocka_unit_test(test_json_id),
+        cmocka_unit_test(test_graph_model_no_node),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_no_node),
         cmocka_unit_test(test_async_no_node),

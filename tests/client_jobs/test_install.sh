@@ -18,13 +18,12 @@ SAN=${3:-OFF}
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 . "$(dirname "$0")/../lib/node.sh"
 MODELS=${LLMOS_MODELS:?LLMOS_MODELS not set}
-T=$(mktemp -d /tmp/llmos-install-XXXXXX)
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-install cleanup
 NODE_PID=
 cleanup() {
     if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then kill -9 "$NODE_PID"; fi
-    rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cmake -DCMAKE_INSTALL_PREFIX="$T/p" -P "$BUILD/client/cmake_install.cmake" >"$T/install.log" || fail "install: $(cat "$T/install.log")"

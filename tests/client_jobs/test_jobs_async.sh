@@ -11,13 +11,12 @@ LIVE=${1:?usage: test_jobs_async.sh JOBS_ASYNC_LIVE [README_ASYNC]}
 README_ASYNC=${2:-}
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 . "$(dirname "$0")/../lib/node.sh"
-T=$(mktemp -d /tmp/llmos-jobs-async-XXXXXX)
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-jobs-async cleanup
 NODE_PID=
 cleanup() {
     if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then kill -9 "$NODE_PID"; fi
-    rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -30 "$T/node.log" >&2; exit 1; }
 
 cat >"$T/node.conf" <<CONF

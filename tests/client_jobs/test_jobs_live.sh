@@ -22,13 +22,12 @@ BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 . "$(dirname "$0")/../lib/node.sh"
 MODELS=${LLMOS_MODELS:?LLMOS_MODELS not set}
 PY=/usr/bin/python3
-T=$(mktemp -d /tmp/llmos-jobs-live-XXXXXX)
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-jobs-live cleanup
 NODE_PID=
 cleanup() {
     if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then kill -9 "$NODE_PID"; fi
-    rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -30 "$T/node.log" >&2; exit 1; }
 step() { echo "--- $*"; }
 

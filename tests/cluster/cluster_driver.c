@@ -1,9 +1,9 @@
 /*
  * cluster_driver.c — integration tests with real llmosd processes on
  * loopback.  The driver is itself a node (runtime + transport): it starts
- * llmosd processes ($LLMOS_BIN/llmosd, port 0, the bound endpoint read from
- * their first stdout line), peers with them and talks to their built-in
- * echo and sink actors.
+ * llmosd processes with the node fixture (tests/lib/node_fixture.h: port 0,
+ * waited for until they serve), peers with them and talks to their
+ * built-in echo and sink actors.
  *
  *   cluster_driver mesh K TOTAL  K llmosd nodes (2 or 3), all peered.  For
  *       every ordered pair (i, j) the driver sends TOTAL/(K(K-1)) one-way
@@ -29,40 +29,28 @@
 #include "llmos/envelope.pb-c.h"
 #include "runtime/base/clock.h"
 #include "runtime/base/log.h"
+#include "node_fixture.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_NODES 3
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-typedef struct proc {
-    pid_t pid;
-    uint64_t node_id;
-    char endpoint[CL_ENDPOINT_MAX];
-} proc_t;
+typedef llmos_test_node_t proc_t;
 
 static proc_t procs[MAX_NODES];
 static int nprocs;
 
 static void kill_all(void) {
-    for (int i = 0; i < nprocs; i++)
-        if (procs[i].pid > 0) {
-            kill(procs[i].pid, SIGKILL);
-            waitpid(procs[i].pid, NULL, 0);
-            procs[i].pid = 0;
-        }
+    for (int i = 0; i < nprocs; i++) llmos_test_node_kill(&procs[i], SIGKILL, NULL);
 }
 
 static void die(const char *fmt, ...) {
@@ -76,71 +64,30 @@ static void die(const char *fmt, ...) {
     exit(1);
 }
 
-static void llmosd_path(char *out, size_t cap) {
-    const char *bin = getenv("LLMOS_BIN");
-    if (bin && *bin) {
-        snprintf(out, cap, "%s/llmosd", bin);
-        return;
-    }
-    char self[PATH_MAX - 16];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) die("cannot find llmosd: set LLMOS_BIN");
-    self[n] = 0;
-    *strrchr(self, '/') = 0;
-    snprintf(out, cap, "%s/llmosd", self);
-}
-
-/* Starts llmosd with args (NULL-terminated) and reads its endpoint. */
+/* Starts llmosd on listen with args (NULL-terminated) and waits until it serves. */
 static void proc_start(proc_t *p, const char *listen, const char **args) {
-    char path[PATH_MAX];
-    llmosd_path(path, sizeof path);
-    int fds[2];
-    if (pipe(fds) != 0) die("pipe: %s", strerror(errno));
     const char *argv[32];
     int n = 0;
-    argv[n++] = path;
-    argv[n++] = "--listen";
-    argv[n++] = listen;
     argv[n++] = "--workers";
     argv[n++] = "2";
     argv[n++] = "--log-level";
     argv[n++] = "warn";
-    for (int i = 0; args && args[i] && n < 30; i++) argv[n++] = args[i];
+    for (int i = 0; args && args[i] && n < 31; i++) argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    p->pid = pid;
-    char line[512];
-    size_t len = 0;
-    uint64_t until = llmos_now_ns() + 20000000000ull;
-    while (len < sizeof line - 1 && (len == 0 || line[len - 1] != '\n')) {
-        struct pollfd pf = {fds[0], POLLIN, 0};
-        if (llmos_now_ns() > until || poll(&pf, 1, 100) < 0) break;
-        if (!(pf.revents & (POLLIN | POLLHUP))) continue;
-        ssize_t r = read(fds[0], line + len, 1);
-        if (r <= 0) break;
-        len += (size_t)r;
-    }
-    line[len] = 0;
-    close(fds[0]);
-    unsigned long long id;
-    if (sscanf(line, "llmosd: node %llx listening on %255s", &id, p->endpoint) != 2)
-        die("llmosd (%s) did not start: first line '%s'", listen, line);
-    p->node_id = id;
+    llmos_test_node_opts_t o = {.args = argv, .listen = listen, .timeout_ms = 20000};
+    llmos_error_t err;
+    if (llmos_test_node_start(p, &o, &err) != 0) die("llmosd (%s) did not start: %s", listen, err.msg);
 }
 
+/* SIGTERM: a clean stop, which must end with status 0; SIGKILL: a crash. */
 static void proc_kill(proc_t *p, int sig) {
-    kill(p->pid, sig);
-    waitpid(p->pid, NULL, 0);
-    p->pid = 0;
+    int st;
+    llmos_error_t err;
+    if (sig == SIGTERM) {
+        if (llmos_test_node_stop(p, 0, &st, &err) != 0) die("%s", err.msg);
+    } else {
+        llmos_test_node_kill(p, sig, &st);
+    }
 }
 
 /* ---- the driver's own node ---- */

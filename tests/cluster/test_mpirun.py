@@ -3,15 +3,18 @@
 
 Under mpirun each rank initialises MPI, the ranks exchange their endpoints
 (MPI_Allgather) and peer with each other.  Checks: every node answers
-`llmos status` and sees the two others; SIGTERM to mpirun stops all of them
-cleanly (each rank exits 0, so mpirun does).
+`llmos status` and sees the two others; SIGTERM to each rank stops all of
+them cleanly (each rank exits 0, so mpirun does).  The cluster is started and
+stopped by the node fixture (tests/lib/llmos_node.py: stop() sends SIGTERM to
+mpirun's children, the ranks).
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
+
+import llmos_node
 
 BIN = os.environ.get("LLMOS_BIN") or os.path.dirname(os.path.abspath(sys.argv[0]))
 
@@ -23,20 +26,16 @@ def main():
     # checks stay on; every other cluster test runs llmosd with leak checks).
     asan = os.environ.get("ASAN_OPTIONS", "").replace("detect_leaks=1", "")
     os.environ["ASAN_OPTIONS"] = (asan + ":detect_leaks=0").strip(":")
-    mpirun = subprocess.Popen(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "3",
-                               os.path.join(BIN, "llmosd"), "--listen", "tcp://127.0.0.1:0", "--workers", "1",
-                               "--log-level", "warn"], stdout=subprocess.PIPE, text=True)
-    eps = []
-    deadline = time.time() + 60
-    while len(eps) < 3 and time.time() < deadline:
-        line = mpirun.stdout.readline()
-        if not line:
-            break
-        if "listening on" in line:
-            eps.append(line.split()[-1])
+    try:
+        node = llmos_node.start(["--workers", "1", "--log-level", "warn"], np=3, timeout_ms=60000)
+    except llmos_node.NodeError as e:
+        print("FAIL: the cluster did not start:", e)
+        sys.exit(1)
+    eps = node.endpoints
     ok = len(eps) == 3
     print("endpoints:", eps, flush=True)
     names = set()
+    deadline = time.time() + 60
     for ep in eps if ok else []:
         peers = -1
         while time.time() < deadline:
@@ -53,17 +52,7 @@ def main():
         ok = ok and peers == 2
     ok = ok and names == {"rank0", "rank1", "rank2"}
     print("names:", sorted(names), flush=True)
-    # SIGTERM each rank (mpirun's children): each must exit 0, and so mpirun.
-    with open("/proc/%d/task/%d/children" % (mpirun.pid, mpirun.pid)) as f:
-        ranks = [int(p) for p in f.read().split()]
-    print("ranks:", ranks, flush=True)
-    for pid in ranks:
-        os.kill(pid, signal.SIGTERM)
-    try:
-        code = mpirun.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        mpirun.kill()
-        code = "hung"
+    code = llmos_node.stop(node, timeout_ms=60000)
     print("mpirun exit:", code, flush=True)
     if not ok or code != 0:
         print("FAIL")

@@ -45,13 +45,14 @@ static void round_trip(void **state) {
     size_t sizes[] = {0, 1, 64, 5000, 300000}; /* 300000 overflows the arena into malloc */
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         rt_msg_t *m = sample_msg(sizes[k]);
-        cl_buf_t b;
-        cl_buf_init(&b);
+        llmos_buf_t b;
+        llmos_buf_init(&b);
         assert_int_equal(cl_envelope_append(&b, m, 0x777), 0);
         assert_int_equal(b.len, cl_envelope_size(m, 0x777));
         rt_msg_t *d = NULL;
         llmos_error_t err;
-        assert_int_equal(cl_envelope_decode(b.data, b.len, CL_MAX_FRAME_DEFAULT, &sc, &d, &err), 0);
+        assert_int_equal(
+            cl_envelope_decode((const uint8_t *)b.data, b.len, CL_MAX_FRAME_DEFAULT, &sc, &d, &err), 0);
         assert_int_equal(d->to.node, 0x1234);
         assert_string_equal(d->to.name, "sink");
         assert_int_equal(d->from.node, 0x777); /* from.node 0 is written as the sender's id */
@@ -69,7 +70,7 @@ static void round_trip(void **state) {
         if (sizes[k]) assert_memory_equal(d->data, m->data, sizes[k]);
         rt_msg_free(d);
         rt_msg_free(m);
-        cl_buf_deinit(&b);
+        llmos_buf_deinit(&b);
     }
     cl_scratch_deinit(&sc);
 }
@@ -79,18 +80,18 @@ static void decode_rejects_bad_input(void **state) {
     cl_scratch_t sc;
     assert_int_equal(cl_scratch_init(&sc, 4096), 0);
     rt_msg_t *m = sample_msg(100), *d = (rt_msg_t *)1;
-    cl_buf_t b;
-    cl_buf_init(&b);
+    llmos_buf_t b;
+    llmos_buf_init(&b);
     assert_int_equal(cl_envelope_append(&b, m, 1), 0);
     llmos_error_t err;
     /* Over the cap: refused before decoding. */
-    assert_int_equal(cl_envelope_decode(b.data, b.len, 50, &sc, &d, &err), LLMOS_ETOOBIG);
+    assert_int_equal(cl_envelope_decode((const uint8_t *)b.data, b.len, 50, &sc, &d, &err), LLMOS_ETOOBIG);
     assert_null(d);
     assert_non_null(strstr(err.msg, "cap"));
     /* Every truncation either fails cleanly or (never) yields a message. */
     int failures = 0;
     for (size_t cut = 0; cut < b.len; cut++) {
-        int rc = cl_envelope_decode(b.data, cut, CL_MAX_FRAME_DEFAULT, &sc, &d, &err);
+        int rc = cl_envelope_decode((const uint8_t *)b.data, cut, CL_MAX_FRAME_DEFAULT, &sc, &d, &err);
         if (rc == 0) {
             rt_msg_free(d); /* a prefix that happens to be a valid envelope */
         } else {
@@ -112,15 +113,17 @@ static void decode_rejects_bad_input(void **state) {
     /* A well-formed envelope that names no actor. */
     rt_msg_init_t in = {.from = {0, 1, NULL}, .type = 2};
     rt_msg_t *none = rt_msg_new(&in);
-    cl_buf_t b2;
-    cl_buf_init(&b2);
+    llmos_buf_t b2;
+    llmos_buf_init(&b2);
     assert_int_equal(cl_envelope_append(&b2, none, 1), 0);
-    assert_int_equal(cl_envelope_decode(b2.data, b2.len, CL_MAX_FRAME_DEFAULT, &sc, &d, &err), LLMOS_EFORMAT);
+    assert_int_equal(
+        cl_envelope_decode((const uint8_t *)b2.data, b2.len, CL_MAX_FRAME_DEFAULT, &sc, &d, &err),
+        LLMOS_EFORMAT);
     assert_non_null(strstr(err.msg, "'to'"));
     rt_msg_free(none);
-    cl_buf_deinit(&b2);
+    llmos_buf_deinit(&b2);
     rt_msg_free(m);
-    cl_buf_deinit(&b);
+    llmos_buf_deinit(&b);
     cl_scratch_deinit(&sc);
 }
 
@@ -130,10 +133,10 @@ static void agrees_with_protobuf_c(void **state) {
     cl_scratch_t sc;
     assert_int_equal(cl_scratch_init(&sc, 4096), 0);
     rt_msg_t *m = sample_msg(300);
-    cl_buf_t b;
-    cl_buf_init(&b);
+    llmos_buf_t b;
+    llmos_buf_init(&b);
     assert_int_equal(cl_envelope_append(&b, m, 0x777), 0);
-    Llmos__Envelope *e = llmos__envelope__unpack(NULL, b.len, b.data);
+    Llmos__Envelope *e = llmos__envelope__unpack(NULL, b.len, (const uint8_t *)b.data);
     assert_non_null(e);
     assert_int_equal(e->to->node, 0x1234);
     assert_string_equal(e->to->name, "sink");
@@ -175,7 +178,7 @@ static void agrees_with_protobuf_c(void **state) {
     free(buf);
     llmos__envelope__free_unpacked(e, NULL);
     rt_msg_free(m);
-    cl_buf_deinit(&b);
+    llmos_buf_deinit(&b);
     cl_scratch_deinit(&sc);
 }
 
@@ -186,8 +189,8 @@ static void mutations_never_crash(void **state) {
     cl_scratch_t sc;
     assert_int_equal(cl_scratch_init(&sc, 4096), 0);
     rt_msg_t *m = sample_msg(40);
-    cl_buf_t b;
-    cl_buf_init(&b);
+    llmos_buf_t b;
+    llmos_buf_init(&b);
     assert_int_equal(cl_batch_append(&b, m, 3), 0);
     assert_int_equal(cl_batch_append(&b, m, 3), 0);
     uint8_t *copy = malloc(b.len);
@@ -217,14 +220,14 @@ static void mutations_never_crash(void **state) {
     assert_true(ok > 0 && bad > 0);
     free(copy);
     rt_msg_free(m);
-    cl_buf_deinit(&b);
+    llmos_buf_deinit(&b);
     cl_scratch_deinit(&sc);
 }
 
 static void batch_framing(void **state) {
     (void)state;
-    cl_buf_t b;
-    cl_buf_init(&b);
+    llmos_buf_t b;
+    llmos_buf_init(&b);
     for (int i = 0; i < 1000; i++) {
         rt_msg_t *m = sample_msg((size_t)(i % 200));
         assert_int_equal(cl_batch_append(&b, m, 5), 0);
@@ -238,7 +241,8 @@ static void batch_framing(void **state) {
     size_t env_len;
     llmos_error_t err;
     int rc;
-    while ((rc = cl_batch_next(b.data, b.len, &pos, CL_MAX_FRAME_DEFAULT, &env, &env_len, &err)) == 1) {
+    while ((rc = cl_batch_next((const uint8_t *)b.data, b.len, &pos, CL_MAX_FRAME_DEFAULT, &env, &env_len,
+                               &err)) == 1) {
         rt_msg_t *d;
         assert_int_equal(cl_envelope_decode(env, env_len, CL_MAX_FRAME_DEFAULT, &sc, &d, &err), 0);
         assert_int_equal(d->len, (size_t)(n % 200));
@@ -250,7 +254,9 @@ static void batch_framing(void **state) {
     /* Truncated batch: the last length runs past the end. */
     pos = 0;
     n = 0;
-    while ((rc = cl_batch_next(b.data, b.len - 3, &pos, CL_MAX_FRAME_DEFAULT, &env, &env_len, &err)) == 1) n++;
+    while ((rc = cl_batch_next((const uint8_t *)b.data, b.len - 3, &pos, CL_MAX_FRAME_DEFAULT, &env, &env_len,
+                               &err)) == 1)
+        n++;
     assert_int_equal(rc, LLMOS_EFORMAT);
     assert_int_equal(n, 999);
     assert_non_null(strstr(err.msg, "offset"));
@@ -263,7 +269,7 @@ static void batch_framing(void **state) {
     pos = 0;
     assert_int_equal(cl_batch_next(big, sizeof big, &pos, 1000, &env, &env_len, &err), LLMOS_ETOOBIG);
     cl_scratch_deinit(&sc);
-    cl_buf_deinit(&b);
+    llmos_buf_deinit(&b);
 }
 
 static void client_ids(void **state) {
@@ -386,19 +392,37 @@ static void config_file(void **state) {
     assert_non_null(strstr(err.msg, path));
 }
 
+/* Numbers and sizes in the config go through runtime/base/parse.h (its own
+ * edge cases are in tests/base): suffixes where a size is meant, hex, the
+ * bounds, and messages naming file, line, key and value. */
 static void parse_sizes(void **state) {
     (void)state;
-    uint64_t v;
-    assert_int_equal(cl_parse_u64("64M", 1, &v), 0);
-    assert_int_equal(v, 64u << 20);
-    assert_int_equal(cl_parse_u64("2KiB", 1, &v), 0);
-    assert_int_equal(v, 2048);
-    assert_int_equal(cl_parse_u64("0x10", 0, &v), 0);
-    assert_int_equal(v, 16);
-    assert_int_equal(cl_parse_u64("10K", 0, &v), LLMOS_EINVAL);
-    assert_int_equal(cl_parse_u64("", 1, &v), LLMOS_EINVAL);
-    assert_int_equal(cl_parse_u64("-5", 1, &v), LLMOS_EINVAL);
-    assert_int_equal(cl_parse_u64("99999999999999999999", 0, &v), LLMOS_EINVAL);
+    cl_config_t c;
+    cl_config_init(&c);
+    llmos_error_t err;
+    assert_int_equal(cl_config_set(&c, "max_frame", "64M", "t.conf:1", &err), 0);
+    assert_int_equal(c.max_frame, 64u << 20);
+    assert_int_equal(cl_config_set(&c, "task_input_max", "2KiB", "t.conf:2", &err), 0);
+    assert_int_equal(c.task_input_max, 2048);
+    assert_int_equal(cl_config_set(&c, "max_frame", "4G", "t.conf:3", &err), 0);
+    assert_int_equal(cl_config_set(&c, "max_frame", "5G", "t.conf:4", &err), LLMOS_EINVAL);
+    assert_string_equal(err.msg, "t.conf:4: max_frame '5G' is not a size from 1K to 4G (a whole number, "
+                                 "optionally with K, M or G)");
+    assert_int_equal(cl_config_set(&c, "node_id", "0x10", "t.conf:5", &err), 0);
+    assert_int_equal(c.node_id, 16);
+    assert_int_equal(cl_config_set(&c, "node_id", "010", "t.conf:6", &err), 0); /* decimal, not octal */
+    assert_int_equal(c.node_id, 10);
+    assert_int_equal(cl_config_set(&c, "node_id", "9223372036854775808", "t.conf:7", &err), LLMOS_EINVAL);
+    assert_non_null(strstr(err.msg, "t.conf:7: node_id '9223372036854775808' is not a whole number"));
+    assert_int_equal(cl_config_set(&c, "workers", "10K", "t.conf:8", &err), LLMOS_EINVAL); /* no suffix */
+    assert_int_equal(cl_config_set(&c, "heartbeat_ms", "", "t.conf:9", &err), LLMOS_EINVAL);
+    assert_int_equal(cl_config_set(&c, "heartbeat_ms", "-5", "t.conf:10", &err), LLMOS_EINVAL);
+    assert_int_equal(cl_config_set(&c, "heartbeat_ms", "9", "t.conf:11", &err), LLMOS_EINVAL);
+    assert_string_equal(err.msg, "t.conf:11: heartbeat_ms '9' is not a whole number from 10 to 4294967295 "
+                                 "(decimal or 0x hexadecimal)");
+    assert_int_equal(cl_config_set(&c, "queue_limit", "99999999999999999999", "t.conf:12", &err),
+                     LLMOS_EINVAL);
+    assert_int_equal(c.heartbeat_ms, 250); /* unchanged by the failures */
 }
 
 int main(void) {

@@ -24,6 +24,7 @@
 #include "graph/load.h"
 #include "graph/store.h"
 #include "graph/walk.h"
+#include "runtime/base/tmpdir.h"
 
 /* --------------------------------------------------------- fixtures --- */
 
@@ -34,10 +35,9 @@ typedef struct fx {
 
 static int fx_setup(void **state) {
     fx_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/llmos-test-graph-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    graph_store_options_t o = {.create = 1, .no_sync = 1, .map_size = 1ULL << 30};
     llmos_error_t e;
+    if (!f || llmos_tmpdir_make("llmos-test-graph", f->dir, sizeof f->dir, &e)) return -1;
+    graph_store_options_t o = {.create = 1, .no_sync = 1, .map_size = 1ULL << 30};
     if (graph_store_open(f->dir, &o, &f->s, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return -1;
@@ -49,11 +49,9 @@ static int fx_setup(void **state) {
 static int fx_teardown(void **state) {
     fx_t *f = *state;
     graph_store_close(&f->s);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0) return -1;
+    int rc = llmos_tmpdir_remove(f->dir, NULL);
     free(f);
-    return 0;
+    return rc ? -1 : 0;
 }
 
 static uint64_t rng_state = 88172645463325252ULL;
@@ -179,6 +177,23 @@ static void test_dictionary(void **state) {
     char txt[64];
     assert_int_equal(graph_term_format_id(r, ids[3], txt, sizeof txt, NULL, &e), 0);
     assert_string_equal(txt, "\"x\"@en");
+    /* appended to a growing buffer: after what it holds, a long term in a
+     * second pass, an unknown id leaves the buffer as it was */
+    llmos_buf_t b = LLMOS_BUF_INIT;
+    assert_int_equal(llmos_buf_puts(&b, "caf\xc3\xa9 "), 0);
+    assert_int_equal(graph_term_append_id(r, ids[3], &b, &e), 0);
+    assert_string_equal(b.data, "caf\xc3\xa9 \"x\"@en");
+    size_t before = b.len;
+    assert_int_equal(graph_term_append_id(r, bid, &b, &e), 0);
+    assert_int_equal(b.len, before + 4999 + 2);
+    assert_int_equal(b.data[before], '"');
+    assert_int_equal(b.data[b.len - 1], '"');
+    assert_int_equal(b.data[b.len], '\0');
+    before = b.len;
+    assert_int_equal(graph_term_append_id(r, 999999, &b, &e), LLMOS_ENOTFOUND);
+    assert_int_equal(b.len, before);
+    assert_int_equal(b.data[b.len], '\0');
+    llmos_buf_deinit(&b);
     graph_stats_t st;
     assert_int_equal(graph_store_stats(r, &st, &e), 0);
     assert_int_equal(st.terms, 6);

@@ -15,13 +15,12 @@ BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 DATA=${LLMOS_DATA:?LLMOS_DATA not set}
 PY=${PYTHON:-/usr/bin/python3}
 G="$BIN/llmos-graph"
-T=$(mktemp -d /tmp/llmos-graph-cli-XXXXXX)
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-graph-cli cleanup
 LOADER_PID=
 cleanup() {
     if [ -n "$LOADER_PID" ] && kill -0 "$LOADER_PID" 2>/dev/null; then kill -9 "$LOADER_PID"; fi
-    rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "--- $*"; }
 

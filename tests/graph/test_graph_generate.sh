@@ -17,8 +17,8 @@ set -euo pipefail
 
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 PY=${PYTHON:-/usr/bin/python3}
-T=$(mktemp -d /tmp/llmos-graph-gen-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-graph-gen
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "--- $*"; }
 

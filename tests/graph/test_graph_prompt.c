@@ -19,9 +19,10 @@
 
 #include "graph/prompt.h"
 #include "graph/store.h"
+#include "runtime/base/tmpdir.h"
 
 typedef struct fx {
-    char dir[64];
+    char dir[256];
     graph_store_t *s;
     graph_reader_t *r;
     graph_linker_t *l;
@@ -31,10 +32,9 @@ typedef struct fx {
 
 static int fx_setup(void **state) {
     fx_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/llmos-test-prompt-XXXXXX");
-    if (!f || !mkdtemp(f->dir)) return -1;
-    graph_store_options_t o = {.create = 1, .no_sync = 1, .map_size = 1ULL << 26};
     llmos_error_t e;
+    if (!f || llmos_tmpdir_make("llmos-test-prompt", f->dir, sizeof f->dir, &e)) return -1;
+    graph_store_options_t o = {.create = 1, .no_sync = 1, .map_size = 1ULL << 26};
     graph_writer_t *w = NULL;
     static const char *tr[][3] = {{"lily", "owns", "tom"},
                                   {"lily", "likes", "ball"},
@@ -63,9 +63,7 @@ static int fx_teardown(void **state) {
     graph_linker_destroy(&f->l);
     graph_reader_end(&f->r);
     graph_store_close(&f->s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
+    int rc = llmos_tmpdir_remove(f->dir, NULL);
     free(f);
     return rc ? -1 : 0;
 }

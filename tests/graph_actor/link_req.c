@@ -12,6 +12,7 @@
  */
 #include "llmos/client.h"
 #include "llmos/graph.pb-c.h"
+#include "runtime/base/parse.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,12 +20,7 @@
 #include <string.h>
 
 static int parse_u32(const char *s, uint32_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *s == '-' || *end || errno || v > UINT32_MAX) return -1;
-    *out = (uint32_t)v;
-    return 0;
+    return llmos_parse_u32("number", s, 0, UINT32_MAX, 0, out, NULL) ? -1 : 0;
 }
 
 int main(int argc, char **argv) {

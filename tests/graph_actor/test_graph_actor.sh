@@ -24,13 +24,12 @@ LINK_REQ=${2:?usage: test_graph_actor.sh GARBAGE LINK_REQ}
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 DATA=${LLMOS_DATA:?LLMOS_DATA not set}
 . "$(dirname "$0")/../lib/node.sh"
-T=$(mktemp -d /tmp/llmos-graph-actor-XXXXXX)
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-graph-actor cleanup
 NODE_PID=
 cleanup() {
     if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then kill -9 "$NODE_PID"; fi
-    rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -30 "$T/node.log" >&2; exit 1; }
 step() { echo "--- $*"; }
 kib() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$NODE_PID/status"; }

@@ -16,16 +16,18 @@ messages).  Checks:
     two loads sent at once both commit (they run one after the other);
   - the node killed (-9) in the middle of a load: the store is exactly as
     before, consistent, and served again by a new node.
+Nodes are started and stopped by the node fixture (tests/lib/llmos_node.py).
 """
 import calendar
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+import llmos_node
 
 BIN = os.environ["LLMOS_BIN"]
 DATA = os.environ["LLMOS_DATA"]
@@ -49,12 +51,12 @@ def run(args, ok=True, timeout=120):
     return p
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def start_node(args, log, listen=None):
+    """llmosd with args (the node fixture, tests/lib/llmos_node.py), stderr to log."""
+    try:
+        return llmos_node.start(args, listen=listen, err=log)
+    except llmos_node.NodeError as e:
+        fail("llmosd did not start: %s" % e)
 
 
 def dump(db):
@@ -75,15 +77,9 @@ def main():
         with open(seed, "w") as f:
             f.write("<http://x/seed> <http://x/p> <http://x/o> .\n")
         run([GRAPH, "load", db, seed, "--quiet"])
-        ep = "tcp://127.0.0.1:%d" % free_port()
         log = open(os.path.join(tmp, "node.log"), "w")
-        node = subprocess.Popen([os.path.join(BIN, "llmosd"), "--listen", ep, "--graph", db], stdout=log, stderr=log)
-        for _ in range(100):
-            if run([LLMOS, "--timeout", "30000", "--endpoint", ep, "--timeout", "200", "ping"], ok=False).returncode == 0:
-                break
-            if node.poll() is not None:
-                fail("llmosd exited")
-            time.sleep(0.1)
+        node = start_node(["--graph", db], log)
+        ep = node.endpoint
 
         step("UMLS over the wire in 64 KiB chunks equals a local load")
         umls = os.path.join(DATA, "kg/umls/train.txt")
@@ -139,14 +135,9 @@ def main():
                 f.write("b%d\tr%d\tb%d\n" % (i, i % 5, i + 1))
         db2 = os.path.join(tmp, "db2")
         run([GRAPH, "load", db2, seed, "--quiet"])
-        ep2 = "tcp://127.0.0.1:%d" % free_port()
-        node2 = subprocess.Popen([os.path.join(BIN, "llmosd"), "--listen", ep2, "--graph", db2, "--max-frame", "1M"],
-                                 stdout=log, stderr=log)
+        node2 = start_node(["--graph", db2, "--max-frame", "1M"], log)
+        ep2 = node2.endpoint
         try:
-            for _ in range(100):
-                if run([LLMOS, "--endpoint", ep2, "--timeout", "200", "ping"], ok=False).returncode == 0:
-                    break
-                time.sleep(0.1)
             p = run([LLMOS, "--timeout", "30000", "--endpoint", ep2, "graph", "load", umls, bigger])
             if "(%d bytes sent)" % (size + os.path.getsize(bigger)) not in p.stdout:
                 fail("load through a small frame cap: " + p.stdout + p.stderr)
@@ -155,9 +146,9 @@ def main():
             if dump(db2) != dump(ref2):
                 fail("the load through a small frame cap differs from a local load")
         finally:
-            node2.terminate()
-            if node2.wait(timeout=30) != 0:
-                fail("the second llmosd exited with %d" % node2.returncode)
+            st = llmos_node.stop(node2, timeout_ms=30000)
+            if st != 0:
+                fail("the second llmosd exited with %d" % st)
 
         step("malformed lines: reported with their line, skipped; --strict refuses and changes nothing")
         bad = os.path.join(tmp, "bad.nt")
@@ -251,18 +242,14 @@ def main():
         run([GRAPH, "check", db])
         if run([LLMOS, "--timeout", "30000", "--endpoint", ep, "ping"], ok=False).returncode != 0:
             fail("the node stopped answering")
-        node.terminate()
-        if node.wait(timeout=30) != 0:
-            fail("llmosd exit status %d" % node.returncode)
+        st = llmos_node.stop(node, timeout_ms=30000)
         node = None
+        if st != 0:
+            fail("llmosd exit status %d" % st)
 
         step("kill -9 of the node during a load: the store is as before, and served again")
         before = dump(db)
-        node = subprocess.Popen([os.path.join(BIN, "llmosd"), "--listen", ep, "--graph", db], stdout=log, stderr=log)
-        for _ in range(100):
-            if run([LLMOS, "--endpoint", ep, "--timeout", "200", "ping"], ok=False).returncode == 0:
-                break
-            time.sleep(0.1)
+        node = start_node(["--graph", db], log, listen=ep)  # back on the same port
         log_at = os.path.getsize(os.path.join(tmp, "node.log"))
         # Short timeouts: the commit's answer never comes.
         loader = subprocess.Popen([LLMOS, "--timeout", "4000", "--endpoint", ep, "graph", "load", big,
@@ -278,8 +265,7 @@ def main():
         else:
             fail("the load never started")
         time.sleep(0.2)
-        node.kill()
-        node.wait()
+        llmos_node.kill(node)
         node = None
         loader.communicate(timeout=60)
         if loader.returncode == 0:
@@ -287,22 +273,17 @@ def main():
         run([GRAPH, "check", db])
         if dump(db) != before:
             fail("a load killed before its commit changed the store")
-        node = subprocess.Popen([os.path.join(BIN, "llmosd"), "--listen", ep, "--graph", db], stdout=log, stderr=log)
-        for _ in range(100):
-            if run([LLMOS, "--endpoint", ep, "--timeout", "200", "ping"], ok=False).returncode == 0:
-                break
-            time.sleep(0.1)
+        node = start_node(["--graph", db], log, listen=ep)  # back on the same port
         if triples(ep) != len(before):
             fail("the restarted node serves %d triples, want %d" % (triples(ep), len(before)))
-        node.terminate()
-        if node.wait(timeout=30) != 0:
-            fail("llmosd exit status %d" % node.returncode)
+        st = llmos_node.stop(node, timeout_ms=30000)
         node = None
+        if st != 0:
+            fail("llmosd exit status %d" % st)
         print("PASS")
     finally:
         if node is not None:
-            node.kill()
-            node.wait()
+            llmos_node.kill(node)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

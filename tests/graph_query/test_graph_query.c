@@ -17,6 +17,7 @@
 #include "graph/sparql.h"
 #include "graph/store.h"
 #include "runtime/base/clock.h"
+#include "runtime/base/tmpdir.h"
 
 #define X "http://x.org/"
 #define XSD "http://www.w3.org/2001/XMLSchema#"
@@ -25,12 +26,6 @@
 /* ----------------------------------------------------------- helpers --- */
 
 static char tmp_root[256];
-
-static void rm_rf(const char *dir) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-}
 
 static graph_store_t *store_new(const char *name) {
     char dir[512];
@@ -169,8 +164,9 @@ static graph_store_t *umls;
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/llmos-test-graph-query-XXXXXX");
-    assert_non_null(mkdtemp(tmp_root));
+    llmos_error_t terr;
+    if (llmos_tmpdir_make("llmos-test-graph-query", tmp_root, sizeof tmp_root, &terr))
+        fail_msg("%s", terr.msg);
     small = store_new("small");
     add_nt(small, small_rows, (int)(sizeof small_rows / sizeof small_rows[0] / 3));
     umls = store_new("umls");
@@ -193,7 +189,8 @@ static int teardown(void **state) {
     (void)state;
     graph_store_close(&small);
     graph_store_close(&umls);
-    rm_rf(tmp_root);
+    llmos_error_t terr;
+    if (llmos_tmpdir_remove(tmp_root, &terr)) fprintf(stderr, "%s\n", terr.msg);
     return 0;
 }
 

@@ -10,10 +10,10 @@
  * Each node listens on a port the system picks (tcp://127.0.0.1:0) and
  * prints it; the data directory is a temp dir.  Exits 0 when all pass.
  */
-#include "bench/common/node_proc.h"
 #include "llmos/client.h"
 #include "llmos/job.pb-c.h"
 #include "llmos/model.pb-c.h"
+#include "node_fixture.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -38,11 +37,11 @@ static int failures;
         }                                                                        \
     } while (0)
 
-typedef bench_node_t node_t;
+typedef llmos_test_node_t node_t;
 
 static const char *model_args[4]; /* --model M --tokenizer T, when LLMOS_MODELS has them */
 
-/* Starts llmosd (bench/common/node_proc.h) on a free port with the test's
+/* Starts llmosd (tests/lib/node_fixture.h) on a free port with the test's
  * data dir (+ config lines; with_model: serve stories260K). */
 static int node_start_ex(node_t *n, const char *config, int with_model) {
     char cfgpath[128];
@@ -53,18 +52,20 @@ static int node_start_ex(node_t *n, const char *config, int with_model) {
     fclose(f);
     const char *args[] = {"--config", cfgpath, NULL, NULL, NULL, NULL, NULL};
     for (int i = 0; with_model && i < 4; i++) args[2 + i] = model_args[i];
-    return bench_node_start(n, 1, args, NULL, 0, 60000);
+    llmos_test_node_opts_t o = {.args = args};
+    llmos_error_t err;
+    int rc = llmos_test_node_start(n, &o, &err);
+    if (rc) fprintf(stderr, "%s\n", err.msg);
+    return rc;
 }
 
 static int node_start(node_t *n, const char *config) { return node_start_ex(n, config, 0); }
 
 /* SIGTERM: a clean stop (0 when llmosd exited 0); SIGKILL: a crash. */
 static int node_kill(node_t *n, int sig) {
-    if (sig == SIGTERM) return bench_node_stop(n) == 0 ? 0 : -1;
-    kill(n->pid, sig);
-    waitpid(n->pid, NULL, 0);
-    n->pid = 0;
-    return 0;
+    int st;
+    if (sig == SIGTERM) return llmos_test_node_stop(n, 0, &st, NULL) == 0 && st == 0 ? 0 : -1;
+    return llmos_test_node_kill(n, sig, NULL);
 }
 
 static llmos_client_t *connect_to(const node_t *n) {
@@ -360,7 +361,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: jobs_e2e LLMOSD\n");
         return 2;
     }
-    /* node_proc starts $LLMOS_BIN/llmosd: point it at the one given. */
+    /* the fixture starts $LLMOS_BIN/llmosd: point it at the one given. */
     char bin[4096];
     snprintf(bin, sizeof bin, "%s", argv[1]);
     char *slash = strrchr(bin, '/');

@@ -7,6 +7,7 @@
  */
 #include "jobs/joblog.h"
 
+#include "runtime/base/tmpdir.h"
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,15 +20,14 @@
 #include <cmocka.h>
 
 typedef struct fx {
-    char dir[64];
+    char dir[256];
     joblog_t *log;
 } fx_t;
 
 static int setup(void **st) {
     fx_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/llmos-joblog-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
     llmos_error_t err;
+    if (llmos_tmpdir_make("llmos-joblog", f->dir, sizeof f->dir, &err) != 0) return -1;
     if (joblog_open(f->dir, &(joblog_opts_t){.nosync = true}, &f->log, &err) != 0) {
         fprintf(stderr, "%s\n", err.msg);
         return -1;
@@ -39,9 +39,7 @@ static int setup(void **st) {
 static int teardown(void **st) {
     fx_t *f = *st;
     joblog_close(&f->log);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    if (system(cmd) != 0) return -1;
+    if (llmos_tmpdir_remove(f->dir, NULL) != 0) return -1;
     free(f);
     return 0;
 }
@@ -268,9 +266,9 @@ static void test_bad_dir(void **st) {
     assert_non_null(strstr(err.msg, "/proc/llmos-no"));
     assert_null(log);
     /* A foreign file where jobs.lmdb should be. */
-    char dir[] = "/tmp/llmos-joblog-bad-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
+    char dir[256];
+    assert_int_equal(llmos_tmpdir_make("llmos-joblog-bad", dir, sizeof dir, &err), 0);
+    char path[320];
     snprintf(path, sizeof path, "%s/%s", dir, JOBLOG_FILE);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
@@ -279,9 +277,7 @@ static void test_bad_dir(void **st) {
     int rc = joblog_open(dir, NULL, &log, &err);
     assert_true(rc == LLMOS_EFORMAT || rc == LLMOS_EIO);
     assert_null(log);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(llmos_tmpdir_remove(dir, NULL), 0);
 }
 
 int main(void) {

@@ -18,6 +18,7 @@
 #include "runtime/actor.h"
 #include "runtime/base/clock.h"
 
+#include "runtime/base/tmpdir.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <setjmp.h>
@@ -123,7 +124,7 @@ static int fakemodel_rx(rt_ctx_t *ctx, void *st, rt_msg_t *m) {
 /* ---- fixture ---- */
 
 typedef struct fx {
-    char dir[64];
+    char dir[256];
     rt_system_t *sys;
     sched_config_t cfg;
 } fx_t;
@@ -151,8 +152,8 @@ static void stop(fx_t *f) { rt_system_destroy(&f->sys); }
 
 static int setup(void **st) {
     fx_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/llmos-sched-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
+    llmos_error_t terr;
+    if (llmos_tmpdir_make("llmos-sched", f->dir, sizeof f->dir, &terr) != 0) return -1;
     sched_config_init(&f->cfg);
     snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s", f->dir);
     f->cfg.sync = false;
@@ -173,9 +174,7 @@ static int setup(void **st) {
 static int teardown(void **st) {
     fx_t *f = *st;
     stop(f);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    if (system(cmd) != 0) return -1;
+    if (llmos_tmpdir_remove(f->dir, NULL) != 0) return -1;
     free(f);
     return 0;
 }

@@ -1,28 +1,29 @@
 # cls.sh — sourced by the classifier-serving test scripts (after `set -euo
 # pipefail`), with the file-name prefix of their temporary folder as $1:
 # checks LLMOS_BIN / LLMOS_MODELS / LLMOS_DATA (BIN, M, DATA), makes $T and
-# removes it at exit (killing the node in $PID, if any), and defines
+# removes it at exit (tmp.sh; killing the node in $PID first, if any), and defines
 #   fail MSG...                 print MSG and the node log's tail, exit 1
 #   MODEL                       (--model stories260K.bin --tokenizer tok512.bin)
 #   cls_subset OUT FIRST COUNT train|test N
 #       a BANKING77 CSV of the intents FIRST..FIRST+COUNT-1 (sorted by name):
 #       train = each intent's first N texts; test = its first N texts from
 #       the 41st on without a line break
-#   stop_node                   SIGTERM the node in $PID and wait; it must
-#                               exit 0 unless MPI=1 (mpirun's status says
-#                               nothing about the ranks)
+#   stop_node                   stop the node in $PID (started with
+#                               llmos_node_start, tests/lib/node.sh, which
+#                               this sources): SIGTERM, and it must exit 0
+#                               within 10 s (under mpirun: every rank)
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 M=${LLMOS_MODELS:?LLMOS_MODELS not set}
 DATA=${LLMOS_DATA:?LLMOS_DATA not set}
 PY=/usr/bin/python3
-T=$(mktemp -d "/tmp/$1-XXXXXX")
+. "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/tmp.sh"
+llmos_tmp "$1" cleanup
 PID=
 MPI=0
 cleanup() {
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -9 "$PID" 2>/dev/null || true; fi
-    rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -20 "$T/node.log" >&2; exit 1; }
 MODEL=(--model "$M/stories260K.bin" --tokenizer "$M/tok512.bin")
 
@@ -44,11 +45,9 @@ PYEOF
 }
 
 stop_node() {
-    kill -TERM "$PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$PID" 2>/dev/null && fail "llmosd did not stop on SIGTERM"
     local st=0
-    wait "$PID" 2>/dev/null || st=$?
+    NODE_PID=$PID
+    llmos_node_stop || st=$?
     [ "$MPI" = 1 ] || [ "$st" = 0 ] || fail "llmosd exited with status $st"
     PID=
 }

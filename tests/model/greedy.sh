@@ -4,8 +4,9 @@
 # with 1 and 2 threads.
 set -eu
 : "${LLMOS_BIN:?}" "${LLMOS_MODELS:?}"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-greedy
+out=$T
 want="$LLMOS_MODELS/stories260K.greedy.txt"
 for t in 1 2; do
   "$LLMOS_BIN/llmos-generate" --model "$LLMOS_MODELS/stories260K.bin" --tokenizer "$LLMOS_MODELS/tok512.bin" \

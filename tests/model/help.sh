@@ -6,8 +6,8 @@
 # error: usage on stderr, exit 2.
 set -euo pipefail
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
-T=$(mktemp -d /tmp/llmos-help-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-help
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 helps=(

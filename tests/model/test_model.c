@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "model/model.h"
-#include "model/model_internal.h"
+#include "model/tokenizer_internal.h"
 #include "model/q8.h"
 #include "runtime/base/log.h"
 #include "runtime/base/paths.h"

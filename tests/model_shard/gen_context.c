@@ -12,6 +12,8 @@
  */
 #include "llmos/client.h"
 #include "llmos/model.pb-c.h"
+#include "runtime/base/buf.h"
+#include "runtime/base/parse.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -22,32 +24,16 @@
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    for (size_t k; b && (k = fread(b + n, 1, cap - n - 1, f)) > 0;) {
-        n += k;
-        if (n + 1 == cap) {
-            char *g = realloc(b, cap *= 2);
-            if (!g) {
-                free(b);
-                fclose(f);
-                return NULL;
-            }
-            b = g;
-        }
-    }
+    llmos_buf_t b = LLMOS_BUF_INIT;
+    int rc = llmos_buf_read_file(&b, f, 0);
     fclose(f);
-    if (b) b[n] = 0;
-    return b;
+    char *text = rc ? NULL : llmos_buf_take(&b, NULL);
+    llmos_buf_deinit(&b);
+    return text;
 }
 
 static int num(const char *v, uint32_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || x > 0xffffffffull) return -1;
-    *out = (uint32_t)x;
-    return 0;
+    return llmos_parse_u32("number", v, 0, UINT32_MAX, 0, out, NULL) ? -1 : 0;
 }
 
 int main(int argc, char **argv) {

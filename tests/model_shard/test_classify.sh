@@ -71,30 +71,22 @@ print('%d texts, labels equal, max |dp| %.2e' % (len(srv), worst))
 PYEOF
 }
 
-start_node() { # the llmosd command line (MPI=1: under mpirun); sets PID and E
-  : >"$T/node.out"
-  "$@" >"$T/node.out" 2>"$T/node.log" &
-  PID=$!
-  # under mpirun every rank prints its endpoint; the info log says which is rank 0's
-  E=
-  for _ in $(seq 300); do
-    if [ "$MPI" = 1 ]; then
-      E=$(cat "$T/node.out" "$T/node.log" | grep -o "(rank0) listening on tcp://[0-9.:]*" | awk '{print $NF; exit}' || true)
-    else
-      E=$(awk '/listening on/ {print $NF; exit}' "$T/node.out")
-    fi
-    [ -n "$E" ] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$E" ] || fail "llmosd did not start: $(cat "$T/node.out" "$T/node.log")"
+start_node() { # llmosd flags (MPI=1: under mpirun -np 2, E = the rank that serves `model`); sets PID and E
+  local fx=()
+  [ "$MPI" = 1 ] && fx=(--np 2 --actor model)
+  : >"$T/node.log"
+  llmos_node_start "${fx[@]}" "$T/node.out" "$T/node.log" "$@" || {
+    PID=$NODE_PID
+    fail "llmosd did not start: $(cat "$T/node.out" "$T/node.log")"
+  }
+  PID=$NODE_PID
   for _ in $(seq 300); do "$BIN/llmos" --endpoint "$E" model stats >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "the model actor on $E does not answer: $(cat "$T/node.out")"
 }
 L() { "$BIN/llmos" --endpoint "$E" "$@"; }
 
 # ---- T = 1, LoRA (merged body), with the job path
-start_node "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level info --classifier "$T/lora" --data-dir "$T/data"
+start_node --log-level info --classifier "$T/lora" --data-dir "$T/data"
 L classify --json --file "$T/texts.txt" >"$T/srv.jsonl" || fail "classify"
 compare "$T/srv.jsonl" "$T/lora.eval.jsonl" "lora, T=1"
 L classify --top 2 "$(head -1 "$T/texts.txt")" >"$T/top2.txt" || fail "classify --top 2"
@@ -143,13 +135,13 @@ long_case() { # $1: what
   [ "$pt" -ge 100 ] || fail "the long text has only $pt tokens"
   [ "$it" -eq $(( (pt + 63) / 64 )) ] || fail "$pt tokens took $it iterations at 64 rows per iteration ($1)"
 }
-start_node "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level warn --classifier "$T/long" --token-budget 64 \
+start_node --log-level warn --classifier "$T/long" --token-budget 64 \
   --data-dir "$T/data5"
 long_case "T=1"
 stop_node
 
 # ---- no classifier: a Score without labels is EINVAL, clearly
-start_node "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level warn "${MODEL[@]}" --data-dir "$T/data2"
+start_node --log-level warn "${MODEL[@]}" --data-dir "$T/data2"
 if L classify "hello" 2>"$T/nocls.err"; then fail "classified without a classifier"; fi
 grep -q "no classifier is loaded.*--classifier" "$T/nocls.err" || fail "no classifier: $(cat "$T/nocls.err")"
 grep -q "EINVAL" "$T/nocls.err" || fail "no classifier: $(cat "$T/nocls.err")"
@@ -165,8 +157,8 @@ grep -q "classifier .*garbage" "$T/g.err" || fail "garbage start: $(cat "$T/g.er
 # ---- T = 2 (tensor parallel), LoRA: every rank merges the same body and loads its slices; then head-only by LOAD
 if command -v mpirun >/dev/null; then
   MPI=1
-  start_node env OMPI_MCA_mpi_yield_when_idle=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
-    "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level info --classifier "$T/lora" --tp 2 --data-dir "$T/data4"
+  export OMPI_MCA_mpi_yield_when_idle=1
+  start_node --log-level info --classifier "$T/lora" --tp 2 --data-dir "$T/data4"
   L classify --json --file "$T/texts.txt" >"$T/srv2.jsonl" || fail "classify (T=2)"
   compare "$T/srv2.jsonl" "$T/lora.eval.jsonl" "lora, T=2"
   L model stats | grep -q "^tp *2" || fail "not a T=2 group"
@@ -176,9 +168,7 @@ if command -v mpirun >/dev/null; then
   compare "$T/srv2_head.jsonl" "$T/head.eval.jsonl" "head, last pooling, T=2"
   stop_node
   # long texts in chunks of 64 rows: the followers pool nothing but run the flagged chunks alike
-  start_node env OMPI_MCA_mpi_yield_when_idle=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
-    "$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level info --classifier "$T/long" --tp 2 --token-budget 64 \
-    --data-dir "$T/data6"
+  start_node --log-level info --classifier "$T/long" --tp 2 --token-budget 64 --data-dir "$T/data6"
   long_case "T=2"
   stop_node
 fi

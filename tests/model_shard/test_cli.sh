@@ -12,22 +12,22 @@ set -euo pipefail
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 M=${LLMOS_MODELS:?LLMOS_MODELS not set}
 DATA=${LLMOS_DATA:?LLMOS_DATA not set}
-T=$(mktemp -d /tmp/llmos-serve-cli-XXXXXX)
+. "$(dirname "$0")/../lib/node.sh"
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-serve-cli cleanup
 PID=
 cleanup() {
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -9 "$PID"; fi
-    rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && cat "$T/node.log" >&2; exit 1; }
 
 "$BIN/llmos-graph" load "$T/db" "$DATA/kg/umls/train.txt" --quiet
 MODEL=(--model "$M/stories260K.bin" --tokenizer "$M/tok512.bin")
-"$BIN/llmosd" --listen tcp://127.0.0.1:0 --log-level warn "${MODEL[@]}" --graph "$T/db" >"$T/node.out" 2>"$T/node.log" &
-PID=$!
-for _ in $(seq 100); do grep -q listening "$T/node.out" 2>/dev/null && break; sleep 0.1; done
-E=$(awk '/listening on/ {print $NF; exit}' "$T/node.out")
-[ -n "$E" ] || fail "llmosd did not start"
+llmos_node_start "$T/node.out" "$T/node.log" --log-level warn "${MODEL[@]}" --graph "$T/db" || {
+    PID=$NODE_PID
+    fail "llmosd did not start"
+}
+PID=$NODE_PID
 L() { "$BIN/llmos" --endpoint "$E" "$@"; }
 
 L generate -n 200 --temperature 0 >"$T/greedy.txt" 2>"$T/greedy.err"

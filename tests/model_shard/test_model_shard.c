@@ -12,7 +12,7 @@
  * queue limit gives EOVERLOADED, never a crash; embeddings; with --tp, a
  * killed follower makes the leader answer EUNAVAILABLE (no hang).
  */
-#include "bench/common/node_proc.h"
+#include "node_fixture.h"
 #include "llmos/client.h"
 #include "llmos/model.pb-c.h"
 #include "runtime/base/clock.h"
@@ -36,7 +36,17 @@
 
 static int tp = 1;
 
-typedef bench_node_t server_t;
+typedef llmos_test_node_t server_t;
+
+/* tp > 1: under mpirun with --enable-recovery (a rank may be killed). */
+static int fixture_start(server_t *s, int ranks, const char *const *argv, const char *actor) {
+    llmos_test_node_opts_t o = {.args = argv, .ranks = ranks, .mpi_recovery = 1, .actor = actor,
+                                .probe_type = LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS};
+    llmos_error_t err;
+    int rc = llmos_test_node_start(s, &o, &err);
+    if (rc) fprintf(stderr, "%s\n", err.msg);
+    return rc;
+}
 
 static server_t main_srv;
 static server_t *leftover; /* a test's own server, until it stops it */
@@ -57,14 +67,19 @@ static int server_start(server_t *s, const char *const *extra) {
     for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     if (s != &main_srv) leftover = s;
-    return bench_node_start(s, tp, argv, "model", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, 60000);
+    return fixture_start(s, tp, argv, "model");
 }
 
 /* A plain llmosd must exit 0 on SIGTERM (and, under ASan, without leaks);
  * mpirun's own status after a signal says nothing about the ranks. */
 static int server_stop(server_t *s) {
     if (s == leftover) leftover = NULL;
-    int st = bench_node_stop(s);
+    int st = -1;
+    llmos_error_t err;
+    if (llmos_test_node_stop(s, 0, &st, &err) == LLMOS_ETIMEDOUT) {
+        fprintf(stderr, "%s\n", err.msg);
+        st = -1;
+    }
     if (tp == 1 && st != 0) fprintf(stderr, "llmosd exited with status %d\n", st);
     return tp == 1 ? st : 0;
 }
@@ -1060,7 +1075,7 @@ static void test_two_replicas(void **state) {
                           "--tp", tps, "--max-seqs", "4", NULL};
     static server_t s; /* static: stop_leftover may stop it after the test left early */
     memset(&s, 0, sizeof s);
-    assert_int_equal(bench_node_start(&s, 2 * tp, argv, "model/1", LLMOS__MODEL_MSG_TYPE__MODEL_MSG_STATS, 60000), 0);
+    assert_int_equal(fixture_start(&s, 2 * tp, argv, "model/1"), 0);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/stories260K.greedy.txt", env_or("LLMOS_MODELS", "."));
     char *want = read_file(path);

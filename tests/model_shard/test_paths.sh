@@ -17,13 +17,12 @@
 set -euo pipefail
 BIN=${LLMOS_BIN:?LLMOS_BIN not set}
 M=${LLMOS_MODELS:?LLMOS_MODELS not set}
-T=$(mktemp -d /tmp/llmos-paths-XXXXXX)
+. "$(dirname "$0")/../lib/tmp.sh"
+llmos_tmp llmos-paths cleanup
 PID=
 cleanup() {
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -9 "$PID" 2>/dev/null || true; fi
-    rm -rf "$T"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/node.log" ] && tail -20 "$T/node.log" >&2; exit 1; }
 step() { echo "--- $*"; }
 . "$(dirname "$0")/../lib/node.sh"

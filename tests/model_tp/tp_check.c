@@ -21,7 +21,7 @@
  *        tp_check --greedy N         (rank 0 prints stories260K's greedy
  *                                     text, -n N, like llmos-generate)
  */
-#include "bench/common/model_gen.h"
+#include "model_gen.h"
 #include "model/model.h"
 #include "model/q8.h"
 #include "model/tp.h"
@@ -77,7 +77,7 @@ static void write_random_model(const char *path, const char *tok, int dim, int h
                         .shared_classifier = shared};
     llmos_error_t e = {0};
     /* amp 0.25: activations and logits of order one at these widths. */
-    if (bench_model_write(&c, 0x9e3779b97f4a7c15ull ^ (uint64_t)hidden, 0.25f, path, tok, &e))
+    if (llmos_test_model_write(&c, 0x9e3779b97f4a7c15ull ^ (uint64_t)hidden, 0.25f, path, tok, &e))
         die("writing a random model", &e);
 }
 

@@ -8,6 +8,7 @@
  */
 #include "model/train/ckpt.h"
 #include "model/train/ngram.h"
+#include "runtime/base/tmpdir.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -360,16 +361,17 @@ static void test_bad_training(void **state) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/llmos_test_ngram.XXXXXX");
-    if (!mkdtemp(g_dir)) return 1;
+    llmos_error_t terr;
+    if (llmos_tmpdir_make("llmos_test_ngram", g_dir, sizeof g_dir, &terr)) {
+        fprintf(stderr, "%s\n", terr.msg);
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_features_exact),  cmocka_unit_test(test_separable_lr),
         cmocka_unit_test(test_separable_svm),   cmocka_unit_test(test_save_load_identical),
         cmocka_unit_test(test_bad_checkpoints), cmocka_unit_test(test_bad_training),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    if (llmos_tmpdir_remove(g_dir, &terr)) fprintf(stderr, "%s\n", terr.msg);
     return rc;
 }

@@ -1,11 +1,11 @@
 /*
- * model_cls.c — a fine-tuned classifier checkpoint made ready for serving
- * (see model_cls.h): the head, labels, pooling and token limit copied out
+ * serve_cls.c — a fine-tuned classifier checkpoint made ready for serving
+ * (see serve_cls.h): the head, labels, pooling and token limit copied out
  * of the rebuilt training net, and the body the shards load — the base
  * file for a head-only checkpoint, else a private temporary llama2.c file
  * of the merged fine-tuned body.
  */
-#include "actors/model_cls.h"
+#include "model/serve_cls.h"
 
 #include "model/train/trainer.h"
 #include "runtime/base/log.h"
@@ -26,7 +26,7 @@ static char *meta_str(const char *meta, const char *key) {
 }
 
 /* Writes the merged body of ld to a new temporary file; c->load_path. */
-static int write_merged(actors_cls_t *c, const train_loaded_t *ld, llmos_error_t *err) {
+static int write_merged(serve_cls_t *c, const train_loaded_t *ld, llmos_error_t *err) {
     const char *tmp = getenv("TMPDIR");
     char path[1024];
     if (snprintf(path, sizeof path, "%s/llmos-cls-XXXXXX", tmp && tmp[0] ? tmp : "/tmp") >= (int)sizeof path)
@@ -48,8 +48,8 @@ static int write_merged(actors_cls_t *c, const train_loaded_t *ld, llmos_error_t
     return rc;
 }
 
-int actors_cls_open(const char *dir, const char *model, const char *tokenizer, actors_cls_t **out,
-                    llmos_error_t *err) {
+int serve_cls_open(const char *dir, const char *model, const char *tokenizer, serve_cls_t **out,
+                   llmos_error_t *err) {
     *out = NULL;
     char b1[1100], b2[1100];
     model = train_path_resolve(model, 1, b1, sizeof b1);
@@ -60,15 +60,15 @@ int actors_cls_open(const char *dir, const char *model, const char *tokenizer, a
         llmos_error_prefix(err, "classifier %s: ", dir);
         return rc;
     }
-    actors_cls_t *c = calloc(1, sizeof *c);
+    serve_cls_t *c = calloc(1, sizeof *c);
     const train_layout_t *lay = train_net_layout(ld.net);
     if (!c) {
         rc = llmos_error_set(err, LLMOS_ENOMEM, "no memory");
         goto out;
     }
     if (lay->opts.task != TRAIN_TASK_CLS || lay->head_w < 0 || lay->head_b < 0) {
-        rc = llmos_error_set(err, LLMOS_EINVAL, "classifier %s: version %d is not a classifier checkpoint", dir,
-                             ld.version);
+        rc = llmos_error_set(err, LLMOS_EINVAL, "classifier %s: version %d is not a classifier checkpoint",
+                             dir, ld.version);
         goto out;
     }
     int C = lay->opts.n_classes, D = model_config(ld.model)->dim;
@@ -82,7 +82,9 @@ int actors_cls_open(const char *dir, const char *model, const char *tokenizer, a
     c->version = ld.version;
     c->pool_last = lay->opts.pool == TRAIN_POOL_LAST;
     c->seq = ld.seq;
-    c->mode = lay->opts.mode == TRAIN_MODE_HEAD ? "head" : lay->opts.mode == TRAIN_MODE_LORA ? "lora" : "full";
+    c->mode = lay->opts.mode == TRAIN_MODE_HEAD   ? "head"
+              : lay->opts.mode == TRAIN_MODE_LORA ? "lora"
+                                                  : "full";
     c->dir = strdup(dir);
     c->labels = calloc((size_t)C, sizeof *c->labels);
     c->w = malloc(sizeof(float) * (size_t)C * (size_t)D);
@@ -107,32 +109,34 @@ int actors_cls_open(const char *dir, const char *model, const char *tokenizer, a
     if (lay->opts.mode == TRAIN_MODE_HEAD) {
         /* The body is the base model itself. */
         c->load_path = model ? strdup(model) : meta_str(ld.meta, "model");
-        if (!c->load_path) rc = llmos_error_set(err, LLMOS_EFORMAT, "classifier %s: meta names no model", dir);
+        if (!c->load_path)
+            rc = llmos_error_set(err, LLMOS_EFORMAT, "classifier %s: meta names no model", dir);
     } else {
         rc = write_merged(c, &ld, err);
     }
     if (!rc)
-        LLMOS_INFO("classifier %s: version %d, %s, %d classes, %s pooling, %d tokens; body from %s", dir, c->version,
-                   c->mode, C, c->pool_last ? "last" : "mean", c->seq, c->load_path);
+        LLMOS_INFO("classifier %s: version %d, %s, %d classes, %s pooling, %d tokens; body from %s", dir,
+                   c->version, c->mode, C, c->pool_last ? "last" : "mean", c->seq, c->load_path);
 out:
     train_loaded_deinit(&ld);
     if (rc)
-        actors_cls_destroy(&c);
+        serve_cls_destroy(&c);
     else
         *out = c;
     return rc;
 }
 
-void actors_cls_drop_temp(actors_cls_t *c) {
+void serve_cls_drop_temp(serve_cls_t *c) {
     if (c && c->temp && c->load_path) unlink(c->load_path);
     if (c) c->temp = false;
 }
 
-void actors_cls_destroy(actors_cls_t **cp) {
+void serve_cls_destroy(serve_cls_t **cp) {
     if (!cp || !*cp) return;
-    actors_cls_t *c = *cp;
-    actors_cls_drop_temp(c);
-    for (int k = 0; c->labels && k < c->n_classes; k++) free(c->labels[k]);
+    serve_cls_t *c = *cp;
+    serve_cls_drop_temp(c);
+    for (int k = 0; c->labels && k < c->n_classes; k++)
+        free(c->labels[k]);
     free(c->labels);
     free(c->w);
     free(c->b);
@@ -143,15 +147,18 @@ void actors_cls_destroy(actors_cls_t **cp) {
     *cp = NULL;
 }
 
-void actors_cls_apply(const actors_cls_t *c, const float *h, double *probs) {
+void serve_cls_apply(const serve_cls_t *c, const float *h, double *probs) {
     double mx = -INFINITY, sum = 0;
     for (int k = 0; k < c->n_classes; k++) {
         const float *w = c->w + (size_t)k * (size_t)c->dim;
         double z = c->b[k];
-        for (int j = 0; j < c->dim; j++) z += (double)w[j] * (double)h[j];
+        for (int j = 0; j < c->dim; j++)
+            z += (double)w[j] * (double)h[j];
         probs[k] = z;
         if (z > mx) mx = z;
     }
-    for (int k = 0; k < c->n_classes; k++) sum += (probs[k] = exp(probs[k] - mx));
-    for (int k = 0; k < c->n_classes; k++) probs[k] /= sum;
+    for (int k = 0; k < c->n_classes; k++)
+        sum += (probs[k] = exp(probs[k] - mx));
+    for (int k = 0; k < c->n_classes; k++)
+        probs[k] /= sum;
 }

@@ -2,7 +2,7 @@
  * model_gen.c — random-weight llama2.c checkpoints and synthetic
  * tokenizers (model_gen.h).  Writes files only; nothing here is timed.
  */
-#include "bench/common/model_gen.h"
+#include "model_gen.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -43,8 +43,8 @@ static int write_tokenizer(const char *path, int vocab, llmos_error_t *err) {
     return ok ? 0 : llmos_error_set(err, LLMOS_EIO, "writing %s failed", path);
 }
 
-int bench_model_write(const model_config_t *cfg, uint64_t seed, float amp, const char *model_path,
-                      const char *tok_path, llmos_error_t *err) {
+int llmos_test_model_write(const model_config_t *cfg, uint64_t seed, float amp, const char *model_path,
+                           const char *tok_path, llmos_error_t *err) {
     model_t *m = NULL;
     int rc = model_new(cfg, &m, err);
     if (rc) return rc;
