@@ -6,6 +6,7 @@
 #include "actors/gateway.h"
 
 #include "jobs/joblog.h"
+#include "jobs/sched.h"
 #include "llmos/job.pb-c.h"
 #include "runtime/pbcheck.h"
 
@@ -19,17 +20,11 @@ static int check_str(const char *s, size_t max, bool required, const char *field
     return 0;
 }
 
-static const char *eff_name(const Llmos__Task *t, size_t i, char *buf, size_t cap) {
-    if (t->name && t->name[0]) return t->name;
-    snprintf(buf, cap, "t%zu", i);
-    return buf;
-}
-
 /* The index of the task named `name` among tasks[0..before), or -1. */
 static int earlier(const Llmos__Job *job, size_t before, const char *name) {
     char nb[24];
     for (size_t k = 0; k < before; k++)
-        if (strcmp(eff_name(job->tasks[k], k, nb, sizeof nb), name) == 0) return (int)k;
+        if (strcmp(jobs_task_name(job->tasks[k], (uint32_t)(k), nb, sizeof nb), name) == 0) return (int)k;
     return -1;
 }
 
@@ -45,7 +40,7 @@ static int check_refs(const Llmos__Job *job, size_t i, const char *tname, char *
             bool later = false;
             char nb[24];
             for (size_t m = i; m < job->n_tasks && !later; m++)
-                later = strcmp(eff_name(job->tasks[m], m, nb, sizeof nb), refs[k]) == 0;
+                later = strcmp(jobs_task_name(job->tasks[m], (uint32_t)(m), nb, sizeof nb), refs[k]) == 0;
             return llmos_error_set(err, LLMOS_EINVAL, "job.tasks[%zu] '%s': %s '%.64s' %s", i, tname, what, refs[k],
                                    later ? "is not an earlier task (tasks may only depend on earlier ones: no cycles)"
                                          : "names no task of the job");
@@ -57,13 +52,13 @@ static int check_refs(const Llmos__Job *job, size_t i, const char *tname, char *
 static int check_task(const Llmos__Job *job, size_t i, llmos_error_t *err) {
     const Llmos__Task *t = job->tasks[i];
     char nb[24], field[96];
-    const char *name = eff_name(t, i, nb, sizeof nb);
+    const char *name = jobs_task_name(t, (uint32_t)(i), nb, sizeof nb);
     snprintf(field, sizeof field, "job.tasks[%zu].name", i);
     int rc = check_str(t->name, GATEWAY_MAX_NAME, false, field, err);
     if (rc) return rc;
     for (size_t k = 0; k < i; k++) {
         char kb[24];
-        if (strcmp(eff_name(job->tasks[k], k, kb, sizeof kb), name) == 0)
+        if (strcmp(jobs_task_name(job->tasks[k], (uint32_t)(k), kb, sizeof kb), name) == 0)
             return llmos_error_set(err, LLMOS_EINVAL, "job.tasks[%zu]: name '%s' is also the name of job.tasks[%zu]", i,
                                    name, k);
     }

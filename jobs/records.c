@@ -91,8 +91,6 @@ int jobs_text_part(Llmos__TaskResult *r, uint64_t offset, uint64_t *room, llmos_
     return 0;
 }
 
-static bool terminal(uint32_t st) { return st >= LLMOS__JOB_STATE__JOB_DONE; }
-
 int jobs_status_pack(joblog_t *log, const jobs_sched_t *core, const char *id, bool results, const char *only_task,
                      uint64_t offset, uint64_t budget, uint8_t **buf, size_t *len, llmos_error_t *err) {
     *buf = NULL;
@@ -161,7 +159,7 @@ int jobs_status_pack(joblog_t *log, const jobs_sched_t *core, const char *id, bo
         r->kind = t->kind;
         jobs_task_view_t tv;
         if (alive && jobs_sched_task(core, live.seq, (uint32_t)i, &tv) == 0) r->state = (Llmos__TaskState)tv.state;
-        else if (terminal(st.state) && r->state != LLMOS__TASK_STATE__TASK_DONE &&
+        else if (jobs_state_final(st.state) && r->state != LLMOS__TASK_STATE__TASK_DONE &&
                  r->state != LLMOS__TASK_STATE__TASK_FAILED)
             r->state = LLMOS__TASK_STATE__TASK_CANCELLED;
         trs[i] = r;
@@ -237,7 +235,7 @@ typedef struct id_acc {
 static int id_each(void *user, const char *id, size_t id_len, const joblog_job_t *rec) {
     id_acc_t *a = user;
     if (rec->seq > a->max_seq) a->max_seq = rec->seq;
-    if (a->unfinished_only && (terminal(rec->state) || id_len > JOBLOG_ID_MAX)) return 0;
+    if (a->unfinished_only && (jobs_state_final(rec->state) || id_len > JOBLOG_ID_MAX)) return 0;
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 32;
         char **p = realloc(a->ids, cap * sizeof *p);

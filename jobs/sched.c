@@ -407,7 +407,7 @@ void jobs_sched_set_limit(jobs_sched_t *s, uint32_t target, uint32_t limit) {
 static void sweep(jobs_sched_t *s, uint64_t now) {
     for (sjob_t *j = s->watch_head, *next; j; j = next) {
         next = j->wnext;
-        for (uint32_t i = 0; i < j->ntasks && j->nrunning && !sj_terminal(j->state); i++) {
+        for (uint32_t i = 0; i < j->ntasks && j->nrunning && !jobs_state_final(j->state); i++) {
             stask_t *t = &j->tasks[i];
             if (t->state != LLMOS__TASK_STATE__TASK_RUNNING) continue;
             uint64_t dl = t->started_ms + s->cfg.task_timeout_ms;
@@ -415,7 +415,7 @@ static void sweep(jobs_sched_t *s, uint64_t now) {
             if (now > dl + JOBS_TIMEOUT_GRACE_MS)
                 fail_task(s, j, i, LLMOS_ETIMEDOUT, "the target did not answer in time", now, true);
         }
-        if (sj_terminal(j->state)) continue; /* ended (unwatched) */
+        if (jobs_state_final(j->state)) continue; /* ended (unwatched) */
         for (waiter_t **p = &j->waiters; *p;) {
             waiter_t *w = *p;
             if (w->deadline_ms <= now) {

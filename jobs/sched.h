@@ -245,6 +245,10 @@ static inline uint64_t jobs_corr_seq(uint64_t corr) { return corr >> 24; }
 static inline uint8_t jobs_corr_attempt(uint64_t corr) { return (uint8_t)(corr >> 16); }
 static inline uint32_t jobs_corr_task(uint64_t corr) { return (uint32_t)(corr & 0xFFFFu); }
 
+/* 1 for a job state no change follows (done, failed, cancelled, expired,
+ * quarantined). */
+static inline bool jobs_state_final(uint32_t st) { return st >= LLMOS__JOB_STATE__JOB_DONE; }
+
 /* The name of target index t ("" when out of range). */
 const char *jobs_sched_target_name(const jobs_sched_t *s, uint32_t t);
 

@@ -158,7 +158,6 @@ struct jobs_sched {
     uint64_t st_done, st_failed, st_retried, st_rejected, st_expired, st_cancelled, st_recovered, st_quarantined;
 };
 
-static inline bool sj_terminal(uint32_t st) { return st >= LLMOS__JOB_STATE__JOB_DONE; }
 
 /* sched_tables.c */
 /* An unfinished job by id (one that ended and waits to be freed is not found). */

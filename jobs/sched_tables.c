@@ -138,7 +138,7 @@ static int table_grow(jobs_sched_t *s) {
 sjob_t *sj_by_id(const jobs_sched_t *s, const char *id) {
     if (!s->nbuckets) return NULL;
     for (sjob_t *j = s->by_id[hash_str(id) & (s->nbuckets - 1)]; j; j = j->next_id)
-        if (strcmp(j->id, id) == 0 && !sj_terminal(j->state)) return j;
+        if (strcmp(j->id, id) == 0 && !jobs_state_final(j->state)) return j;
     return NULL;
 }
 
@@ -153,7 +153,7 @@ sjob_t *sj_by_seq_any(const jobs_sched_t *s, uint64_t seq) {
 /* An unfinished job by seq. */
 sjob_t *sj_alive(const jobs_sched_t *s, uint64_t seq) {
     sjob_t *j = sj_by_seq_any(s, seq);
-    return j && !sj_terminal(j->state) ? j : NULL;
+    return j && !jobs_state_final(j->state) ? j : NULL;
 }
 
 static int job_insert(jobs_sched_t *s, sjob_t *j) {
